@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help run test lint bench soak tools kind-up clean
+
+help:
+	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database)"
+	@echo "make test    - install everything the tests need, then ruff, mypy and pytest"
+	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
+	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
+
+run:
+	@scripts/setup-python.sh
+	@scripts/setup-node.sh
+	.venv/bin/python -m mcp_gateway.local --config examples/local.yaml
+
+test:
+	scripts/test.sh $(PYTEST_ARGS)
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+
+bench:
+	@scripts/setup-python.sh
+	@scripts/start-postgres.sh
+	@scripts/build-tools.sh
+	.venv/bin/python -m bench
+
+soak:
+	scripts/test.sh -m soak
+
+tools:
+	scripts/build-tools.sh
+
+kind-up:
+	scripts/kind-up.sh
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache tests/artifacts

@@ -1,0 +1,1 @@
+"""Pieces shared by the adapter, the gateway and the operator."""

@@ -1,0 +1,63 @@
+"""Fixtures shared by every test area: real processes, real PostgreSQL, a real
+Kubernetes control plane. See tests/support/ for how each is started."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import postgres
+from tests.support.kube import ControlPlane, start_control_plane
+from tests.support.processes import ManagedProcess, start_process
+
+
+def _in_thread(fn: Callable[[], Any]) -> Any:
+    """Run blocking setup off the event loop's thread (asyncpg needs a loop of its own)."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn()
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., ManagedProcess]]:
+    """Start real processes (see start_process); all are stopped at teardown."""
+    started: list[ManagedProcess] = []
+
+    def _spawn(cmd: list[str], **kwargs: Any) -> ManagedProcess:
+        process = start_process(cmd, **kwargs)
+        started.append(process)
+        return process
+
+    yield _spawn
+    for process in reversed(started):
+        process.stop()
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """DSN of a brand-new, empty database, dropped after the test."""
+    name, dsn = _in_thread(postgres.create_database)
+    yield dsn
+    _in_thread(lambda: postgres.drop_database(name))
+
+
+@pytest.fixture(scope="session")
+def kube() -> Iterator[ControlPlane]:
+    """A real kube-apiserver + etcd + kube-controller-manager with our CRDs installed."""
+    plane = start_control_plane()
+    yield plane
+    plane.stop()
