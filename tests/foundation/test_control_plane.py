@@ -84,7 +84,8 @@ def test_rbac_limits_a_service_account(kube: ControlPlane, tmp_path: object) -> 
     namespace = kube.namespace("found")
     with kube.api_client() as api:
         core = k8s.CoreV1Api(api)
-        core.create_namespaced_service_account(namespace, k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="reader")))
+        account = k8s.V1ServiceAccount(metadata=k8s.V1ObjectMeta(name="reader"))
+        core.create_namespaced_service_account(namespace, account)
         rbac = k8s.RbacAuthorizationV1Api(api)
         rbac.create_namespaced_role(
             namespace,

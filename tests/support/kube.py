@@ -182,7 +182,8 @@ class ControlPlane:
                 raise RuntimeError(f"kube-apiserver exited:\n{apiserver.log_text()[-4000:]}")
             try:
                 response = httpx.get(
-                    f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.token}"},
+                    f"{self.server}/readyz",
+                    headers={"Authorization": f"Bearer {self.token}"},
                     verify=ssl.create_default_context(cafile=self.ca_file) if self.ca_file.exists() else False,
                     timeout=2,
                 )

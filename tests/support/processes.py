@@ -6,6 +6,7 @@ after the fact, and so tests can grep logs (e.g. for leaked secrets).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -86,10 +87,8 @@ class ManagedProcess:
             except ProcessLookupError:
                 pass
         # Reap anything left in the group (children that ignored SIGTERM).
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self._log.close()
         return self.popen.returncode
 
@@ -110,5 +109,6 @@ def start_process(
             wait_http(ready_url, timeout, process=process.popen)
         except Exception as exc:
             process.stop(grace=2)
-            raise RuntimeError(f"{name} did not become ready: {exc}\n--- log ---\n{process.log_text()[-4000:]}") from exc
+            tail = process.log_text()[-4000:]
+            raise RuntimeError(f"{name} did not become ready: {exc}\n--- log ---\n{tail}") from exc
     return process

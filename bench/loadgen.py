@@ -1,0 +1,119 @@
+"""Drive MCP `tools/call` load with wrk and read back latency and throughput.
+
+A 2026-07-28 request is one self-contained POST, so wrk (C, epoll) can replay
+it at a rate no Python client reaches on two cores. Its ceiling is measured
+against a trivial ASGI app in the same run (see `ceiling_app`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+MODERN = "2026-07-28"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    concurrency: int
+    p50_ms: float
+    p99_ms: float
+    calls_per_s: float
+    errors: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "concurrency": self.concurrency,
+            "p50_ms": round(self.p50_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "calls_per_s": round(self.calls_per_s, 1),
+            "errors": self.errors,
+        }
+
+
+def tools_call_body(tool: str, arguments: dict[str, object]) -> str:
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    request = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": tool, "arguments": arguments, "_meta": meta},
+    }
+    return json.dumps(request)
+
+
+def _lua_script(body: str, headers: dict[str, str]) -> str:
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(body)}"]
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    # Count non-2xx answers and JSON-RPC errors as failures, not as fast successes.
+    lines += [
+        "errors = 0",
+        "response = function(status, headers, body)",
+        "  if status ~= 200 or string.find(body, '\"error\"', 1, true) then errors = errors + 1 end",
+        "end",
+        "done = function(summary, latency, requests)",
+        '  io.write(string.format("ERRORS %d\\n", summary.errors.status + errors))',
+        "end",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"unexpected wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(
+    url: str,
+    *,
+    tool: str = "echo",
+    arguments: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
+    concurrency: int = 1,
+    seconds: int = 5,
+) -> LoadResult:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is missing: `apt-get install wrk` (make bench does it)")
+    all_headers = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": tool,
+        **(headers or {}),
+    }
+    body = tools_call_body(tool, arguments or {"text": "hello"})
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_lua_script(body, all_headers))
+    threads = min(concurrency, 2)
+    out = subprocess.run(
+        [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+    Path(script.name).unlink()
+    percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)", out, re.MULTILINE))
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"ERRORS (\d+)", out)
+    if not (percentiles.get("50") and percentiles.get("99") and rate):
+        raise RuntimeError(f"could not read wrk output:\n{out}")
+    return LoadResult(
+        concurrency=concurrency,
+        p50_ms=_ms(percentiles["50"]),
+        p99_ms=_ms(percentiles["99"]),
+        calls_per_s=float(rate.group(1)),
+        errors=int(errors.group(1)) if errors else 0,
+    )
