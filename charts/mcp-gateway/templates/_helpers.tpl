@@ -1,0 +1,172 @@
+{{/* Chart name, overridable; trimmed to the 63-character label limit. */}}
+{{- define "mcp-gateway.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified release name. When the release name already contains the chart
+name it is used as is, so `helm install mcp-gateway ...` gives `mcp-gateway`
+rather than `mcp-gateway-mcp-gateway`.
+*/}}
+{{- define "mcp-gateway.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mcp-gateway.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Per-component object names, each leaving room for suffixes Kubernetes adds. */}}
+{{- define "mcp-gateway.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "mcp-gateway.fullname" .) | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mcp-gateway.operator.fullname" -}}
+{{- printf "%s-operator" (include "mcp-gateway.fullname" .) | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels on every object. */}}
+{{- define "mcp-gateway.labels" -}}
+helm.sh/chart: {{ include "mcp-gateway.chart" . }}
+app.kubernetes.io/name: {{ include "mcp-gateway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mcp-gateway
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels: stable across upgrades, so never the version. Takes (dict "ctx" $ "component" "gateway"). */}}
+{{- define "mcp-gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mcp-gateway.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "mcp-gateway.componentLabels" -}}
+{{ include "mcp-gateway.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Image reference. A digest, when set, wins over the tag so deployments are
+immutable; the tag defaults to the chart's appVersion.
+Takes (dict "ctx" $ "image" .Values.gateway.image).
+*/}}
+{{- define "mcp-gateway.image" -}}
+{{- $registry := .ctx.Values.global.imageRegistry | default .image.registry -}}
+{{- $repo := .image.repository -}}
+{{- if $registry }}{{ $repo = printf "%s/%s" $registry .image.repository }}{{ end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (.image.tag | default .ctx.Chart.AppVersion) -}}
+{{- end -}}
+{{- end }}
+
+{{- define "mcp-gateway.gateway.serviceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "mcp-gateway.gateway.fullname" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "mcp-gateway.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (include "mcp-gateway.operator.fullname" .) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMap the operator renders and every gateway replica watches. */}}
+{{- define "mcp-gateway.routingConfigMapName" -}}
+{{- default (printf "%s-routing" (include "mcp-gateway.fullname" .)) .Values.routing.configMapName | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Secret the chart generates for the gateway's own secrets (admin token, API key pepper). */}}
+{{- define "mcp-gateway.generatedSecretName" -}}
+{{- include "mcp-gateway.gateway.fullname" . }}
+{{- end }}
+
+{{/*
+secretKeyRef for one gateway secret: the user's existing Secret when named, else
+the generated one. Takes (dict "ctx" $ "ref" .Values.gateway.adminToken "key" "admin-token").
+*/}}
+{{- define "mcp-gateway.secretKeyRef" -}}
+{{- if .ref.existingSecret -}}
+name: {{ .ref.existingSecret }}
+key: {{ .ref.existingSecretKey }}
+{{- else -}}
+name: {{ include "mcp-gateway.generatedSecretName" .ctx }}
+key: {{ .key }}
+{{- end }}
+{{- end }}
+
+{{/* Operator command-line arguments (see `mcp-operator --help`). */}}
+{{- define "mcp-gateway.operator.args" -}}
+- --routing-configmap={{ .Release.Namespace }}/{{ include "mcp-gateway.routingConfigMapName" . }}
+- --adapter-image={{ include "mcp-gateway.image" (dict "ctx" $ "image" .Values.adapter.image) }}
+- --image-pull-policy={{ .Values.adapter.image.pullPolicy }}
+- --cluster-domain={{ .Values.clusterDomain }}
+- --gateway-url={{ include "mcp-gateway.gatewayUrl" . }}
+- --lease={{ .Release.Namespace }}/{{ include "mcp-gateway.operator.fullname" . }}
+- --health-port={{ .Values.operator.healthPort }}
+- --log-level={{ .Values.operator.logLevel }}
+{{- range .Values.operator.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- end }}
+
+{{/* Base URL clients use, shown in Profile status: the public one when set, else the Service's. */}}
+{{- define "mcp-gateway.gatewayUrl" -}}
+{{- if .Values.operator.gatewayUrl }}
+{{- .Values.operator.gatewayUrl | trimSuffix "/" }}
+{{- else }}
+{{- printf "http://%s.%s.svc.%s:%v" (include "mcp-gateway.gateway.fullname" .) .Release.Namespace .Values.clusterDomain .Values.gateway.service.port }}
+{{- end }}
+{{- end }}
+
+{{/* Operator permissions: the rules of operator/rbac.yaml, verbatim (tests/chart checks they stay equal). */}}
+{{- define "mcp-gateway.operator.clusterRules" -}}
+# Read the custom resources; write only their status (no finalizers, no annotations).
+- apiGroups: [mcpgateway.dev]
+  resources: [tenants, profiles, upstreams]
+  verbs: [get, list, watch]
+- apiGroups: [mcpgateway.dev]
+  resources: [tenants/status, profiles/status, upstreams/status]
+  verbs: [get, patch]
+# Adapter workloads (server-side apply = patch; create for the first apply) and the
+# routing ConfigMap. No delete: the garbage collector removes owned objects.
+- apiGroups: [""]
+  resources: [configmaps, services]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, list, watch, create, patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+# Only needed when --namespace is given a glob ("team-*"): the operator follows matching namespaces.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}
+
+{{- define "mcp-gateway.operator.leaseRules" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, create, update]
+{{- end }}

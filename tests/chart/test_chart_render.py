@@ -1,0 +1,247 @@
+"""`helm lint` and `helm template` on the chart: defaults, every feature on, and
+the guard rails (schema, fail messages) a user hits when values are wrong."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.support import (
+    CHART,
+    KUBE_VERSION,
+    REPO,
+    VALUES_FULL,
+    VALUES_KIND,
+    by_kind,
+    helm,
+    one,
+    render,
+    template,
+)
+
+STANDARD_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "helm.sh/chart",
+)
+
+
+def pod_specs(docs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    specs = [(d["metadata"]["name"], d["spec"]["template"]["spec"]) for d in by_kind(docs, "Deployment")]
+    return specs + [(d["metadata"]["name"], d["spec"]) for d in by_kind(docs, "Pod")]
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+
+
+@pytest.mark.parametrize("values", [(), (VALUES_FULL,), (VALUES_KIND,)], ids=["default", "full", "kind"])
+def test_helm_lint_strict_passes(values: tuple[Any, ...]) -> None:
+    args = ["lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION]
+    for path in values:
+        args += ["--values", str(path)]
+    result = helm(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+def test_default_render_has_the_core_objects_only() -> None:
+    docs = render()
+    kinds = sorted({d["kind"] for d in docs})
+    assert kinds == sorted(
+        {
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "NetworkPolicy",
+            "Pod",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Secret",
+            "Service",
+            "ServiceAccount",
+        }
+    )
+    names = {d["metadata"]["name"] for d in by_kind(docs, "Deployment")}
+    assert names == {"mcp-gateway-gateway", "mcp-gateway-operator"}
+
+
+def test_every_object_carries_the_standard_labels_and_release_namespace() -> None:
+    for doc in render(VALUES_FULL, namespace="tools"):
+        labels = doc["metadata"].get("labels", {})
+        missing = [key for key in STANDARD_LABELS if key not in labels]
+        assert not missing, f"{doc['kind']}/{doc['metadata']['name']} lacks labels {missing}"
+        assert labels["team"] == "platform"  # commonLabels
+        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"]["namespace"] == "tools", doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("values", [(), (VALUES_FULL,)], ids=["default", "full"])
+def test_every_pod_is_locked_down(values: tuple[Any, ...]) -> None:
+    for name, spec in pod_specs(render(*values)):
+        pod_sc = spec["securityContext"]
+        assert pod_sc["runAsNonRoot"] is True, name
+        assert pod_sc["runAsUser"] != 0, name
+        assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        for container in spec["containers"]:
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["capabilities"]["drop"] == ["ALL"], name
+            assert "add" not in sc["capabilities"], name
+            assert container["resources"]["requests"]["memory"], name
+            assert container["resources"]["limits"]["memory"], name
+
+
+def test_gateway_secrets_are_generated_random_and_wired_into_the_gateway() -> None:
+    values: dict[str, list[str]] = {"admin-token": [], "api-key-pepper": []}
+    for docs in (render(), render()):
+        secret = one(docs, "Secret", "-gateway")
+        assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        env = env_of(one(docs, "Deployment", "-gateway"))
+        for key, variable, length in (
+            ("admin-token", "MCP_GATEWAY_ADMIN_TOKEN", 48),
+            ("api-key-pepper", "MCP_GATEWAY_KEY_PEPPER", 64),
+        ):
+            value = base64.b64decode(secret["data"][key]).decode()
+            assert len(value) == length and value.isalnum()
+            values[key].append(value)
+            assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"], "key": key}
+    for key, seen in values.items():
+        assert seen[0] != seen[1], f"{key} must never be a fixed default"
+
+
+def test_existing_secrets_replace_generated_ones() -> None:
+    docs = render(VALUES_FULL)
+    assert not by_kind(docs, "Secret"), "no Secret is generated when every gateway secret comes from an existing one"
+    env = env_of(one(docs, "Deployment", "-gateway"))
+    assert env["MCP_GATEWAY_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "mcp-admin", "key": "token"}
+    assert env["MCP_GATEWAY_KEY_PEPPER"]["valueFrom"]["secretKeyRef"] == {"name": "mcp-admin", "key": "pepper"}
+    assert env["MCP_GATEWAY_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "mcp-postgres", "key": "url"}
+    assert env["UPSTREAM_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "upstream-credentials"
+
+
+def test_only_the_missing_secret_is_generated() -> None:
+    docs = render(sets=("gateway.adminToken.existingSecret=my-admin",))
+    assert sorted(one(docs, "Secret", "-gateway")["data"]) == ["api-key-pepper"]
+    env = env_of(one(docs, "Deployment", "-gateway"))
+    assert env["MCP_GATEWAY_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "my-admin", "key": "admin-token"}
+
+
+def test_without_database_no_dsn_is_passed() -> None:
+    env = env_of(one(render(), "Deployment", "-gateway"))
+    assert "MCP_GATEWAY_DATABASE_URL" not in env
+
+
+def test_gateway_watches_the_routing_configmap_the_operator_renders() -> None:
+    docs = render(VALUES_FULL, namespace="tools")
+    args = one(docs, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--routing-configmap=tools/mcp-full-routes" in args
+    role = one(docs, "Role", "-gateway")
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["mcp-full-routes"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    operator = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+    assert "--routing-configmap=tools/mcp-full-routes" in operator["args"]
+
+
+def test_full_values_turn_on_every_optional_feature() -> None:
+    docs = render(VALUES_FULL)
+    gateway = one(docs, "Deployment", "-gateway")
+    assert "replicas" not in gateway["spec"], "the HPA owns the replica count"
+    container = gateway["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == (
+        "registry.internal.example:5000/mcp-gateway@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    )
+    assert container["ports"][0]["containerPort"] == 9090
+    hpa = one(docs, "HorizontalPodAutoscaler")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
+    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    ingress = one(docs, "Ingress")
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["mcp.example.com", "mcp-internal.example.com"]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    route = one(docs, "HTTPRoute")
+    assert route["spec"]["parentRefs"][0]["name"] == "public-gateway"
+    assert route["spec"]["rules"][0]["backendRefs"] == [{"name": "mcp-full-gateway", "port": 443}]
+    assert route["spec"]["rules"][0]["timeouts"] == {"request": "1h"}
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert one(docs, "PodDisruptionBudget")["spec"] == {
+        "minAvailable": 2,
+        "selector": one(docs, "PodDisruptionBudget")["spec"]["selector"],
+    }
+    policy = one(docs, "NetworkPolicy", "-gateway")
+    peers = [rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in policy["spec"]["ingress"]]
+    assert peers == [{"kubernetes.io/metadata.name": "ingress-nginx"}, {"kubernetes.io/metadata.name": "monitoring"}]
+    service = one(docs, "Service")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
+    operator_args = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in operator_args and "--namespace=team-b" in operator_args
+
+
+def test_helm_test_hook_checks_the_gateway_through_its_service() -> None:
+    pod = one(render(), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["args"][0]
+    assert "/healthz" in script and "http://mcp-gateway-gateway.mcp.svc:80" in script
+
+
+def test_a_wrong_value_type_is_refused_with_its_path() -> None:
+    result = template(sets=("gateway.replicaCount=two",))
+    assert result.returncode != 0
+    assert "/gateway/replicaCount" in result.stderr and "want integer" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("gateway.replicaz=2", "additional properties 'replicaz' not allowed"),
+        ("gateway.service.type=External", "/gateway/service/type"),
+        ("gateway.image.digest=latest", "/gateway/image/digest"),
+        ("operator.logLevel=loud", "/operator/logLevel"),
+    ],
+)
+def test_schema_refuses_unknown_keys_and_bad_values(setting: str, message: str) -> None:
+    result = template(sets=(setting,))
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (("gateway.replicaCount=3",), "needs PostgreSQL"),
+        (("gateway.autoscaling.enabled=true",), "gateway.database.existingSecret"),
+        (("gateway.httpRoute.enabled=true",), "needs gateway.httpRoute.parentRefs"),
+        (("gateway.podDisruptionBudget.minAvailable=1",), "not both"),
+    ],
+)
+def test_inconsistent_values_fail_with_a_fix(sets: tuple[str, ...], message: str) -> None:
+    result = template(sets=sets)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def rbac_rules(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith("operator"))["rules"]
+
+
+def test_operator_rbac_is_exactly_operator_rbac_yaml() -> None:
+    """The operator's tests prove operator/rbac.yaml suffices; the chart must grant the same, no more."""
+    reference = [d for d in yaml.safe_load_all((REPO / "operator" / "rbac.yaml").read_text()) if d]
+    chart = render()
+    assert rbac_rules(chart, "ClusterRole") == next(d for d in reference if d["kind"] == "ClusterRole")["rules"]
+    assert rbac_rules(chart, "Role") == next(d for d in reference if d["kind"] == "Role")["rules"]
