@@ -1,0 +1,55 @@
+"""`mcp-adapter --config FILE [--host H] [--port P]`: serve the adapter with uvicorn.
+
+Exit status 2 with one line per problem when the configuration is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+import uvicorn
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp_common import jsonlog
+
+from mcp_adapter.config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="mcp-adapter", description="Serve MCP sources as one streamable-HTTP endpoint"
+    )
+    parser.add_argument("--config", required=True, help="adapter YAML configuration file")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"mcp-adapter: invalid configuration in {args.config}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+
+    jsonlog.configure(config.log_level, component="mcp-adapter")
+    warnings.simplefilter("ignore", MCPDeprecationWarning)
+    from mcp_adapter.app import create_app
+
+    app = create_app(args.config, config)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host=args.host, port=args.port, log_config=None, lifespan="on", timeout_graceful_shutdown=10
+        )
+    )
+    server.run()
+    if not server.started:
+        logging.getLogger("mcp_adapter").error("adapter failed to start; see the errors above")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""The MCP endpoint: an `Aggregator` served at `/mcp` over streamable HTTP, both protocol eras.
+
+`build_mcp_server(aggregator, runtime)` returns an SDK lowlevel `Server` whose
+handlers delegate to the aggregator; the SDK's session manager picks the era
+per request (handshake revisions with `initialize`/`Mcp-Session-Id`, or the
+stateless 2026-07-28 envelope). `build_app(...)` adds `/healthz`, `/readyz`,
+`/metrics` and `/map` around it.
+
+Era bridging for interactive requests (tools/call, resources/read, prompts/get):
+- handshake client, upstream asks via server request: relayed on the client's
+  response stream (`LegacyDownstream`);
+- handshake client, upstream answers `InputRequiredResult`: the adapter asks
+  the client with server requests and retries the upstream with the answers;
+- 2026-07-28 client, upstream asks via server request: the client receives an
+  `InputRequiredResult` round (`Exchange`), its retry resumes the upstream call;
+- 2026-07-28 client, upstream answers `InputRequiredResult`: passed through.
+
+Caller identity: the `X-MCP-Caller` request header (set by the gateway), else
+`CURRENT_CALLER`, else the handshake session id, else anonymous.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.models import InitializationOptions
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator
+from mcp_adapter.downstream import EXCHANGE_PREFIX, Downstream, Exchange, LegacyDownstream, NullDownstream
+from mcp_adapter.metrics import exposition
+
+logger = logging.getLogger(__name__)
+
+CALLER_HEADER = "x-mcp-caller"
+MAX_INPUT_ROUNDS = 10
+R = TypeVar("R")
+Interactive = Callable[[Any, Downstream], Awaitable[Any]]
+
+
+@dataclass
+class Runtime:
+    """Per-process state the handlers share: background tasks, exchanges, subscribers."""
+
+    aggregator: Aggregator
+    round_timeout: float = 300.0
+    tg: anyio.abc.TaskGroup | None = None
+    exchanges: dict[str, Exchange] = field(default_factory=dict)
+    legacy_connections: dict[int, Any] = field(default_factory=dict)
+    subscribers: dict[str, dict[int, tuple[str, Any]]] = field(default_factory=dict)
+    buses: dict[str, InMemorySubscriptionBus] = field(default_factory=dict)
+    listeners: dict[str, ListenHandler] = field(default_factory=dict)
+
+    def bus(self, caller: str) -> tuple[InMemorySubscriptionBus, ListenHandler]:
+        if caller not in self.buses:
+            self.buses[caller] = InMemorySubscriptionBus()
+            self.listeners[caller] = ListenHandler(self.buses[caller])
+        return self.buses[caller], self.listeners[caller]
+
+
+class AdapterServer(Server[Any]):
+    """Advertises list_changed for tools, resources and prompts: the catalog can change at run time."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options
+            or NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+def caller_of(ctx: ServerRequestContext[Any, Any]) -> str:
+    request = ctx.request
+    headers = getattr(request, "headers", None)
+    if headers is not None and (value := headers.get(CALLER_HEADER)):
+        return str(value)
+    if value := CURRENT_CALLER.get():
+        return value
+    if headers is not None and (sid := headers.get("mcp-session-id")):
+        return f"session:{sid}"
+    return ""
+
+
+def is_modern(ctx: ServerRequestContext[Any, Any]) -> bool:
+    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+
+def _remember(runtime: Runtime, ctx: ServerRequestContext[Any, Any]) -> None:
+    if not is_modern(ctx):
+        connection = ctx.session._connection  # the handshake connection's standalone channel
+        runtime.legacy_connections[id(connection)] = connection
+
+
+async def _interactive(runtime: Runtime, ctx: ServerRequestContext[Any, Any], params: Any, op: Interactive) -> Any:
+    """Serve an interactive request, bridging server requests and input-required rounds between eras."""
+    caller = caller_of(ctx)
+    _remember(runtime, ctx)
+    if not is_modern(ctx):
+        downstream = LegacyDownstream(ctx, caller)
+        result = await op(params, downstream)
+        for _ in range(MAX_INPUT_ROUNDS):
+            if not isinstance(result, types.InputRequiredResult):
+                return result
+            responses: dict[str, Any] = {}
+            for key, request in (result.input_requests or {}).items():
+                answer = await downstream.server_request(request)
+                if isinstance(answer, types.ErrorData):
+                    raise MCPError.from_error_data(answer)
+                responses[key] = answer
+            params = params.model_copy(update={"input_responses": responses, "request_state": result.request_state})
+            result = await op(params, downstream)
+        raise MCPError(
+            code=types.INTERNAL_ERROR, message=f"upstream asked for input more than {MAX_INPUT_ROUNDS} times"
+        )
+
+    state = getattr(params, "request_state", None)
+    if state and state.startswith(EXCHANGE_PREFIX):
+        exchange = runtime.exchanges.get(state)
+        if exchange is None or exchange.caller != caller:
+            raise MCPError(
+                code=types.INVALID_PARAMS,
+                message="requestState is unknown or expired; send the original request again without it",
+            )
+        exchange.ctx = ctx
+        exchange.answer(dict(params.input_responses or {}))
+    else:
+        exchange = Exchange(caller, ctx, answer_timeout=runtime.round_timeout)
+        runtime.exchanges[exchange.token] = exchange
+        assert runtime.tg is not None
+        runtime.tg.start_soon(_run_exchange, runtime, exchange, params, op)
+    result = await exchange.next_round(runtime.round_timeout)
+    if isinstance(result, types.InputRequiredResult) and result.request_state == exchange.token:
+        return result
+    runtime.exchanges.pop(exchange.token, None)
+    exchange.close()
+    return result
+
+
+async def _run_exchange(runtime: Runtime, exchange: Exchange, params: Any, op: Interactive) -> None:
+    await exchange.run(lambda: op(params, exchange))
+    # An abandoned exchange (the client never retried) is forgotten after one more round's time.
+    await anyio.sleep(runtime.round_timeout)
+    runtime.exchanges.pop(exchange.token, None)
+
+
+def build_mcp_server(
+    runtime: Runtime, *, name: str = "mcp-adapter", version: str = "0.1.0", instructions: str | None = None
+) -> Server[Any]:
+    agg = runtime.aggregator
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> Any:
+        _remember(runtime, ctx)
+        return await agg.list_tools(params.cursor if params else None)
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
+        return await _interactive(runtime, ctx, params, agg.call_tool)
+
+    async def list_resources(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> Any:
+        _remember(runtime, ctx)
+        return await agg.list_resources(params.cursor if params else None)
+
+    async def list_templates(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> Any:
+        return await agg.list_resource_templates(params.cursor if params else None)
+
+    async def read_resource(ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams) -> Any:
+        return await _interactive(runtime, ctx, params, agg.read_resource)
+
+    async def subscribe(ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> Any:
+        caller = caller_of(ctx)
+        await agg.subscribe(params.uri, LegacyDownstream(ctx, caller))
+        connection = ctx.session._connection
+        runtime.subscribers.setdefault(params.uri, {})[id(connection)] = (caller, connection)
+        return types.EmptyResult()
+
+    async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> Any:
+        caller = caller_of(ctx)
+        runtime.subscribers.get(params.uri, {}).pop(id(ctx.session._connection), None)
+        with contextlib.suppress(MCPError):
+            await agg.unsubscribe(params.uri, LegacyDownstream(ctx, caller))
+        return types.EmptyResult()
+
+    async def listen(ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams) -> Any:
+        caller = caller_of(ctx)
+        for uri in params.notifications.resource_subscriptions or []:
+            try:
+                await agg.subscribe(uri, NullDownstream(caller))
+            except MCPError as exc:
+                logger.debug("upstream subscribe for %s skipped: %s", uri, exc.error.message)
+        _, handler = runtime.bus(caller)
+        return await handler(ctx, params)
+
+    async def list_prompts(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> Any:
+        _remember(runtime, ctx)
+        return await agg.list_prompts(params.cursor if params else None)
+
+    async def get_prompt(ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams) -> Any:
+        return await _interactive(runtime, ctx, params, agg.get_prompt)
+
+    async def complete(ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams) -> Any:
+        return await agg.complete(params, NullDownstream(caller_of(ctx)))
+
+    async def set_level(ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> Any:
+        await agg.set_level(params.level, LegacyDownstream(ctx, caller_of(ctx)))
+        return types.EmptyResult()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        server = AdapterServer(
+            name,
+            version=version,
+            instructions=instructions,
+            on_list_tools=list_tools,
+            on_call_tool=call_tool,
+            on_list_resources=list_resources,
+            on_list_resource_templates=list_templates,
+            on_read_resource=read_resource,
+            on_subscribe_resource=subscribe,
+            on_unsubscribe_resource=unsubscribe,
+            on_subscriptions_listen=listen,
+            on_list_prompts=list_prompts,
+            on_get_prompt=get_prompt,
+            on_completion=complete,
+            on_set_logging_level=set_level,
+        )
+    # Every client-facing error is an MCP error with a message; never a stack trace.
+    _wire_listeners(runtime)
+    return server
+
+
+def _wire_listeners(runtime: Runtime) -> None:
+    agg = runtime.aggregator
+
+    async def changed(kind: str) -> None:
+        event: ServerEvent
+        if kind == "tools":
+            event = ToolsListChanged()
+        elif kind == "prompts":
+            event = PromptsListChanged()
+        else:
+            event = ResourcesListChanged()
+        for bus in list(runtime.buses.values()):
+            await bus.publish(event)
+        for key, connection in list(runtime.legacy_connections.items()):
+            sender = {
+                "tools": connection.send_tool_list_changed,
+                "prompts": connection.send_prompt_list_changed,
+                "resources": connection.send_resource_list_changed,
+            }[kind]
+            try:
+                await sender()
+            except Exception:
+                runtime.legacy_connections.pop(key, None)
+
+    async def updated(source: str, caller: str, uri: str) -> None:
+        shared = agg.sources[source].config.__dict__.get("scope", "shared") != "per-caller"
+        for key, (sub_caller, connection) in list(runtime.subscribers.get(uri, {}).items()):
+            if shared or sub_caller == caller:
+                try:
+                    await connection.send_resource_updated(uri)
+                except Exception:
+                    runtime.subscribers[uri].pop(key, None)
+        for bus_caller, bus in list(runtime.buses.items()):
+            if shared or bus_caller == caller:
+                await bus.publish(ResourceUpdated(uri=uri))
+
+    agg.on_change(changed)
+    agg.on_resource_updated(updated)
+
+
+def build_app(
+    runtime: Runtime,
+    server: Server[Any],
+    *,
+    lifespan_hook: Callable[[anyio.abc.TaskGroup], contextlib.AbstractAsyncContextManager[None]] | None = None,
+    allowed_hosts: list[str] | None = None,
+    extra_routes: list[Route] | None = None,
+) -> Starlette:
+    """The ASGI app: `/mcp` plus health, readiness, metrics and map endpoints."""
+    security = None
+    if allowed_hosts:
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts)
+    manager = StreamableHTTPSessionManager(app=server, security_settings=security)
+    mcp_app = StreamableHTTPASGIApp(manager)
+    agg = runtime.aggregator
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        states = agg.ready()
+        required = {n: ok for n, ok in states.items() if getattr(agg.sources[n].config, "required", True)}
+        ready = all(required.values())
+        return JSONResponse({"ready": ready, "sources": states}, status_code=200 if ready else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(exposition(), media_type="text/plain; version=0.0.4")
+
+    async def map_view(request: Request) -> Response:
+        return JSONResponse(agg.map())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            runtime.tg = tg
+            if lifespan_hook is not None:
+                async with lifespan_hook(tg), manager.run():
+                    yield
+            else:
+                async with manager.run():
+                    yield
+            tg.cancel_scope.cancel()
+
+    routes = [
+        Route("/mcp", endpoint=mcp_app),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/map", map_view, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,381 @@
+"""Sources that are MCP servers: `stdio` children and remote streamable-HTTP (`mcp`).
+
+Session scope:
+- `shared`: one upstream session serves every caller (stateless servers).
+- `per-caller`: a bounded pool of sessions (for stdio: child processes) keyed
+  by the caller identity, at most `pool.maxPerCaller` per caller and
+  `pool.maxCallers` callers; sessions idle for `pool.idleSeconds` are closed.
+  Callers never share a session, so upstream state (subscriptions, log level,
+  server-side context) and server-to-client traffic never cross callers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import mcp_types as types
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
+
+from mcp_adapter.config import McpRemoteSource, StdioSource, resolve
+from mcp_adapter.downstream import Downstream
+from mcp_adapter.metrics import METRICS
+from mcp_adapter.sources.base import ChangeHook, Source, UpdateHook
+from mcp_adapter.stdio import ChildSpec, spawn_child
+from mcp_adapter.upstream import Backoff, Streams, UpstreamSession
+
+logger = logging.getLogger(__name__)
+
+CATALOG_CALLER = ""
+"""The caller whose session a per-caller source lists its catalog through (anonymous callers share it)."""
+
+_MAX_PAGES = 1000
+_RESERVED_META = ("io.modelcontextprotocol/", "progressToken")
+
+
+def forwardable_meta(meta: Any) -> dict[str, Any] | None:
+    """The client's `_meta` minus keys the upstream session stamps itself (era envelope, progress)."""
+    if not meta:
+        return None
+    raw = meta if isinstance(meta, dict) else dict(meta)
+    kept = {k: v for k, v in raw.items() if not k.startswith(_RESERVED_META)}
+    return kept or None
+
+
+class McpSource(Source):
+    def __init__(self, config: StdioSource | McpRemoteSource, on_change: ChangeHook, on_update: UpdateHook) -> None:
+        super().__init__(config.name, config)
+        self.kind = config.type
+        self.cfg = config
+        self._on_change = on_change
+        self._on_update = on_update
+        self._sessions: dict[str, list[UpstreamSession]] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._lock = anyio.Lock()
+        self._closing = False
+
+    # -- sessions ------------------------------------------------------------
+
+    def _opener(self) -> Any:
+        cfg = self.cfg
+        if isinstance(cfg, StdioSource):
+            env = {**os.environ, **{k: resolve(v) or "" for k, v in cfg.env.items()}}
+            spec = ChildSpec(cfg.name, cfg.command, list(cfg.args), env, cfg.cwd, cfg.stop_grace_seconds)
+
+            @asynccontextmanager
+            async def open_stdio() -> AsyncIterator[Streams]:
+                async with spawn_child(spec) as child:
+                    yield child.read, child.write, child.exited
+
+            return open_stdio
+        headers = {k: v for k, v in ((k, resolve(v)) for k, v in cfg.headers.items()) if v is not None}
+        url = cfg.url
+
+        @asynccontextmanager
+        async def open_http() -> AsyncIterator[Streams]:
+            async with (
+                create_mcp_http_client(headers=headers) as client,
+                streamable_http_client(url, http_client=client) as (read, write),
+            ):
+                yield read, write, None
+
+        return open_http
+
+    def _new_session(self, caller: str) -> UpstreamSession:
+        cfg = self.cfg
+        connect_timeout = cfg.connect_timeout_seconds if isinstance(cfg, McpRemoteSource) else 30.0
+        return UpstreamSession(
+            cfg.name,
+            self._opener(),
+            kind=cfg.type,
+            protocol=cfg.protocol,
+            connect_timeout=connect_timeout,
+            call_timeout=cfg.timeout_seconds,
+            backoff=Backoff(cfg.restart.initial_backoff, cfg.restart.max_backoff),
+            on_notification=self._notification,
+            caller=caller,
+        )
+
+    def _key(self, caller: str) -> str:
+        return caller if self.cfg.scope == "per-caller" else CATALOG_CALLER
+
+    async def session_for(self, caller: str) -> UpstreamSession:
+        key = self._key(caller)
+        async with self._lock:
+            existing = self._sessions.get(key, [])
+            idle = [s for s in existing if s.busy == 0]
+            if idle:
+                return idle[0]
+            if existing and len(existing) >= self.cfg.pool.max_per_caller:
+                return min(existing, key=lambda s: s.busy)
+            if not existing and len(self._sessions) >= self.cfg.pool.max_callers:
+                self._evict_lru()
+            return self._open(key)
+
+    def _open(self, key: str) -> UpstreamSession:
+        assert self._tg is not None
+        session = self._new_session(key)
+        self._sessions.setdefault(key, []).append(session)
+        METRICS.sessions.labels(source=self.name).set(self.session_count)
+        self._tg.start_soon(self._run_session, session)
+        return session
+
+    async def _run_session(self, session: UpstreamSession) -> None:
+        try:
+            await session.run()
+        finally:
+            group = self._sessions.get(session.caller, [])
+            if session in group:
+                group.remove(session)
+                if not group:
+                    self._sessions.pop(session.caller, None)
+            METRICS.sessions.labels(source=self.name).set(self.session_count)
+
+    def _evict_lru(self) -> None:
+        candidates = [
+            (max(s.last_used for s in group), key)
+            for key, group in self._sessions.items()
+            if key != CATALOG_CALLER and all(s.busy == 0 for s in group)
+        ]
+        if not candidates:
+            raise MCPError(
+                code=types.INTERNAL_ERROR,
+                message=f"source {self.name!r} already serves its maximum of {self.cfg.pool.max_callers} callers "
+                "(pool.maxCallers) and all are busy; retry later",
+            )
+        _, key = min(candidates)
+        self._retire(key)
+
+    def _retire(self, key: str) -> None:
+        assert self._tg is not None
+        for session in self._sessions.pop(key, []):
+            self._tg.start_soon(session.close)
+        logger.info("closed idle per-caller sessions", extra={"source": self.name, "caller": key})
+
+    async def _evict_idle(self) -> None:
+        idle_after = self.cfg.pool.idle_seconds
+        while True:
+            await anyio.sleep(min(idle_after / 2, 30))
+            now = time.monotonic()
+            async with self._lock:
+                for key, group in list(self._sessions.items()):
+                    if key == CATALOG_CALLER:
+                        continue
+                    if all(s.busy == 0 and now - s.last_used > idle_after for s in group):
+                        self._retire(key)
+
+    @property
+    def session_count(self) -> int:
+        return sum(len(g) for g in self._sessions.values())
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self, tg: anyio.abc.TaskGroup) -> None:
+        self._tg = tg
+        self._open(CATALOG_CALLER)
+        if self.cfg.scope == "per-caller":
+            tg.start_soon(self._evict_idle)
+
+    async def wait_ready(self, within: float) -> bool:
+        catalog = self._sessions.get(CATALOG_CALLER, [])
+        if not catalog:
+            return False
+        with anyio.move_on_after(within):
+            await catalog[0].connected.wait()
+        return self.is_ready()
+
+    def is_ready(self) -> bool:
+        catalog = self._sessions.get(CATALOG_CALLER, [])
+        ready = bool(catalog) and catalog[0].session is not None
+        METRICS.source_up.labels(source=self.name).set(1 if ready else 0)
+        return ready
+
+    def status(self) -> dict[str, Any]:
+        catalog = self._sessions.get(CATALOG_CALLER, [])
+        return {
+            "ready": self.is_ready(),
+            "sessions": self.session_count,
+            "callers": len([k for k in self._sessions if k != CATALOG_CALLER]),
+            "lastError": catalog[0].last_error if catalog else None,
+        }
+
+    async def stop(self) -> None:
+        self._closing = True
+        sessions = [s for group in self._sessions.values() for s in group]
+        async with anyio.create_task_group() as tg:
+            for session in sessions:
+                tg.start_soon(session.close)
+        self._sessions.clear()
+
+    def capabilities(self) -> types.ServerCapabilities:
+        catalog = self._sessions.get(CATALOG_CALLER, [])
+        if catalog and catalog[0].session is not None:
+            caps = catalog[0].session.server_capabilities
+            if caps is not None:
+                return caps
+        return types.ServerCapabilities()
+
+    # -- notifications -----------------------------------------------------------
+
+    async def _notification(self, session: UpstreamSession, message: types.ServerNotification) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            await self._on_change(self.name, "tools")
+        elif isinstance(message, types.ResourceListChangedNotification):
+            await self._on_change(self.name, "resources")
+        elif isinstance(message, types.PromptListChangedNotification):
+            await self._on_change(self.name, "prompts")
+        elif isinstance(message, types.ResourceUpdatedNotification):
+            await self._on_update(self.name, session.caller, message.params.uri)
+
+    # -- operations ----------------------------------------------------------------
+
+    async def _catalog(self, op: Any, what: str) -> Any:
+        session = await self.session_for(CATALOG_CALLER)
+        return await session.request(op, what=what)
+
+    async def _paged(self, method: Any, attr: str, what: str) -> list[Any]:
+        items: list[Any] = []
+
+        async def walk(s: ClientSession) -> None:
+            cursor: str | None = None
+            for _ in range(_MAX_PAGES):
+                page = await method(s, types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+                items.extend(getattr(page, attr))
+                cursor = page.next_cursor
+                if not cursor:
+                    return
+
+        await self._catalog(walk, what)
+        return items
+
+    async def list_tools(self) -> list[types.Tool]:
+        if not self.capabilities().tools:
+            return []
+        return await self._paged(lambda s, p: s.list_tools(params=p), "tools", "tools/list")
+
+    async def list_resources(self) -> list[types.Resource]:
+        if not self.capabilities().resources:
+            return []
+        return await self._paged(lambda s, p: s.list_resources(params=p), "resources", "resources/list")
+
+    async def list_resource_templates(self) -> list[types.ResourceTemplate]:
+        if not self.capabilities().resources:
+            return []
+        return await self._paged(
+            lambda s, p: s.list_resource_templates(params=p), "resource_templates", "resources/templates/list"
+        )
+
+    async def list_prompts(self) -> list[types.Prompt]:
+        if not self.capabilities().prompts:
+            return []
+        return await self._paged(lambda s, p: s.list_prompts(params=p), "prompts", "prompts/list")
+
+    async def call_tool(
+        self, params: types.CallToolRequestParams, downstream: Downstream
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        session = await self.session_for(downstream.caller)
+
+        async def op(s: ClientSession) -> Any:
+            return await s.call_tool(  # type: ignore[call-overload]
+                params.name,
+                params.arguments,
+                progress_callback=downstream.progress,
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+                meta=forwardable_meta(params.meta),
+                allow_input_required=True,
+                allow_claimed=True,
+            )
+
+        result = await session.request(op, downstream, what=f"tools/call {params.name!r}")
+        assert isinstance(result, types.CallToolResult | types.InputRequiredResult)
+        return result
+
+    async def read_resource(
+        self, params: types.ReadResourceRequestParams, downstream: Downstream
+    ) -> types.ReadResourceResult | types.InputRequiredResult:
+        session = await self.session_for(downstream.caller)
+
+        async def op(s: ClientSession) -> Any:
+            return await s.read_resource(
+                params.uri,
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+                meta=forwardable_meta(params.meta),  # type: ignore[arg-type]
+                allow_input_required=True,
+            )
+
+        result = await session.request(op, downstream, what=f"resources/read {params.uri!r}")
+        assert isinstance(result, types.ReadResourceResult | types.InputRequiredResult)
+        return result
+
+    async def get_prompt(
+        self, params: types.GetPromptRequestParams, downstream: Downstream
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        session = await self.session_for(downstream.caller)
+
+        async def op(s: ClientSession) -> Any:
+            return await s.get_prompt(
+                params.name,
+                params.arguments,
+                input_responses=params.input_responses,
+                request_state=params.request_state,
+                meta=forwardable_meta(params.meta),  # type: ignore[arg-type]
+                allow_input_required=True,
+            )
+
+        result = await session.request(op, downstream, what=f"prompts/get {params.name!r}")
+        assert isinstance(result, types.GetPromptResult | types.InputRequiredResult)
+        return result
+
+    async def complete(self, params: types.CompleteRequestParams, downstream: Downstream) -> types.CompleteResult:
+        if not self.capabilities().completions:
+            return await super().complete(params, downstream)
+        session = await self.session_for(downstream.caller)
+
+        async def op(s: ClientSession) -> types.CompleteResult:
+            clean = params.model_copy(update={"meta": forwardable_meta(params.meta)})
+            return await s.send_request(types.CompleteRequest(params=clean), types.CompleteResult)
+
+        return await session.request(op, downstream, what="completion/complete")
+
+    async def subscribe(self, uri: str, downstream: Downstream) -> None:
+        session = await self.session_for(downstream.caller)
+        await session.request(
+            lambda s: s.send_request(
+                types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)), types.EmptyResult
+            ),
+            downstream,
+            what="resources/subscribe",
+        )
+
+    async def unsubscribe(self, uri: str, downstream: Downstream) -> None:
+        session = await self.session_for(downstream.caller)
+        await session.request(
+            lambda s: s.send_request(
+                types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)), types.EmptyResult
+            ),
+            downstream,
+            what="resources/unsubscribe",
+        )
+
+    async def set_level(self, level: types.LoggingLevel, downstream: Downstream) -> None:
+        if not self.capabilities().logging:
+            return
+        session = await self.session_for(downstream.caller)
+        await session.request(
+            lambda s: s.send_request(
+                types.SetLevelRequest(params=types.SetLevelRequestParams(level=level)), types.EmptyResult
+            ),
+            downstream,
+            what="logging/setLevel",
+        )
