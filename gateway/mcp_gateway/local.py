@@ -18,6 +18,7 @@ every process, children first, and leaves none behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -135,14 +136,10 @@ class Supervisor:
                 os.killpg(process.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for _, process in reversed(self.children):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # whatever is left of the group, grandchildren included
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group, grandchildren too
             process.wait()
 
 
@@ -231,7 +228,8 @@ def _print_banner(routing: RoutingConfig, base_url: str, admin_token: str, workd
         if key:
             print(f"  API key    {key}   (shown once; send it as 'Authorization: Bearer <key>')")
         print("  client config (paste into an MCP client that speaks streamable HTTP):")
-        print("    " + json.dumps(client_config(f"mcp-gateway-{profile.id}", url, key), indent=2).replace("\n", "\n    "))
+        snippet = json.dumps(client_config(f"mcp-gateway-{profile.id}", url, key), indent=2)
+        print("    " + snippet.replace("\n", "\n    "))
         print()
     print(f"  admin API  {base_url}/admin/v1  (bearer token {admin_token})")
     print(f"  metrics    {base_url}/metrics")
