@@ -1,0 +1,146 @@
+"""Admin API under /admin/v1 (bearer token from MCP_GATEWAY_ADMIN_TOKEN).
+
+Tenants and profiles are read-only here: the routing config (or, in
+Kubernetes, the operator) owns them. API keys are created (the secret is in
+the response once and never again), listed (prefix and metadata only) and
+revoked. Quota usage and the audit log are readable, the latter with paging.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from mcp_gateway.auth.apikeys import new_key
+from mcp_gateway.runtime import Gateway
+from mcp_gateway.store.base import AuditQuery
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    name: str = Field(default="", max_length=200)
+    profiles: list[str] = Field(
+        default_factory=list, description="Profiles the key may open; empty = all of the tenant's"
+    )
+    expires_in_seconds: int | None = Field(default=None, gt=0)
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def require_admin(request: Request) -> Gateway:
+    gateway = _gateway(request)
+    if not gateway.admin_token:
+        raise HTTPException(503, "the admin API is disabled: set MCP_GATEWAY_ADMIN_TOKEN to enable it")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), gateway.admin_token.encode()):
+        raise HTTPException(401, "admin bearer token missing or wrong", headers={"WWW-Authenticate": "Bearer"})
+    return gateway
+
+
+Admin = Annotated[Gateway, Depends(require_admin)]
+router = APIRouter(prefix="/admin/v1", tags=["admin"])
+
+
+def _tenant_or_404(gateway: Gateway, tenant_id: str) -> Any:
+    tenant = gateway.holder.config.tenant(tenant_id)
+    if tenant is None:
+        raise HTTPException(404, f"unknown tenant {tenant_id!r}")
+    return tenant
+
+
+@router.get("/tenants", summary="List tenants")
+async def list_tenants(gateway: Admin) -> list[dict[str, Any]]:
+    config = gateway.holder.config
+    return [
+        {**t.model_dump(by_alias=True, mode="json"), "profiles": [p.id for p in config.profiles if p.tenant == t.id]}
+        for t in config.tenants
+    ]
+
+
+@router.get("/tenants/{tenant_id}", summary="One tenant")
+async def get_tenant(tenant_id: str, gateway: Admin) -> dict[str, Any]:
+    tenant = _tenant_or_404(gateway, tenant_id)
+    profiles = [p.id for p in gateway.holder.config.profiles if p.tenant == tenant_id]
+    return {**tenant.model_dump(by_alias=True, mode="json"), "profiles": profiles}
+
+
+@router.get("/profiles", summary="List profiles")
+async def list_profiles(gateway: Admin, tenant: str | None = None) -> list[dict[str, Any]]:
+    return [
+        p.model_dump(by_alias=True, mode="json")
+        for p in gateway.holder.config.profiles
+        if tenant is None or p.tenant == tenant
+    ]
+
+
+@router.get("/profiles/{profile_id}", summary="One profile")
+async def get_profile(profile_id: str, gateway: Admin) -> dict[str, Any]:
+    profile = gateway.holder.config.profile(profile_id)
+    if profile is None:
+        raise HTTPException(404, f"unknown profile {profile_id!r}")
+    return profile.model_dump(by_alias=True, mode="json")
+
+
+@router.post("/tenants/{tenant_id}/keys", status_code=201, summary="Create an API key (the secret is shown once)")
+async def create_key(tenant_id: str, body: KeyCreate, gateway: Admin) -> dict[str, Any]:
+    _tenant_or_404(gateway, tenant_id)
+    owned = {p.id for p in gateway.holder.config.profiles if p.tenant == tenant_id}
+    foreign = [p for p in body.profiles if p not in owned]
+    if foreign:
+        raise HTTPException(422, f"profiles {foreign} do not belong to tenant {tenant_id!r}")
+    expires = datetime.now(UTC) + timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds else None
+    key, record = new_key(gateway.authenticator.hasher, tenant_id, body.profiles, body.name, expires)
+    await gateway.store.insert_key(record)
+    return {**record.public(), "key": key}
+
+
+@router.get("/tenants/{tenant_id}/keys", summary="List a tenant's API keys (prefix and metadata only)")
+async def list_keys(tenant_id: str, gateway: Admin) -> list[dict[str, Any]]:
+    return [k.public() for k in await gateway.store.list_keys(tenant_id)]
+
+
+@router.delete("/keys/{key_id}", summary="Revoke an API key")
+async def revoke_key(key_id: str, gateway: Admin) -> dict[str, Any]:
+    if not await gateway.store.revoke_key(key_id):
+        raise HTTPException(404, f"unknown API key {key_id!r}")
+    record = await gateway.store.get_key(key_id)
+    assert record is not None
+    return record.public()
+
+
+@router.get("/tenants/{tenant_id}/usage", summary="Quota usage of a tenant and its callers")
+async def usage(tenant_id: str, gateway: Admin) -> dict[str, Any]:
+    tenant = _tenant_or_404(gateway, tenant_id)
+    tenant_rows = await gateway.store.usage(f"tenant:{tenant_id}")
+    caller_rows = await gateway.store.usage(f"caller:{tenant_id}:")
+    quota = tenant.limits.quota.model_dump(by_alias=True) if tenant.limits.quota else None
+    return {
+        "tenant": tenant_id,
+        "quota": quota,
+        "counters": [{"scope": s, "period": p, "used": n} for s, p, n in tenant_rows + caller_rows],
+    }
+
+
+@router.get("/audit", summary="Audit log, newest first; page with `before` = the last id you got")
+async def audit(
+    gateway: Admin,
+    tenant: str | None = None,
+    profile: str | None = None,
+    tool: str | None = None,
+    before: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    await gateway.audit.flush()
+    records = await gateway.store.query_audit(AuditQuery(tenant, profile, tool, before, limit))
+    items = [r.public() for r in records]
+    next_before = items[-1]["id"] if len(items) == limit else None
+    return {"items": items, "nextBefore": next_before}

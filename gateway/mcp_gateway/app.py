@@ -1,0 +1,114 @@
+"""The FastAPI application: profile endpoints, health, metrics, OAuth metadata, admin API."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_gateway import admin
+from mcp_gateway.front import PROFILE_PATH, McpFront
+from mcp_gateway.runtime import Gateway, StartupError
+
+log = logging.getLogger("mcp_gateway.app")
+
+
+class Source(Protocol):
+    def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+def create_app(gateway: Gateway, sources: list[Source] | None = None) -> ASGIApp:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            await gateway.start()
+        except StartupError as exc:
+            log.error("cannot start: %s", exc)
+            raise SystemExit(2) from None
+        for source in sources or []:
+            source.start()
+        try:
+            yield
+        finally:
+            for source in sources or []:
+                await source.stop()
+            await gateway.close()
+
+    api = FastAPI(
+        title="mcp-gateway",
+        description="Profile-scoped MCP endpoints live at /{profile_id}/mcp (streamable HTTP, not in this schema).",
+        lifespan=lifespan,
+    )
+    api.state.gateway = gateway
+    api.include_router(admin.router)
+    _add_ops_routes(api, gateway)
+    _add_error_handlers(api)
+    return _Dispatch(api, McpFront(gateway))
+
+
+def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
+    @api.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        ok = gateway.started and await gateway.store.ready()
+        body = {"status": "ready" if ok else "not ready", "configGeneration": gateway.holder.generation}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @api.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        gateway.metrics.audit_pending.set(gateway.audit.pending)
+        return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @api.get("/.well-known/oauth-protected-resource/{profile_id}/mcp", tags=["oauth"])
+    async def protected_resource(profile_id: str, request: Request) -> dict[str, Any]:
+        """RFC 9728 metadata for an OIDC-protected profile."""
+        profile = gateway.holder.config.profile(profile_id)
+        if profile is None or profile.auth.mode != "oidc" or profile.auth.oidc is None:
+            raise HTTPException(404, f"profile {profile_id!r} is not an OAuth-protected resource")
+        base = str(request.base_url).rstrip("/")
+        return {
+            "resource": f"{base}/{profile_id}/mcp",
+            "authorization_servers": [profile.auth.oidc.issuer],
+            "scopes_supported": profile.auth.oidc.required_scopes,
+            "bearer_methods_supported": ["header"],
+        }
+
+
+def _add_error_handlers(api: FastAPI) -> None:
+    @api.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error in admin/ops route", exc_info=exc)
+        return JSONResponse({"detail": "internal error; see gateway logs"}, status_code=500)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+
+class _Dispatch:
+    """Send `/{profile_id}/mcp` to the MCP front, everything else to FastAPI."""
+
+    def __init__(self, api: FastAPI, front: McpFront) -> None:
+        self.api = api
+        self.front = front
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match = PROFILE_PATH.match(scope["path"])
+            if match:
+                await self.front(scope, receive, send, match.group(1))
+                return
+        await self.api(scope, receive, send)

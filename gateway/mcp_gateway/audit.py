@@ -1,0 +1,92 @@
+"""Buffered audit log: records are queued in memory and flushed in batches.
+
+A failed flush keeps the batch and retries with backoff, so a database outage
+delays audit records of completed calls but loses none (up to `max_buffer`;
+beyond that the oldest are written to the log as a last resort). On shutdown
+whatever cannot reach the store is written to the log as JSON lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+from mcp_gateway.store.base import AuditRecord, Store
+
+log = logging.getLogger("mcp_gateway.audit")
+
+
+def render_arguments(arguments: dict[str, Any] | None, mode: str) -> str | None:
+    """The audit form of tool arguments: a hash, the keys only, or nothing."""
+    if arguments is None or mode == "omit":
+        return None
+    if mode == "redact":
+        return json.dumps(dict.fromkeys(sorted(arguments), "***"))
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AuditWriter:
+    def __init__(self, store: Store, flush_interval: float = 0.5, batch: int = 500, max_buffer: int = 100_000) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self.batch = batch
+        self._buffer: deque[AuditRecord] = deque()
+        self.max_buffer = max_buffer
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    def record(self, record: AuditRecord) -> None:
+        record.at = record.at or datetime.now(UTC)
+        if len(self._buffer) >= self.max_buffer:
+            self._spill([self._buffer.popleft()])
+        self._buffer.append(record)
+        if len(self._buffer) >= self.batch:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def flush(self) -> bool:
+        """Write everything buffered; False if the store refused (records kept)."""
+        while self._buffer:
+            chunk = [self._buffer[i] for i in range(min(self.batch, len(self._buffer)))]
+            try:
+                await self.store.write_audit(chunk)
+            except Exception as exc:
+                log.warning("audit flush failed, keeping %d records for retry: %s", len(self._buffer), exc)
+                return False
+            for _ in chunk:
+                self._buffer.popleft()
+        return True
+
+    async def _run(self) -> None:
+        delay = self.flush_interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self._wake.clear()
+            delay = self.flush_interval if await self.flush() else min(delay * 2, 10.0)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if not await self.flush():
+            self._spill(list(self._buffer))
+            self._buffer.clear()
+
+    def _spill(self, records: list[AuditRecord]) -> None:
+        for record in records:
+            log.error("audit record not stored", extra={"event": "audit_spill", "audit": record.public()})

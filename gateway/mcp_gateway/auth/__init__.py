@@ -1,0 +1,102 @@
+"""Who is calling, and may they use this profile?
+
+`Authenticator.authenticate()` returns a `Principal` or raises `AuthFailure`
+(401 with `WWW-Authenticate` when the credential is missing or bad, 403 when
+it is valid but not for this profile). A credential of tenant A never opens a
+profile of tenant B.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from starlette.datastructures import Headers
+
+from mcp_gateway.auth.apikeys import KeyHasher, key_prefix
+from mcp_gateway.auth.oidc import OidcVerifier, TokenError, scopes_of
+from mcp_gateway.config import Profile
+from mcp_gateway.store.base import Store
+
+log = logging.getLogger("mcp_gateway.auth")
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: str  # apiKey | oidc | none
+    tenant: str
+    caller: str  # "key:<id>", "sub:<subject>" or "anonymous"
+    scopes: tuple[str, ...] = ()
+
+
+class AuthFailure(Exception):
+    def __init__(self, status: int, message: str, challenge: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.challenge = challenge
+
+
+def _credential(headers: Headers) -> str | None:
+    auth = headers.get("authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return headers.get("x-api-key") or None
+
+
+class Authenticator:
+    def __init__(self, store: Store, hasher: KeyHasher) -> None:
+        self.store = store
+        self.hasher = hasher
+        self._verifiers: dict[str, OidcVerifier] = {}
+
+    async def authenticate(self, profile: Profile, headers: Headers, metadata_url: str) -> Principal:
+        mode = profile.auth.mode
+        if mode == "none":
+            return Principal("none", profile.tenant, "anonymous")
+        credential = _credential(headers)
+        if mode == "apiKey":
+            return await self._api_key(profile, credential)
+        return await self._oidc(profile, credential, metadata_url)
+
+    async def _api_key(self, profile: Profile, key: str | None) -> Principal:
+        challenge = 'Bearer realm="mcp-gateway"'
+        if not key:
+            raise AuthFailure(401, "this profile needs an API key: send 'Authorization: Bearer <key>'", challenge)
+        bad = f'{challenge}, error="invalid_token"'
+        prefix = key_prefix(key)
+        record = await self.store.key_by_prefix(prefix) if prefix else None
+        if record is None or not self.hasher.matches(key, record.key_hash):
+            raise AuthFailure(401, "the API key is not valid", bad)
+        if not record.usable_at(datetime.now(UTC)):
+            raise AuthFailure(401, "the API key is revoked or expired", bad)
+        if record.tenant != profile.tenant or (record.profiles and profile.id not in record.profiles):
+            raise AuthFailure(403, f"this API key is not allowed to use profile {profile.id!r}")
+        return Principal("apiKey", record.tenant, f"key:{record.id}")
+
+    def _verifier(self, profile: Profile) -> OidcVerifier:
+        assert profile.auth.oidc is not None
+        cache_key = f"{profile.id}:{profile.auth.oidc.model_dump_json()}"
+        verifier = self._verifiers.get(cache_key)
+        if verifier is None:
+            verifier = self._verifiers[cache_key] = OidcVerifier(profile.auth.oidc)
+        return verifier
+
+    async def _oidc(self, profile: Profile, token: str | None, metadata_url: str) -> Principal:
+        challenge = f'Bearer resource_metadata="{metadata_url}"'
+        if not token:
+            raise AuthFailure(401, "this profile needs an OAuth bearer token", challenge)
+        verifier = self._verifier(profile)
+        try:
+            claims = await verifier.verify(token)
+        except TokenError as exc:
+            if exc.error == "insufficient_scope":
+                scopes = " ".join(verifier.settings.required_scopes)
+                raise AuthFailure(403, str(exc), f'{challenge}, error="insufficient_scope", scope="{scopes}"') from exc
+            raise AuthFailure(401, str(exc), f'{challenge}, error="invalid_token"') from exc
+        tenant_claim = verifier.settings.tenant_claim
+        if tenant_claim and claims.get(tenant_claim) != profile.tenant:
+            raise AuthFailure(403, f"the token's tenant does not own profile {profile.id!r}")
+        return Principal("oidc", profile.tenant, f"sub:{claims['sub']}", tuple(scopes_of(claims)))

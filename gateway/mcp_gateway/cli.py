@@ -1,0 +1,110 @@
+"""`mcp-gateway` command line.
+
+    mcp-gateway serve --config routing.yaml [--host H] [--port P] [--database-url DSN]
+    mcp-gateway serve --routing-configmap NAMESPACE/NAME [--kubeconfig FILE] ...
+
+`serve` is the default subcommand. The database URL may also come from
+MCP_GATEWAY_DATABASE_URL; without one, state is in-process (single replica).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from mcp_common import jsonlog
+from pydantic import ValidationError
+
+from mcp_gateway.app import Source, create_app
+from mcp_gateway.config import load_config_file
+from mcp_gateway.config_source import ConfigHolder, ConfigMapSource, FileSource, short_error
+from mcp_gateway.proxy import build_backend
+from mcp_gateway.runtime import Gateway
+from mcp_gateway.store.base import Store
+from mcp_gateway.store.memory import MemoryStore
+from mcp_gateway.store.postgres import PostgresStore
+
+log = logging.getLogger("mcp_gateway")
+
+DATABASE_URL_ENV = "MCP_GATEWAY_DATABASE_URL"
+SUBCOMMANDS = ("serve", "validate")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-gateway", description="Tenant-aware gateway for MCP servers")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the gateway (default)")
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="routing config file (YAML/JSON), reloaded when it changes")
+    source.add_argument("--routing-configmap", metavar="NAMESPACE/NAME", help="watch this ConfigMap (key routing.yaml)")
+    serve.add_argument("--kubeconfig", help="kubeconfig for --routing-configmap (default: in-cluster, then ~/.kube)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--database-url", default=None, help=f"PostgreSQL DSN (default: ${DATABASE_URL_ENV})")
+    serve.add_argument("--log-level", default=os.environ.get("MCP_GATEWAY_LOG_LEVEL", "INFO"))
+    validate = sub.add_parser("validate", help="check a routing config file and exit (0 = valid)")
+    validate.add_argument("config", help="routing config file (YAML/JSON)")
+    return parser
+
+
+def _validate(path: str) -> int:
+    try:
+        config = load_config_file(path)
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, ValidationError) as exc:
+        print(f"{path}: invalid routing config: {short_error(exc)}", file=sys.stderr)
+        return 1
+    print(f"{path}: valid ({len(config.tenants)} tenants, {len(config.profiles)} profiles)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    jsonlog.configure(args.log_level.upper(), component="gateway")
+    database_url = args.database_url or os.environ.get(DATABASE_URL_ENV)
+    jsonlog.register_secret(database_url)
+    holder = ConfigHolder()
+    sources: list[Source] = []
+    try:
+        if args.config:
+            file_source = FileSource(args.config, holder)
+            file_source.load_now()
+            sources.append(file_source)
+        else:
+            configmap = ConfigMapSource(args.routing_configmap, holder, args.kubeconfig)
+            configmap.load_now()
+            sources.append(configmap)
+    except (OSError, ValueError) as exc:
+        log.error("cannot load the routing config: %s", exc)
+        return 2
+    if holder.generation == 0:
+        log.error("the routing config is invalid (see above); fix it and start again")
+        return 2
+    store: Store = PostgresStore(database_url) if database_url else MemoryStore()
+    gateway = Gateway(holder, store, build_backend, os.environ)
+    app = create_app(gateway, sources)
+    state = "postgres" if database_url else "memory"
+    log.info("mcp-gateway listening on %s:%d (state: %s)", args.host, args.port, state)
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True, access_log=False)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
+        argv = ["serve", *argv]
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "validate":
+        return _validate(args.config)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

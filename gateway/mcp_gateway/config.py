@@ -1,0 +1,197 @@
+"""The routing config: tenants and profiles (see docs/routing-config.md).
+
+The pydantic model here is the contract with the operator, which renders the
+same document into a ConfigMap. Field names are camelCase on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+def _check_label(value: str) -> str:
+    if len(value) > 63 or not _LABEL.match(value):
+        raise ValueError(f"{value!r} must be a DNS label: lowercase letters, digits and '-', at most 63 characters")
+    return value
+
+
+class Rate(_Model):
+    per_second: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class Quota(_Model):
+    daily: int | None = Field(default=None, ge=0)
+    monthly: int | None = Field(default=None, ge=0)
+
+
+class Limits(_Model):
+    rate: Rate | None = None
+    per_key_rate: Rate | None = None
+    quota: Quota | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    tool_timeouts: dict[str, float] = Field(default_factory=dict)
+
+
+class Tenant(_Model):
+    id: str
+    display_name: str | None = None
+    limits: Limits = Field(default_factory=Limits)
+
+    _id_is_label = field_validator("id")(_check_label)
+
+
+class Upstream(_Model):
+    name: str
+    url: str
+    prefix: Literal["auto", "always", "never"] = "auto"
+    timeout_seconds: float = Field(default=30, gt=0)
+    headers_from_env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"upstream url {value!r} must start with http:// or https://")
+        return value
+
+
+class OidcSettings(_Model):
+    issuer: str
+    audience: str | list[str]
+    jwks_url: str
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    leeway_seconds: float = Field(default=30, ge=0)
+    required_scopes: list[str] = Field(default_factory=list)
+    required_claims: dict[str, Any] = Field(default_factory=dict)
+    # Claim naming the caller's tenant; when set it must equal the profile's tenant.
+    tenant_claim: str | None = None
+    # JWKS cache: refetched after this long, and on an unknown key id at most this often.
+    jwks_cache_seconds: float = Field(default=300, gt=0)
+    jwks_min_refetch_seconds: float = Field(default=10, ge=0)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _no_none(cls, value: list[str]) -> list[str]:
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+        bad = [alg for alg in value if alg not in allowed]
+        if bad or not value:
+            raise ValueError(f"algorithms {bad or value} not allowed; use asymmetric ones from {sorted(allowed)}")
+        return value
+
+
+class Auth(_Model):
+    mode: Literal["apiKey", "oidc", "none"] = "apiKey"
+    oidc: OidcSettings | None = None
+
+    @model_validator(mode="after")
+    def _oidc_needs_settings(self) -> Auth:
+        if self.mode == "oidc" and self.oidc is None:
+            raise ValueError("auth.mode is oidc but auth.oidc (issuer, audience, jwksUrl) is missing")
+        return self
+
+
+class Rules(_Model):
+    allow: list[str] = Field(default_factory=lambda: ["*"])
+    deny: list[str] = Field(default_factory=list)
+
+
+class Policy(_Model):
+    tools: Rules = Field(default_factory=Rules)
+    resources: Rules = Field(default_factory=Rules)
+    prompts: Rules = Field(default_factory=Rules)
+    idempotent_tools: list[str] = Field(default_factory=list)
+    # How tool arguments are written to the audit log.
+    audit_arguments: Literal["hash", "redact", "omit"] = "hash"
+
+
+class Profile(_Model):
+    id: str
+    tenant: str
+    upstreams: list[Upstream] = Field(min_length=1)
+    auth: Auth = Field(default_factory=Auth)
+    policy: Policy = Field(default_factory=Policy)
+    limits: Limits = Field(default_factory=Limits)
+
+    _id_is_label = field_validator("id")(_check_label)
+
+    @field_validator("upstreams")
+    @classmethod
+    def _unique_upstreams(cls, value: list[Upstream]) -> list[Upstream]:
+        names = [u.name for u in value]
+        if len(names) != len(set(names)):
+            raise ValueError(f"upstream names must be unique within a profile: {names}")
+        return value
+
+
+class GatewaySettings(_Model):
+    """Optional transport settings; all have safe defaults."""
+
+    allowed_origins: list[str] = Field(default_factory=list)
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+class RoutingConfig(_Model):
+    version: Literal[1] = 1
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    tenants: list[Tenant] = Field(default_factory=list)
+    profiles: list[Profile] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> RoutingConfig:
+        tenant_ids = [t.id for t in self.tenants]
+        if len(tenant_ids) != len(set(tenant_ids)):
+            raise ValueError("tenant ids must be unique")
+        profile_ids = [p.id for p in self.profiles]
+        if len(profile_ids) != len(set(profile_ids)):
+            raise ValueError("profile ids must be unique")
+        for profile in self.profiles:
+            if profile.tenant not in tenant_ids:
+                raise ValueError(f"profile {profile.id!r} names unknown tenant {profile.tenant!r}; add it to tenants")
+        return self
+
+    def profile(self, profile_id: str) -> Profile | None:
+        return next((p for p in self.profiles if p.id == profile_id), None)
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
+
+
+def parse_config(text: str) -> RoutingConfig:
+    """Parse YAML or JSON text; raises ValueError (incl. pydantic's) with a readable message."""
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"routing config is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("routing config must be a mapping with 'tenants' and 'profiles'")
+    return RoutingConfig.model_validate(data)
+
+
+def load_config_file(path: str | Path) -> RoutingConfig:
+    return parse_config(Path(path).read_text())
+
+
+def profile_timeouts(config: RoutingConfig, profile: Profile) -> tuple[float | None, dict[str, float]]:
+    """The profile's call timeout and per-tool timeouts, falling back to the tenant's."""
+    tenant = config.tenant(profile.tenant)
+    tenant_limits = tenant.limits if tenant else Limits()
+    timeout = profile.limits.timeout_seconds or tenant_limits.timeout_seconds
+    return timeout, {**tenant_limits.tool_timeouts, **profile.limits.tool_timeouts}
+
+
+def dumps_json(config: RoutingConfig) -> str:
+    return json.dumps(config.model_dump(by_alias=True, mode="json"))

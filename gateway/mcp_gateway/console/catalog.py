@@ -1,0 +1,88 @@
+"""What a profile exposes, read from its running backend.
+
+The gateway keeps one backend per profile (an adapter `Aggregator` over the
+profile's upstreams). Its merged catalog lists *every* tool, before policy,
+so the console can mark each one allowed or hidden with the profile's own
+policy object, and its sources report whether each upstream is connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_gateway.config import Profile
+from mcp_gateway.policy import ProfilePolicy
+from mcp_gateway.runtime import Gateway
+
+log = logging.getLogger("mcp_gateway.console")
+
+BACKEND_WAIT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ToolView:
+    name: str
+    upstream: str
+    description: str
+    allowed: bool
+
+
+@dataclass(frozen=True)
+class UpstreamHealth:
+    name: str
+    url: str
+    up: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class ProfileState:
+    profile: Profile
+    upstreams: list[UpstreamHealth]
+    tools: list[ToolView]
+    error: str | None = None
+
+
+async def _aggregator(gateway: Gateway, profile: Profile) -> Any:
+    backend = await asyncio.wait_for(gateway.backends.get(profile), BACKEND_WAIT_SECONDS)
+    aggregator = getattr(backend, "aggregator", None)
+    if aggregator is None:
+        raise RuntimeError("this backend does not expose its catalog")
+    return aggregator
+
+
+def _health(profile: Profile, aggregator: Any) -> list[UpstreamHealth]:
+    out = []
+    for upstream in profile.upstreams:
+        source = aggregator.sources.get(upstream.name)
+        status: dict[str, Any] = source.status() if source is not None else {"ready": False}
+        up = bool(status.get("ready"))
+        detail = "connected" if up else str(status.get("lastError") or "not connected")
+        out.append(UpstreamHealth(upstream.name, upstream.url, up, detail))
+    return out
+
+
+def _tools(profile: Profile, aggregator: Any) -> list[ToolView]:
+    policy = ProfilePolicy(profile.policy)
+    return [
+        ToolView(name, source, tool.description or "", policy.allows_tool(name))
+        for name, (source, tool) in sorted(aggregator.catalog.tools.items())
+    ]
+
+
+async def profile_state(gateway: Gateway, profile: Profile) -> ProfileState:
+    """Health and tools of one profile; a backend that cannot start shows every upstream down."""
+    try:
+        aggregator = await _aggregator(gateway, profile)
+    except Exception as exc:
+        log.warning("console: profile %s backend unavailable: %s", profile.id, exc)
+        down = [UpstreamHealth(u.name, u.url, False, "backend not running") for u in profile.upstreams]
+        return ProfileState(profile, down, [], error="the profile's backend is not running; see the gateway logs")
+    return ProfileState(profile, _health(profile, aggregator), _tools(profile, aggregator))
+
+
+async def profile_states(gateway: Gateway, profiles: list[Profile]) -> list[ProfileState]:
+    return list(await asyncio.gather(*(profile_state(gateway, p) for p in profiles)))

@@ -1,0 +1,19 @@
+"""Per-request context the data path hands to hooks deep inside the MCP server."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from mcp_gateway.auth import Principal
+from mcp_gateway.config import Profile, RoutingConfig
+
+
+@dataclass(frozen=True)
+class CallContext:
+    config: RoutingConfig
+    profile: Profile
+    principal: Principal
+
+
+current_call: ContextVar[CallContext | None] = ContextVar("mcp_gateway_call", default=None)

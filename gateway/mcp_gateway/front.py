@@ -1,0 +1,294 @@
+"""The profile endpoint `/{profile_id}/mcp`: everything that happens before
+a request reaches the profile's MCP server.
+
+Order: profile lookup (404) -> Origin (403) -> auth (401/403) -> size limit
+(413) -> JSON-RPC shape (400) -> header/body agreement (400) -> session token
+(404 when invalid) -> rate limit (429) -> tool policy and quota (tools/call)
+-> the profile's MCP backend. Credentials are stripped before forwarding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from typing import Any
+
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
+from mcp_types.version import (
+    HANDSHAKE_PROTOCOL_VERSIONS,
+    KNOWN_PROTOCOL_VERSIONS,
+    LATEST_HANDSHAKE_VERSION,
+    MODERN_PROTOCOL_VERSIONS,
+)
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from mcp_gateway import errors
+from mcp_gateway.auth import AuthFailure, Principal
+from mcp_gateway.config import Profile, RoutingConfig
+from mcp_gateway.context import CallContext, current_call
+from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
+from mcp_gateway.limits import LimitExceeded
+from mcp_gateway.policy import ProfilePolicy
+from mcp_gateway.runtime import Gateway
+
+log = logging.getLogger("mcp_gateway.front")
+
+PROFILE_PATH = re.compile(r"^/([^/]{1,253})/mcp/?$")
+_STRIPPED = {b"authorization", b"x-api-key", b"cookie", b"mcp-session-id", b"x-mcp-caller"}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def metadata_url(request: Request, profile_id: str) -> str:
+    base = str(request.base_url).rstrip("/")
+    return f"{base}/.well-known/oauth-protected-resource/{profile_id}/mcp"
+
+
+class McpFront:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, profile_id: str) -> None:
+        config = self.gw.holder.config
+        profile = config.profile(profile_id)
+        method = "-"
+        status_box = {"status": 0}
+
+        async def counting_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_box["status"] = message["status"]
+            await send(message)
+
+        try:
+            if profile is None:
+                response = errors.jsonrpc_error(
+                    404,
+                    errors.UNKNOWN_PROFILE,
+                    f"unknown profile {profile_id[:64]!r}: this gateway serves no such MCP endpoint; "
+                    "check the profile id in your client's URL",
+                )
+                await response(scope, receive, counting_send)
+                return
+            method = await self._serve(scope, receive, counting_send, config, profile)
+        except Exception:
+            log.exception("unexpected error serving profile %s", profile_id)
+            if status_box["status"] == 0:
+                response = errors.jsonrpc_error(500, errors.INTERNAL_ERROR, "internal gateway error; see gateway logs")
+                await response(scope, receive, counting_send)
+        finally:
+            tenant = profile.tenant if profile else "unknown"
+            pid = profile.id if profile else "unknown"
+            self.gw.metrics.requests.labels(tenant, pid, method, str(status_box["status"])).inc()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, config: RoutingConfig, profile: Profile) -> str:
+        """Serve one request; return the JSON-RPC method for metrics (bounded: known methods or '-')."""
+        request = Request(scope, receive)
+        headers = request.headers
+        refusal = self._check_origin(headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return "-"
+        try:
+            principal = await self.gw.authenticator.authenticate(profile, headers, metadata_url(request, profile.id))
+        except AuthFailure as failure:
+            self.gw.metrics.auth_failures.labels(profile.tenant, profile.id, str(failure.status)).inc()
+            extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None
+            code = errors.UNAUTHORIZED if failure.status == 401 else errors.FORBIDDEN
+            await errors.jsonrpc_error(failure.status, code, failure.message, headers=extra)(scope, receive, send)
+            return "-"
+
+        version = headers.get(MCP_PROTOCOL_VERSION_HEADER)
+        if version is not None and version not in KNOWN_PROTOCOL_VERSIONS:
+            await errors.jsonrpc_error(
+                400,
+                INVALID_REQUEST,
+                f"unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(KNOWN_PROTOCOL_VERSIONS)}",
+            )(scope, receive, send)
+            return "-"
+
+        message: dict[str, Any] | None = None
+        if scope["method"] == "POST":
+            try:
+                body = await _read_body(receive, config.gateway.max_request_bytes)
+            except _TooLarge:
+                await errors.jsonrpc_error(
+                    413, errors.TOO_LARGE, f"request body exceeds {config.gateway.max_request_bytes} bytes"
+                )(scope, receive, send)
+                return "-"
+            try:
+                message = validate_message(json.loads(body))
+                check_routing_headers(message, headers, version in MODERN_PROTOCOL_VERSIONS)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                await errors.jsonrpc_error(400, PARSE_ERROR, "the body is not valid JSON")(scope, receive, send)
+                return "-"
+            except MessageRejected as rejected:
+                await errors.jsonrpc_error(400, rejected.code, rejected.message, rejected.request_id)(
+                    scope, receive, send
+                )
+                return "-"
+            receive = _replay(body, receive)
+
+        method = self._metric_method(message)
+        session_headers = self._session(headers, profile, principal, message)
+        if isinstance(session_headers, Response):
+            await session_headers(scope, receive, send)
+            return method
+
+        if message is not None and "method" in message:
+            refusal = await self._admit(config, profile, principal, message)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return method
+
+        forwarded = dict(scope)
+        forwarded["headers"] = self._forward_headers(scope, session_headers)
+        send = self._with_session_id(send, profile, principal, message)
+        token = current_call.set(CallContext(config, profile, principal))
+        try:
+            backend = await self.gw.backends.get(profile)
+            await backend(forwarded, receive, send)
+        finally:
+            current_call.reset(token)
+        return method
+
+    def _check_origin(self, headers: Headers) -> Response | None:
+        origin = headers.get("origin")
+        if origin is None:
+            return None
+        allowed = self.gw.holder.config.gateway.allowed_origins
+        if origin in allowed or "*" in allowed:
+            return None
+        return errors.jsonrpc_error(
+            403,
+            errors.FORBIDDEN,
+            f"Origin {origin!r} is not allowed; add it to gateway.allowedOrigins in the routing config",
+        )
+
+    def _metric_method(self, message: dict[str, Any] | None) -> str:
+        method = (message or {}).get("method")
+        known = {
+            "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/read",
+            "resources/templates/list", "prompts/list", "prompts/get", "server/discover", "completion/complete",
+            "subscriptions/listen", "logging/setLevel", "notifications/initialized",
+        }  # fmt: skip
+        if method is None:
+            return "-" if message is None else "response"
+        return method if method in known else "other"
+
+    def _session(
+        self, headers: Headers, profile: Profile, principal: Principal, message: dict[str, Any] | None
+    ) -> list[tuple[bytes, bytes]] | Response:
+        """Verify a handshake-era session token; return headers to add for the backend."""
+        token = headers.get(MCP_SESSION_ID_HEADER)
+        if token is None:
+            return []
+        info = self.gw.signer.verify(token)
+        if info is None or info.profile != profile.id or info.caller != principal.caller:
+            return errors.jsonrpc_error(
+                404,
+                INVALID_REQUEST,
+                "session not found or expired: initialize a new session",
+                (message or {}).get("id"),
+            )
+        if headers.get(MCP_PROTOCOL_VERSION_HEADER) is None:
+            return [(MCP_PROTOCOL_VERSION_HEADER.encode(), info.protocol_version.encode())]
+        return []
+
+    async def _admit(
+        self, config: RoutingConfig, profile: Profile, principal: Principal, message: dict[str, Any]
+    ) -> Response | None:
+        rid = message.get("id")
+        try:
+            await self.gw.limiter.check_rate(config, profile, principal.caller)
+            name = tool_name(message)
+            if name is not None:
+                if not ProfilePolicy(profile.policy).allows_tool(name):
+                    return errors.jsonrpc_error(
+                        200,
+                        INVALID_PARAMS,
+                        f"tool {name!r} is not available on profile {profile.id!r} (hidden by the profile's policy)",
+                        rid,
+                    )
+                if not _is_continuation(message):
+                    await self.gw.limiter.charge_tool_call(config, profile, principal.caller)
+        except LimitExceeded as exceeded:
+            self.gw.metrics.limit_rejections.labels(profile.tenant, profile.id, exceeded.kind).inc()
+            return errors.jsonrpc_error(
+                429,
+                errors.RATE_LIMITED,
+                str(exceeded),
+                rid,
+                headers={"Retry-After": str(exceeded.retry_after)},
+                data={"limit": exceeded.limit, "kind": exceeded.kind, "retryAfterSeconds": exceeded.retry_after},
+            )
+        return None
+
+    def _forward_headers(self, scope: Scope, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        kept = [(k, v) for k, v in scope["headers"] if k.lower() not in _STRIPPED]
+        return kept + extra
+
+    def _with_session_id(
+        self, send: Send, profile: Profile, principal: Principal, message: dict[str, Any] | None
+    ) -> Send:
+        """Attach a signed session id to a successful `initialize` answer."""
+        if message is None or message.get("method") != "initialize":
+            return send
+        requested = (message.get("params") or {}).get("protocolVersion")
+        version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
+        token = self.gw.signer.issue(profile.id, principal.caller, version, secrets.token_hex(8))
+
+        async def send_with_session(msg: Message) -> None:
+            if msg["type"] == "http.response.start" and msg["status"] < 400:
+                msg = dict(msg)
+                msg["headers"] = [*msg.get("headers", []), (MCP_SESSION_ID_HEADER.encode(), token.encode())]
+            await send(msg)
+
+        return send_with_session
+
+
+def _is_continuation(message: dict[str, Any]) -> bool:
+    """A retried tool call answering an input-required round is the same call: don't count it twice."""
+    params = message.get("params") or {}
+    return "inputResponses" in params or "requestState" in params
+
+
+__all__ = ["HEADER_MISMATCH", "PROFILE_PATH", "McpFront"]

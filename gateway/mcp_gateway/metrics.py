@@ -1,0 +1,54 @@
+"""Prometheus metrics (`mcp_gateway_*`), labelled by tenant, profile and tool.
+
+Cardinality is bounded: tenants and profiles come from the routing config
+(unknown ones are reported as `unknown`), and a tool label is only used for
+tool names that were actually served; past `MAX_TOOLS` distinct tools per
+profile the rest are counted as `other`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+MAX_TOOLS = 200
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "mcp_gateway_requests_total", "MCP HTTP requests", ["tenant", "profile", "method", "status"], registry=r
+        )
+        self.tool_calls = Counter(
+            "mcp_gateway_tool_calls_total", "Tool calls", ["tenant", "profile", "tool", "outcome"], registry=r
+        )
+        self.errors = Counter("mcp_gateway_errors_total", "Errors by kind", ["tenant", "profile", "kind"], registry=r)
+        self.auth_failures = Counter(
+            "mcp_gateway_auth_failures_total", "Rejected credentials", ["tenant", "profile", "status"], registry=r
+        )
+        self.limit_rejections = Counter(
+            "mcp_gateway_limit_rejections_total",
+            "Rate-limit and quota rejections",
+            ["tenant", "profile", "kind"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "mcp_gateway_upstream_latency_seconds",
+            "Tool call latency through the upstream",
+            ["tenant", "profile", "tool"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
+        self.audit_pending = Gauge("mcp_gateway_audit_pending", "Audit records waiting to be stored", registry=r)
+        self._tools: dict[str, set[str]] = {}
+
+    def tool_label(self, profile: str, tool: str) -> str:
+        seen = self._tools.setdefault(profile, set())
+        if tool in seen:
+            return tool
+        if len(seen) >= MAX_TOOLS:
+            return "other"
+        seen.add(tool)
+        return tool

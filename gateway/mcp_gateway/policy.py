@@ -1,0 +1,33 @@
+"""Allow/deny glob rules for a profile's tools, resources and prompts.
+
+Deny wins over allow; an empty allow list means everything is allowed.
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from mcp_gateway.config import Policy, Rules
+
+
+def _permits(rules: Rules, name: str) -> bool:
+    if any(fnmatchcase(name, pattern) for pattern in rules.deny):
+        return False
+    return not rules.allow or any(fnmatchcase(name, pattern) for pattern in rules.allow)
+
+
+class ProfilePolicy:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def allows_tool(self, name: str) -> bool:
+        return _permits(self.policy.tools, name)
+
+    def allows_resource(self, uri: str) -> bool:
+        return _permits(self.policy.resources, uri)
+
+    def allows_prompt(self, name: str) -> bool:
+        return _permits(self.policy.prompts, name)
+
+    def idempotent(self, tool: str) -> bool:
+        return any(fnmatchcase(tool, pattern) for pattern in self.policy.idempotent_tools)

@@ -1,0 +1,212 @@
+"""A profile's MCP backend, built on the adapter's aggregation core.
+
+Each upstream of a profile becomes a remote `mcp` source of an
+`mcp_adapter.aggregate.Aggregator`; the adapter's lowlevel server serves the
+merged surface. The gateway adds, through the core's hooks:
+- access policy (read from the *current* routing config, so policy edits
+  apply without rebuilding the backend);
+- a tool-call interceptor: per-profile/per-tool timeouts, safe retries,
+  audit records and metrics.
+
+The SDK session manager runs stateless: handshake-era sessions are the
+gateway's signed `Mcp-Session-Id` tokens (see front.py/sessions.py), so any
+replica can serve any session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import anyio
+import mcp_types as types
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.exceptions import MCPError
+from mcp_adapter.aggregate import Aggregator, Proceed, ToolCall, ToolResult
+from mcp_adapter.app import make_source
+from mcp_adapter.config import FromEnv, McpRemoteSource
+from mcp_adapter.server import Runtime, build_mcp_server
+from mcp_adapter.upstream import UNAVAILABLE
+from starlette.types import Receive, Scope, Send
+
+from mcp_gateway import errors
+from mcp_gateway.audit import render_arguments
+from mcp_gateway.config import Profile, Upstream, profile_timeouts
+from mcp_gateway.context import current_call
+from mcp_gateway.policy import ProfilePolicy
+from mcp_gateway.store.base import AuditRecord
+
+if TYPE_CHECKING:
+    from mcp_gateway.runtime import Gateway
+
+log = logging.getLogger("mcp_gateway.proxy")
+
+STARTUP_WAIT_SECONDS = 5.0
+RETRY_DELAYS = (0.2, 0.5)
+FAST_FAILURE_SECONDS = 1.0
+# Stateless handshake connections end with their request; the adapter's registry of them
+# (used for list_changed fan-out on long-lived sessions) is pruned so it cannot grow.
+PRUNE_SECONDS = 30.0
+
+
+def source_config(upstream: Upstream) -> McpRemoteSource:
+    return McpRemoteSource.model_validate(
+        {
+            "type": "mcp",
+            "name": upstream.name,
+            "url": upstream.url,
+            "prefixPolicy": upstream.prefix,
+            "required": False,
+            "timeoutSeconds": upstream.timeout_seconds,
+            "headers": {h: FromEnv(fromEnv=env) for h, env in upstream.headers_from_env.items()},
+        }
+    )
+
+
+class LivePolicy:
+    """The profile's access policy as of the current routing config."""
+
+    def __init__(self, gateway: Gateway, profile_id: str) -> None:
+        self.gateway = gateway
+        self.profile_id = profile_id
+
+    def _policy(self) -> ProfilePolicy | None:
+        profile = self.gateway.holder.config.profile(self.profile_id)
+        return ProfilePolicy(profile.policy) if profile else None
+
+    def allows_tool(self, name: str) -> bool:
+        policy = self._policy()
+        return policy is not None and policy.allows_tool(name)
+
+    def allows_resource(self, uri: str) -> bool:
+        policy = self._policy()
+        return policy is not None and policy.allows_resource(uri)
+
+    def allows_prompt(self, name: str) -> bool:
+        policy = self._policy()
+        return policy is not None and policy.allows_prompt(name)
+
+
+class ProfileBackend:
+    def __init__(self, gateway: Gateway, profile: Profile) -> None:
+        self.gateway = gateway
+        self.profile_id = profile.id
+        self.aggregator = Aggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
+        for upstream in profile.upstreams:
+            source = make_source(source_config(upstream), self.aggregator)
+            self.aggregator.sources[source.name] = source
+        self.runtime = Runtime(self.aggregator)
+        server = build_mcp_server(self.runtime, name=f"mcp-gateway/{profile.id}")
+        self.manager = StreamableHTTPSessionManager(app=server, stateless=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.manager.handle_request(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def run(self) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tg:
+            self.runtime.tg = tg
+            await self.aggregator.start(tg)
+            await self.aggregator.wait_ready(STARTUP_WAIT_SECONDS)
+            down = [name for name, ok in self.aggregator.ready().items() if not ok]
+            if down:
+                log.warning("profile %s: upstreams not connected yet: %s", self.profile_id, ", ".join(down))
+            await self.aggregator.refresh(strict=False)
+            tg.start_soon(self._prune)
+            try:
+                async with self.manager.run():
+                    yield
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.aggregator.stop()
+                tg.cancel_scope.cancel()
+
+    async def _prune(self) -> None:
+        while True:
+            await anyio.sleep(PRUNE_SECONDS)
+            self.runtime.legacy_connections.clear()
+
+    # -- the tool-call interceptor ---------------------------------------------
+
+    async def intercept(self, call: ToolCall, proceed: Proceed) -> ToolResult:
+        ctx = current_call.get()
+        config = ctx.config if ctx else self.gateway.holder.config
+        profile = ctx.profile if ctx else config.profile(self.profile_id)
+        if profile is None:
+            raise MCPError(code=types.INVALID_REQUEST, message=f"profile {self.profile_id!r} no longer exists")
+        caller = ctx.principal.caller if ctx else call.caller
+        timeout, per_tool = profile_timeouts(config, profile)
+        limit = per_tool.get(call.name, timeout)
+        idempotent = ProfilePolicy(profile.policy).idempotent(call.name)
+        started = time.monotonic()
+        outcome, error = "ok", None
+        try:
+            result = await self._attempts(call, proceed, limit, idempotent)
+            if isinstance(result, types.CallToolResult) and result.is_error:
+                outcome = "tool_error"
+            elif isinstance(result, types.InputRequiredResult):
+                outcome = "input_required"
+            return result
+        except MCPError as exc:
+            outcome, error = ("timeout" if exc.code == errors.UPSTREAM_TIMEOUT else "error"), exc.error.message
+            raise
+        except BaseException as exc:
+            outcome, error = "cancelled", type(exc).__name__
+            raise
+        finally:
+            self._record(profile, caller, call, outcome, error, time.monotonic() - started)
+
+    async def _attempts(self, call: ToolCall, proceed: Proceed, limit: float | None, idempotent: bool) -> ToolResult:
+        deadline = anyio.current_time() + limit if limit else None
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            began = anyio.current_time()
+            try:
+                with anyio.fail_after(None if deadline is None else max(0.0, deadline - anyio.current_time())):
+                    return await proceed()
+            except TimeoutError:
+                raise MCPError(
+                    code=errors.UPSTREAM_TIMEOUT,
+                    message=f"tool {call.name!r} timed out after {limit:g} s (profile timeout; "
+                    "raise limits.timeoutSeconds or limits.toolTimeouts to allow longer calls)",
+                ) from None
+            except MCPError as exc:
+                # "Not connected", said at once, means the request was never sent: safe to retry
+                # (a slow "not connected" already waited for a reconnect). Anything else is
+                # retried only for tools the profile marks idempotent.
+                unsent = exc.code == UNAVAILABLE and anyio.current_time() - began < FAST_FAILURE_SECONDS
+                retryable = unsent or (idempotent and exc.code != types.INVALID_PARAMS)
+                if delay is None or not retryable:
+                    raise
+                log.info("retrying tool %s after %s (attempt %d)", call.name, exc.error.message, attempt + 1)
+                await anyio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _record(
+        self, profile: Profile, caller: str, call: ToolCall, outcome: str, error: str | None, seconds: float
+    ) -> None:
+        metrics = self.gateway.metrics
+        tool = metrics.tool_label(profile.id, call.name)
+        metrics.tool_calls.labels(profile.tenant, profile.id, tool, outcome).inc()
+        metrics.upstream_latency.labels(profile.tenant, profile.id, tool).observe(seconds)
+        self.gateway.audit.record(
+            AuditRecord(
+                tenant=profile.tenant,
+                profile=profile.id,
+                caller=caller,
+                tool=call.name,
+                outcome=outcome,
+                latency_ms=seconds * 1000,
+                arguments=render_arguments(call.arguments, profile.policy.audit_arguments),
+                error=error,
+            )
+        )
+
+
+def build_backend(gateway: Gateway, profile: Profile) -> ProfileBackend:
+    return ProfileBackend(gateway, profile)
+
+
+__all__ = ["ProfileBackend", "build_backend", "source_config"]

@@ -1,0 +1,201 @@
+"""The gateway's live state: config, store, auth, limits, audit, metrics, backends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from mcp_common.jsonlog import register_secret
+from starlette.types import Receive, Scope, Send
+
+from mcp_gateway.audit import AuditWriter
+from mcp_gateway.auth import Authenticator
+from mcp_gateway.auth.apikeys import KeyHasher
+from mcp_gateway.config import Profile, RoutingConfig
+from mcp_gateway.config_source import ConfigHolder
+from mcp_gateway.limits import Limiter
+from mcp_gateway.metrics import Metrics
+from mcp_gateway.sessions import SessionSigner, parse_keys
+from mcp_gateway.store.base import Store
+
+log = logging.getLogger("mcp_gateway.runtime")
+
+
+class Backend(Protocol):
+    """A profile's MCP server: an ASGI app plus the lifetime that keeps its upstream sessions."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def run(self) -> AbstractAsyncContextManager[None]: ...
+
+
+BackendFactory = Callable[["Gateway", Profile], Backend]
+
+
+@dataclass
+class _Running:
+    fingerprint: str
+    backend: Backend
+    ready: asyncio.Event
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+
+def _fingerprint(profile: Profile) -> str:
+    """What the backend is built from; other profile changes (auth, policy, limits) apply without a rebuild."""
+    return "|".join(u.model_dump_json() for u in profile.upstreams)
+
+
+class BackendPool:
+    """One running backend per profile, rebuilt when its upstreams change.
+
+    Each backend lives in its own task so its async context (SDK session
+    manager, upstream sessions) is entered and exited in one task. A replaced
+    backend is stopped after a grace period so requests in flight finish.
+    """
+
+    def __init__(self, gateway: Gateway, factory: BackendFactory, grace_seconds: float = 30.0) -> None:
+        self.gateway = gateway
+        self.factory = factory
+        self.grace = grace_seconds
+        self._running: dict[str, _Running] = {}
+        self._lock = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
+
+    async def get(self, profile: Profile) -> Backend:
+        running = self._running.get(profile.id)
+        fingerprint = _fingerprint(profile)
+        if running is None or running.fingerprint != fingerprint:
+            async with self._lock:
+                running = self._running.get(profile.id)
+                if running is None or running.fingerprint != fingerprint:
+                    if running is not None:
+                        self._retire(running)
+                    running = self._start(profile, fingerprint)
+                    self._running[profile.id] = running
+        await running.ready.wait()
+        if running.task.done():
+            self._running.pop(profile.id, None)
+            raise RuntimeError(f"the MCP backend of profile {profile.id!r} failed to start")
+        return running.backend
+
+    def _start(self, profile: Profile, fingerprint: str) -> _Running:
+        backend = self.factory(self.gateway, profile)
+        ready, stop = asyncio.Event(), asyncio.Event()
+
+        async def live() -> None:
+            try:
+                async with backend.run():
+                    ready.set()
+                    await stop.wait()
+            except Exception:
+                log.exception("MCP backend of profile %s stopped with an error", profile.id)
+            finally:
+                ready.set()
+
+        task = asyncio.get_running_loop().create_task(live(), name=f"backend-{profile.id}")
+        return _Running(fingerprint, backend, ready, stop, task)
+
+    def _retire(self, running: _Running, delay: float | None = None) -> None:
+        async def later() -> None:
+            await asyncio.sleep(self.grace if delay is None else delay)
+            running.stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(running.task, 10)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
+
+    def reconcile(self, config: RoutingConfig) -> None:
+        """Retire backends of profiles that are gone or whose upstreams changed."""
+        for profile_id, running in list(self._running.items()):
+            profile = config.profile(profile_id)
+            if profile is None or _fingerprint(profile) != running.fingerprint:
+                self._running.pop(profile_id, None)
+                self._retire(running)
+
+    async def close(self) -> None:
+        for running in self._running.values():
+            running.stop.set()
+        tasks = [r.task for r in self._running.values()] + list(self._retired)
+        for task in self._retired:
+            task.cancel()
+        self._running.clear()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+
+PEPPER_ENV = "MCP_GATEWAY_KEY_PEPPER"
+SESSION_KEYS_ENV = "MCP_GATEWAY_SESSION_KEYS"
+ADMIN_TOKEN_ENV = "MCP_GATEWAY_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message says how to fix it."""
+
+
+class Gateway:
+    def __init__(self, holder: ConfigHolder, store: Store, factory: BackendFactory, env: Mapping[str, str]) -> None:
+        self.holder = holder
+        self.store = store
+        self.env = env
+        self.limiter = Limiter(store)
+        self.audit = AuditWriter(store)
+        self.metrics = Metrics()
+        self.admin_token = env.get(ADMIN_TOKEN_ENV) or None
+        register_secret(self.admin_token)
+        self.backends = BackendPool(self, factory)
+        self.authenticator: Authenticator
+        self.signer: SessionSigner
+        self.started = False
+        holder.on_change(self._config_changed)
+        self.metrics.config_generation.set(holder.generation)
+
+    async def start(self) -> None:
+        await self.store.start()
+        self.authenticator = Authenticator(self.store, KeyHasher(self._pepper()))
+        self.signer = SessionSigner(await self._session_keys())
+        self.audit.start()
+        self.started = True
+
+    async def close(self) -> None:
+        await self.backends.close()
+        await self.audit.stop()
+        await self.store.close()
+
+    def _pepper(self) -> bytes:
+        pepper = self.env.get(PEPPER_ENV, "")
+        register_secret(pepper)
+        if pepper:
+            if len(pepper) < 16:
+                raise StartupError(f"{PEPPER_ENV} must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+            return pepper.encode()
+        if self.store.shared:
+            raise StartupError(
+                f"{PEPPER_ENV} is not set: with a database, API keys are hashed with this server-side secret "
+                "and every replica needs the same value; set it, e.g. to the output of `openssl rand -hex 32`"
+            )
+        log.warning("%s is not set: using a random pepper; API keys created now stop working on restart", PEPPER_ENV)
+        return secrets.token_bytes(32)
+
+    async def _session_keys(self) -> list[bytes]:
+        keys = parse_keys(self.env.get(SESSION_KEYS_ENV, ""))
+        for key in keys:
+            register_secret(key.decode())
+        if keys:
+            return keys
+        # Replicas sharing a database share a generated key, so sessions move between them.
+        return [await self.store.shared_secret("session-signing-key", secrets.token_bytes(32))]
+
+    def _config_changed(self, config: RoutingConfig) -> None:
+        self.metrics.config_generation.set(self.holder.generation)
+        with contextlib.suppress(RuntimeError):  # no running loop yet at start-up
+            asyncio.get_running_loop()
+            self.backends.reconcile(config)

@@ -1,0 +1,100 @@
+"""What the gateway needs from its state store.
+
+Two implementations: `MemoryStore` (single replica, the embedded default) and
+`PostgresStore` (shared by replicas, exact under concurrency).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from mcp_gateway.auth.apikeys import ApiKeyRecord
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One quota counter: `scope` (e.g. `tenant:acme`), `period` (e.g. `d:2025-01-31`), its limit."""
+
+    scope: str
+    period: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One token bucket: refills `rate` tokens per second up to `burst`."""
+
+    key: str
+    rate: float
+    burst: int
+
+
+@dataclass
+class AuditRecord:
+    tenant: str
+    profile: str
+    caller: str
+    tool: str
+    outcome: str
+    latency_ms: float
+    arguments: str | None = None
+    error: str | None = None
+    at: datetime | None = None
+    id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat() if self.at else None,
+            "tenant": self.tenant,
+            "profile": self.profile,
+            "caller": self.caller,
+            "tool": self.tool,
+            "outcome": self.outcome,
+            "latencyMs": round(self.latency_ms, 3),
+            "arguments": self.arguments,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    tenant: str | None = None
+    profile: str | None = None
+    tool: str | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+class Store(Protocol):
+    shared: bool  # True when several replicas see the same state
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ready(self) -> bool: ...
+
+    async def insert_key(self, record: ApiKeyRecord) -> None: ...
+    async def key_by_prefix(self, prefix: str) -> ApiKeyRecord | None: ...
+    async def get_key(self, key_id: str) -> ApiKeyRecord | None: ...
+    async def list_keys(self, tenant: str | None) -> list[ApiKeyRecord]: ...
+    async def revoke_key(self, key_id: str) -> bool: ...
+
+    async def consume(self, counters: list[Counter]) -> Counter | None:
+        """Count one call against every counter, all or none; return the first one that is exhausted."""
+        ...
+
+    async def usage(self, scope_prefix: str) -> list[tuple[str, str, int]]: ...
+
+    async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
+        """Take one token from every bucket, all or none; on refusal return (bucket, seconds until a token)."""
+        ...
+
+    async def write_audit(self, records: list[AuditRecord]) -> None: ...
+    async def query_audit(self, query: AuditQuery) -> list[AuditRecord]: ...
+
+    async def shared_secret(self, name: str, generate: bytes) -> bytes:
+        """The stored secret `name`, storing `generate` first if there is none."""
+        ...

@@ -1,0 +1,172 @@
+"""Helpers for gateway tests: start gateways and upstreams, talk MCP and raw JSON-RPC."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from tests.servers.launch import http_command, http_url
+from tests.support.processes import ManagedProcess, free_port
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+PEPPER = "test-pepper-0123456789abcdef"
+MODERN = "2026-07-28"
+LEGACY = "2025-11-25"
+
+Spawn = Callable[..., ManagedProcess]
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def profile(pid: str, tenant: str, upstreams: list[tuple[str, str]], **extra: Any) -> dict[str, Any]:
+    return {"id": pid, "tenant": tenant, "upstreams": [{"name": n, "url": u} for n, u in upstreams], **extra}
+
+
+def start_feature(spawn: Spawn, name: str = "feature") -> tuple[ManagedProcess, str]:
+    port = free_port()
+    return spawn(http_command(port), name=name, ready_url=http_url(port)), http_url(port)
+
+
+class GatewayProc:
+    def __init__(self, process: ManagedProcess, port: int) -> None:
+        self.process = process
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+
+    def url(self, profile_id: str) -> str:
+        return f"{self.base}/{profile_id}/mcp"
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+
+
+def start_gateway(
+    spawn: Spawn,
+    config: Path,
+    *,
+    dsn: str | None = None,
+    name: str = "gateway",
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+) -> GatewayProc:
+    port = port or free_port()
+    cmd = [sys.executable, "-m", "mcp_gateway.cli", "serve", "--config", str(config), "--port", str(port)]
+    if dsn:
+        cmd += ["--database-url", dsn]
+    full_env = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "MCP_GATEWAY_KEY_PEPPER": PEPPER, **(env or {})}
+    process = spawn(cmd, name=name, env=full_env, ready_url=f"http://127.0.0.1:{port}/readyz")
+    return GatewayProc(process, port)
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(url: str, headers: dict[str, str] | None = None, mode: str = "legacy") -> AsyncIterator[Client]:
+    async with (
+        create_mcp_http_client(headers=headers or {}) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
+        yield client
+
+
+def rpc(method: str, params: dict[str, Any] | None = None, rid: int = 1) -> dict[str, Any]:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+    if params is not None:
+        body["params"] = params
+    return body
+
+
+def modern_call(name: str, arguments: dict[str, Any], rid: int = 1) -> dict[str, Any]:
+    """A 2026-07-28 tools/call envelope."""
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    return rpc("tools/call", {"name": name, "arguments": arguments, "_meta": meta}, rid)
+
+
+def modern_headers(method: str, name: str | None = None, **extra: str) -> dict[str, str]:
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": MODERN,
+        "Mcp-Method": method,
+        **extra,
+    }
+    if name is not None:
+        headers["Mcp-Name"] = name
+    return headers
+
+
+class TcpProxy:
+    """A loopback TCP forwarder whose target can be switched or cut (a load balancer / network stand-in).
+
+    It runs its own event loop in a thread, so it keeps forwarding while the test blocks.
+    """
+
+    def __init__(self, target_port: int | None) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.base_events.Server | None = None
+        self._conns: set[asyncio.StreamWriter] = set()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    async def start(self) -> TcpProxy:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop)
+        self._server = future.result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.target_port is None:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._conns.update({writer, up_writer})
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._conns.difference_update({writer, up_writer})
+
+    def _cut(self) -> None:
+        for conn in list(self._conns):
+            conn.close()
+        self._conns.clear()
+
+    def cut(self) -> None:
+        """Drop every open connection (new ones go to the current target)."""
+        self._loop.call_soon_threadsafe(self._cut)
+
+    async def close(self) -> None:
+        def stop() -> None:
+            self._cut()
+            if self._server:
+                self._server.close()
+            self._loop.stop()
+
+        self._loop.call_soon_threadsafe(stop)
+        self._thread.join(5)

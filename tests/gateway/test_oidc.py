@@ -1,0 +1,206 @@
+"""OIDC/JWT profiles against a JWKS server the test runs: valid, expired, wrong audience,
+wrong issuer, alg none, HS256 signed with the public key, key rotation, scopes, RFC 9728."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.gateway.support import GatewayProc, Spawn, mcp_client, profile, rpc, start_gateway, write_config
+
+ISSUER = "https://issuer.test"
+AUDIENCE = "mcp-gateway"
+
+
+class Issuer:
+    """Signing keys plus a real HTTP server publishing their JWKS."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.published: list[str] = []
+        self.fetches = 0
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                issuer.fetches += 1
+                body = json.dumps(issuer.jwks()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def add_key(self, kid: str) -> None:
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.published.append(kid)
+
+    def jwks(self) -> dict[str, Any]:
+        out = []
+        for kid in self.published:
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
+            out.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
+        return {"keys": out}
+
+    def token(self, kid: str, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": now, "exp": now + 300, "scope": "mcp:tools"}
+        claims.update(overrides)
+        return jwt.encode(claims, self.keys[kid], algorithm="RS256", headers={"kid": kid})
+
+    def public_pem(self, kid: str) -> bytes:
+        return (
+            self.keys[kid]
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    issuer = Issuer()
+    issuer.add_key("k1")
+    yield issuer
+    issuer.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    spawn_module: Spawn, feature_module: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
+) -> GatewayProc:
+    oidc = {
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "jwksUrl": issuer.url,
+        "algorithms": ["RS256"],
+        "leewaySeconds": 5,
+        "requiredScopes": ["mcp:tools"],
+        "jwksMinRefetchSeconds": 1,
+    }
+    config = write_config(
+        tmp_path_factory.mktemp("oidc") / "routing.yaml",
+        {
+            "tenants": [{"id": "acme"}],
+            "profiles": [profile("sso", "acme", [("feat", feature_module)], auth={"mode": "oidc", "oidc": oidc})],
+        },
+    )
+    return start_gateway(spawn_module, config)
+
+
+def call(gw: GatewayProc, token: str | None) -> httpx.Response:
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.post(gw.url("sso"), json=rpc("tools/list"), headers=headers, timeout=10)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_token(**claims: Any) -> str:
+    header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": "k1"}).encode())
+    return f"{header}.{_b64(json.dumps(claims).encode())}."
+
+
+def hs256_with_public_key(issuer: Issuer) -> str:
+    """The algorithm-confusion attack: HMAC 'signed' with the published RSA public key."""
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "exp": now + 300, "scope": "mcp:tools"}
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+    payload = _b64(json.dumps(claims).encode())
+    mac = hmac.new(issuer.public_pem("k1"), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(mac)}"
+
+
+async def test_valid_token_and_metadata(gateway: GatewayProc, issuer: Issuer) -> None:
+    assert call(gateway, issuer.token("k1")).status_code == 200
+    async with mcp_client(gateway.url("sso"), {"Authorization": f"Bearer {issuer.token('k1')}"}) as client:
+        assert (await client.call_tool("echo", {"text": "sso"})).content[0].text == "sso"  # type: ignore[union-attr]
+
+    missing = call(gateway, None)
+    assert missing.status_code == 401
+    challenge = missing.headers["www-authenticate"]
+    metadata_url = f"{gateway.base}/.well-known/oauth-protected-resource/sso/mcp"
+    assert f'resource_metadata="{metadata_url}"' in challenge
+    metadata = httpx.get(metadata_url).json()
+    assert metadata["resource"] == gateway.url("sso")
+    assert metadata["authorization_servers"] == [ISSUER]
+    assert metadata["scopes_supported"] == ["mcp:tools"]
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda i: i.token("k1", exp=int(time.time()) - 120), "expired"),
+        (lambda i: i.token("k1", aud="someone-else"), "audience"),
+        (lambda i: i.token("k1", iss="https://evil.test"), "issuer"),
+        (lambda i: unsigned_token(iss=ISSUER, aud=AUDIENCE, sub="x", exp=int(time.time()) + 300), "algorithm"),
+        (hs256_with_public_key, "algorithm"),
+        (lambda i: "not.a.jwt", "JWT"),
+    ],
+    ids=["expired", "wrong-aud", "wrong-iss", "alg-none", "hs256-public-key", "garbage"],
+)
+async def test_bad_tokens_are_401(
+    gateway: GatewayProc, issuer: Issuer, make: Callable[[Issuer], str], fragment: str
+) -> None:
+    response = call(gateway, make(issuer))
+    assert response.status_code == 401
+    assert fragment in response.json()["error"]["message"]
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_missing_scope_is_403(gateway: GatewayProc, issuer: Issuer) -> None:
+    response = call(gateway, issuer.token("k1", scope="profile email"))
+    assert response.status_code == 403
+    assert 'error="insufficient_scope"' in response.headers["www-authenticate"]
+
+
+async def test_key_rotation_is_followed(gateway: GatewayProc, issuer: Issuer) -> None:
+    assert call(gateway, issuer.token("k1")).status_code == 200
+    fetches = issuer.fetches
+    # The issuer rotates: a new key is published and the old one withdrawn.
+    issuer.add_key("k2")
+    issuer.published = ["k2"]
+    try:
+        check_rotation(gateway, issuer, fetches)
+    finally:
+        issuer.published = ["k1", "k2"]
+
+
+def check_rotation(gateway: GatewayProc, issuer: Issuer, fetches: int) -> None:
+    time.sleep(1.1)  # past jwksMinRefetchSeconds
+    assert call(gateway, issuer.token("k2")).status_code == 200
+    assert issuer.fetches == fetches + 1
+    # Cached: valid tokens don't refetch; unknown kids refetch at most once per interval.
+    assert call(gateway, issuer.token("k2")).status_code == 200
+    for _ in range(5):
+        assert call(gateway, issuer.token("k2", sub="x") + "").status_code == 200
+    forged_kid = jwt.encode({"sub": "x"}, issuer.keys["k2"], algorithm="RS256", headers={"kid": "unknown"})
+    for _ in range(5):
+        assert call(gateway, forged_kid).status_code == 401
+    assert issuer.fetches <= fetches + 2
