@@ -1,0 +1,25 @@
+"""A liveness/readiness endpoint that also answers while waiting for leadership."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+
+@dataclass
+class HealthState:
+    leader: bool = False
+    running: bool = False
+
+
+async def start(port: int, state: HealthState) -> web.AppRunner:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "leader": state.leader, "running": state.running})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()  # probed by the kubelet from outside the pod
+    return runner

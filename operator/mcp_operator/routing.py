@@ -1,0 +1,222 @@
+"""Render Tenants, Profiles and Upstreams into the gateway's routing document
+(docs/routing-config.md) and compute each Profile's and Tenant's status.
+
+A pure function of the objects, so it is easy to test and safe to run after
+any change. One broken Profile (unknown tenant, missing or foreign Upstream,
+duplicate id, invalid settings) is left out with Ready=False; it never stops
+the others from being routed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_gateway.config import Profile as GatewayProfile
+from mcp_gateway.config import Tenant as GatewayTenant
+from pydantic import ValidationError
+
+from mcp_operator import workload
+from mcp_operator.conditions import Condition
+from mcp_operator.settings import Settings
+
+Obj = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name); namespace "" for Tenants
+
+
+@dataclass
+class ObjectStatus:
+    """The status the operator wants an object to have (conditions are merged later)."""
+
+    obj: Obj
+    conditions: list[Condition]
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> Condition:
+        return self.conditions[0]
+
+
+@dataclass
+class Rendered:
+    document: dict[str, Any]
+    profiles: dict[Key, ObjectStatus]
+    tenants: dict[str, ObjectStatus]
+
+
+def _order(obj: Obj) -> tuple[str, str, str]:
+    meta = obj["metadata"]
+    return (meta.get("creationTimestamp", ""), meta.get("namespace", ""), meta["name"])
+
+
+def _live(objs: list[Obj]) -> list[Obj]:
+    return sorted((o for o in objs if not o["metadata"].get("deletionTimestamp")), key=_order)
+
+
+def _ready(obj: Obj) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in (obj.get("status") or {}).get("conditions", [])
+    )
+
+
+def _pydantic_problem(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg'].removeprefix('Value error, ')}"
+        for err in exc.errors()[:5]
+    )
+
+
+def namespace_owners(tenants: list[Obj]) -> tuple[dict[str, str], dict[str, ObjectStatus]]:
+    """Which tenant owns each namespace (oldest claim wins) and each Tenant's status."""
+    owners: dict[str, str] = {}
+    statuses: dict[str, ObjectStatus] = {}
+    for tenant in _live(tenants):
+        name = tenant["metadata"]["name"]
+        lost = []
+        for namespace in tenant.get("spec", {}).get("namespaces", []):
+            if owners.setdefault(namespace, name) != name:
+                lost.append(f"namespace {namespace!r} already belongs to tenant {owners[namespace]!r}")
+        owned = [n for n, t in owners.items() if t == name]
+        if lost:
+            ready = Condition("Ready", False, "NamespaceConflict", "; ".join(lost) + "; remove it from one of them")
+        else:
+            ready = Condition("Ready", True, "NamespacesOwned", f"owns {len(owned)} namespaces")
+        statuses[name] = ObjectStatus(tenant, [ready], {"namespaces": sorted(owned)})
+    return owners, statuses
+
+
+def _tenant_entry(tenant: Obj) -> dict[str, Any]:
+    spec = tenant.get("spec", {})
+    entry: dict[str, Any] = {"id": tenant["metadata"]["name"]}
+    if spec.get("displayName"):
+        entry["displayName"] = spec["displayName"]
+    if spec.get("limits"):
+        entry["limits"] = spec["limits"]
+    return entry
+
+
+class _ProfileRenderer:
+    def __init__(self, settings: Settings, owners: dict[str, str], upstreams: list[Obj]) -> None:
+        self.settings = settings
+        self.owners = owners
+        self.upstreams = {(u["metadata"]["namespace"], u["metadata"]["name"]): u for u in _live(upstreams)}
+        self.ids: dict[str, Key] = {}
+
+    def render(self, profile: Obj) -> tuple[dict[str, Any] | None, ObjectStatus]:
+        meta, spec = profile["metadata"], profile.get("spec", {})
+        namespace = meta["namespace"]
+        profile_id = spec.get("id") or meta["name"]
+        tenant = self.owners.get(namespace)
+        endpoint = f"{self.settings.gateway_url}/{profile_id}/mcp"
+        fields: dict[str, Any] = {
+            "profileId": profile_id,
+            "tenant": tenant,
+            "endpoint": endpoint,
+            "upstreams": [],
+            "toolCount": None,
+        }
+
+        def refused(reason: str, message: str) -> tuple[None, ObjectStatus]:
+            return None, ObjectStatus(profile, [Condition("Ready", False, reason, message)], fields)
+
+        if tenant is None:
+            return refused(
+                "NoTenant", f"namespace {namespace!r} is not listed in any Tenant's spec.namespaces; add it to a Tenant"
+            )
+        holder = self.ids.get(profile_id)
+        if holder is not None and holder != (namespace, meta["name"]):
+            return refused(
+                "ProfileIdConflict",
+                f"profile id {profile_id!r} is already used by Profile {holder[0]}/{holder[1]}; "
+                "set a different spec.id",
+            )
+        entries, members, problems = self._upstreams(spec.get("upstreams", []), namespace, tenant)
+        fields["upstreams"] = members
+        if problems:
+            reason = "ForeignUpstream" if any("belongs to" in p for p in problems) else "UpstreamNotFound"
+            return refused(reason, "; ".join(problems))
+        entry = {"id": profile_id, "tenant": tenant, "upstreams": entries}
+        for key in ("auth", "policy", "limits"):
+            if spec.get(key):
+                entry[key] = spec[key]
+        try:
+            GatewayProfile.model_validate(entry)
+        except ValidationError as exc:
+            return refused("InvalidProfile", f"the gateway would reject this profile: {_pydantic_problem(exc)}")
+        self.ids[profile_id] = (namespace, meta["name"])
+        counts = [m.get("toolCount") for m in members]
+        if all(c is not None for c in counts):
+            fields["toolCount"] = sum(c or 0 for c in counts)
+        waiting = [f"{m['namespace']}/{m['name']}" for m in members if not m["ready"]]
+        adapters = (
+            Condition("UpstreamsReady", False, "AdaptersNotReady", "waiting for the adapters of " + ", ".join(waiting))
+            if waiting
+            else Condition("UpstreamsReady", True, "AdaptersReady", f"all {len(members)} upstream adapters answer")
+        )
+        ready = Condition("Ready", True, "Routed", f"routed by the gateway at {endpoint}")
+        return entry, ObjectStatus(profile, [ready, adapters], fields)
+
+    def _upstreams(
+        self, refs: list[dict[str, Any]], namespace: str, tenant: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+        entries, members, problems = [], [], []
+        for ref in refs:
+            ref_ns = ref.get("namespace") or namespace
+            upstream = self.upstreams.get((ref_ns, ref["name"]))
+            if upstream is None:
+                problems.append(f"Upstream {ref_ns}/{ref['name']} does not exist; create it or fix spec.upstreams")
+                continue
+            owner = self.owners.get(ref_ns)
+            if owner != tenant:
+                whose = f"tenant {owner!r}" if owner else "no tenant"
+                problems.append(
+                    f"Upstream {ref_ns}/{ref['name']} belongs to {whose}, not to {tenant!r}; "
+                    "a Profile may only use its own tenant's Upstreams"
+                )
+                continue
+            url = workload.service_url(ref_ns, ref["name"], self.settings)
+            entries.append(
+                {
+                    "name": ref["name"],
+                    "url": url,
+                    "prefix": ref.get("prefix", "auto"),
+                    "timeoutSeconds": ref.get("timeoutSeconds", 30),
+                }
+            )
+            status = upstream.get("status") or {}
+            members.append(
+                {
+                    "name": ref["name"],
+                    "namespace": ref_ns,
+                    "url": url,
+                    "ready": _ready(upstream),
+                    "toolCount": status.get("toolCount"),
+                }
+            )
+        return entries, members, problems
+
+
+def render(tenants: list[Obj], profiles: list[Obj], upstreams: list[Obj], settings: Settings) -> Rendered:
+    owners, tenant_statuses = namespace_owners(tenants)
+    tenant_entries = []
+    for tenant in _live(tenants):
+        entry = _tenant_entry(tenant)
+        try:
+            GatewayTenant.model_validate(entry)
+        except ValidationError as exc:
+            status = tenant_statuses[tenant["metadata"]["name"]]
+            status.conditions = [Condition("Ready", False, "InvalidTenant", _pydantic_problem(exc))]
+            continue
+        tenant_entries.append(entry)
+    valid_tenants = {e["id"] for e in tenant_entries}
+    owners = {ns: t for ns, t in owners.items() if t in valid_tenants}
+    renderer = _ProfileRenderer(settings, owners, upstreams)
+    profile_entries = []
+    profile_statuses: dict[Key, ObjectStatus] = {}
+    for profile in _live(profiles):
+        routed, status = renderer.render(profile)
+        if routed is not None:
+            profile_entries.append(routed)
+        profile_statuses[(profile["metadata"]["namespace"], profile["metadata"]["name"])] = status
+    document = {"version": 1, "tenants": tenant_entries, "profiles": profile_entries}
+    return Rendered(document=document, profiles=profile_statuses, tenants=tenant_statuses)

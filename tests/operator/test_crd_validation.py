@@ -1,0 +1,119 @@
+"""The API server itself refuses invalid resources (CRD schemas and CEL rules),
+with a message that says what to fix. No operator involved."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from tests.operator.support import Resources
+from tests.support.kube import ControlPlane
+
+ONE_OF = "set exactly one of spec.stdio, spec.mcp or spec.openapi"
+SECRET_REF = {"secretKeyRef": {"name": "s", "key": "k"}}
+
+
+@pytest.fixture
+def res(kube: ControlPlane) -> Iterator[Resources]:
+    with kube.api_client() as api:
+        yield Resources(api)
+
+
+def refused(call: Any) -> str:
+    with pytest.raises(ApiException) as info:
+        call()
+    assert info.value.status == 422, info.value.body
+    return str(json.loads(info.value.body)["message"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"stdio": {"command": "x"}, "mcp": {"url": "http://a/mcp"}}, ONE_OF),
+        ({"replicas": 1}, ONE_OF),
+        ({"mcp": {"url": "ftp://example.com/mcp"}}, "spec.mcp.url"),
+        ({"stdio": {"args": ["x"]}}, "spec.stdio.command: Required value"),
+        (
+            {"stdio": {"command": "x", "env": [{"name": "A", "value": "1", "valueFrom": SECRET_REF}]}},
+            "each env entry needs exactly one of value or valueFrom",
+        ),
+        ({"openapi": {"spec": {}}}, "openapi.spec needs exactly one of url or configMapKeyRef"),
+        (
+            {"openapi": {"spec": {"url": "https://a/openapi.json"}, "auth": {"type": "apiKey", "secretName": "s"}}},
+            "auth.type apiKey needs auth.apiKey.name",
+        ),
+        ({"mcp": {"url": "http://a/mcp"}, "scope": "everyone"}, 'supported values: "shared", "per-caller"'),
+    ],
+)
+def test_invalid_upstreams_are_refused(kube: ControlPlane, res: Resources, spec: dict[str, Any], message: str) -> None:
+    namespace = kube.namespace("val")
+    body = refused(lambda: res.create("upstreams", namespace, "bad", spec))
+    assert message in body
+
+
+def test_upstream_name_must_fit_the_service_name(kube: ControlPlane, res: Resources) -> None:
+    namespace = kube.namespace("val")
+    body = refused(lambda: res.create("upstreams", namespace, "x" * 60, {"mcp": {"url": "http://a/mcp"}}))
+    assert "at most 55 characters" in body
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"upstreams": []}, "spec.upstreams: Invalid value: 0: spec.upstreams in body should have at least 1 items"),
+        ({"upstreams": [{"name": "a"}, {"name": "a"}]}, "spec.upstreams must not name the same Upstream twice"),
+        (
+            {"upstreams": [{"name": "a"}], "auth": {"mode": "oidc"}},
+            "auth.mode oidc needs auth.oidc with issuer, audience and jwksUrl",
+        ),
+        ({"upstreams": [{"name": "a"}], "auth": {"mode": "password"}}, 'supported values: "apiKey", "oidc", "none"'),
+        ({"upstreams": [{"name": "a"}], "limits": {"rate": {"perSecond": 0, "burst": 1}}}, "limits.rate.perSecond"),
+        ({"upstreams": [{"name": "Not_A_Label"}]}, "spec.upstreams[0].name"),
+    ],
+)
+def test_invalid_profiles_are_refused(kube: ControlPlane, res: Resources, spec: dict[str, Any], message: str) -> None:
+    namespace = kube.namespace("val")
+    body = refused(lambda: res.create("profiles", namespace, "bad", spec))
+    assert message in body
+
+
+def test_profile_name_is_the_id_unless_spec_id_is_set(kube: ControlPlane, res: Resources) -> None:
+    namespace = kube.namespace("val")
+    long_name = "p" * 70
+    body = refused(lambda: res.create("profiles", namespace, long_name, {"upstreams": [{"name": "a"}]}))
+    assert "without spec.id the profile id is metadata.name, which must then be a DNS label" in body
+    created = res.create("profiles", namespace, long_name, {"id": "short-id", "upstreams": [{"name": "a"}]})
+    assert created["spec"]["id"] == "short-id"
+
+
+def test_invalid_tenants_are_refused(res: Resources) -> None:
+    assert "spec.namespaces: Required value" in refused(lambda: res.tenant("t-no-ns", namespaces=None))  # type: ignore[arg-type]
+    body = refused(lambda: res.tenant("tenant.with.dots", namespaces=["a"]))
+    assert "metadata.name is the tenant id and must be a DNS label" in body
+    body = refused(lambda: res.tenant("t-bad-ns", namespaces=["Not_A_Namespace"]))
+    assert "spec.namespaces[0]" in body
+
+
+def test_valid_resources_are_accepted_with_defaults(kube: ControlPlane, res: Resources) -> None:
+    namespace = kube.namespace("val")
+    upstream = res.create(
+        "upstreams",
+        namespace,
+        "pets",
+        {
+            "openapi": {
+                "spec": {"configMapKeyRef": {"name": "pets-openapi", "key": "openapi.json"}},
+                "baseUrl": "https://pets.example.com/v1",
+                "auth": {"type": "bearer", "secretName": "pets-creds"},
+                "include": {"tags": ["pets"]},
+            },
+        },
+    )
+    assert upstream["spec"]["replicas"] == 1
+    assert upstream["spec"]["openapi"]["auth"]["tokenKey"] == "token"
+    profile = res.create("profiles", namespace, "pets", {"upstreams": [{"name": "pets"}]})
+    assert profile["spec"]["upstreams"][0]["prefix"] == "auto"

@@ -1,0 +1,210 @@
+"""Upstream -> adapter ConfigMap, Deployment and Service, owned by the Upstream;
+status and Events; drift repair; deletion through the garbage collector."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import yaml
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+from mcp_adapter.config import parse_config
+
+from tests.operator.conftest import OperatorEnv
+from tests.operator.support import wait_for
+
+SECRET_VALUE = "s3cr3t-token-value-never-copied"
+CREDS = {"name": "remote-creds", "key": "token"}
+
+
+def _workload(env: OperatorEnv, namespace: str, name: str) -> tuple[Any, Any, Any] | None:
+    res = env.res
+    try:
+        return (
+            res.core.read_namespaced_config_map(f"{name}-adapter", namespace),
+            res.apps.read_namespaced_deployment(f"{name}-adapter", namespace),
+            res.core.read_namespaced_service(f"{name}-adapter", namespace),
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _observed(env: OperatorEnv, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = env.res.get("upstreams", namespace, name) or {}
+    status = obj.get("status") or {}
+    ready = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), None)
+    if ready and ready["observedGeneration"] == obj["metadata"]["generation"] == status.get("observedGeneration"):
+        return obj
+    return None
+
+
+def test_mcp_upstream_becomes_an_owned_adapter_workload(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    res.core.create_namespaced_secret(
+        namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="remote-creds"), string_data={"token": SECRET_VALUE})
+    )
+    spec = {
+        "mcp": {
+            "url": "https://tools.example.com/mcp",
+            "headers": [
+                {
+                    "name": "Authorization",
+                    "prefix": "Bearer ",
+                    "secretKeyRef": {"name": "remote-creds", "key": "token"},
+                },
+                {"name": "X-Team", "value": "blue"},
+            ],
+        },
+        "resources": {"limits": {"memory": "256Mi"}},
+    }
+    upstream = res.create("upstreams", namespace, "remote", spec)
+    configmap, deployment, service = wait_for(lambda: _workload(env, namespace, "remote"), what="adapter workload")
+
+    for obj in (configmap, deployment, service):
+        (owner,) = obj.metadata.owner_references
+        assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+            "Upstream",
+            "remote",
+            upstream["metadata"]["uid"],
+            True,
+        )
+    # The config references the secret by env var; the value itself is nowhere in it.
+    text = configmap.data["adapter.yaml"]
+    assert SECRET_VALUE not in text
+    source = yaml.safe_load(text)["sources"][0]
+    assert source["type"] == "mcp" and source["url"] == "https://tools.example.com/mcp"
+    assert source["headers"]["Authorization"] == {"fromEnv": "UPSTREAM_HEADER_0", "prefix": "Bearer "}
+    assert source["headers"]["X-Team"] == "blue"
+    container = deployment.spec.template.spec.containers[0]
+    (env_var,) = container.env
+    assert env_var.name == "UPSTREAM_HEADER_0"
+    assert (env_var.value_from.secret_key_ref.name, env_var.value_from.secret_key_ref.key) == ("remote-creds", "token")
+    # The adapter itself accepts the rendered config (given the env var the pod would have).
+    os.environ["UPSTREAM_HEADER_0"] = "x"
+    try:
+        assert parse_config(yaml.safe_load(text)).sources[0].name == "remote"
+    finally:
+        del os.environ["UPSTREAM_HEADER_0"]
+
+    security = container.security_context
+    assert security.run_as_non_root and security.read_only_root_filesystem
+    assert security.capabilities.drop == ["ALL"] and not security.allow_privilege_escalation
+    assert security.seccomp_profile.type == "RuntimeDefault"
+    assert container.resources.limits == {"memory": "256Mi"}
+    assert deployment.spec.template.metadata.annotations["mcpgateway.dev/config-hash"]
+    assert service.spec.ports[0].port == 8080
+
+    # No kubelet: the adapter never answers, and the status says so honestly.
+    obj = wait_for(lambda: _observed(env, namespace, "remote"), what="observed status")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "AdapterNotReady")
+    assert "0/1 replicas available" in ready["message"]
+    assert obj["status"]["sourceType"] == "mcp"
+    assert obj["status"]["endpoint"] == env.adapter_url(namespace, "remote")
+    reasons = wait_for(
+        lambda: (
+            {r for r, _, _ in res.events(namespace, "remote")} >= {"Created", "AdapterNotReady"}
+            and {r for r, _, _ in res.events(namespace, "remote")}
+        ),
+        what="events",
+    )
+    assert "Created" in reasons
+    assert SECRET_VALUE not in env.process.log_text()
+
+
+def test_spec_change_rolls_the_adapter(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    res.create("upstreams", namespace, "tools", {"stdio": {"command": "mcp-server-time", "args": ["--tz", "UTC"]}})
+    first = wait_for(lambda: _observed(env, namespace, "tools"), what="first reconcile")
+    _, deployment, _ = wait_for(lambda: _workload(env, namespace, "tools"))
+    first_hash = deployment.spec.template.metadata.annotations["mcpgateway.dev/config-hash"]
+
+    res.patch_spec("upstreams", namespace, "tools", {"stdio": {"args": ["--tz", "Europe/Paris"]}, "replicas": 2})
+
+    def rolled() -> Any:
+        _, dep, _ = _workload(env, namespace, "tools") or (None, None, None)
+        new_hash = dep and dep.spec.template.metadata.annotations["mcpgateway.dev/config-hash"]
+        return dep if new_hash and new_hash != first_hash and dep.spec.replicas == 2 else None
+
+    wait_for(rolled, what="a new config hash on the pod template")
+    configmap, _, _ = _workload(env, namespace, "tools") or (None, None, None)
+    assert yaml.safe_load(configmap.data["adapter.yaml"])["sources"][0]["args"] == ["--tz", "Europe/Paris"]
+    second = wait_for(
+        lambda: (o := _observed(env, namespace, "tools")) and o["metadata"]["generation"] > 1 and o,
+        what="status for generation 2",
+    )
+    assert second["status"]["observedGeneration"] == first["status"]["observedGeneration"] + 1
+    assert any(r == "Updated" for r, _, _ in res.events(namespace, "tools"))
+
+
+def test_answering_adapter_reports_ready_with_tool_count(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    # "live-*" upstreams are answered by the stub standing in for the adapter pod (a real MCP server).
+    res.create("upstreams", namespace, "live-tools", {"mcp": {"url": "https://tools.example.com/mcp"}})
+
+    def ready() -> dict[str, Any] | None:
+        condition = res.condition("upstreams", namespace, "live-tools")
+        return condition if condition and condition["status"] == "True" else None
+
+    condition = wait_for(ready, what="Ready=True")
+    assert condition["reason"] == "AdapterReady"
+    status = (res.get("upstreams", namespace, "live-tools") or {})["status"]
+    assert status["toolCount"] > 10
+    assert f"with {status['toolCount']} tools" in condition["message"]
+    assert any(r == "AdapterReady" and t == "Normal" for r, t, _ in res.events(namespace, "live-tools"))
+
+
+def test_deleted_or_edited_deployment_is_restored(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    res.create("upstreams", namespace, "drift", {"mcp": {"url": "https://tools.example.com/mcp"}})
+    _, deployment, _ = wait_for(lambda: _workload(env, namespace, "drift"))
+    wait_for(lambda: _observed(env, namespace, "drift"))
+    image = deployment.spec.template.spec.containers[0].image
+
+    res.apps.delete_namespaced_deployment("drift-adapter", namespace)
+    restored = wait_for(
+        lambda: (w := _workload(env, namespace, "drift")) and w[1].metadata.uid != deployment.metadata.uid and w[1],
+        what="the Deployment to come back",
+    )
+    assert restored.spec.template.spec.containers[0].image == image
+
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "adapter", "image": "evil:latest"}]}}}}
+    res.apps.patch_namespaced_deployment("drift-adapter", namespace, patch)
+    wait_for(
+        lambda: (
+            res.apps.read_namespaced_deployment("drift-adapter", namespace).spec.template.spec.containers[0].image
+            == image
+        ),
+        what="the image edit to be reverted",
+    )
+    res.core.delete_namespaced_service("drift-adapter", namespace)
+    wait_for(lambda: _workload(env, namespace, "drift"), what="the Service to come back")
+    messages = [m for r, _, m in res.events(namespace, "drift") if r == "DriftRepaired"]
+    assert any("was deleted" in m for m in messages) and any("changed by someone else" in m for m in messages)
+
+
+def test_deleting_the_upstream_removes_its_workload(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    res.create("upstreams", namespace, "gone", {"mcp": {"url": "https://tools.example.com/mcp"}})
+    wait_for(lambda: _workload(env, namespace, "gone"))
+    wait_for(lambda: _observed(env, namespace, "gone"))
+    upstream = res.get("upstreams", namespace, "gone") or {}
+    assert not upstream["metadata"].get("finalizers")  # deletion never waits for the operator
+
+    res.delete("upstreams", namespace, "gone")
+
+    def all_gone() -> bool:
+        names = [d.metadata.name for d in res.apps.list_namespaced_deployment(namespace).items]
+        names += [c.metadata.name for c in res.core.list_namespaced_config_map(namespace).items]
+        names += [s.metadata.name for s in res.core.list_namespaced_service(namespace).items]
+        return "gone-adapter" not in names
+
+    wait_for(all_gone, timeout=60, what="garbage collection of the adapter workload")
