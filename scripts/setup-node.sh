@@ -70,3 +70,4 @@ install_node
 install_package "$CONFORMANCE_STABLE" "$npmcache/conformance-stable"
 install_package "$CONFORMANCE_NEXT" "$npmcache/conformance-next"
 install_package "$EVERYTHING_SERVER" "$npmcache/server-everything"
+install_package "$INSPECTOR" "$npmcache/inspector"
