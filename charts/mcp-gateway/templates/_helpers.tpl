@@ -159,6 +159,10 @@ key: {{ .key }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# Kopf follows CRDs to discover the resources it serves.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
 # Only needed when --namespace is given a glob ("team-*"): the operator follows matching namespaces.
 - apiGroups: [""]
   resources: [namespaces]
