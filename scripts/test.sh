@@ -16,6 +16,9 @@ scripts/start-postgres.sh
 step "Node.js 22 and MCP tools from npm"
 scripts/setup-node.sh
 
+step "Chromium for the console's browser tests"
+scripts/setup-browser.sh
+
 step "Kubernetes control plane and Helm binaries"
 scripts/build-tools.sh
 
