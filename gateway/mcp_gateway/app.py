@@ -10,11 +10,12 @@ from typing import Any, Protocol
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from mcp_adapter.http_guard import GuardSettings, HttpGuard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_gateway import admin
+from mcp_gateway import admin, console
 from mcp_gateway.front import PROFILE_PATH, McpFront
 from mcp_gateway.runtime import Gateway, StartupError
 
@@ -50,6 +51,7 @@ def create_app(gateway: Gateway, sources: list[Source] | None = None) -> ASGIApp
     )
     api.state.gateway = gateway
     api.include_router(admin.router)
+    api.include_router(console.router)
     _add_ops_routes(api, gateway)
     _add_error_handlers(api)
     return _Dispatch(api, McpFront(gateway))
@@ -98,17 +100,26 @@ def _add_error_handlers(api: FastAPI) -> None:
         return JSONResponse({"detail": problems}, status_code=422)
 
 
+# The adapter's guard, used only to trim header values (RFC 9110 optional whitespace, which
+# uvicorn's httptools parser keeps): the front checks Origin itself, per routing config.
+TRIM_ONLY = GuardSettings(allowed_hosts=None, allowed_origins=("*",))
+
+
 class _Dispatch:
     """Send `/{profile_id}/mcp` to the MCP front, everything else to FastAPI."""
 
     def __init__(self, api: FastAPI, front: McpFront) -> None:
         self.api = api
         self.front = front
+        self.guarded_front = HttpGuard(self._front, TRIM_ONLY)
+
+    async def _front(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.front(scope, receive, send, scope["mcp_gateway.profile"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             match = PROFILE_PATH.match(scope["path"])
             if match:
-                await self.front(scope, receive, send, match.group(1))
+                await self.guarded_front({**scope, "mcp_gateway.profile": match.group(1)}, receive, send)
                 return
         await self.api(scope, receive, send)

@@ -96,6 +96,8 @@ async def viewer_of(gateway: Gateway, codec: SessionCodec, session: Session | No
     return None
 
 
-def mint_console_token(gateway: Gateway, tenant: str, name: str, expires_at: datetime | None) -> tuple[str, ApiKeyRecord]:
+def mint_console_token(
+    gateway: Gateway, tenant: str, name: str, expires_at: datetime | None
+) -> tuple[str, ApiKeyRecord]:
     """A tenant console token (secret returned once) and the record to store."""
     return new_key(gateway.authenticator.hasher, tenant, [CONSOLE_SCOPE], name, expires_at)

@@ -1,0 +1,99 @@
+"""Read-only pages: overview, profile detail, audit log, and the static files."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import Response
+
+from mcp_gateway.config import Profile
+from mcp_gateway.console import catalog, usage
+from mcp_gateway.console.auditlog import AuditFilter, audit_page
+from mcp_gateway.console.render import STATIC
+from mcp_gateway.console.web import Ctx, base_url, context, not_found, render_page, router
+
+OUTCOMES = ["ok", "tool_error", "error", "timeout", "cancelled", "input_required"]
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+
+
+@router.get("/")
+async def overview(request: Request) -> Response:
+    ctx = await context(request)
+    viewer = ctx.who()
+    states = await catalog.profile_states(ctx.gateway, viewer.profiles(ctx.config))
+    return render_page(
+        ctx,
+        "overview.html",
+        tenants=viewer.tenants(ctx.config),
+        states=states,
+        base=base_url(request, ctx.gateway),
+    )
+
+
+def _profile(ctx: Ctx, profile_id: str) -> Profile:
+    profile = ctx.who().profile(ctx.config, profile_id)
+    if profile is None:
+        raise not_found(f"profile {profile_id!r}")
+    return profile
+
+
+@router.get("/profiles/{profile_id}")
+async def profile_detail(request: Request, profile_id: str, window: str = usage.DEFAULT_WINDOW) -> Response:
+    ctx = await context(request)
+    profile = _profile(ctx, profile_id)
+    state = await catalog.profile_state(ctx.gateway, profile)
+    series = await usage.call_series(ctx.gateway, profile, window)
+    return render_page(
+        ctx,
+        "profile.html",
+        state=state,
+        profile=profile,
+        tenant=ctx.config.tenant(profile.tenant),
+        endpoint=f"{base_url(request, ctx.gateway)}/{profile.id}/mcp",
+        series=series,
+        chart=usage.render_chart(series),
+        windows=list(usage.WINDOWS),
+        quotas=await usage.quota_lines(ctx.gateway, ctx.config, profile),
+    )
+
+
+def _opt(value: str | None) -> str | None:
+    return value.strip() or None if value else None
+
+
+@router.get("/audit")
+async def audit(
+    request: Request,
+    profile: str | None = None,
+    caller: str | None = None,
+    tool: str | None = None,
+    outcome: str | None = None,
+    before: int | None = None,
+) -> Response:
+    ctx = await context(request)
+    viewer = ctx.who()
+    profile, caller, tool, outcome = _opt(profile), _opt(caller), _opt(tool), _opt(outcome)
+    if profile is not None:
+        _profile(ctx, profile)
+    filters = AuditFilter(viewer.tenant, profile, caller, tool, outcome, before)
+    result = await audit_page(ctx.gateway, filters)
+    key_names = {f"key:{k.id}": k.name for k in await ctx.gateway.store.list_keys(viewer.tenant) if k.name}
+    query = {k: v for k, v in {"profile": profile, "caller": caller, "tool": tool, "outcome": outcome}.items() if v}
+    return render_page(
+        ctx,
+        "audit.html",
+        page=result,
+        filters=filters,
+        query=query,
+        profiles=viewer.profiles(ctx.config),
+        outcomes=OUTCOMES,
+        key_names=key_names,
+    )
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    path = STATIC / name
+    media = STATIC_TYPES.get(path.suffix)
+    if media is None or path.parent != STATIC or not path.is_file():
+        raise not_found("file")
+    return Response(path.read_bytes(), media_type=media, headers={"Cache-Control": "max-age=300"})
