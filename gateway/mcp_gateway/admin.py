@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from mcp_gateway.auth.apikeys import new_key
+from mcp_gateway.catalog import tool_catalog
 from mcp_gateway.runtime import Gateway
 from mcp_gateway.store.base import AuditQuery
 
@@ -90,6 +91,16 @@ async def get_profile(profile_id: str, gateway: Admin) -> dict[str, Any]:
     return profile.model_dump(by_alias=True, mode="json")
 
 
+@router.get("/profiles/{profile_id}/tools", summary="The tools of a profile's upstreams, marked allowed or hidden")
+async def profile_tools(profile_id: str, gateway: Admin) -> dict[str, Any]:
+    """Every tool the profile's upstreams offer under its exposed name; `allowed: false` = hidden by policy."""
+    profile = gateway.holder.config.profile(profile_id)
+    if profile is None:
+        raise HTTPException(404, f"unknown profile {profile_id!r}")
+    backend = await gateway.backends.get(profile)
+    return {"profile": profile_id, "tenant": profile.tenant, "tools": tool_catalog(backend, profile)}
+
+
 @router.post("/tenants/{tenant_id}/keys", status_code=201, summary="Create an API key (the secret is shown once)")
 async def create_key(tenant_id: str, body: KeyCreate, gateway: Admin) -> dict[str, Any]:
     _tenant_or_404(gateway, tenant_id)
@@ -130,13 +141,17 @@ async def usage(tenant_id: str, gateway: Admin) -> dict[str, Any]:
     }
 
 
+# PostgreSQL text cannot hold NUL: refuse it up front (422) rather than fail in the query.
+AuditFilter = Annotated[str | None, Query(max_length=256, pattern=r"^[^\x00]*$")]
+
+
 @router.get("/audit", summary="Audit log, newest first; page with `before` = the last id you got")
 async def audit(
     gateway: Admin,
-    tenant: str | None = None,
-    profile: str | None = None,
-    tool: str | None = None,
-    before: int | None = None,
+    tenant: AuditFilter = None,
+    profile: AuditFilter = None,
+    tool: AuditFilter = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     await gateway.audit.flush()

@@ -3,7 +3,11 @@
     mcp-gateway serve --config routing.yaml [--host H] [--port P] [--database-url DSN]
     mcp-gateway serve --routing-configmap NAMESPACE/NAME [--kubeconfig FILE] ...
 
-`serve` is the default subcommand. The database URL may also come from
+    mcp-gateway validate FILE...            # routing/local configs, Tenant/Profile/Upstream manifests
+    mcp-gateway keys create|list|revoke ... # API keys, through the admin API
+    mcp-gateway tools PROFILE               # what a profile exposes (and hides)
+
+`serve` is the default subcommand (see cli_commands.py for the others). The database URL may also come from
 MCP_GATEWAY_DATABASE_URL; without one, state is in-process (single replica).
 """
 
@@ -17,11 +21,10 @@ from collections.abc import Sequence
 
 import uvicorn
 from mcp_common import jsonlog
-from pydantic import ValidationError
 
 from mcp_gateway.app import Source, create_app
-from mcp_gateway.config import load_config_file
-from mcp_gateway.config_source import ConfigHolder, ConfigMapSource, FileSource, short_error
+from mcp_gateway.cli_commands import add_commands, run
+from mcp_gateway.config_source import ConfigHolder, ConfigMapSource, FileSource
 from mcp_gateway.proxy import build_backend
 from mcp_gateway.runtime import Gateway
 from mcp_gateway.store.base import Store
@@ -31,7 +34,7 @@ from mcp_gateway.store.postgres import PostgresStore
 log = logging.getLogger("mcp_gateway")
 
 DATABASE_URL_ENV = "MCP_GATEWAY_DATABASE_URL"
-SUBCOMMANDS = ("serve", "validate")
+SUBCOMMANDS = ("serve", "validate", "keys", "tools")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,22 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--database-url", default=None, help=f"PostgreSQL DSN (default: ${DATABASE_URL_ENV})")
     serve.add_argument("--log-level", default=os.environ.get("MCP_GATEWAY_LOG_LEVEL", "INFO"))
-    validate = sub.add_parser("validate", help="check a routing config file and exit (0 = valid)")
-    validate.add_argument("config", help="routing config file (YAML/JSON)")
+    add_commands(sub)
     return parser
-
-
-def _validate(path: str) -> int:
-    try:
-        config = load_config_file(path)
-    except OSError as exc:
-        print(f"{path}: cannot read: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, ValidationError) as exc:
-        print(f"{path}: invalid routing config: {short_error(exc)}", file=sys.stderr)
-        return 1
-    print(f"{path}: valid ({len(config.tenants)} tenants, {len(config.profiles)} profiles)")
-    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -101,9 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    if args.command == "validate":
-        return _validate(args.config)
-    return 2
+    return run(args)
 
 
 if __name__ == "__main__":

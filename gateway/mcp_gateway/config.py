@@ -142,6 +142,8 @@ class GatewaySettings(_Model):
 
     allowed_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Rate limits and quotas while the database is unreachable: refuse (503) or admit uncounted.
+    limits_when_store_down: Literal["closed", "open"] = "closed"
 
 
 class RoutingConfig(_Model):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from mcp_gateway.auth import Principal
 from mcp_gateway.config import Profile, RoutingConfig
+from mcp_gateway.sessions import SessionInfo
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,8 @@ class CallContext:
     config: RoutingConfig
     profile: Profile
     principal: Principal
+    # The handshake-era session (None for 2026-07-28 requests and `initialize`).
+    session: SessionInfo | None = None
 
 
 current_call: ContextVar[CallContext | None] = ContextVar("mcp_gateway_call", default=None)

@@ -34,9 +34,12 @@ from mcp_gateway.auth import AuthFailure, Principal
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
-from mcp_gateway.limits import LimitExceeded
+from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.runtime import Gateway
+from mcp_gateway.session_ops import local_origin, session_request
+from mcp_gateway.sessions import SessionInfo
+from mcp_gateway.trace import inbound_trace, trace_headers
 
 log = logging.getLogger("mcp_gateway.front")
 
@@ -136,17 +139,18 @@ class McpFront:
             await errors.jsonrpc_error(failure.status, code, failure.message, headers=extra)(scope, receive, send)
             return "-"
 
+        # An unknown MCP-Protocol-Version is refused by the SDK's entry (the spec's
+        # UnsupportedProtocolVersionError, echoing the request id); nothing is charged for it.
         version = headers.get(MCP_PROTOCOL_VERSION_HEADER)
-        if version is not None and version not in KNOWN_PROTOCOL_VERSIONS:
-            await errors.jsonrpc_error(
-                400,
-                INVALID_REQUEST,
-                f"unsupported MCP-Protocol-Version {version!r}; supported: {', '.join(KNOWN_PROTOCOL_VERSIONS)}",
-            )(scope, receive, send)
-            return "-"
+        known_version = version is None or version in KNOWN_PROTOCOL_VERSIONS
 
         message: dict[str, Any] | None = None
         if scope["method"] == "POST":
+            if not headers.get("content-type", "").lower().startswith("application/json"):
+                await errors.jsonrpc_error(
+                    415, INVALID_REQUEST, "Content-Type must be application/json for JSON-RPC messages"
+                )(scope, receive, send)
+                return "-"
             try:
                 body = await _read_body(receive, config.gateway.max_request_bytes)
             except _TooLarge:
@@ -160,6 +164,9 @@ class McpFront:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 await errors.jsonrpc_error(400, PARSE_ERROR, "the body is not valid JSON")(scope, receive, send)
                 return "-"
+            except RecursionError:
+                await errors.jsonrpc_error(400, PARSE_ERROR, "the body's JSON nests too deeply")(scope, receive, send)
+                return "-"
             except MessageRejected as rejected:
                 await errors.jsonrpc_error(400, rejected.code, rejected.message, rejected.request_id)(
                     scope, receive, send
@@ -168,12 +175,18 @@ class McpFront:
             receive = _replay(body, receive)
 
         method = self._metric_method(message)
-        session_headers = self._session(headers, profile, principal, message)
-        if isinstance(session_headers, Response):
-            await session_headers(scope, receive, send)
+        session = self._session(headers, profile, principal, message)
+        if isinstance(session, Response):
+            await session(scope, receive, send)
             return method
+        session_headers, info = session
+        if info is not None:
+            answered = await session_request(self.gw, info, scope["method"], message)
+            if answered is not None:
+                await answered(scope, receive, send)
+                return method
 
-        if message is not None and "method" in message:
+        if message is not None and "method" in message and known_version:
             refusal = await self._admit(config, profile, principal, message)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -182,11 +195,13 @@ class McpFront:
         forwarded = dict(scope)
         forwarded["headers"] = self._forward_headers(scope, session_headers)
         send = self._with_session_id(send, profile, principal, message)
-        token = current_call.set(CallContext(config, profile, principal))
+        token = current_call.set(CallContext(config, profile, principal, info))
+        trace = inbound_trace.set(trace_headers(headers))
         try:
             backend = await self.gw.backends.get(profile)
             await backend(forwarded, receive, send)
         finally:
+            inbound_trace.reset(trace)
             current_call.reset(token)
         return method
 
@@ -195,7 +210,7 @@ class McpFront:
         if origin is None:
             return None
         allowed = self.gw.holder.config.gateway.allowed_origins
-        if origin in allowed or "*" in allowed:
+        if origin in allowed or "*" in allowed or local_origin(origin, headers.get("host")):
             return None
         return errors.jsonrpc_error(
             403,
@@ -216,13 +231,18 @@ class McpFront:
 
     def _session(
         self, headers: Headers, profile: Profile, principal: Principal, message: dict[str, Any] | None
-    ) -> list[tuple[bytes, bytes]] | Response:
-        """Verify a handshake-era session token; return headers to add for the backend."""
+    ) -> tuple[list[tuple[bytes, bytes]], SessionInfo | None] | Response:
+        """Verify a handshake-era session token; return headers to add for the backend, and the session."""
         token = headers.get(MCP_SESSION_ID_HEADER)
         if token is None:
-            return []
+            return [], None
         info = self.gw.signer.verify(token)
-        if info is None or info.profile != profile.id or info.caller != principal.caller:
+        if (
+            info is None
+            or info.profile != profile.id
+            or info.caller != principal.caller
+            or info.nonce in self.gw.revoked
+        ):
             return errors.jsonrpc_error(
                 404,
                 INVALID_REQUEST,
@@ -230,8 +250,8 @@ class McpFront:
                 (message or {}).get("id"),
             )
         if headers.get(MCP_PROTOCOL_VERSION_HEADER) is None:
-            return [(MCP_PROTOCOL_VERSION_HEADER.encode(), info.protocol_version.encode())]
-        return []
+            return [(MCP_PROTOCOL_VERSION_HEADER.encode(), info.protocol_version.encode())], info
+        return [], info
 
     async def _admit(
         self, config: RoutingConfig, profile: Profile, principal: Principal, message: dict[str, Any]
@@ -250,6 +270,14 @@ class McpFront:
                     )
                 if not _is_continuation(message):
                     await self.gw.limiter.charge_tool_call(config, profile, principal.caller)
+        except LimitsUnavailable as unavailable:
+            return errors.jsonrpc_error(
+                503,
+                errors.STORE_UNAVAILABLE,
+                str(unavailable),
+                rid,
+                headers={"Retry-After": str(unavailable.retry_after)},
+            )
         except LimitExceeded as exceeded:
             self.gw.metrics.limit_rejections.labels(profile.tenant, profile.id, exceeded.kind).inc()
             return errors.jsonrpc_error(
@@ -274,7 +302,8 @@ class McpFront:
             return send
         requested = (message.get("params") or {}).get("protocolVersion")
         version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
-        token = self.gw.signer.issue(profile.id, principal.caller, version, secrets.token_hex(8))
+        capabilities = (message.get("params") or {}).get("capabilities")
+        token = self.gw.signer.issue(profile.id, principal.caller, version, secrets.token_hex(8), capabilities)
 
         async def send_with_session(msg: Message) -> None:
             if msg["type"] == "http.response.start" and msg["status"] < 400:

@@ -4,16 +4,27 @@ Buckets: per tenant (tenant `limits.rate`), per profile (profile `limits.rate`)
 and per caller (profile `limits.perKeyRate`). Quotas: per tenant (tenant
 `limits.quota`) and per caller (profile `limits.quota`). The store decides,
 so with PostgreSQL every replica shares the same counters.
+
+When the store cannot answer (database down), `gateway.limitsWhenStoreDown`
+decides: `closed` (default) refuses the request with `LimitsUnavailable`
+(HTTP 503), `open` admits it uncounted and logs a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from mcp_gateway.config import Profile, Quota, RoutingConfig
 from mcp_gateway.store.base import Bucket, Counter, Store
+
+log = logging.getLogger("mcp_gateway.limits")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -25,6 +36,18 @@ class LimitExceeded(Exception):
     def __str__(self) -> str:
         what = "rate limit" if self.kind == "rate" else "quota"
         return f"{what} exceeded: {self.limit}; retry after {self.retry_after} s"
+
+
+class LimitsUnavailable(Exception):
+    """The store holding rate limits and quotas did not answer and the policy is to fail closed."""
+
+    retry_after = 5
+
+    def __str__(self) -> str:
+        return (
+            "rate limits and quotas cannot be checked: the gateway's database is unreachable; "
+            f"retry after {self.retry_after} s (gateway.limitsWhenStoreDown: closed)"
+        )
 
 
 def _period_ends(now: datetime) -> tuple[str, datetime, str, datetime]:
@@ -46,6 +69,17 @@ class Limiter:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    async def _ask(self, config: RoutingConfig, what: str, call: Awaitable[T]) -> T | None:
+        """Run one store call; on failure apply `gateway.limitsWhenStoreDown` (None = admit)."""
+        try:
+            return await call
+        except Exception as exc:
+            if config.gateway.limits_when_store_down == "open":
+                log.warning("%s not counted, store unreachable (failing open): %s", what, type(exc).__name__)
+                return None
+            log.warning("%s refused, store unreachable (failing closed): %s", what, type(exc).__name__)
+            raise LimitsUnavailable from None
+
     async def check_rate(self, config: RoutingConfig, profile: Profile, caller: str) -> None:
         tenant = config.tenant(profile.tenant)
         buckets = []
@@ -60,7 +94,7 @@ class Limiter:
             buckets.append(Bucket(f"caller:{profile.id}:{caller}", r.per_second, r.burst))
         if not buckets:
             return
-        refused = await self.store.take(buckets)
+        refused = await self._ask(config, "rate limit", self.store.take(buckets))
         if refused is not None:
             bucket, wait = refused
             what = f"{bucket.key} ({bucket.rate:g}/s, burst {bucket.burst})"
@@ -75,7 +109,7 @@ class Limiter:
         counters += _counters(f"caller:{profile.tenant}:{caller}", profile.limits.quota, day, month)
         if not counters:
             return
-        refused = await self.store.consume(counters)
+        refused = await self._ask(config, "quota", self.store.consume(counters))
         if refused is not None:
             end = day_end if refused.period.startswith("d:") else month_end
             period = "daily" if refused.period.startswith("d:") else "monthly"

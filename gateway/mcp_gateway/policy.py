@@ -16,12 +16,23 @@ def _permits(rules: Rules, name: str) -> bool:
     return not rules.allow or any(fnmatchcase(name, pattern) for pattern in rules.allow)
 
 
+# Memoized verdicts per ProfilePolicy: a long-lived one checks every tool of a big catalog on
+# each tools/list page. Bounded, because tools/call names come from clients.
+MEMO_LIMIT = 10_000
+
+
 class ProfilePolicy:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self._tools: dict[str, bool] = {}
 
     def allows_tool(self, name: str) -> bool:
-        return _permits(self.policy.tools, name)
+        allowed = self._tools.get(name)
+        if allowed is None:
+            allowed = _permits(self.policy.tools, name)
+            if len(self._tools) < MEMO_LIMIT:
+                self._tools[name] = allowed
+        return allowed
 
     def allows_resource(self, uri: str) -> bool:
         return _permits(self.policy.resources, uri)

@@ -8,9 +8,11 @@ merged surface. The gateway adds, through the core's hooks:
 - a tool-call interceptor: per-profile/per-tool timeouts, safe retries,
   audit records and metrics.
 
-The SDK session manager runs stateless: handshake-era sessions are the
-gateway's signed `Mcp-Session-Id` tokens (see front.py/sessions.py), so any
-replica can serve any session.
+No session lives in process memory: handshake-era sessions are the gateway's
+signed `Mcp-Session-Id` tokens (see front.py/sessions.py), so any replica can
+serve any session. 2026-07-28 requests go to the SDK's (stateless) entry;
+handshake-era POSTs are served one transport per request with a back-channel
+for server-to-client requests (backchannel.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
 import mcp_types as types
+from mcp.server.caching import CACHEABLE_METHODS, CacheHint, validate_cache_hints
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from mcp_adapter.aggregate import Aggregator, Proceed, ToolCall, ToolResult
@@ -30,14 +34,18 @@ from mcp_adapter.app import make_source
 from mcp_adapter.config import FromEnv, McpRemoteSource
 from mcp_adapter.server import Runtime, build_mcp_server
 from mcp_adapter.upstream import UNAVAILABLE
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import Receive, Scope, Send
 
 from mcp_gateway import errors
 from mcp_gateway.audit import render_arguments
-from mcp_gateway.config import Profile, Upstream, profile_timeouts
+from mcp_gateway.backchannel import serve_handshake
+from mcp_gateway.config import Profile, RoutingConfig, Upstream, profile_timeouts
 from mcp_gateway.context import current_call
 from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.store.base import AuditRecord
+from mcp_gateway.trace import TraceContextAuth
 
 if TYPE_CHECKING:
     from mcp_gateway.runtime import Gateway
@@ -47,6 +55,8 @@ log = logging.getLogger("mcp_gateway.proxy")
 STARTUP_WAIT_SECONDS = 5.0
 RETRY_DELAYS = (0.2, 0.5)
 FAST_FAILURE_SECONDS = 1.0
+TRACE_AUTH = TraceContextAuth()
+LIST_CACHE_HINT = CacheHint(ttl_ms=30_000, scope="private")
 # Stateless handshake connections end with their request; the adapter's registry of them
 # (used for list_changed fan-out on long-lived sessions) is pruned so it cannot grow.
 PRUNE_SECONDS = 30.0
@@ -72,10 +82,17 @@ class LivePolicy:
     def __init__(self, gateway: Gateway, profile_id: str) -> None:
         self.gateway = gateway
         self.profile_id = profile_id
+        self._config: RoutingConfig | None = None
+        self._policy_now: ProfilePolicy | None = None
 
     def _policy(self) -> ProfilePolicy | None:
-        profile = self.gateway.holder.config.profile(self.profile_id)
-        return ProfilePolicy(profile.policy) if profile else None
+        # Looked up once per routing-config version, not once per tool checked (tools/list checks them all).
+        config = self.gateway.holder.config
+        if config is not self._config:
+            profile = config.profile(self.profile_id)
+            self._policy_now = ProfilePolicy(profile.policy) if profile else None
+            self._config = config
+        return self._policy_now
 
     def allows_tool(self, name: str) -> bool:
         policy = self._policy()
@@ -97,12 +114,34 @@ class ProfileBackend:
         self.aggregator = Aggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
         for upstream in profile.upstreams:
             source = make_source(source_config(upstream), self.aggregator)
+            source.http_auth = TRACE_AUTH  # type: ignore[attr-defined]
             self.aggregator.sources[source.name] = source
         self.runtime = Runtime(self.aggregator)
-        server = build_mcp_server(self.runtime, name=f"mcp-gateway/{profile.id}")
-        self.manager = StreamableHTTPSessionManager(app=server, stateless=True)
+        # An unknown tool is an `isError` result (as SDK servers answer), so a model reads and corrects it.
+        self.server = build_mcp_server(self.runtime, name=f"mcp-gateway/{profile.id}", unknown_tool_as_result=True)
+        # Lists depend on the profile's policy and the caller: cacheable by that caller only.
+        self.server.cache_hints = validate_cache_hints(dict.fromkeys(CACHEABLE_METHODS, LIST_CACHE_HINT))
+        self.manager = StreamableHTTPSessionManager(app=self.server, stateless=True)
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._lifespan_state: object = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        version = _protocol_version(scope)
+        if scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS):
+            assert self._tg is not None
+            ctx = current_call.get()
+            await serve_handshake(
+                self.server,
+                self._lifespan_state,
+                self._tg,
+                self.gateway.relay,
+                ctx.session if ctx else None,
+                version or DEFAULT_NEGOTIATED_VERSION,
+                scope,
+                receive,
+                send,
+            )
+            return
         await self.manager.handle_request(scope, receive, send)
 
     @contextlib.asynccontextmanager
@@ -117,7 +156,8 @@ class ProfileBackend:
             await self.aggregator.refresh(strict=False)
             tg.start_soon(self._prune)
             try:
-                async with self.manager.run():
+                async with self.manager.run(), self.server.lifespan(self.server) as state:
+                    self._tg, self._lifespan_state = tg, state
                     yield
             finally:
                 with anyio.CancelScope(shield=True):
@@ -203,6 +243,13 @@ class ProfileBackend:
                 error=error,
             )
         )
+
+
+def _protocol_version(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"mcp-protocol-version":
+            return str(value.decode("latin-1"))
+    return None
 
 
 def build_backend(gateway: Gateway, profile: Profile) -> ProfileBackend:

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from mcp_common.jsonlog import register_secret
 from starlette.types import Receive, Scope, Send
@@ -17,11 +17,12 @@ from starlette.types import Receive, Scope, Send
 from mcp_gateway.audit import AuditWriter
 from mcp_gateway.auth import Authenticator
 from mcp_gateway.auth.apikeys import KeyHasher
+from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.limits import Limiter
 from mcp_gateway.metrics import Metrics
-from mcp_gateway.sessions import SessionSigner, parse_keys
+from mcp_gateway.sessions import RevokedSessions, SessionSigner, parse_keys
 from mcp_gateway.store.base import Store
 
 log = logging.getLogger("mcp_gateway.runtime")
@@ -152,6 +153,8 @@ class Gateway:
         self.admin_token = env.get(ADMIN_TOKEN_ENV) or None
         register_secret(self.admin_token)
         self.backends = BackendPool(self, factory)
+        self.relay = Relay()
+        self.revoked = RevokedSessions(store, 0)
         self.authenticator: Authenticator
         self.signer: SessionSigner
         self.started = False
@@ -162,6 +165,10 @@ class Gateway:
         await self.store.start()
         self.authenticator = Authenticator(self.store, KeyHasher(self._pepper()))
         self.signer = SessionSigner(await self._session_keys())
+        self.revoked = RevokedSessions(self.store, self.signer.max_age)
+        await self.revoked.load()
+        self.relay.publish = self.store.publish if self.store.shared else None
+        await self.store.listen(self._replica_message)
         self.audit.start()
         self.started = True
 
@@ -193,6 +200,15 @@ class Gateway:
             return keys
         # Replicas sharing a database share a generated key, so sessions move between them.
         return [await self.store.shared_secret("session-signing-key", secrets.token_bytes(32))]
+
+    async def _replica_message(self, payload: dict[str, Any]) -> None:
+        kind = payload.get("kind")
+        if kind == "answer":
+            await self.relay.on_published(payload)
+        elif kind == "revoked":
+            self.revoked.add(str(payload.get("session")))
+        elif kind == "resync":
+            await self.revoked.load()
 
     def _config_changed(self, config: RoutingConfig) -> None:
         self.metrics.config_generation.set(self.holder.generation)

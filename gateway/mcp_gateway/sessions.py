@@ -16,6 +16,12 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from mcp_gateway.store.base import Store
+
+MAX_CAPABILITIES_CHARS = 2048  # keeps the header small; larger declarations are dropped
 
 
 def _b64(data: bytes) -> str:
@@ -33,6 +39,8 @@ class SessionInfo:
     protocol_version: str
     issued_at: int
     nonce: str
+    # The capabilities the client declared in `initialize` (server-to-client requests need them).
+    capabilities: dict[str, Any] | None = None
 
 
 class SessionSigner:
@@ -45,8 +53,10 @@ class SessionSigner:
     def _mac(self, key: bytes, payload: str) -> str:
         return _b64(hmac.new(key, payload.encode(), hashlib.sha256).digest())
 
-    def issue(self, profile: str, caller: str, protocol_version: str, nonce: str) -> str:
-        body = {"p": profile, "c": caller, "v": protocol_version, "t": int(time.time()), "n": nonce}
+    def issue(self, profile: str, caller: str, protocol_version: str, nonce: str, capabilities: Any = None) -> str:
+        body: dict[str, Any] = {"p": profile, "c": caller, "v": protocol_version, "t": int(time.time()), "n": nonce}
+        if isinstance(capabilities, dict) and len(json.dumps(capabilities)) <= MAX_CAPABILITIES_CHARS:
+            body["k"] = capabilities
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"v1.{payload}.{self._mac(self.keys[0], payload)}"
 
@@ -59,7 +69,15 @@ class SessionSigner:
             return None
         try:
             body = json.loads(_unb64(payload))
-            info = SessionInfo(str(body["p"]), str(body["c"]), str(body["v"]), int(body["t"]), str(body["n"]))
+            caps = body.get("k")
+            info = SessionInfo(
+                str(body["p"]),
+                str(body["c"]),
+                str(body["v"]),
+                int(body["t"]),
+                str(body["n"]),
+                caps if isinstance(caps, dict) else None,
+            )
         except (ValueError, KeyError, TypeError):
             return None
         if time.time() - info.issued_at > self.max_age:
@@ -70,3 +88,26 @@ class SessionSigner:
 def parse_keys(value: str) -> list[bytes]:
     """Comma-separated keys from the environment, newest first."""
     return [k.strip().encode() for k in value.split(",") if k.strip()]
+
+
+class RevokedSessions:
+    """Sessions ended with DELETE. Every replica keeps the set in memory (a lookup per request is
+    a set membership test); the store persists it and tells the other replicas."""
+
+    def __init__(self, store: Store, max_age_seconds: int) -> None:
+        self.store = store
+        self.max_age = max_age_seconds
+        self._nonces: set[str] = set()
+
+    async def load(self) -> None:
+        self._nonces = set(await self.store.revoked_sessions())
+
+    def __contains__(self, nonce: str) -> bool:
+        return nonce in self._nonces
+
+    def add(self, nonce: str) -> None:
+        self._nonces.add(nonce)
+
+    async def revoke(self, info: SessionInfo) -> None:
+        self._nonces.add(info.nonce)
+        await self.store.revoke_session(info.nonce, datetime.fromtimestamp(info.issued_at + self.max_age, UTC))

@@ -41,6 +41,16 @@ def start_feature(spawn: Spawn, name: str = "feature") -> tuple[ManagedProcess, 
     return spawn(http_command(port), name=name, ready_url=http_url(port)), http_url(port)
 
 
+def start_adapter(spawn: Spawn, config_dir: Path, upstream_url: str, name: str = "adapter") -> str:
+    """An adapter process fronting one remote MCP server (unprefixed); returns its /mcp URL."""
+    port = free_port()
+    config = config_dir / f"{name}.yaml"
+    config.write_text(yaml.safe_dump({"sources": [{"name": "feat", "type": "mcp", "url": upstream_url}]}))
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn(cmd, name=name, ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
+    return f"http://127.0.0.1:{port}/mcp"
+
+
 class GatewayProc:
     def __init__(self, process: ManagedProcess, port: int) -> None:
         self.process = process
@@ -73,10 +83,12 @@ def start_gateway(
 
 
 @contextlib.asynccontextmanager
-async def mcp_client(url: str, headers: dict[str, str] | None = None, mode: str = "legacy") -> AsyncIterator[Client]:
+async def mcp_client(
+    url: str, headers: dict[str, str] | None = None, mode: str = "legacy", **options: Any
+) -> AsyncIterator[Client]:
     async with (
         create_mcp_http_client(headers=headers or {}) as http,
-        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+        Client(streamable_http_client(url, http_client=http), mode=mode, **options) as client,
     ):
         yield client
 

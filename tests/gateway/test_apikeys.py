@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from mcp_gateway.store.migrate import migration_files
 
 from tests.gateway.support import GatewayProc, Spawn, mcp_client, profile, rpc, start_gateway
 
@@ -75,7 +76,7 @@ async def test_keys_open_only_their_tenants_profiles(gateway: GatewayProc, pg_ds
         versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")]
     finally:
         await conn.close()
-    assert versions == [1]
+    assert versions == [version for version, _, _ in migration_files()]
     assert len(rows) == 3
     for row in rows:
         assert all(acme["key"] not in str(value) for value in row.values())

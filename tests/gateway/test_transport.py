@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.gateway.support import (
+    MODERN,
     GatewayProc,
     Spawn,
     mcp_client,
@@ -112,9 +113,14 @@ async def test_request_size_limit(gateway: GatewayProc) -> None:
 
 
 async def test_unknown_protocol_version_is_refused(gateway: GatewayProc) -> None:
-    response = post(gateway, rpc("tools/list"), {"MCP-Protocol-Version": "1999-01-01"})
+    meta = {"io.modelcontextprotocol/protocolVersion": "1999-01-01", "io.modelcontextprotocol/clientCapabilities": {}}
+    body = rpc("tools/list", {"_meta": meta}, rid=301)
+    response = post(gateway, body, {"MCP-Protocol-Version": "1999-01-01", "Mcp-Method": "tools/list"})
     assert response.status_code == 400
-    assert "1999-01-01" in response.json()["error"]["message"]
+    answer = response.json()
+    assert answer["id"] == 301
+    assert answer["error"]["data"]["requested"] == "1999-01-01"
+    assert MODERN in answer["error"]["data"]["supported"]
 
 
 async def test_forged_session_id_is_404(gateway: GatewayProc) -> None:

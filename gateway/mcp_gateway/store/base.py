@@ -6,6 +6,7 @@ Two implementations: `MemoryStore` (single replica, the embedded default) and
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -98,3 +99,22 @@ class Store(Protocol):
     async def shared_secret(self, name: str, generate: bytes) -> bytes:
         """The stored secret `name`, storing `generate` first if there is none."""
         ...
+
+    # --- sessions and replica messages (see sessions.py, backchannel.py) ------
+
+    async def revoke_session(self, nonce: str, expires_at: datetime) -> None:
+        """Remember an ended handshake-era session until its token would have expired anyway."""
+        ...
+
+    async def revoked_sessions(self) -> list[str]: ...
+
+    async def publish(self, payload: dict[str, Any]) -> None:
+        """Send `payload` (JSON-able) to every replica's listener, this one included."""
+        ...
+
+    async def listen(self, handler: Listener) -> None:
+        """Call `handler` with each published payload (and `{"kind": "resync"}` after a reconnect)."""
+        ...
+
+
+Listener = Callable[[dict[str, Any]], Awaitable[None]]

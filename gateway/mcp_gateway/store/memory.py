@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
-from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter
+from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener
 
 
 class MemoryStore:
@@ -20,6 +21,8 @@ class MemoryStore:
         self._audit: list[AuditRecord] = []
         self._secrets: dict[str, bytes] = {}
         self._lock = asyncio.Lock()
+        self._revoked: dict[str, datetime] = {}
+        self._listeners: list[Listener] = []
 
     async def start(self) -> None:
         return None
@@ -101,3 +104,20 @@ class MemoryStore:
 
     async def shared_secret(self, name: str, generate: bytes) -> bytes:
         return self._secrets.setdefault(name, generate)
+
+    async def revoke_session(self, nonce: str, expires_at: datetime) -> None:
+        now = datetime.now(UTC)
+        self._revoked = {n: at for n, at in self._revoked.items() if at > now}
+        self._revoked[nonce] = expires_at
+        await self.publish({"kind": "revoked", "session": nonce})
+
+    async def revoked_sessions(self) -> list[str]:
+        now = datetime.now(UTC)
+        return [n for n, at in self._revoked.items() if at > now]
+
+    async def publish(self, payload: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            await listener(payload)
+
+    async def listen(self, handler: Listener) -> None:
+        self._listeners.append(handler)

@@ -1,49 +1,35 @@
 """PostgreSQL state shared by every gateway replica (asyncpg).
 
 Quota counting is exact under concurrency: each counter is bumped by one
-`INSERT ... ON CONFLICT DO UPDATE ... WHERE used < limit RETURNING`, whose
-row lock serializes concurrent callers; all counters of one call change in one
-transaction (in a fixed order, so two calls never deadlock) or not at all.
+`INSERT ... ON CONFLICT DO UPDATE ... WHERE used < limit`, whose row lock
+serializes concurrent callers; all counters of one call change together (in a
+fixed order, so two calls never deadlock) or not at all. Rate buckets work the
+same way. Both run as one server-side function call per admission step
+(migrations/0003_admission_functions.sql): one round trip, not one per item.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
-from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter
+from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener
 from mcp_gateway.store.migrate import migrate
 
 log = logging.getLogger("mcp_gateway.store")
 
-_BUMP = """
-INSERT INTO quota_counters AS q (scope, period, used) VALUES ($1, $2, 1)
-ON CONFLICT (scope, period) DO UPDATE SET used = q.used + 1, updated_at = now()
-WHERE q.used < $3
-RETURNING used
-"""
 
-# A bucket's level now: its stored tokens plus the refill since it was last touched, capped at burst.
-_TAKE = """
-INSERT INTO rate_buckets AS b (key, tokens, updated_at) VALUES ($1, $3::float8 - 1, clock_timestamp())
-ON CONFLICT (key) DO UPDATE
-SET tokens = LEAST($3::float8, b.tokens + $2::float8 * EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at)) - 1,
-    updated_at = clock_timestamp()
-WHERE LEAST($3::float8, b.tokens + $2::float8 * EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at)) >= 1
-RETURNING tokens
-"""
-_PEEK = """
-SELECT LEAST($3::float8, b.tokens + $2::float8 * EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at)) AS level
-FROM rate_buckets b WHERE key = $1
-"""
-
-
-class _Refused(Exception):
-    def __init__(self, item: Any) -> None:
-        self.item = item
+# Replica messages ride NOTIFY; bodies over the payload limit (8000 bytes) go through relay_messages.
+CHANNEL = "mcp_gateway"
+NOTIFY_LIMIT = 7000
+LISTEN_PROBE_SECONDS = 5.0
 
 
 class PostgresStore:
@@ -52,6 +38,8 @@ class PostgresStore:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._pool: asyncpg.Pool | None = None
+        self._listening: asyncio.Task[None] | None = None
+        self._handling: set[asyncio.Task[None]] = set()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -65,6 +53,10 @@ class PostgresStore:
             await migrate(conn)
 
     async def close(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listening
         if self._pool is not None:
             await self._pool.close()
 
@@ -124,15 +116,14 @@ class PostgresStore:
         for counter in counters:
             if counter.limit <= 0:
                 return counter
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                for counter in sorted(counters, key=lambda c: (c.scope, c.period)):
-                    used = await conn.fetchval(_BUMP, counter.scope, counter.period, counter.limit)
-                    if used is None:
-                        raise _Refused(counter)
-        except _Refused as refused:
-            return refused.item
-        return None
+        ordered = sorted(counters, key=lambda c: (c.scope, c.period))
+        refused = await self.pool.fetchval(
+            "SELECT mcp_consume_quota($1, $2, $3)",
+            [c.scope for c in ordered],
+            [c.period for c in ordered],
+            [c.limit for c in ordered],
+        )
+        return None if refused is None else ordered[refused - 1]
 
     async def usage(self, scope_prefix: str) -> list[tuple[str, str, int]]:
         rows = await self.pool.fetch(
@@ -142,16 +133,17 @@ class PostgresStore:
         return [(row["scope"], row["period"], int(row["used"])) for row in rows]
 
     async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                for bucket in sorted(buckets, key=lambda b: b.key):
-                    left = await conn.fetchval(_TAKE, bucket.key, bucket.rate, float(bucket.burst))
-                    if left is None:
-                        level = await conn.fetchval(_PEEK, bucket.key, bucket.rate, float(bucket.burst))
-                        raise _Refused((bucket, max(0.0, (1.0 - float(level or 0.0)) / bucket.rate)))
-        except _Refused as refused:
-            return refused.item
-        return None
+        ordered = sorted(buckets, key=lambda b: b.key)
+        row = await self.pool.fetchrow(
+            "SELECT refused, level FROM mcp_take_tokens($1, $2, $3)",
+            [b.key for b in ordered],
+            [float(b.rate) for b in ordered],
+            [float(b.burst) for b in ordered],
+        )
+        if row is None or row["refused"] is None:
+            return None
+        bucket = ordered[row["refused"] - 1]
+        return bucket, max(0.0, (1.0 - float(row["level"] or 0.0)) / bucket.rate)
 
     # --- audit --------------------------------------------------------------
 
@@ -197,6 +189,85 @@ class PostgresStore:
         )
         value = await self.pool.fetchval("SELECT value FROM gateway_secrets WHERE name = $1", name)
         return bytes(value)
+
+    # --- sessions and replica messages ------------------------------------------
+
+    async def revoke_session(self, nonce: str, expires_at: datetime) -> None:
+        await self.pool.execute(
+            "INSERT INTO revoked_sessions (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
+            nonce,
+            expires_at,
+        )
+        await self.pool.execute("DELETE FROM revoked_sessions WHERE expires_at < now()")
+        await self.publish({"kind": "revoked", "session": nonce})
+
+    async def revoked_sessions(self) -> list[str]:
+        rows = await self.pool.fetch("SELECT nonce FROM revoked_sessions WHERE expires_at > now()")
+        return [row["nonce"] for row in rows]
+
+    async def publish(self, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, separators=(",", ":"))
+        if len(body.encode()) > NOTIFY_LIMIT:
+            ref = await self.pool.fetchval("INSERT INTO relay_messages (body) VALUES ($1) RETURNING id", body)
+            await self.pool.execute("DELETE FROM relay_messages WHERE created_at < now() - interval '10 minutes'")
+            body = json.dumps({"ref": ref})
+        await self.pool.execute("SELECT pg_notify($1, $2)", CHANNEL, body)
+
+    async def listen(self, handler: Listener) -> None:
+        self._listening = asyncio.get_running_loop().create_task(self._listen(handler), name="pg-listen")
+
+    async def _listen(self, handler: Listener) -> None:
+        """LISTEN on a dedicated connection; reconnect (and ask for a resync) when it drops."""
+        connected_before = False
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("cannot LISTEN for replica messages, retrying: %s", type(exc).__name__)
+                await asyncio.sleep(2)
+                continue
+            try:
+                queue: asyncio.Queue[str] = asyncio.Queue()
+                await conn.add_listener(CHANNEL, lambda *args, q=queue: q.put_nowait(str(args[3])))
+                if connected_before:
+                    self._spawn(handler({"kind": "resync"}))
+                connected_before = True
+                while True:
+                    try:
+                        body = await asyncio.wait_for(queue.get(), LISTEN_PROBE_SECONDS)
+                    except TimeoutError:
+                        await conn.execute("SELECT 1")  # notices a dead connection
+                        continue
+                    payload = await self._payload(body)
+                    if payload is not None:
+                        self._spawn(handler(payload))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("LISTEN connection lost, reconnecting: %s", type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=2)
+
+    async def _payload(self, body: str) -> dict[str, Any] | None:
+        try:
+            payload = json.loads(body)
+            if isinstance(payload, dict) and set(payload) == {"ref"}:
+                stored = await self.pool.fetchval("SELECT body FROM relay_messages WHERE id = $1", payload["ref"])
+                payload = json.loads(stored) if stored else None
+        except (ValueError, asyncpg.PostgresError, OSError):
+            log.warning("dropped an unreadable replica message")
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def _spawn(self, work: Any) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("handling a replica message failed")
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
 
 
 def _key(row: asyncpg.Record) -> ApiKeyRecord:

@@ -1,0 +1,160 @@
+"""Server-to-client traffic through gateway -> adapter -> feature server, in both eras.
+
+Handshake-era clients get elicitation/sampling/roots requests, progress and log
+notifications on their POST's stream, and their answers find the waiting request even
+when they land on another replica. 2026-07-28 clients get input-required rounds that
+any replica can resume, even after the one that started the round died.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mcp_types as types
+import pytest
+
+from tests.gateway.support import (
+    MODERN,
+    GatewayProc,
+    Spawn,
+    TcpProxy,
+    mcp_client,
+    profile,
+    start_adapter,
+    start_feature,
+    start_gateway,
+    write_config,
+)
+
+ROOT_URI = "file:///workspace/project"
+
+
+async def _elicit(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"answer": "blue"})
+
+
+async def _sample(ctx: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+    return types.CreateMessageResult(
+        role="assistant", content=types.TextContent(type="text", text="forty-two"), model="test-model"
+    )
+
+
+async def _roots(ctx: Any) -> types.ListRootsResult:
+    return types.ListRootsResult(roots=[types.Root(uri=ROOT_URI, name="project")])  # type: ignore[arg-type]
+
+
+CALLBACKS: dict[str, Any] = {
+    "elicitation_callback": _elicit,
+    "sampling_callback": _sample,
+    "list_roots_callback": _roots,
+}
+
+
+@pytest.fixture(scope="module")
+def adapter_url(spawn_module: Spawn, tmp_path_factory: pytest.TempPathFactory) -> str:
+    _, feature_url = start_feature(spawn_module, name="feature-srq")
+    return start_adapter(spawn_module, tmp_path_factory.mktemp("srq"), feature_url, name="adapter-srq")
+
+
+@pytest.fixture(scope="module")
+def gateway(spawn_module: Spawn, adapter_url: str, tmp_path_factory: pytest.TempPathFactory) -> GatewayProc:
+    config = write_config(tmp_path_factory.mktemp("srq-gw") / "routing.yaml", _routing(adapter_url))
+    return start_gateway(spawn_module, config, name="gateway-srq")
+
+
+def _routing(adapter_url: str) -> dict[str, Any]:
+    return {
+        "tenants": [{"id": "acme"}],
+        "profiles": [profile("open", "acme", [("adapter", adapter_url)], auth={"mode": "none"})],
+    }
+
+
+def _text(result: types.CallToolResult) -> str:
+    assert not result.is_error, result
+    return str(result.content[0].text)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ["legacy", MODERN])
+async def test_interactive_tools_reach_the_client(gateway: GatewayProc, mode: str) -> None:
+    async with mcp_client(gateway.url("open"), mode=mode, **CALLBACKS) as client:
+        assert client.protocol_version == ("2025-11-25" if mode == "legacy" else MODERN)
+        assert _text(await client.call_tool("ask_user", {"question": "colour?"})) == "user answered: blue"
+        assert _text(await client.call_tool("sample_llm", {"prompt": "6x7?"})) == "model test-model said: forty-two"
+        roots = await client.call_tool("client_roots", {})
+        assert ROOT_URI in str(roots.structured_content or roots.content)
+
+
+async def test_progress_and_logs_reach_a_handshake_client(gateway: GatewayProc) -> None:
+    logs: list[Any] = []
+    progress: list[float] = []
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(params.data)
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with mcp_client(gateway.url("open"), mode="legacy", logging_callback=on_log) as client:
+        result = await client.call_tool("progress_steps", {"steps": 3, "delay": 0.01}, progress_callback=on_progress)
+        assert _text(result) == "done 3 steps"
+    assert progress == [1, 2, 3]
+    assert any("step 3/3" in str(entry) for entry in logs), logs
+
+
+async def test_an_answer_landing_on_another_replica_reaches_the_waiting_request(
+    spawn: Spawn, adapter_url: str, tmp_path: Path, pg_dsn: str
+) -> None:
+    config = write_config(tmp_path / "routing.yaml", _routing(adapter_url))
+    first = start_gateway(spawn, config, dsn=pg_dsn, name="gw-srq-a")
+    second = start_gateway(spawn, config, dsn=pg_dsn, name="gw-srq-b")
+    balancer = await TcpProxy(first.port).start()
+
+    async def elicit_then_switch(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        # The question came from the first replica; the answer's POST opens a new
+        # connection, which the balancer now sends to the second.
+        balancer.target_port = second.port
+        return types.ElicitResult(action="accept", content={"answer": "green"})
+
+    try:
+        url = f"http://127.0.0.1:{balancer.port}/open/mcp"
+        async with mcp_client(url, mode="legacy", elicitation_callback=elicit_then_switch) as client:
+            result = await client.call_tool("ask_user", {"question": "colour?"})
+            assert _text(result) == "user answered: green"
+    finally:
+        await balancer.close()
+    assert _requests(second.base, "response") >= 1
+    assert _requests(first.base, "response") == 0
+
+
+async def test_an_input_required_round_resumes_after_its_replica_died(
+    spawn: Spawn, adapter_url: str, tmp_path: Path, pg_dsn: str
+) -> None:
+    config = write_config(tmp_path / "routing.yaml", _routing(adapter_url))
+    first = start_gateway(spawn, config, dsn=pg_dsn, name="gw-irr-a")
+    second = start_gateway(spawn, config, dsn=pg_dsn, name="gw-irr-b")
+    balancer = await TcpProxy(first.port).start()
+
+    async def elicit_after_crash(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        first.process.kill()  # round 1 was answered by the first replica, which is now gone
+        balancer.target_port = second.port
+        balancer.cut()
+        return types.ElicitResult(action="accept", content={"answer": "red"})
+
+    try:
+        url = f"http://127.0.0.1:{balancer.port}/open/mcp"
+        async with mcp_client(url, mode=MODERN, elicitation_callback=elicit_after_crash) as client:
+            result = await client.call_tool("ask_user", {"question": "colour?"})
+            assert _text(result) == "user answered: red"
+    finally:
+        await balancer.close()
+    assert _requests(second.base, "tools/call") == 1
+
+
+def _requests(base: str, method: str) -> float:
+    total = 0.0
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith("mcp_gateway_requests_total{") and f'method="{method}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
