@@ -29,8 +29,10 @@ listed the URI, else to the source whose template matches it.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -42,7 +44,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
 from mcp_adapter.downstream import Downstream
-from mcp_adapter.metrics import METRICS
+from mcp_adapter.metrics import call_series
 from mcp_adapter.naming import NameCollision, SourceNames, exposed_names
 from mcp_adapter.sources.base import Source
 
@@ -108,6 +110,10 @@ class Catalog:
     prompt_routes: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
+class UnknownToolError(MCPError):
+    """A tools/call naming no tool this endpoint offers (an INVALID_PARAMS protocol error)."""
+
+
 def _encode_cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
 
@@ -124,6 +130,7 @@ def _decode_cursor(cursor: str | None) -> int:
     raise MCPError(code=types.INVALID_PARAMS, message="invalid or expired cursor; list again from the start")
 
 
+@functools.lru_cache(maxsize=4096)
 def template_regex(template: str) -> re.Pattern[str]:
     """A matcher for an RFC 6570 URI template: `{x}` matches one segment, `{+x}`/`{#x}` anything."""
     out = ""
@@ -157,6 +164,7 @@ class Aggregator:
         self._update_listeners: list[UpdateListener] = []
         self._tg: anyio.abc.TaskGroup | None = None
         self._refresh_lock = anyio.Lock()
+        self._sizes: dict[int, int] = {}  # serialized size of each catalog item, for page byte bounds
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -249,6 +257,7 @@ class Aggregator:
         async with self._refresh_lock:
             try:
                 self.catalog = self._merge()
+                self._sizes = {}  # keyed by item identity: the old items are gone
             except NameCollision as exc:
                 if strict:
                     raise
@@ -303,8 +312,12 @@ class Aggregator:
         """One page: at most `page_size` items and about `max_page_bytes` (clients cap SSE events at 1 MiB)."""
         start = _decode_cursor(cursor)
         end, size = start, 0
+        sizes = self._sizes
         while end < len(items) and end - start < self.page_size:
-            size += len(items[end].model_dump_json(by_alias=True, exclude_none=True))
+            item = items[end]
+            if (item_size := sizes.get(id(item))) is None:
+                item_size = sizes[id(item)] = len(item.model_dump_json(by_alias=True, exclude_none=True))
+            size += item_size
             if size > self.max_page_bytes and end > start:
                 break
             end += 1
@@ -347,7 +360,7 @@ class Aggregator:
         entry = self.catalog.tools.get(name)
         if entry is None or not policy.allows_tool(name):
             hidden = entry is not None
-            raise MCPError(
+            raise UnknownToolError(
                 code=types.INVALID_PARAMS,
                 message=f"tool {name!r} is not available on this endpoint"
                 + (" (hidden by access policy)" if hidden else "; list tools to see the available names"),
@@ -385,7 +398,7 @@ class Aggregator:
     ) -> ToolResult:
         source, upstream = self.route_tool(params.name, policy)
         call = ToolCall(downstream.caller, params.name, source.name, upstream, params.arguments)
-        upstream_params = params.model_copy(update={"name": upstream})
+        upstream_params = params if upstream == params.name else params.model_copy(update={"name": upstream})
 
         async def proceed() -> ToolResult:
             return await _measured(
@@ -404,7 +417,7 @@ class Aggregator:
         self, params: types.GetPromptRequestParams, downstream: Downstream, policy: AccessPolicy | None = None
     ) -> types.GetPromptResult | types.InputRequiredResult:
         source, upstream = self.route_prompt(params.name, policy)
-        upstream_params = params.model_copy(update={"name": upstream})
+        upstream_params = params if upstream == params.name else params.model_copy(update={"name": upstream})
         return await _measured(source.name, "prompts/get", params.name, source.get_prompt(upstream_params, downstream))
 
     async def complete(
@@ -475,13 +488,16 @@ async def _quietly(work: Awaitable[Any]) -> None:
 
 
 async def _measured(source: str, op: str, name: str, work: Awaitable[Any]) -> Any:
-    METRICS.calls.labels(source=source, op=op, name=name).inc()
-    with METRICS.latency.labels(source=source, op=op, name=name).time():
-        try:
-            result = await work
-        except BaseException:
-            METRICS.errors.labels(source=source, op=op, name=name).inc()
-            raise
+    series = call_series(source, op, name)
+    series.calls.inc()
+    started = time.perf_counter()
+    try:
+        result = await work
+    except BaseException:
+        series.errors.inc()
+        raise
+    finally:
+        series.latency.observe(time.perf_counter() - started)
     if isinstance(result, types.CallToolResult) and result.is_error:
-        METRICS.errors.labels(source=source, op=op, name=name).inc()
+        series.errors.inc()
     return result

@@ -2,8 +2,8 @@
 
 `create_app(config_path)` is what the CLI serves. Start-up connects every
 source, waits (bounded) for them, and builds the catalog strictly: a name
-collision the prefix policies cannot resolve stops start-up with a message
-naming both sources. While running, the config file is watched; changed,
+collision the prefix policies cannot resolve stops start-up with one message
+naming both sources (and no traceback). While running, the config file is watched; changed,
 added and removed sources are applied without a restart, and sources whose
 configuration did not change keep their sessions.
 """
@@ -18,10 +18,11 @@ from typing import Any
 
 import anyio
 import anyio.abc
-from starlette.applications import Starlette
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_adapter.aggregate import Aggregator
 from mcp_adapter.config import AdapterConfig, ConfigError, SourceConfig, load_config
+from mcp_adapter.http_guard import GuardSettings
 from mcp_adapter.naming import NameCollision
 from mcp_adapter.reload import watch_config
 from mcp_adapter.server import Runtime, build_app, build_mcp_server
@@ -68,12 +69,16 @@ async def apply_config(agg: Aggregator, old: AdapterConfig, new: AdapterConfig) 
         await agg.add_source(make_source(cfg, agg))
 
 
-def create_app(config_path: str | Path, config: AdapterConfig | None = None) -> Starlette:
+def create_app(config_path: str | Path, config: AdapterConfig | None = None, bind_host: str = "127.0.0.1") -> ASGIApp:
     config = config or load_config(config_path)
     agg = build_aggregator(config)
     runtime = Runtime(agg)
     server = build_mcp_server(
-        runtime, name=config.server.name, version=config.server.version, instructions=config.server.instructions
+        runtime,
+        name=config.server.name,
+        version=config.server.version,
+        instructions=config.server.instructions,
+        unknown_tool_as_result=True,
     )
     state: dict[str, Any] = {"config": config}
 
@@ -93,7 +98,7 @@ def create_app(config_path: str | Path, config: AdapterConfig | None = None) -> 
         except NameCollision as exc:
             logger.error("start-up failed: %s", exc)
             await agg.stop()
-            raise
+            raise StartupFailed(str(exc)) from None
         logger.info(
             "adapter ready",
             extra={"tools": len(agg.catalog.tools), "prompts": len(agg.catalog.prompts), "sources": list(agg.sources)},
@@ -105,7 +110,35 @@ def create_app(config_path: str | Path, config: AdapterConfig | None = None) -> 
             with anyio.CancelScope(shield=True):
                 await agg.stop()
 
-    return build_app(runtime, server, lifespan_hook=lifespan, allowed_hosts=config.server.allowed_hosts or None)
+    guard = GuardSettings.for_bind(bind_host, config.server.allowed_hosts, config.server.allowed_origins)
+    return QuietStartupFailure(build_app(runtime, server, lifespan_hook=lifespan, guard=guard))
+
+
+class StartupFailed(Exception):
+    """Start-up cannot continue; the reason was already logged as one clear message."""
+
+
+class QuietStartupFailure:
+    """Keeps a `StartupFailed` from being logged a second time, as a traceback, by the ASGI server.
+
+    Starlette reports a failed lifespan with the formatted traceback as the message, which
+    uvicorn logs; for a failure already explained in one line that is noise users must scroll past.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def quiet_send(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed" and "StartupFailed" in message.get("message", ""):
+                message = {**message, "message": ""}
+            await send(message)
+
+        await self.app(scope, receive, quiet_send)
 
 
 __all__ = ["ConfigError", "apply_config", "build_aggregator", "create_app", "make_source"]

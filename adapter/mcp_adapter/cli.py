@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore", MCPDeprecationWarning)
     from mcp_adapter.app import create_app
 
-    app = create_app(args.config, config)
+    app = create_app(args.config, config, bind_host=args.host)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=args.host, port=args.port, log_config=None, lifespan="on", timeout_graceful_shutdown=10

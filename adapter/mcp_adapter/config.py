@@ -131,7 +131,11 @@ class _SourceBase(_Model):
 class _McpSourceBase(_SourceBase):
     scope: Literal["shared", "per-caller"] = "shared"
     pool: PoolConfig = PoolConfig()
-    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    protocol: Literal["auto", "legacy", "2026-07-28"] = Field(
+        default="auto",
+        description="auto: serve each client through an upstream session of its own era when the server speaks it",
+    )
+    connect_timeout_seconds: float = Field(default=30.0, gt=0, alias="connectTimeoutSeconds")
 
 
 class StdioSource(_McpSourceBase):
@@ -245,7 +249,17 @@ class ServerSettings(_Model):
     instructions: str | None = None
     prefix_separator: str = Field(default="__", alias="prefixSeparator", min_length=1, max_length=4)
     page_size: int = Field(default=100, ge=1, le=10_000, alias="pageSize")
-    allowed_hosts: list[str] = Field(default=[], alias="allowedHosts")
+    allowed_hosts: list[str] = Field(
+        default=[],
+        alias="allowedHosts",
+        description="Host header values served (host, host:port, *.domain, *); default: loopback names when "
+        "bound to loopback, unchecked otherwise",
+    )
+    allowed_origins: list[str] = Field(
+        default=[],
+        alias="allowedOrigins",
+        description="browser Origins accepted (e.g. https://app.example.com); default: loopback origins",
+    )
 
     @field_validator("prefix_separator")
     @classmethod

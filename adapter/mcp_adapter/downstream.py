@@ -11,7 +11,12 @@ whose request caused it, in that client's protocol era:
   client as an `InputRequiredResult` round whose `requestState` names the
   exchange, and the client's retry (carrying `inputResponses`) resumes it.
 
-Both implement `Downstream`, the only thing sources see.
+Both implement `Downstream`, the only thing sources see. A downstream also
+carries the client's era (so a source can pick an upstream session of the same
+era) and its declared capabilities: an upstream asking for something the
+client never declared fails the client's request with -32021
+(MissingRequiredClientCapability) and is cancelled, as the spec requires of a
+server, instead of relaying a request the client cannot answer.
 """
 
 from __future__ import annotations
@@ -42,8 +47,64 @@ _RESULT_FOR: dict[str, Any] = {
 }
 
 
+LEGACY = "legacy"
+MODERN = "modern"
+
+
+def missing_capability(request: types.InputRequest, caps: types.ClientCapabilities | None) -> MCPError | None:
+    """The -32021 error for an input request the client's declared capabilities do not cover, else None."""
+    params = request.params
+    required: types.ClientCapabilities | None = None
+    if isinstance(request, types.ElicitRequest):
+        elicitation = caps.elicitation if caps is not None else None
+        if isinstance(params, types.ElicitRequestURLParams):
+            if elicitation is None or elicitation.url is None:
+                required = types.ClientCapabilities(
+                    elicitation=types.ElicitationCapability(url=types.UrlElicitationCapability())
+                )
+        elif elicitation is None or (elicitation.form is None and elicitation.url is not None):
+            required = types.ClientCapabilities(
+                elicitation=types.ElicitationCapability(form=types.FormElicitationCapability())
+            )
+    elif isinstance(request, types.CreateMessageRequest):
+        sampling = caps.sampling if caps is not None else None
+        wants_tools = isinstance(params, types.CreateMessageRequestParams) and bool(params.tools)
+        if sampling is None or (wants_tools and sampling.tools is None):
+            tools = types.SamplingToolsCapability() if wants_tools else None
+            required = types.ClientCapabilities(sampling=types.SamplingCapability(tools=tools))
+    elif caps is None or caps.roots is None:
+        required = types.ClientCapabilities(roots=types.RootsCapability())
+    if required is None:
+        return None
+    data = types.MissingRequiredClientCapabilityErrorData(required_capabilities=required)
+    return MCPError(
+        code=types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+        message=f"the upstream server needs the client to support {request.method}, "
+        "but the client did not declare that capability",
+        data=data.model_dump(by_alias=True, mode="json", exclude_none=True),
+    )
+
+
+def _wire_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
+    """A 2026-07-28 request's declared capabilities as sent (no re-encoding); else the session's, encoded."""
+    raw = (ctx.meta or {}).get(types.CLIENT_CAPABILITIES_META_KEY)
+    if isinstance(raw, dict):
+        return raw
+    caps = ctx.session.client_capabilities or types.ClientCapabilities()
+    return caps.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
 class Downstream(Protocol):
     caller: str
+    era: str
+    """`LEGACY` or `MODERN`: which protocol era the client speaks."""
+
+    @property
+    def client_capabilities(self) -> types.ClientCapabilities | None: ...
+
+    def wire_capabilities(self) -> dict[str, Any] | None:
+        """The client's capabilities in wire form, to declare on its behalf to a 2026-07-28 upstream."""
+        ...
 
     async def server_request(self, request: types.InputRequest) -> types.InputResponse | types.ErrorData: ...
 
@@ -55,8 +116,14 @@ class Downstream(Protocol):
 class NullDownstream:
     """For work no client request caused (catalog refreshes, probes)."""
 
-    def __init__(self, caller: str = "") -> None:
+    client_capabilities: types.ClientCapabilities | None = None
+
+    def __init__(self, caller: str = "", era: str = MODERN) -> None:
         self.caller = caller
+        self.era = era
+
+    def wire_capabilities(self) -> dict[str, Any] | None:
+        return None
 
     async def server_request(self, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
         return types.ErrorData(code=types.INVALID_REQUEST, message="no client request is in flight to answer this")
@@ -71,11 +138,29 @@ class NullDownstream:
 class LegacyDownstream:
     """A handshake-era client request, answered over its own response stream."""
 
+    era = LEGACY
+
     def __init__(self, ctx: ServerRequestContext[Any, Any], caller: str) -> None:
         self.ctx = ctx
         self.caller = caller
+        self.failure: MCPError | None = None
+        self.scope: anyio.CancelScope | None = None
+
+    @property
+    def client_capabilities(self) -> types.ClientCapabilities | None:
+        return self.ctx.session.client_capabilities or types.ClientCapabilities()
+
+    def wire_capabilities(self) -> dict[str, Any] | None:
+        return _wire_capabilities(self.ctx)
 
     async def server_request(self, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
+        refused = missing_capability(request, self.client_capabilities)
+        if refused is not None:
+            # Fail the client's request (not just the upstream's server request) and stop the upstream call.
+            self.failure = refused
+            if self.scope is not None:
+                self.scope.cancel()
+            return refused.error
         result_type = _RESULT_FOR[request.method]
         params = request.params
         if isinstance(params, types.CreateMessageRequestParams) and params.tools:
@@ -123,12 +208,25 @@ class Exchange:
     _waiting: dict[str, anyio.Event] = field(default_factory=dict)
     _answers: dict[str, types.InputResponse | types.ErrorData] = field(default_factory=dict)
     _counter: int = 0
+    _scope: anyio.CancelScope | None = None
     finished: bool = False
+    era: str = MODERN
 
     def __post_init__(self) -> None:
         self._events_send, self._events = anyio.create_memory_object_stream[_Event](16)
 
+    @property
+    def client_capabilities(self) -> types.ClientCapabilities | None:
+        return self.ctx.session.client_capabilities or types.ClientCapabilities()
+
+    def wire_capabilities(self) -> dict[str, Any] | None:
+        return _wire_capabilities(self.ctx)
+
     async def server_request(self, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
+        refused = missing_capability(request, self.client_capabilities)
+        if refused is not None:
+            await self._finish(_Event("done", error=refused))
+            return refused.error
         self._counter += 1
         key = f"r{self._counter}"
         answered = anyio.Event()
@@ -162,14 +260,28 @@ class Exchange:
 
     async def run(self, work: Callable[[], Awaitable[Any]]) -> None:
         """Run the upstream call, reporting its outcome as the final event."""
-        try:
-            result = await work()
-            event = _Event("done", result=result)
-        except Exception as exc:
-            event = _Event("done", error=exc)
+        event: _Event | None = None
+        with anyio.CancelScope() as self._scope:
+            try:
+                event = _Event("done", result=await work())
+            except Exception as exc:
+                event = _Event("done", error=exc)
+        if event is not None:
+            await self._finish(event)
+
+    async def _finish(self, event: _Event) -> None:
+        """Report the outcome once; a refused input request also stops the upstream call."""
+        if self.finished:
+            return
         self.finished = True
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._events_send.send(event)
+        self.cancel()
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.WouldBlock):
+            self._events_send.send_nowait(event)
+
+    def cancel(self) -> None:
+        """Stop the upstream call (the client went away or its request failed)."""
+        if self._scope is not None:
+            self._scope.cancel()
 
     async def next_round(self, within: float) -> Any:
         """The final result, or an `InputRequiredResult` asking the client for more input."""

@@ -7,6 +7,9 @@ never collide on the default registry.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -46,6 +49,31 @@ class _Metrics:
 
 
 METRICS = _Metrics(REGISTRY)
+
+
+@dataclass(frozen=True)
+class CallSeries:
+    """The three series one (source, op, name) updates per call, resolved once: `labels()` is not free."""
+
+    calls: Any
+    errors: Any
+    latency: Any
+
+
+_SERIES: dict[tuple[str, str, str], CallSeries] = {}
+_MAX_SERIES = 100_000  # a runaway number of names must not grow memory without bound
+
+
+def call_series(source: str, op: str, name: str) -> CallSeries:
+    key = (source, op, name)
+    series = _SERIES.get(key)
+    if series is None:
+        if len(_SERIES) >= _MAX_SERIES:
+            _SERIES.clear()
+        series = _SERIES[key] = CallSeries(
+            METRICS.calls.labels(*key), METRICS.errors.labels(*key), METRICS.latency.labels(*key)
+        )
+    return series
 
 
 def exposition() -> bytes:

@@ -15,8 +15,22 @@ Era bridging for interactive requests (tools/call, resources/read, prompts/get):
   `InputRequiredResult` round (`Exchange`), its retry resumes the upstream call;
 - 2026-07-28 client, upstream answers `InputRequiredResult`: passed through.
 
+Sources serve each client through an upstream session of the client's own era
+when the upstream speaks it (see `sources/mcp_source.py`), so the bridging
+above is only needed for single-era upstreams. Either way an input request the
+client did not declare the capability for fails the client's request with
+-32021 and stops the upstream call; a client that cancels (or, in 2026-07-28,
+drops its POST) cancels the upstream request too.
+
+Subscriptions: handshake clients `resources/subscribe` (once per connection and
+URI); 2026-07-28 clients open `subscriptions/listen`, whose resource URIs are
+subscribed upstream for exactly the life of the stream.
+
 Caller identity: the `X-MCP-Caller` request header (set by the gateway), else
 `CURRENT_CALLER`, else the handshake session id, else anonymous.
+
+`build_app` puts `HttpGuard` (Host/Origin checks, header trimming) in front of
+`/mcp` only: probes and scrapes reach `/healthz`, `/readyz`, `/metrics` by pod IP.
 """
 
 from __future__ import annotations
@@ -30,13 +44,13 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import (
     PromptsListChanged,
@@ -51,14 +65,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator
-from mcp_adapter.downstream import EXCHANGE_PREFIX, Downstream, Exchange, LegacyDownstream, NullDownstream
+from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator, UnknownToolError
+from mcp_adapter.downstream import (
+    EXCHANGE_PREFIX,
+    LEGACY,
+    MODERN,
+    Downstream,
+    Exchange,
+    LegacyDownstream,
+    NullDownstream,
+    missing_capability,
+)
+from mcp_adapter.http_guard import GuardSettings, HttpGuard
 from mcp_adapter.metrics import exposition
 
 logger = logging.getLogger(__name__)
 
 CALLER_HEADER = "x-mcp-caller"
 MAX_INPUT_ROUNDS = 10
+EXCHANGE_POLL_SECONDS = 1.0
 R = TypeVar("R")
 Interactive = Callable[[Any, Downstream], Awaitable[Any]]
 
@@ -128,18 +153,20 @@ async def _interactive(runtime: Runtime, ctx: ServerRequestContext[Any, Any], pa
     _remember(runtime, ctx)
     if not is_modern(ctx):
         downstream = LegacyDownstream(ctx, caller)
-        result = await op(params, downstream)
+        result = await _guarded(downstream, op, params)
         for _ in range(MAX_INPUT_ROUNDS):
             if not isinstance(result, types.InputRequiredResult):
                 return result
             responses: dict[str, Any] = {}
             for key, request in (result.input_requests or {}).items():
                 answer = await downstream.server_request(request)
+                if downstream.failure is not None:
+                    raise downstream.failure
                 if isinstance(answer, types.ErrorData):
                     raise MCPError.from_error_data(answer)
                 responses[key] = answer
             params = params.model_copy(update={"input_responses": responses, "request_state": result.request_state})
-            result = await op(params, downstream)
+            result = await _guarded(downstream, op, params)
         raise MCPError(
             code=types.INTERNAL_ERROR, message=f"upstream asked for input more than {MAX_INPUT_ROUNDS} times"
         )
@@ -159,24 +186,65 @@ async def _interactive(runtime: Runtime, ctx: ServerRequestContext[Any, Any], pa
         runtime.exchanges[exchange.token] = exchange
         assert runtime.tg is not None
         runtime.tg.start_soon(_run_exchange, runtime, exchange, params, op)
-    result = await exchange.next_round(runtime.round_timeout)
+    try:
+        result = await exchange.next_round(runtime.round_timeout)
+    except BaseException:
+        # The client cancelled (or the round failed) while the upstream was working: stop the upstream call too.
+        exchange.cancel()
+        runtime.exchanges.pop(exchange.token, None)
+        raise
     if isinstance(result, types.InputRequiredResult) and result.request_state == exchange.token:
         return result
     runtime.exchanges.pop(exchange.token, None)
     exchange.close()
+    if isinstance(result, types.InputRequiredResult):
+        _check_capabilities(result, ctx)
     return result
+
+
+async def _guarded(downstream: LegacyDownstream, op: Interactive, params: Any) -> Any:
+    """Run `op`; an input request the client cannot answer fails the request with -32021."""
+    with anyio.CancelScope() as scope:
+        downstream.scope = scope
+        result = await op(params, downstream)
+    if downstream.failure is not None:
+        raise downstream.failure
+    return result
+
+
+def _check_capabilities(result: types.InputRequiredResult, ctx: ServerRequestContext[Any, Any]) -> None:
+    """An upstream's input rounds must not ask a 2026-07-28 client for what it did not declare."""
+    for request in (result.input_requests or {}).values():
+        refused = missing_capability(request, ctx.session.client_capabilities)
+        if refused is not None:
+            raise refused
 
 
 async def _run_exchange(runtime: Runtime, exchange: Exchange, params: Any, op: Interactive) -> None:
     await exchange.run(lambda: op(params, exchange))
-    # An abandoned exchange (the client never retried) is forgotten after one more round's time.
-    await anyio.sleep(runtime.round_timeout)
+    # Kept only while its client may still come for the outcome: a waiting client takes it at once
+    # (and forgets the exchange); an abandoned one lapses after one more round's time. A fixed wait
+    # would hold every call's state (~25 KB) for the whole round timeout.
+    with anyio.move_on_after(runtime.round_timeout):
+        await anyio.lowlevel.checkpoint()  # let the waiting client take the outcome first
+        while exchange.token in runtime.exchanges:  # noqa: ASYNC110 - several code paths forget an exchange
+            await anyio.sleep(EXCHANGE_POLL_SECONDS)
     runtime.exchanges.pop(exchange.token, None)
 
 
 def build_mcp_server(
-    runtime: Runtime, *, name: str = "mcp-adapter", version: str = "0.1.0", instructions: str | None = None
+    runtime: Runtime,
+    *,
+    name: str = "mcp-adapter",
+    version: str = "0.1.0",
+    instructions: str | None = None,
+    unknown_tool_as_result: bool = False,
 ) -> Server[Any]:
+    """The lowlevel server over `runtime.aggregator`.
+
+    `unknown_tool_as_result`: answer a call to an unknown tool with an `isError` tool result (what SDK
+    servers do, so the model reads the message and corrects itself) instead of a -32602 protocol error.
+    """
     agg = runtime.aggregator
 
     async def list_tools(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> Any:
@@ -184,7 +252,20 @@ def build_mcp_server(
         return await agg.list_tools(params.cursor if params else None)
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
-        return await _interactive(runtime, ctx, params, agg.call_tool)
+        try:
+            return await _interactive(runtime, ctx, params, agg.call_tool)
+        except UnknownToolError as exc:
+            if not unknown_tool_as_result:
+                raise
+            return types.CallToolResult(content=[types.TextContent(type="text", text=exc.error.message)], is_error=True)
+
+    def tool_input_schema(name: str) -> dict[str, Any] | None:
+        # Without this lookup the SDK re-lists every tool page on each tools/call to check
+        # `Mcp-Param-*` headers: O(catalog) work per call. Hidden tools skip the check.
+        entry = agg.catalog.tools.get(name)
+        if entry is None or not agg.policy.allows_tool(name):
+            return None
+        return entry[1].input_schema
 
     async def list_resources(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> Any:
         _remember(runtime, ctx)
@@ -198,27 +279,39 @@ def build_mcp_server(
 
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> Any:
         caller = caller_of(ctx)
-        await agg.subscribe(params.uri, LegacyDownstream(ctx, caller))
         connection = ctx.session._connection
-        runtime.subscribers.setdefault(params.uri, {})[id(connection)] = (caller, connection)
+        subscribers = runtime.subscribers.setdefault(params.uri, {})
+        if id(connection) not in subscribers:  # subscribing twice is one subscription
+            await agg.subscribe(params.uri, LegacyDownstream(ctx, caller))
+            subscribers[id(connection)] = (caller, connection)
         return types.EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> Any:
         caller = caller_of(ctx)
-        runtime.subscribers.get(params.uri, {}).pop(id(ctx.session._connection), None)
-        with contextlib.suppress(MCPError):
-            await agg.unsubscribe(params.uri, LegacyDownstream(ctx, caller))
+        if runtime.subscribers.get(params.uri, {}).pop(id(ctx.session._connection), None) is not None:
+            with contextlib.suppress(MCPError):
+                await agg.unsubscribe(params.uri, LegacyDownstream(ctx, caller))
         return types.EmptyResult()
 
     async def listen(ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams) -> Any:
+        """A 2026-07-28 listen stream: upstream subscriptions live exactly as long as the stream."""
         caller = caller_of(ctx)
-        for uri in params.notifications.resource_subscriptions or []:
-            try:
-                await agg.subscribe(uri, NullDownstream(caller))
-            except MCPError as exc:
-                logger.debug("upstream subscribe for %s skipped: %s", uri, exc.error.message)
-        _, handler = runtime.bus(caller)
-        return await handler(ctx, params)
+        downstream = NullDownstream(caller, MODERN)
+        subscribed: list[str] = []
+        try:
+            for uri in params.notifications.resource_subscriptions or []:
+                try:
+                    await agg.subscribe(uri, downstream)
+                    subscribed.append(uri)
+                except MCPError as exc:
+                    logger.info("upstream subscribe for %s skipped: %s", uri, exc.error.message)
+            _, handler = runtime.bus(caller)
+            return await handler(ctx, params)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for uri in subscribed:
+                    with contextlib.suppress(MCPError):
+                        await agg.unsubscribe(uri, downstream)
 
     async def list_prompts(ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None) -> Any:
         _remember(runtime, ctx)
@@ -228,7 +321,7 @@ def build_mcp_server(
         return await _interactive(runtime, ctx, params, agg.get_prompt)
 
     async def complete(ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams) -> Any:
-        return await agg.complete(params, NullDownstream(caller_of(ctx)))
+        return await agg.complete(params, NullDownstream(caller_of(ctx), MODERN if is_modern(ctx) else LEGACY))
 
     async def set_level(ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> Any:
         await agg.set_level(params.level, LegacyDownstream(ctx, caller_of(ctx)))
@@ -242,6 +335,7 @@ def build_mcp_server(
             instructions=instructions,
             on_list_tools=list_tools,
             on_call_tool=call_tool,
+            get_tool_input_schema=tool_input_schema,
             on_list_resources=list_resources,
             on_list_resource_templates=list_templates,
             on_read_resource=read_resource,
@@ -305,13 +399,15 @@ def build_app(
     lifespan_hook: Callable[[anyio.abc.TaskGroup], contextlib.AbstractAsyncContextManager[None]] | None = None,
     allowed_hosts: list[str] | None = None,
     extra_routes: list[Route] | None = None,
+    guard: GuardSettings | None = None,
 ) -> Starlette:
-    """The ASGI app: `/mcp` plus health, readiness, metrics and map endpoints."""
-    security = None
-    if allowed_hosts:
-        security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts)
-    manager = StreamableHTTPSessionManager(app=server, security_settings=security)
-    mcp_app = StreamableHTTPASGIApp(manager)
+    """The ASGI app: `/mcp` (behind the Host/Origin guard) plus health, readiness, metrics and map endpoints.
+
+    `guard` defaults to loopback-only Host and Origin checks (or `allowed_hosts` when given).
+    """
+    guard = guard or GuardSettings.for_bind("127.0.0.1", allowed_hosts or [], [])
+    manager = StreamableHTTPSessionManager(app=server)
+    mcp_app = HttpGuard(StreamableHTTPASGIApp(manager), guard)
     agg = runtime.aggregator
 
     async def healthz(request: Request) -> Response:

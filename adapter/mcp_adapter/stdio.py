@@ -5,6 +5,11 @@ the adapter's JSON log tagged with the source name, the process runs in its
 own process group, and shutdown is SIGTERM to the group, then SIGKILL after a
 grace period. When the child exits, the read stream ends, which fails every
 request in flight with CONNECTION_CLOSED instead of leaving it hanging.
+
+Stdout lines that are not JSON-RPC (a stray `print`) are dropped and reported
+in the log as their count grows (first, 10th, 100th...), never per line, and
+never fatal; lines are buffered up to a bound, so a child writing without
+newlines cannot exhaust the adapter's memory.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from mcp.shared.message import SessionMessage
 logger = logging.getLogger("mcp_adapter.child")
 
 _MAX_STDERR_LINE = 4000
+_EXCERPT = 120
+_MAX_STDERR_BUFFER = 1024 * 1024
+# One JSON-RPC message per stdout line; larger ones (say, huge base64 images) are refused.
+_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass
@@ -45,23 +54,81 @@ class ChildStreams:
     exited: anyio.Event
 
 
-def _parse(line: str) -> SessionMessage | Exception:
+def _parse(line: bytes) -> SessionMessage | None:
     try:
         return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
-    except ValueError as exc:
-        return exc
+    except ValueError:
+        return None
 
 
-async def _pump_stdout(proc: anyio.abc.Process, out: MemoryObjectSendStream[SessionMessage | Exception]) -> None:
+@dataclass
+class _Garbage:
+    """Counts stdout lines that are not JSON-RPC; reports the first and then every tenfold more."""
+
+    source: str
+    count: int = 0
+    next_report: int = 1
+
+    def saw(self, line: bytes) -> None:
+        self.count += 1
+        if self.count < self.next_report:
+            return
+        self.next_report *= 10
+        excerpt = line[:_EXCERPT].decode("utf-8", "replace")
+        logger.warning(
+            "child wrote %d line(s) to stdout that are not JSON-RPC and were dropped (stdout carries only the "
+            "protocol: the server should log to stderr); latest: %r",
+            self.count,
+            excerpt,
+            extra={"source": self.source, "garbage_lines": self.count},
+        )
+
+
+async def _lines(stream: anyio.abc.ByteReceiveStream, limit: int, source: str, name: str) -> AsyncIterator[bytes]:
+    """The stream's lines (without the newline), buffering at most `limit` bytes.
+
+    A longer line is dropped with a warning (the rest of it up to the next newline too), so a
+    child writing without newlines cannot make the adapter buffer without bound.
+    """
+    buffer = bytearray()
+    scanned = 0  # bytes at the start of `buffer` known to hold no newline
+    skipping = False
+    async for chunk in stream:
+        buffer += chunk
+        start = 0
+        while (end := buffer.find(b"\n", scanned)) != -1:
+            if not skipping:
+                yield bytes(buffer[start:end])
+            skipping = False
+            start = scanned = end + 1
+        del buffer[:start]
+        scanned = len(buffer)
+        if len(buffer) > limit:
+            if not skipping:
+                logger.warning(
+                    "child wrote a %s line longer than %d bytes; dropped it", name, limit, extra={"source": source}
+                )
+            skipping = True
+            buffer.clear()
+            scanned = 0
+
+
+async def _pump_stdout(
+    proc: anyio.abc.Process, out: MemoryObjectSendStream[SessionMessage | Exception], source: str
+) -> None:
+    """Forward the JSON-RPC lines of stdout; anything else is counted and reported, never fatal."""
     assert proc.stdout is not None
-    buffer = b""
+    garbage = _Garbage(source)
     async with out:
         with suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            async for chunk in proc.stdout:
-                *lines, buffer = (buffer + chunk).split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        await out.send(_parse(line.decode("utf-8", "replace")))
+            async for line in _lines(proc.stdout, _MAX_MESSAGE_BYTES, source, "stdout"):
+                if not line.strip():
+                    continue
+                message = _parse(line)
+                if message is None:
+                    garbage.saw(line)
+                else:
+                    await out.send(message)
 
 
 async def _pump_stdin(proc: anyio.abc.Process, inbox: MemoryObjectReceiveStream[SessionMessage]) -> None:
@@ -75,14 +142,11 @@ async def _pump_stdin(proc: anyio.abc.Process, inbox: MemoryObjectReceiveStream[
 
 async def _pump_stderr(proc: anyio.abc.Process, source: str) -> None:
     assert proc.stderr is not None
-    buffer = b""
     with suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-        async for chunk in proc.stderr:
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for line in lines:
-                text = line.decode("utf-8", "replace").rstrip()
-                if text:
-                    logger.info(text[:_MAX_STDERR_LINE], extra={"source": source, "stream": "stderr"})
+        async for line in _lines(proc.stderr, _MAX_STDERR_BUFFER, source, "stderr"):
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                logger.info(text[:_MAX_STDERR_LINE], extra={"source": source, "stream": "stderr"})
 
 
 def _signal_group(proc: anyio.abc.Process, sig: int) -> None:
@@ -125,7 +189,7 @@ async def spawn_child(spec: ChildSpec) -> AsyncIterator[ChildStreams]:
 
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_pump_stdout, proc, read_send)
+            tg.start_soon(_pump_stdout, proc, read_send, spec.source)
             tg.start_soon(_pump_stdin, proc, write_recv)
             tg.start_soon(_pump_stderr, proc, spec.source)
             tg.start_soon(watch)

@@ -6,6 +6,16 @@ then reconnects with exponential backoff. `request()` runs one operation on the
 live `ClientSession`, failing fast with a clear MCP error while the upstream is
 down instead of hanging.
 
+Negotiation: `auto` probes `server/discover` and falls back to `initialize`;
+`legacy-first` (used to serve handshake-era clients of an `auto` source) tries
+`initialize` first and falls back to discovery for modern-only servers.
+
+On a 2026-07-28 session the client's declared capabilities and log level are
+forwarded per request (the upstream then refuses or stays quiet exactly as it
+would for that client), list changes and resource updates arrive through
+`subscriptions/listen` streams, and resource subscriptions are re-established
+after a reconnect in either era.
+
 Server-to-client traffic the upstream produces while serving (sampling,
 elicitation, roots, log messages) goes to the `Downstream` of the most recent
 request in flight on this session. A per-caller session only ever carries one
@@ -16,18 +26,30 @@ servers should use `scope: per-caller`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import mcp_types as types
 from mcp.client._probe import negotiate_auto
 from mcp.client.session import ClientRequestContext, ClientSession
+from mcp.client.subscriptions import listen
 from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import (
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    ServerEvent,
+    ToolsListChanged,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_adapter.downstream import Downstream, NullDownstream
 from mcp_adapter.metrics import METRICS
@@ -42,6 +64,40 @@ UNAVAILABLE = -32002
 Streams = tuple[Any, Any, anyio.Event | None]
 Opener = Callable[[], AbstractAsyncContextManager[Streams]]
 NotificationHook = Callable[["UpstreamSession", types.ServerNotification], Awaitable[None]]
+
+FORWARDED_CAPABILITIES: ContextVar[dict[str, Any] | None] = ContextVar("mcp_adapter_client_caps", default=None)
+"""The downstream client's capabilities (wire form) for the upstream request being sent from this context."""
+
+
+def _forward_client_capabilities(session: ClientSession) -> None:
+    """Make a 2026-07-28 session declare, per request, the capabilities of the client it is serving.
+
+    The SDK stamps its own (fixed) capabilities into every request's `_meta`;
+    an upstream must see the end client's instead, or it would ask a client
+    for sampling or elicitation that client never declared.
+    """
+    stamp = session._stamp
+
+    def forwarding(data: dict[str, Any], opts: Any) -> None:
+        stamp(data, opts)
+        caps = FORWARDED_CAPABILITIES.get()
+        if caps is not None and data.get("method") != "server/discover":
+            data.setdefault("params", {}).setdefault("_meta", {})[types.CLIENT_CAPABILITIES_META_KEY] = caps
+
+    session._stamp = forwarding
+
+
+def _as_notification(event: ServerEvent) -> types.ServerNotification | None:
+    """A listen-stream event as the handshake-era notification the rest of the adapter handles."""
+    if isinstance(event, ToolsListChanged):
+        return types.ToolListChangedNotification()
+    if isinstance(event, PromptsListChanged):
+        return types.PromptListChangedNotification()
+    if isinstance(event, ResourcesListChanged):
+        return types.ResourceListChangedNotification()
+    if isinstance(event, ResourceUpdated):
+        return types.ResourceUpdatedNotification(params=types.ResourceUpdatedNotificationParams(uri=event.uri))
+    return None
 
 
 @dataclass
@@ -71,9 +127,13 @@ class UpstreamSession:
         backoff: Backoff,
         on_notification: NotificationHook,
         caller: str = "",
+        era: str = "",
+        watch_catalog: bool = False,
     ) -> None:
         self.source = source
         self.caller = caller
+        self.era = era
+        self.watch_catalog = watch_catalog
         self.kind = kind
         self._opener = opener
         self._protocol = protocol
@@ -87,6 +147,9 @@ class UpstreamSession:
         self.last_error: str | None = None
         self.inflight: list[Downstream] = []
         self.last_used = time.monotonic()
+        self.subscriptions: dict[str, int] = {}
+        self._listens: dict[str, anyio.CancelScope] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
 
@@ -127,22 +190,28 @@ class UpstreamSession:
             async with session:
                 with anyio.fail_after(self._connect_timeout):
                     await self._negotiate(session)
-                self.session = session
-                self.ever_connected = True
-                self.last_error = None
-                self._backoff.reset()
-                self.connected.set()
+                if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    _forward_client_capabilities(session)
                 logger.info(
                     "upstream connected",
                     extra={"source": self.source, "protocol_version": session.protocol_version, "caller": self.caller},
                 )
                 try:
                     async with anyio.create_task_group() as tg:
+                        self._tg = tg
                         if died is not None:
                             tg.start_soon(_set_when, died, self._stop_or_died(tg))
+                        await self._resume(session)
+                        self.session = session
+                        self.ever_connected = True
+                        self.last_error = None
+                        self._backoff.reset()
+                        self.connected.set()
                         await self._stop.wait()
                         tg.cancel_scope.cancel()
                 finally:
+                    self._tg = None
+                    self._listens.clear()
                     self.connected = anyio.Event()
                     self.session = None
             if died is not None and died.is_set():
@@ -158,10 +227,85 @@ class UpstreamSession:
     async def _negotiate(self, session: ClientSession) -> None:
         if self._protocol == "legacy":
             await session.initialize()
+        elif self._protocol == "legacy-first":
+            try:
+                await session.initialize()
+            except MCPError:
+                await negotiate_auto(session)  # a modern-only server
         elif self._protocol == "auto":
             await negotiate_auto(session)
         else:
             await session.discover()
+
+    @property
+    def modern(self) -> bool:
+        return self.session is not None and self.session.protocol_version in MODERN_PROTOCOL_VERSIONS
+
+    async def _resume(self, session: ClientSession) -> None:
+        """After (re)connecting: watch the catalog, and restore this session's resource subscriptions."""
+        modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
+        if modern and self.watch_catalog:
+            caps = session.server_capabilities or types.ServerCapabilities()
+            kinds = {
+                "tools_list_changed": bool(caps.tools and caps.tools.list_changed),
+                "prompts_list_changed": bool(caps.prompts and caps.prompts.list_changed),
+                "resources_list_changed": bool(caps.resources and caps.resources.list_changed),
+            }
+            if any(kinds.values()):
+                self._start_listen(session, "", kinds)
+        for uri in self.subscriptions:
+            if modern:
+                self._start_listen(session, uri, {})
+            else:
+                with contextlib.suppress(MCPError):
+                    await session.subscribe_resource(uri)
+
+    def _start_listen(self, session: ClientSession, uri: str, kinds: dict[str, bool]) -> None:
+        assert self._tg is not None
+        scope = anyio.CancelScope()
+        self._listens[uri] = scope
+        self._tg.start_soon(self._listen, session, scope, uri, kinds)
+
+    async def _listen(self, session: ClientSession, scope: anyio.CancelScope, uri: str, kinds: dict[str, bool]) -> None:
+        """One upstream `subscriptions/listen` stream, its events fed to the notification hook."""
+        with scope:
+            try:
+                async with listen(
+                    session,
+                    tools_list_changed=kinds.get("tools_list_changed", False),
+                    prompts_list_changed=kinds.get("prompts_list_changed", False),
+                    resources_list_changed=kinds.get("resources_list_changed", False),
+                    resource_subscriptions=[uri] if uri else (),
+                ) as stream:
+                    async for event in stream:
+                        notification = _as_notification(event)
+                        if notification is not None:
+                            await self._message(notification)
+            except Exception as exc:
+                logger.warning("upstream listen stream ended: %s", _describe(exc), extra={"source": self.source})
+
+    async def subscribe(self, uri: str) -> None:
+        """Count one more subscriber of `uri`; the first one subscribes upstream (by era)."""
+        count = self.subscriptions.get(uri, 0)
+        if count == 0:
+            session = await self._wait_connected()
+            if session.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                self._start_listen(session, uri, {})
+            else:
+                await self.request(lambda s: s.subscribe_resource(uri), what="resources/subscribe")
+        self.subscriptions[uri] = count + 1
+
+    async def unsubscribe(self, uri: str) -> None:
+        count = self.subscriptions.get(uri, 0)
+        if count > 1:
+            self.subscriptions[uri] = count - 1
+            return
+        self.subscriptions.pop(uri, None)
+        scope = self._listens.pop(uri, None)
+        if scope is not None:
+            scope.cancel()
+        elif count == 1 and self.session is not None:
+            await self.request(lambda s: s.unsubscribe_resource(uri), what="resources/unsubscribe")
 
     async def close(self) -> None:
         self._stop.set()
@@ -178,6 +322,8 @@ class UpstreamSession:
         target = downstream or NullDownstream(self.caller)
         self.inflight.append(target)
         self.last_used = time.monotonic()
+        modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
+        token = FORWARDED_CAPABILITIES.set(target.wire_capabilities() if modern else None)
         try:
             with anyio.fail_after(self._call_timeout):
                 return await op(session)
@@ -196,6 +342,7 @@ class UpstreamSession:
                 ) from None
             raise
         finally:
+            FORWARDED_CAPABILITIES.reset(token)
             self.inflight.remove(target)
             self.last_used = time.monotonic()
 

@@ -58,6 +58,8 @@ async def test_tools_and_interactive_requests_pass_through(feature_adapter: Any,
 
         echoed = await c.call_tool("feat__echo", {"text": "hello"})
         assert echoed.content[0].text == "hello"  # type: ignore[union-attr]
+        identity = (echoed.meta or {}).get("io.modelcontextprotocol/serverInfo") or {}
+        assert identity.get("name") != "feature-server"  # the client talks to the adapter, not the upstream
         added = await c.call_tool("feat__add", {"a": 2, "b": 40})
         assert added.structured_content == {"a": 2, "b": 40, "sum": 42}
 
@@ -66,7 +68,11 @@ async def test_tools_and_interactive_requests_pass_through(feature_adapter: Any,
         sampled = await c.call_tool("feat__sample_llm", {"prompt": "meaning of life"})
         assert "forty-two" in sampled.content[0].text  # type: ignore[union-attr]
 
-        done = await c.call_tool("feat__progress_steps", {"steps": 3}, progress_callback=on_progress)
+        done = await c.call_tool(
+            "feat__progress_steps",
+            {"steps": 3},
+            progress_callback=on_progress,  # type: ignore[arg-type]
+        )
         assert "3" in done.content[0].text  # type: ignore[union-attr]
         assert progress == [1.0, 2.0, 3.0]
 
@@ -96,9 +102,11 @@ async def test_resources_prompts_and_completion_pass_through(feature_adapter: An
 
 
 async def test_unknown_tool_is_a_clear_error(feature_adapter: Any) -> None:
+    # As SDK servers do, an unknown tool is a tool error the model can read and correct.
     async with connect(feature_adapter.mcp_url, "legacy") as c:
-        with pytest.raises(Exception, match="not available on this endpoint"):
-            await c.call_tool("feat__does_not_exist", {})
+        result = await c.call_tool("feat__does_not_exist", {})
+    assert result.is_error
+    assert "not available on this endpoint; list tools" in result.content[0].text  # type: ignore[union-attr]
 
 
 async def test_health_map_and_metrics(feature_adapter: Any) -> None:
@@ -167,7 +175,7 @@ async def test_third_party_time_server_and_remote_http_server(spawn: Any, tmp_pa
         name="feature-http",
         ready_url=f"http://127.0.0.1:{port}/mcp",
     )
-    sources = [
+    sources: list[dict[str, Any]] = [
         {"name": "time", "type": "stdio", "command": time_cmd, "args": ["--local-timezone", "UTC"]},
         {"name": "remote", "type": "mcp", "url": f"http://127.0.0.1:{port}/mcp", "prefixPolicy": "always"},
     ]
@@ -190,6 +198,8 @@ def test_unresolvable_collision_stops_startup(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
     assert done.returncode != 0
     assert re.search(r"start-up failed: tool name '\w+' is offered by both source 'one' and source 'two'", done.stderr)
+    assert "Traceback" not in done.stderr and "NameCollision" not in done.stderr  # one clear message
+    assert done.stderr.count("start-up failed") == 1
 
 
 async def test_auto_prefix_only_on_collision(spawn: Any, tmp_path: Path) -> None:

@@ -7,6 +7,14 @@ Session scope:
   `pool.maxCallers` callers; sessions idle for `pool.idleSeconds` are closed.
   Callers never share a session, so upstream state (subscriptions, log level,
   server-side context) and server-to-client traffic never cross callers.
+
+Era matching (`protocol: auto`): a client is served by an upstream session of
+its own protocol era whenever the upstream speaks it, so a handshake-era
+client sees exactly what it would see talking to the server directly
+(server-to-client requests, `logging/setLevel`, `resources/subscribe`) and a
+2026-07-28 client gets input-required rounds, per-request log levels and
+listen streams from the server itself. Only an upstream that speaks one era
+is bridged. The catalog is listed through a session of the newest era.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -25,9 +33,11 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import BaseModel
 
 from mcp_adapter.config import McpRemoteSource, StdioSource, resolve
-from mcp_adapter.downstream import Downstream
+from mcp_adapter.downstream import LEGACY, MODERN, Downstream
 from mcp_adapter.metrics import METRICS
 from mcp_adapter.sources.base import ChangeHook, Source, UpdateHook
 from mcp_adapter.stdio import ChildSpec, spawn_child
@@ -38,20 +48,38 @@ logger = logging.getLogger(__name__)
 CATALOG_CALLER = ""
 """The caller whose session a per-caller source lists its catalog through (anonymous callers share it)."""
 
+R = TypeVar("R", bound=BaseModel)
 _MAX_PAGES = 1000
 _RESERVED_META = ("io.modelcontextprotocol/", "progressToken")
 
 
-def forwardable_meta(meta: Any) -> dict[str, Any] | None:
-    """The client's `_meta` minus keys the upstream session stamps itself (era envelope, progress)."""
+def forwardable_meta(meta: Any, modern: bool = False) -> dict[str, Any] | None:
+    """The client's `_meta` minus keys the upstream session stamps itself (era envelope, progress).
+
+    A 2026-07-28 client's per-request log level is kept for a 2026-07-28 upstream: logging is opt-in per request.
+    """
     if not meta:
         return None
     raw = meta if isinstance(meta, dict) else dict(meta)
-    kept = {k: v for k, v in raw.items() if not k.startswith(_RESERVED_META)}
+    kept = {
+        k: v for k, v in raw.items() if not k.startswith(_RESERVED_META) or (modern and k == types.LOG_LEVEL_META_KEY)
+    }
     return kept or None
 
 
+def without_upstream_identity(result: R) -> R:
+    """The upstream's result minus its `serverInfo` stamp: the client talks to the adapter, which stamps its own."""
+    meta = getattr(result, "meta", None)
+    if not meta or types.SERVER_INFO_META_KEY not in meta:
+        return result
+    kept = {k: v for k, v in meta.items() if k != types.SERVER_INFO_META_KEY}
+    return result.model_copy(update={"meta": kept or None})
+
+
 class McpSource(Source):
+    http_auth: Any = None
+    """An `httpx2.Auth` applied to every HTTP request to a remote upstream (the gateway adds trace context)."""
+
     def __init__(self, config: StdioSource | McpRemoteSource, on_change: ChangeHook, on_update: UpdateHook) -> None:
         super().__init__(config.name, config)
         self.kind = config.type
@@ -62,6 +90,7 @@ class McpSource(Source):
         self._tg: anyio.abc.TaskGroup | None = None
         self._lock = anyio.Lock()
         self._closing = False
+        self._one_era: str | None = {"legacy": LEGACY, "2026-07-28": MODERN}.get(config.protocol)
 
     # -- sessions ------------------------------------------------------------
 
@@ -83,51 +112,75 @@ class McpSource(Source):
         @asynccontextmanager
         async def open_http() -> AsyncIterator[Streams]:
             async with (
-                create_mcp_http_client(headers=headers) as client,
+                create_mcp_http_client(headers=headers, auth=self.http_auth) as client,
                 streamable_http_client(url, http_client=client) as (read, write),
             ):
                 yield read, write, None
 
         return open_http
 
-    def _new_session(self, caller: str) -> UpstreamSession:
+    def _new_session(self, caller: str, era: str) -> UpstreamSession:
         cfg = self.cfg
-        connect_timeout = cfg.connect_timeout_seconds if isinstance(cfg, McpRemoteSource) else 30.0
+        protocol = cfg.protocol if cfg.protocol != "auto" or era == MODERN else "legacy-first"
         return UpstreamSession(
             cfg.name,
             self._opener(),
             kind=cfg.type,
-            protocol=cfg.protocol,
-            connect_timeout=connect_timeout,
+            protocol=protocol,
+            connect_timeout=cfg.connect_timeout_seconds,
             call_timeout=cfg.timeout_seconds,
             backoff=Backoff(cfg.restart.initial_backoff, cfg.restart.max_backoff),
             on_notification=self._notification,
             caller=caller,
+            era=era,
+            watch_catalog=caller == CATALOG_CALLER and era == MODERN,
         )
 
     def _key(self, caller: str) -> str:
         return caller if self.cfg.scope == "per-caller" else CATALOG_CALLER
 
-    async def session_for(self, caller: str) -> UpstreamSession:
-        key = self._key(caller)
+    def _era(self, era: str) -> str:
+        """The era of the session that serves a client of `era`: its own, unless the upstream speaks only one."""
+        if self._one_era is None:
+            catalog = self._catalog_session()
+            if catalog is not None and catalog.session is not None and not catalog.modern:
+                self._one_era = LEGACY  # discovery fell back to the handshake: a handshake-only upstream
+        return self._one_era or era
+
+    def _catalog_session(self) -> UpstreamSession | None:
+        """The session opened at start: the catalog is listed and readiness judged through it."""
+        group = self._sessions.get(CATALOG_CALLER)
+        return group[0] if group else None
+
+    async def session_for(self, caller: str, era: str = MODERN) -> UpstreamSession:
+        key, era = self._key(caller), self._era(era)
+        group = self._sessions.get(key, [])
+        for session in group:  # fast path, no lock: an idle session of the right era
+            if session.era == era and not session.inflight:
+                return session
         async with self._lock:
-            existing = self._sessions.get(key, [])
+            group = self._sessions.get(key, [])
+            existing = [s for s in group if s.era == era]
             idle = [s for s in existing if s.busy == 0]
             if idle:
                 return idle[0]
             if existing and len(existing) >= self.cfg.pool.max_per_caller:
                 return min(existing, key=lambda s: s.busy)
-            if not existing and len(self._sessions) >= self.cfg.pool.max_callers:
+            if not group and key != CATALOG_CALLER and self.caller_count >= self.cfg.pool.max_callers:
                 self._evict_lru()
-            return self._open(key)
+            return self._open(key, era)
 
-    def _open(self, key: str) -> UpstreamSession:
+    def _open(self, key: str, era: str) -> UpstreamSession:
         assert self._tg is not None
-        session = self._new_session(key)
+        session = self._new_session(key, era)
         self._sessions.setdefault(key, []).append(session)
         METRICS.sessions.labels(source=self.name).set(self.session_count)
         self._tg.start_soon(self._run_session, session)
         return session
+
+    @property
+    def caller_count(self) -> int:
+        return len([k for k in self._sessions if k != CATALOG_CALLER])
 
     async def _run_session(self, session: UpstreamSession) -> None:
         try:
@@ -181,31 +234,32 @@ class McpSource(Source):
 
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         self._tg = tg
-        self._open(CATALOG_CALLER)
+        self._open(CATALOG_CALLER, self._one_era or MODERN)
         if self.cfg.scope == "per-caller":
             tg.start_soon(self._evict_idle)
 
     async def wait_ready(self, within: float) -> bool:
-        catalog = self._sessions.get(CATALOG_CALLER, [])
-        if not catalog:
+        catalog = self._catalog_session()
+        if catalog is None:
             return False
         with anyio.move_on_after(within):
-            await catalog[0].connected.wait()
+            await catalog.connected.wait()
         return self.is_ready()
 
     def is_ready(self) -> bool:
-        catalog = self._sessions.get(CATALOG_CALLER, [])
-        ready = bool(catalog) and catalog[0].session is not None
+        catalog = self._catalog_session()
+        ready = catalog is not None and catalog.session is not None
         METRICS.source_up.labels(source=self.name).set(1 if ready else 0)
         return ready
 
     def status(self) -> dict[str, Any]:
-        catalog = self._sessions.get(CATALOG_CALLER, [])
+        catalog = self._catalog_session()
         return {
             "ready": self.is_ready(),
             "sessions": self.session_count,
-            "callers": len([k for k in self._sessions if k != CATALOG_CALLER]),
-            "lastError": catalog[0].last_error if catalog else None,
+            "callers": self.caller_count,
+            "inflight": sum(s.busy for group in self._sessions.values() for s in group),
+            "lastError": catalog.last_error if catalog else None,
         }
 
     async def stop(self) -> None:
@@ -217,9 +271,9 @@ class McpSource(Source):
         self._sessions.clear()
 
     def capabilities(self) -> types.ServerCapabilities:
-        catalog = self._sessions.get(CATALOG_CALLER, [])
-        if catalog and catalog[0].session is not None:
-            caps = catalog[0].session.server_capabilities
+        catalog = self._catalog_session()
+        if catalog is not None and catalog.session is not None:
+            caps = catalog.session.server_capabilities
             if caps is not None:
                 return caps
         return types.ServerCapabilities()
@@ -282,7 +336,7 @@ class McpSource(Source):
     async def call_tool(
         self, params: types.CallToolRequestParams, downstream: Downstream
     ) -> types.CallToolResult | types.InputRequiredResult:
-        session = await self.session_for(downstream.caller)
+        session = await self.session_for(downstream.caller, downstream.era)
 
         async def op(s: ClientSession) -> Any:
             return await s.call_tool(  # type: ignore[call-overload]
@@ -291,37 +345,37 @@ class McpSource(Source):
                 progress_callback=downstream.progress,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=forwardable_meta(params.meta),
+                meta=forwardable_meta(params.meta, s.protocol_version in MODERN_PROTOCOL_VERSIONS),
                 allow_input_required=True,
                 allow_claimed=True,
             )
 
         result = await session.request(op, downstream, what=f"tools/call {params.name!r}")
         assert isinstance(result, types.CallToolResult | types.InputRequiredResult)
-        return result
+        return without_upstream_identity(result)
 
     async def read_resource(
         self, params: types.ReadResourceRequestParams, downstream: Downstream
     ) -> types.ReadResourceResult | types.InputRequiredResult:
-        session = await self.session_for(downstream.caller)
+        session = await self.session_for(downstream.caller, downstream.era)
 
         async def op(s: ClientSession) -> Any:
             return await s.read_resource(
                 params.uri,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=forwardable_meta(params.meta),  # type: ignore[arg-type]
+                meta=forwardable_meta(params.meta, s.protocol_version in MODERN_PROTOCOL_VERSIONS),  # type: ignore[arg-type]
                 allow_input_required=True,
             )
 
         result = await session.request(op, downstream, what=f"resources/read {params.uri!r}")
         assert isinstance(result, types.ReadResourceResult | types.InputRequiredResult)
-        return result
+        return without_upstream_identity(result)
 
     async def get_prompt(
         self, params: types.GetPromptRequestParams, downstream: Downstream
     ) -> types.GetPromptResult | types.InputRequiredResult:
-        session = await self.session_for(downstream.caller)
+        session = await self.session_for(downstream.caller, downstream.era)
 
         async def op(s: ClientSession) -> Any:
             return await s.get_prompt(
@@ -329,49 +383,39 @@ class McpSource(Source):
                 params.arguments,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=forwardable_meta(params.meta),  # type: ignore[arg-type]
+                meta=forwardable_meta(params.meta, s.protocol_version in MODERN_PROTOCOL_VERSIONS),  # type: ignore[arg-type]
                 allow_input_required=True,
             )
 
         result = await session.request(op, downstream, what=f"prompts/get {params.name!r}")
         assert isinstance(result, types.GetPromptResult | types.InputRequiredResult)
-        return result
+        return without_upstream_identity(result)
 
     async def complete(self, params: types.CompleteRequestParams, downstream: Downstream) -> types.CompleteResult:
         if not self.capabilities().completions:
             return await super().complete(params, downstream)
-        session = await self.session_for(downstream.caller)
+        session = await self.session_for(downstream.caller, downstream.era)
 
         async def op(s: ClientSession) -> types.CompleteResult:
-            clean = params.model_copy(update={"meta": forwardable_meta(params.meta)})
+            clean = params.model_copy(update={"meta": forwardable_meta(params.meta)})  # completions never log
             return await s.send_request(types.CompleteRequest(params=clean), types.CompleteResult)
 
         return await session.request(op, downstream, what="completion/complete")
 
     async def subscribe(self, uri: str, downstream: Downstream) -> None:
-        session = await self.session_for(downstream.caller)
-        await session.request(
-            lambda s: s.send_request(
-                types.SubscribeRequest(params=types.SubscribeRequestParams(uri=uri)), types.EmptyResult
-            ),
-            downstream,
-            what="resources/subscribe",
-        )
+        session = await self.session_for(downstream.caller, downstream.era)
+        await session.subscribe(uri)
 
     async def unsubscribe(self, uri: str, downstream: Downstream) -> None:
-        session = await self.session_for(downstream.caller)
-        await session.request(
-            lambda s: s.send_request(
-                types.UnsubscribeRequest(params=types.UnsubscribeRequestParams(uri=uri)), types.EmptyResult
-            ),
-            downstream,
-            what="resources/unsubscribe",
-        )
+        session = await self.session_for(downstream.caller, downstream.era)
+        await session.unsubscribe(uri)
 
     async def set_level(self, level: types.LoggingLevel, downstream: Downstream) -> None:
         if not self.capabilities().logging:
             return
-        session = await self.session_for(downstream.caller)
+        session = await self.session_for(downstream.caller, downstream.era)
+        if session.modern:
+            return  # 2026-07-28 servers take the level per request (forwarded in `_meta`), not per session
         await session.request(
             lambda s: s.send_request(
                 types.SetLevelRequest(params=types.SetLevelRequestParams(level=level)), types.EmptyResult

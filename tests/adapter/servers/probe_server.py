@@ -1,0 +1,42 @@
+"""A tiny stdio MCP server that reports what happened to its calls (for cancellation and pool tests).
+
+- `slow(seconds)` sleeps; a cancelled call is counted (and noted on stderr).
+- `cancellations()` answers how many `slow` calls were cancelled so far.
+- `pid()` answers the process id (which child process served the caller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from mcp.server.mcpserver import MCPServer
+
+mcp = MCPServer("probe")
+CANCELLED = {"count": 0}
+
+
+@mcp.tool(description="Sleeps for `seconds`, counting the call if it is cancelled")
+async def slow(seconds: float = 5.0) -> str:
+    try:
+        await asyncio.sleep(min(seconds, 60.0))
+    except asyncio.CancelledError:
+        CANCELLED["count"] += 1
+        print(f"probe: slow call cancelled ({CANCELLED['count']})", file=sys.stderr, flush=True)
+        raise
+    return f"slept {seconds}s"
+
+
+@mcp.tool(description="How many slow calls were cancelled")
+def cancellations() -> int:
+    return CANCELLED["count"]
+
+
+@mcp.tool(description="The server's process id")
+def pid() -> str:
+    return str(os.getpid())
+
+
+if __name__ == "__main__":
+    mcp.run("stdio")
