@@ -1,0 +1,137 @@
+"""SSRF: `http` and `openapi` tools refuse loopback, link-local, metadata and private targets
+unless the source sets allowPrivateNetwork, whatever the spelling of the address (IPv4-mapped
+IPv6, decimal, hex, names resolving there), and never follow redirects. All traffic stays on
+loopback: forbidden non-loopback addresses are checked without connecting anywhere."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp_adapter import httpcall
+
+from tests.adapter.support import connect, start_adapter
+
+
+class Target:
+    """A loopback HTTP server counting the requests that reach it; optionally redirecting."""
+
+    def __init__(self, redirect_to: str | None = None) -> None:
+        self.hits = 0
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                target.hits += 1
+                if redirect_to:
+                    self.send_response(302)
+                    self.send_header("Location", redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = b'{"secret": "internal"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def internal() -> Iterator[Target]:
+    target = Target()
+    yield target
+    target.server.shutdown()
+
+
+FORBIDDEN_LITERALS = [
+    "http://169.254.169.254/latest/meta-data/",  # cloud metadata (IPv4)
+    "http://[fd00:ec2::254]/latest/meta-data/",  # cloud metadata (IPv6)
+    "http://169.254.1.1/",  # link-local
+    "http://[fe80::1]/",  # link-local IPv6
+    "http://127.0.0.1/",
+    "http://127.1.2.3/",
+    "http://[::1]/",
+    "http://[::ffff:169.254.169.254]/",  # IPv4-mapped IPv6
+    "http://[::ffff:127.0.0.1]/",
+    "http://0.0.0.0/",
+    "http://2130706433/",  # 127.0.0.1 in decimal
+    "http://0x7f000001/",  # 127.0.0.1 in hex
+    "http://10.0.0.1/",
+    "http://192.168.1.1/",
+    "http://localhost/",  # a name resolving to loopback
+]
+
+
+@pytest.mark.parametrize("url", FORBIDDEN_LITERALS)
+async def test_forbidden_addresses_are_refused(url: str) -> None:
+    with pytest.raises(httpcall.BlockedAddress, match="allowPrivateNetwork"):
+        await httpcall.check_public(url)
+
+
+async def test_names_resolving_to_forbidden_addresses_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Stand-in resolver (this machine has no DNS to point at such addresses): names that resolve
+    # to metadata, link-local or a mix of public and private addresses are refused.
+    answers = {
+        "metadata.attacker.test": ["169.254.169.254"],
+        "v6meta.attacker.test": ["fd00:ec2::254"],
+        "mixed.attacker.test": ["93.184.216.34", "10.1.2.3"],
+        "public.example.test": ["93.184.216.34"],
+    }
+
+    async def resolver(host: str, port: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
+        return [(None, None, None, "", (addr, 0)) for addr in answers[host]]
+
+    monkeypatch.setattr(httpcall.anyio, "getaddrinfo", resolver)
+    for host in ("metadata.attacker.test", "v6meta.attacker.test", "mixed.attacker.test"):
+        with pytest.raises(httpcall.BlockedAddress, match="non-public address"):
+            await httpcall.check_public(f"https://{host}/x")
+    await httpcall.check_public("https://public.example.test/x")  # a public address passes
+
+
+def http_source(name: str, base_url: str, **extra: Any) -> dict[str, Any]:
+    tool = {"name": "fetch", "method": "GET", "url": "/data"}
+    return {"name": name, "type": "http", "baseUrl": base_url, "tools": [tool], "prefixPolicy": "always", **extra}
+
+
+async def test_tools_never_reach_internal_services(spawn: Any, tmp_path: Path, internal: Target) -> None:
+    redirector = Target(redirect_to=f"http://127.0.0.1:{internal.port}/data")
+    try:
+        doc = tmp_path / "internal-openapi.json"
+        doc.write_text(
+            '{"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, '
+            f'"servers": [{{"url": "http://localhost:{internal.port}"}}], '
+            '"paths": {"/data": {"get": {"operationId": "getData", "responses": {"200": {"description": "ok"}}}}}}'
+        )
+        sources = [
+            http_source("byname", f"http://localhost:{internal.port}"),
+            http_source("mapped", f"http://[::ffff:127.0.0.1]:{internal.port}"),
+            http_source("decimal", f"http://2130706433:{internal.port}"),
+            {"name": "spec", "type": "openapi", "spec": str(doc), "prefixPolicy": "always"},
+            # Allowed to reach the redirector, which points at the internal service: not followed.
+            http_source("hop", f"http://127.0.0.1:{redirector.port}", allowPrivateNetwork=True),
+        ]
+        adapter = start_adapter(spawn, tmp_path, sources)
+        async with connect(adapter.mcp_url, "legacy") as client:
+            for tool in ("byname__fetch", "mapped__fetch", "decimal__fetch", "spec__getData"):
+                result = await client.call_tool(tool, {})
+                assert result.is_error, tool
+                assert "allowPrivateNetwork" in result.content[0].text, result.content  # type: ignore[union-attr]
+            hop = await client.call_tool("hop__fetch", {})
+            assert hop.is_error and "HTTP 302" in hop.content[0].text  # type: ignore[union-attr]
+        assert redirector.hits == 1
+        assert internal.hits == 0  # nothing ever reached the internal service
+        assert "secret" not in adapter.process.log_text()
+    finally:
+        redirector.server.shutdown()
