@@ -1,0 +1,135 @@
+"""Per-call overhead: `tools/call echo` through each layer, at several concurrencies.
+
+Targets, all on this machine in one run: the load generator's ceiling (a bare
+ASGI app), the echo upstream directly, the adapter in front of it, and the
+gateway in front of the adapter with API-key auth, a tool policy, rate limits
+and quotas on - once with in-process state, once backed by PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from bench.loadgen import LoadResult, run_wrk
+from bench.stack import UNREACHED_QUOTA, UNREACHED_RATE, Stack, ThrowawayDatabase, cpu_seconds, rss_mb
+
+CONCURRENCY = (1, 16, 64)
+WARMUP_SECONDS = 1
+
+
+def echo_adapter_config(upstream_url: str) -> dict[str, Any]:
+    return {
+        "server": {"name": "bench-adapter"},
+        "sources": [{"name": "echo", "type": "mcp", "url": upstream_url, "prefixPolicy": "never"}],
+    }
+
+
+def limited_routing(adapter_url: str) -> dict[str, Any]:
+    """One profile with every per-call check on: API key, policy, three buckets, two quotas."""
+    return {
+        "tenants": [{"id": "bench", "limits": {"rate": UNREACHED_RATE, "quota": UNREACHED_QUOTA}}],
+        "profiles": [
+            {
+                "id": "bench",
+                "tenant": "bench",
+                "upstreams": [{"name": "echo", "url": adapter_url, "prefix": "never"}],
+                "auth": {"mode": "apiKey"},
+                "policy": {"tools": {"allow": ["echo", "search_*"], "deny": ["*_admin"]}},
+                "limits": {"rate": UNREACHED_RATE, "perKeyRate": UNREACHED_RATE, "quota": UNREACHED_QUOTA},
+            }
+        ],
+    }
+
+
+def _median(results: list[LoadResult]) -> LoadResult:
+    return LoadResult(
+        concurrency=results[0].concurrency,
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        calls_per_s=statistics.median(r.calls_per_s for r in results),
+        errors=sum(r.errors for r in results),
+    )
+
+
+def measure(
+    url: str,
+    headers: dict[str, str] | None,
+    seconds: int,
+    repeat: int,
+    concurrency: tuple[int, ...] = CONCURRENCY,
+    pids: dict[str, int] | None = None,
+) -> list[dict[str, Any]]:
+    """wrk at each concurrency; with `pids`, also the CPU each process spent per call.
+
+    CPU per call does not depend on what else the machine runs, unlike latency and
+    throughput on a shared two-core box, so it is the steadiest before/after figure.
+    """
+    run_wrk(url, headers=headers, concurrency=16, seconds=WARMUP_SECONDS)  # connections and caches warm
+    points = []
+    for c in concurrency:
+        runs, cpu = [], dict.fromkeys(pids or {}, 0.0)
+        for _ in range(repeat):
+            before = {name: cpu_seconds(pid) for name, pid in (pids or {}).items()}
+            runs.append(run_wrk(url, headers=headers, concurrency=c, seconds=seconds))
+            calls = max(1.0, runs[-1].calls_per_s * seconds)
+            for name, pid in (pids or {}).items():
+                cpu[name] += (cpu_seconds(pid) - before[name]) * 1000 / calls / repeat
+        point: dict[str, Any] = dict(_median(runs).as_dict())
+        if pids:
+            point["cpu_ms_per_call"] = {name: round(ms, 3) for name, ms in cpu.items()}
+        points.append(point)
+    return points
+
+
+def _ratios(gateway: list[dict[str, Any]], direct: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for g, d in zip(gateway, direct, strict=True):
+        out.append(
+            {
+                "concurrency": g["concurrency"],
+                "added_p50_ms": round(g["p50_ms"] - d["p50_ms"], 3),
+                "p50_ratio": round(g["p50_ms"] / d["p50_ms"], 2) if d["p50_ms"] else None,
+                "throughput_ratio": round(g["calls_per_s"] / d["calls_per_s"], 3) if d["calls_per_s"] else None,
+            }
+        )
+    return out
+
+
+def run(seconds: int, repeat: int) -> dict[str, Any]:
+    with Stack("overhead") as stack, ThrowawayDatabase() as db:
+        ceiling_base, _ = stack.python_module("ceiling", "bench.ceiling_app")
+        echo_base, echo_pid = stack.python_module("echo", "bench.echo_server", ready_path="/mcp")
+        adapter_url, adapter_pid = stack.adapter("echo", echo_adapter_config(f"{echo_base}/mcp"))
+        routing = limited_routing(adapter_url)
+        memory_gw = stack.gateway("memory", routing)
+        pg_gw = stack.gateway("postgres", routing, dsn=db.dsn)
+        memory_key = {"Authorization": f"Bearer {memory_gw.mint_key('bench', ['bench'])}"}
+        pg_key = {"Authorization": f"Bearer {pg_gw.mint_key('bench', ['bench'])}"}
+
+        targets: dict[str, list[dict[str, Any]]] = {}
+        echo, adapter = {"upstream": echo_pid}, {"upstream": echo_pid, "adapter": adapter_pid}
+        targets["loadgen_ceiling"] = measure(f"{ceiling_base}/", None, seconds, repeat)
+        targets["direct"] = measure(f"{echo_base}/mcp", None, seconds, repeat, pids=echo)
+        targets["adapter"] = measure(adapter_url, None, seconds, repeat, pids=adapter)
+        memory_pids = {**adapter, "gateway": memory_gw.pid}
+        targets["gateway_memory"] = measure(memory_gw.url("bench"), memory_key, seconds, repeat, pids=memory_pids)
+        pg_pids = {**adapter, "gateway": pg_gw.pid}
+        targets["gateway_postgres"] = measure(pg_gw.url("bench"), pg_key, seconds, repeat, pids=pg_pids)
+        rss = {
+            "echo_upstream": rss_mb(echo_pid),
+            "adapter": rss_mb(adapter_pid),
+            "gateway_memory": rss_mb(memory_gw.pid),
+            "gateway_postgres": rss_mb(pg_gw.pid),
+        }
+    return {
+        "seconds_per_point": seconds,
+        "repeat": repeat,
+        "targets": targets,
+        "ratios_vs_direct": {
+            "adapter": _ratios(targets["adapter"], targets["direct"]),
+            "gateway_memory": _ratios(targets["gateway_memory"], targets["direct"]),
+            "gateway_postgres": _ratios(targets["gateway_postgres"], targets["direct"]),
+        },
+        "rss_mb_after_load": {k: round(v, 1) for k, v in rss.items()},
+    }

@@ -1,0 +1,110 @@
+"""Print benchmark results as plain-text tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(title: str, header: list[str], rows: list[list[Any]]) -> str:
+    cells = [header, *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [f"\n{title}"]
+    for n, row in enumerate(cells):
+        padded = [c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  " + "  ".join(padded))
+        if n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def machine(info: dict[str, Any]) -> str:
+    return (
+        f"machine: {info['cores']} cores, {info['cpu']}, {info['memory_gb']} GB RAM, "
+        f"Python {info['python']}, {info['platform']}"
+    )
+
+
+def overhead(data: dict[str, Any]) -> str:
+    rows = []
+    for target, points in data["targets"].items():
+        for p in points:
+            cpu = p.get("cpu_ms_per_call", {})
+            split = " + ".join(f"{v:.2f}" for v in cpu.values())
+            total = f"{sum(cpu.values()):.2f} ({split})" if len(cpu) > 1 else split
+            rows.append([target, p["concurrency"], p["p50_ms"], p["p99_ms"], p["calls_per_s"], p["errors"], total])
+    out = _table(
+        f"tools/call echo ({data['seconds_per_point']} s per point, median of {data['repeat']})",
+        ["target", "conc", "p50 ms", "p99 ms", "calls/s", "errors", "CPU ms/call (upstream + adapter + gateway)"],
+        rows,
+    )
+    ratio_rows = []
+    for target, points in data["ratios_vs_direct"].items():
+        for p in points:
+            ratio_rows.append([target, p["concurrency"], p["added_p50_ms"], p["p50_ratio"], p["throughput_ratio"]])
+    out += _table("against direct", ["target", "conc", "added p50 ms", "p50 x", "throughput x"], ratio_rows)
+    rss = data["rss_mb_after_load"]
+    out += "\n  RSS after load (MB): " + ", ".join(f"{k} {v}" for k, v in rss.items())
+    return out
+
+
+def aggregation(data: dict[str, Any]) -> str:
+    rows = []
+    for name in ("reference_one_upstream_direct", "many_10x100", "openapi_500_adapter_direct", "openapi_500"):
+        d = data[name]
+        rss = d.get("gateway_rss_mb_after", d.get("adapter_rss_mb", ""))
+        rows.append([name, d["tools"], d["first_list_ms"], d["p50_ms"], d["p99_ms"], rss])
+    out = _table("tools/list (all pages)", ["profile", "tools", "first ms", "p50 ms", "p99 ms", "RSS MB after"], rows)
+    calls = data["many_10x100_tools_call"]
+    out += f"\n  tools/call on the 10x100 profile: p50 {calls['p50_ms']} ms, p99 {calls['p99_ms']} ms"
+    return out + f"\n  gateway idle RSS: {data['gateway_idle_rss_mb']} MB"
+
+
+def sessions(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            name,
+            d["sessions"],
+            d["rss_before_mb"],
+            d["rss_after_mb"],
+            d["rss_per_1000_sessions_mb"],
+            d["initialize"]["p50_ms"],
+            d["initialize"]["p99_ms"],
+        ]
+        for name, d in data.items()
+    ]
+    header = ["server", "sessions", "RSS before", "RSS after", "MB / 1000", "init p50 ms", "init p99 ms"]
+    return _table("idle handshake-era sessions", header, rows)
+
+
+def auth(data: dict[str, Any]) -> str:
+    rows = []
+    for mode, points in data["end_to_end"].items():
+        for p in points:
+            rows.append([mode, p["concurrency"], p["p50_ms"], p["p99_ms"], p["calls_per_s"], p["errors"]])
+    header = ["auth", "conc", "p50 ms", "p99 ms", "calls/s", "err"]
+    out = _table("auth modes, tools/call through the gateway", header, rows)
+    added = [
+        [m, a["added_p50_ms_c1"], a["added_ms_per_call_c16"], a["added_gateway_cpu_ms_per_call_c16"]]
+        for m, a in data["added"].items()
+    ]
+    header = ["auth", "p50 ms (c=1)", "ms per call (c=16)", "gateway CPU ms/call (c=16)"]
+    out += _table("added over auth none", header, added)
+    ip = data["in_process"]
+    key_us, jwt_us = ip["apiKey_us_per_verification"], ip["oidc_us_per_verification"]
+    return out + f"\n  in process, per verification: API key {key_us} us, JWT (RS256) {jwt_us} us"
+
+
+def operator(data: dict[str, Any]) -> str:
+    if "skipped" in data:
+        return f"\noperator at scale: skipped ({data['skipped']})"
+    rows = [[k, v] for k, v in data.items()]
+    return _table("operator at scale", ["measure", "value"], rows)
+
+
+SECTIONS = {
+    "overhead": overhead,
+    "aggregation": aggregation,
+    "sessions": sessions,
+    "auth": auth,
+    "operator": operator,
+}
