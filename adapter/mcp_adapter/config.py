@@ -23,10 +23,30 @@ Example:
         type: openapi
         spec: ./petstore.json
         auth: {type: bearer, token: {fromEnv: PETS_TOKEN}}
+        allowedNetworks: [10.0.12.0/24]   # private targets tools may call (else public only)
+
+`protocol` (stdio and mcp sources): `auto` (default) serves each client
+through an upstream session of its own era when the server speaks it, and
+bridges the other era when the server speaks only one. For `stdio` that means
+one child per caller scope for a single-era server (most stdio servers today:
+handshake only), but a child per era in use for a server speaking both: such a
+server may implement an interaction in one era's terms only (a tool returning
+`InputRequiredResult` cannot answer on a handshake session; a tool sending
+`elicitation/create` as a server request cannot on a 2026-07-28 one), so one
+bridged child would lose what the server itself refuses (13 conformance
+scenarios against the test server; details in `sources/mcp_source.py`). The
+price is a second process whose in-memory state is separate. `legacy` or
+`2026-07-28` pins one era: exactly one child, the other era bridged.
+
+`allowPrivateNetwork` / `allowedNetworks` (openapi and http sources): tools
+may only reach public addresses unless private, loopback or link-local ones
+are allowed wholesale or by CIDR range; the address checked is the one
+connected to (see `egress.py`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -133,7 +153,8 @@ class _McpSourceBase(_SourceBase):
     pool: PoolConfig = PoolConfig()
     protocol: Literal["auto", "legacy", "2026-07-28"] = Field(
         default="auto",
-        description="auto: serve each client through an upstream session of its own era when the server speaks it",
+        description="auto: serve each client through an upstream session of its own era when the server speaks it "
+        "(a dual-era stdio server gets a child per era in use); legacy / 2026-07-28: one era, the other bridged",
     )
     connect_timeout_seconds: float = Field(default=30.0, gt=0, alias="connectTimeoutSeconds")
 
@@ -188,7 +209,22 @@ class _HttpSourceBase(_SourceBase):
     auth: Auth | None = None
     headers: dict[str, EnvValue] = {}
     allow_private_network: bool = Field(default=False, alias="allowPrivateNetwork")
+    allowed_networks: list[str] = Field(
+        default=[],
+        alias="allowedNetworks",
+        description="CIDR ranges tools may call although not public (e.g. one in-cluster service's range)",
+    )
     max_excerpt_bytes: int = Field(default=2048, ge=64, alias="maxExcerptBytes")
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a CIDR range such as 10.0.12.0/24 or fd00::/64") from None
+        return value
 
     @field_validator("base_url")
     @classmethod

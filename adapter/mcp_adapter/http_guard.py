@@ -24,10 +24,10 @@ carries such whitespace (a byte check per header, no copy otherwise).
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mcp_common.jsonrpc_errors import INVALID_REQUEST, error_body
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -112,7 +112,7 @@ class HttpGuard:
             await self.app(scope, receive, send)
             return
         status, message = problem
-        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": message}}).encode()
+        body = error_body(INVALID_REQUEST, message)
         await send(
             {
                 "type": "http.response.start",

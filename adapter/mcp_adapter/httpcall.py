@@ -4,58 +4,34 @@ A JSON response becomes `structuredContent` (objects as-is, anything else
 under `result`) plus the JSON as text; other bodies become text. A non-2xx
 status becomes an `isError` result with the status and a bounded excerpt.
 
-Outbound requests are refused when the target resolves to a loopback,
-link-local (including cloud metadata 169.254.169.254), private or otherwise
-non-public address, unless the source sets `allowPrivateNetwork: true`: a
-tool call must not become a way to reach the adapter's own network.
+Outbound requests go through `egress.guarded_client`: a target resolving to
+a loopback, link-local (including cloud metadata 169.254.169.254), private or
+otherwise non-public address is refused unless the source allows it, and the
+connection goes to the very address that was checked (no DNS rebinding gap).
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import logging
-import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 import mcp_types as types
 
 from mcp_adapter.config import ApiKeyAuth, BasicAuth, BearerAuth, EnvValue, resolve
+from mcp_adapter.egress import AddressPolicy, BlockedAddress, guarded_client, resolve_checked
 
 logger = logging.getLogger(__name__)
 
-
-class BlockedAddress(Exception):
-    pass
+__all__ = ["BlockedAddress", "HttpExecutor", "check_public"]
 
 
-def _is_public(addr: str) -> bool:
-    ip = ipaddress.ip_address(addr)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-    )
-
-
-async def check_public(url: str) -> None:
-    """Raise `BlockedAddress` unless every address `url`'s host resolves to is public."""
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = await anyio.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise BlockedAddress(f"cannot resolve host {host!r}: {exc}") from None
-    for info in infos:
-        addr = str(info[4][0])
-        if not _is_public(addr):
-            raise BlockedAddress(
-                f"{host} resolves to the non-public address {addr}; set allowPrivateNetwork: true on the source "
-                "to call private, loopback or link-local services"
-            )
+async def check_public(url: str, policy: AddressPolicy | None = None) -> None:
+    """Raise `BlockedAddress` unless every address `url`'s host resolves to is allowed (default: public only)."""
+    await resolve_checked(urlsplit(url).hostname or "", policy or AddressPolicy())
 
 
 def auth_material(auth: BearerAuth | BasicAuth | ApiKeyAuth | None) -> tuple[dict[str, str], dict[str, str]]:
@@ -89,13 +65,14 @@ class HttpExecutor:
         allow_private: bool,
         timeout: float,
         max_excerpt: int,
+        allowed_networks: list[str] | None = None,
     ) -> None:
         self.source = source
         auth_headers, self.auth_query = auth_material(auth)
         self.headers = {**resolve_headers(headers), **auth_headers}
-        self.allow_private = allow_private
+        self.policy = AddressPolicy.of(allow_private, allowed_networks or [])
         self.max_excerpt = max_excerpt
-        self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self.client = guarded_client(self.policy, timeout)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -110,11 +87,6 @@ class HttpExecutor:
         body: Any = None,
         has_body: bool = False,
     ) -> types.CallToolResult:
-        if not self.allow_private:
-            try:
-                await check_public(url)
-            except BlockedAddress as exc:
-                return _error(f"request refused: {exc}")
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         params.update(self.auth_query)
         try:
@@ -125,6 +97,8 @@ class HttpExecutor:
                 headers={**self.headers, **(headers or {})},
                 json=body if has_body else None,
             )
+        except BlockedAddress as exc:
+            return _error(f"request refused: {exc}")
         except httpx.TimeoutException:
             return _error(f"{method} {_redact(url)} timed out (timeoutSeconds)")
         except httpx.HTTPError as exc:

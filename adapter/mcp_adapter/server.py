@@ -31,6 +31,9 @@ Caller identity: the `X-MCP-Caller` request header (set by the gateway), else
 
 `build_app` puts `HttpGuard` (Host/Origin checks, header trimming) in front of
 `/mcp` only: probes and scrapes reach `/healthz`, `/readyz`, `/metrics` by pod IP.
+Behind the guard, `mcp_common.jsonrpc_errors.JsonRpcErrors` makes every error
+`/mcp` answers a JSON-RPC error body that says what to fix (the SDK transport
+answers a wrong Content-Type, Accept or body size with plain text or nothing).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.models import InitializationOptions
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import (
     PromptsListChanged,
@@ -59,6 +63,7 @@ from mcp.shared.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
+from mcp_common.jsonrpc_errors import JsonRpcErrors
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -82,6 +87,7 @@ from mcp_adapter.metrics import exposition
 logger = logging.getLogger(__name__)
 
 CALLER_HEADER = "x-mcp-caller"
+MAX_REQUEST_BYTES = DEFAULT_MAX_REQUEST_BODY_SIZE
 MAX_INPUT_ROUNDS = 10
 EXCHANGE_POLL_SECONDS = 1.0
 R = TypeVar("R")
@@ -406,8 +412,8 @@ def build_app(
     `guard` defaults to loopback-only Host and Origin checks (or `allowed_hosts` when given).
     """
     guard = guard or GuardSettings.for_bind("127.0.0.1", allowed_hosts or [], [])
-    manager = StreamableHTTPSessionManager(app=server)
-    mcp_app = HttpGuard(StreamableHTTPASGIApp(manager), guard)
+    manager = StreamableHTTPSessionManager(app=server, max_request_body_size=MAX_REQUEST_BYTES)
+    mcp_app = HttpGuard(JsonRpcErrors(StreamableHTTPASGIApp(manager), max_body_bytes=MAX_REQUEST_BYTES), guard)
     agg = runtime.aggregator
 
     async def healthz(request: Request) -> Response:

@@ -9,13 +9,17 @@ request in flight with CONNECTION_CLOSED instead of leaving it hanging.
 Stdout lines that are not JSON-RPC (a stray `print`) are dropped and reported
 in the log as their count grows (first, 10th, 100th...), never per line, and
 never fatal; lines are buffered up to a bound, so a child writing without
-newlines cannot exhaust the adapter's memory.
+newlines cannot exhaust the adapter's memory. A line over the bound is dropped,
+but when it never ended (a runaway print without newline) the next message is
+glued to its end: the reader finds that message by matching brackets back from
+the newline and delivers it, so only the runaway bytes are lost, not the call.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import mcp_types as types
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
@@ -84,33 +89,78 @@ class _Garbage:
         )
 
 
-async def _lines(stream: anyio.abc.ByteReceiveStream, limit: int, source: str, name: str) -> AsyncIterator[bytes]:
-    """The stream's lines (without the newline), buffering at most `limit` bytes.
+async def _lines(stream: anyio.abc.ByteReceiveStream, limit: int) -> AsyncIterator[tuple[bytes, bool]]:
+    """The stream's lines (without the newline), each with whether it overflowed `limit`.
 
-    A longer line is dropped with a warning (the rest of it up to the next newline too), so a
-    child writing without newlines cannot make the adapter buffer without bound.
+    At most about `limit` bytes are buffered: a longer line is cut down as it grows to its tail from
+    the first `{` in the newest half of the buffer (a JSON-RPC message can only start there), and
+    is yielded as that tail with `True`, so the reader can still recover a message the child wrote
+    after a line it never ended (see `recover_message`). Bytes without a `{` are simply discarded,
+    so a runaway writer costs almost no memory.
     """
     buffer = bytearray()
     scanned = 0  # bytes at the start of `buffer` known to hold no newline
-    skipping = False
+    overflowed = False
     async for chunk in stream:
         buffer += chunk
         start = 0
         while (end := buffer.find(b"\n", scanned)) != -1:
-            if not skipping:
-                yield bytes(buffer[start:end])
-            skipping = False
+            yield bytes(buffer[start:end]), overflowed
+            overflowed = False
             start = scanned = end + 1
         del buffer[:start]
-        scanned = len(buffer)
         if len(buffer) > limit:
-            if not skipping:
-                logger.warning(
-                    "child wrote a %s line longer than %d bytes; dropped it", name, limit, extra={"source": source}
-                )
-            skipping = True
-            buffer.clear()
-            scanned = 0
+            overflowed = True
+            brace = buffer.find(b"{", len(buffer) - limit // 2)
+            del buffer[: len(buffer) if brace == -1 else brace]
+        scanned = len(buffer)
+
+
+_STRUCTURE = re.compile(rb'[{}\[\]"]')
+
+
+def _object_start(segment: bytes) -> int | None:
+    """Where the JSON object that ends `segment` starts, by matching brackets backwards; None if not in it.
+
+    Scanning backwards from the end never enters the (arbitrary) bytes before the object; a quote
+    belongs to a string delimiter unless an odd number of backslashes precede it.
+    """
+    depth = 0
+    in_string = False
+    end = len(segment)
+    for match in _STRUCTURE.finditer(segment[::-1]):
+        index = end - 1 - match.start()
+        char = segment[index]
+        if char == 0x22:  # "
+            slashes = 0
+            while index - slashes > 0 and segment[index - slashes - 1] == 0x5C:
+                slashes += 1
+            if slashes % 2 == 0:
+                in_string = not in_string
+        elif in_string:
+            continue
+        elif char in b"}]":
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return index if char == 0x7B else None
+            if depth < 0:
+                return None
+    return None
+
+
+def recover_message(tail: bytes) -> SessionMessage | None:
+    """The JSON-RPC message a child wrote right after a line it never ended, if `tail` ends with one.
+
+    A runaway print without a newline glues itself to the next message; the message is the JSON
+    object that ends the line, so it is found from the end, whatever came before it.
+    """
+    segment = tail.rstrip()
+    if not segment.endswith(b"}"):
+        return None
+    start = _object_start(segment)
+    return None if start is None else _parse(segment[start:])
 
 
 async def _pump_stdout(
@@ -121,14 +171,35 @@ async def _pump_stdout(
     garbage = _Garbage(source)
     async with out:
         with suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-            async for line in _lines(proc.stdout, _MAX_MESSAGE_BYTES, source, "stdout"):
-                if not line.strip():
+            async for line, overflowed in _lines(proc.stdout, _MAX_MESSAGE_BYTES):
+                if overflowed:
+                    message = await _after_overflow(line, source)
+                elif not line.strip():
                     continue
-                message = _parse(line)
-                if message is None:
-                    garbage.saw(line)
                 else:
+                    message = _parse(line)
+                    if message is None:
+                        garbage.saw(line)
+                if message is not None:
                     await out.send(message)
+
+
+async def _after_overflow(tail: bytes, source: str) -> SessionMessage | None:
+    """Report an over-long stdout line, and resynchronise on a message glued to its end, if any."""
+    # A bracket scan of up to `limit / 2` bytes is too slow for the event loop: run it aside.
+    message = await anyio.to_thread.run_sync(recover_message, tail)
+    if message is None:
+        logger.warning(
+            "child wrote a stdout line longer than %d bytes; dropped it", _MAX_MESSAGE_BYTES, extra={"source": source}
+        )
+    else:
+        logger.warning(
+            "child wrote more than %d bytes to stdout without a newline; dropped them and kept the JSON-RPC "
+            "message that followed",
+            _MAX_MESSAGE_BYTES,
+            extra={"source": source},
+        )
+    return message
 
 
 async def _pump_stdin(proc: anyio.abc.Process, inbox: MemoryObjectReceiveStream[SessionMessage]) -> None:
@@ -143,7 +214,13 @@ async def _pump_stdin(proc: anyio.abc.Process, inbox: MemoryObjectReceiveStream[
 async def _pump_stderr(proc: anyio.abc.Process, source: str) -> None:
     assert proc.stderr is not None
     with suppress(anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
-        async for line in _lines(proc.stderr, _MAX_STDERR_BUFFER, source, "stderr"):
+        async for line, overflowed in _lines(proc.stderr, _MAX_STDERR_BUFFER):
+            if overflowed:
+                logger.warning(
+                    "child wrote a stderr line longer than %d bytes; logged its end",
+                    _MAX_STDERR_BUFFER,
+                    extra={"source": source},
+                )
             text = line.decode("utf-8", "replace").rstrip()
             if text:
                 logger.info(text[:_MAX_STDERR_LINE], extra={"source": source, "stream": "stderr"})

@@ -150,3 +150,40 @@ async def test_everything_server_from_npm_behind_the_adapter(spawn: Any, tmp_pat
             assert echoed.content[0].text == f"Echo: hello {mode}"  # type: ignore[union-attr]
             summed = await client.call_tool("everything__get-sum", {"a": 2, "b": 40})
             assert "42" in summed.content[0].text  # type: ignore[union-attr]
+
+
+async def _pid_in(url: str, mode: str, caller: str | None = None, tool: str = "pid") -> str:
+    async with connect(url, mode, caller=caller) as client:
+        return str((await client.call_tool(tool, {})).content[0].text)  # type: ignore[union-attr]
+
+
+def _children_started(adapter: Any) -> int:
+    return sum('"msg": "child started"' in line for line in adapter.process.log_text().splitlines())
+
+
+@pytest.mark.parametrize("scope", ["shared", "per-caller"])
+async def test_one_child_serves_both_eras_of_a_handshake_only_server(spawn: Any, tmp_path: Path, scope: str) -> None:
+    # `protocol: auto` (the default) on a server that speaks only the handshake era (most stdio servers):
+    # clients of either era reach the same child (one per caller scope), never a second one.
+    adapter = start_adapter(spawn, tmp_path, [raw("pid", scope=scope)])
+    url = adapter.mcp_url
+    modern = await _pid_in(url, "2026-07-28", caller="alice", tool="call")  # first: before any handshake client
+    assert await _pid_in(url, "legacy", caller="alice", tool="call") == modern
+    if scope == "per-caller":
+        bob = await _pid_in(url, "legacy", caller="bob", tool="call")
+        assert bob != modern  # callers stay isolated from each other
+        assert await _pid_in(url, "2026-07-28", caller="bob", tool="call") == bob
+    assert _children_started(adapter) == (3 if scope == "per-caller" else 1)  # per-caller: + the catalog's
+
+
+async def test_a_dual_era_server_gets_a_child_per_era_in_use(spawn: Any, tmp_path: Path) -> None:
+    # A server speaking both eras may implement an interaction in one era's terms only, so each era's
+    # clients reach a child negotiated in their era (see the config docs): two children, each stable.
+    probe = {"name": "probe", "type": "stdio", "command": PYTHON, "args": [PROBE_SERVER]}
+    adapter = start_adapter(spawn, tmp_path, [probe])
+    modern = await _pid_in(adapter.mcp_url, "2026-07-28")
+    legacy = await _pid_in(adapter.mcp_url, "legacy")
+    assert legacy != modern
+    assert await _pid_in(adapter.mcp_url, "2026-07-28") == modern
+    assert await _pid_in(adapter.mcp_url, "legacy") == legacy
+    assert _children_started(adapter) == 2

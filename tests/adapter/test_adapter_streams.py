@@ -67,8 +67,12 @@ async def test_resource_subscriptions_in_both_eras(spawn: Any, tmp_path: Path, u
     await _modern_listener_sees_update(adapter.mcp_url)
 
 
-async def test_set_level_is_forwarded_per_caller(spawn: Any, tmp_path: Path) -> None:
-    adapter = start_adapter(spawn, tmp_path, [feature_stdio(prefixPolicy="never", scope="per-caller")])
+@pytest.mark.parametrize("upstream", ["auto", "2026-07-28"])
+async def test_set_level_is_forwarded_per_caller(spawn: Any, tmp_path: Path, upstream: str) -> None:
+    # 2026-07-28 upstream: handshake clients are bridged; they get logs without opting in per request,
+    # at the level they set, as from a handshake server.
+    source = feature_stdio(prefixPolicy="never", scope="per-caller", protocol=upstream)
+    adapter = start_adapter(spawn, tmp_path, [source])
     logs: dict[str, list[str]] = {"alice": [], "bob": []}
 
     def sink(who: str) -> Any:

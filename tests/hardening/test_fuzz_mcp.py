@@ -64,17 +64,32 @@ bodies = st.one_of(
 
 
 GOOD_ACCEPT = ["application/json, text/event-stream"]
-ACCEPTS = [*GOOD_ACCEPT, "text/html", "*/*"]
+ACCEPTS = st.sampled_from([*GOOD_ACCEPT, "text/html", "*/*"])
+SIMPLE_CONTENT_TYPES = st.sampled_from(CONTENT_TYPES)
 
 
-def header_sets(content_types: list[str], accepts: list[str]) -> st.SearchStrategy[dict[str, str]]:
+# Any header value a client can put on the wire: printable, possibly non-ASCII (sent as raw UTF-8).
+header_values = st.text(alphabet=st.characters(exclude_categories=["Cc", "Cs"]), max_size=60)
+media_types = st.builds(
+    "{}/{}{}".format,
+    st.sampled_from(["application", "text", "multipart", "*", "image", "APPLICATION"]),
+    st.sampled_from(["json", "event-stream", "html", "*", "json-seq", "jsonx", "x-ndjson", "JSON"]),
+    st.sampled_from(["", "; charset=utf-8", ";q=0.5", "; charset=latin-1; q=0", ", */*;q=0.1"]),
+)
+ANY_CONTENT_TYPE = st.one_of(st.just("application/json"), st.sampled_from(CONTENT_TYPES), media_types, header_values)
+ANY_ACCEPT = st.one_of(st.just(GOOD_ACCEPT[0]), st.sampled_from(["text/html", "*/*"]), media_types, header_values)
+
+
+def header_sets(
+    content_types: st.SearchStrategy[str], accepts: st.SearchStrategy[str]
+) -> st.SearchStrategy[dict[str, str]]:
     return st.fixed_dictionaries(
-        {"Content-Type": st.sampled_from(content_types)},
+        {"Content-Type": content_types},
         optional={
             "MCP-Protocol-Version": st.sampled_from(VERSIONS),
             "Mcp-Method": st.sampled_from(METHODS),
             "Mcp-Name": st.text(alphabet=st.characters(codec="ascii", exclude_categories=["Cc"]), max_size=20),
-            "Accept": st.sampled_from(accepts),
+            "Accept": accepts,
             "Mcp-Session-Id": st.text(alphabet="abcdefv1.-_", max_size=40),
         },
     )
@@ -121,8 +136,8 @@ def fuzz(
     url: str,
     process: ManagedProcess,
     examples: int,
-    content_types: list[str] = CONTENT_TYPES,
-    accepts: list[str] = ACCEPTS,
+    content_types: st.SearchStrategy[str] = SIMPLE_CONTENT_TYPES,
+    accepts: st.SearchStrategy[str] = ACCEPTS,
 ) -> None:
     # Warm up (imports, caches) so the RSS comparison measures growth under fuzzing only.
     for _ in range(20):
@@ -153,17 +168,8 @@ def test_fuzz_gateway_mcp_endpoint(gateway: GatewayProc, http: httpx.Client) -> 
 
 
 def test_fuzz_adapter_mcp_endpoint(adapter: Adapter, http: httpx.Client) -> None:
-    # Only well-formed Content-Type and Accept headers here: on those the SDK transport under the
-    # adapter answers with a plain-text 400 or an empty 406 (reported to the adapter's owner); the
-    # gateway in front of it answers them as JSON-RPC errors (covered by the gateway test above).
-    fuzz(
-        http,
-        adapter.mcp_url,
-        adapter.process,
-        250,
-        ["application/json", "application/json; charset=utf-8"],
-        GOOD_ACCEPT,
-    )
+    # Any Content-Type and Accept header, well-formed or not: every error is a JSON-RPC error body.
+    fuzz(http, adapter.mcp_url, adapter.process, 250, ANY_CONTENT_TYPE, ANY_ACCEPT)
 
 
 def test_deep_and_oversized_bodies(gateway: GatewayProc, adapter: Adapter, http: httpx.Client) -> None:

@@ -5,6 +5,7 @@ loopback: forbidden non-loopback addresses are checked without connecting anywhe
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp_adapter import httpcall
+from mcp_adapter import egress, httpcall
 
 from tests.adapter.support import connect, start_adapter
 
@@ -20,7 +21,13 @@ from tests.adapter.support import connect, start_adapter
 class Target:
     """A loopback HTTP server counting the requests that reach it; optionally redirecting."""
 
-    def __init__(self, redirect_to: str | None = None) -> None:
+    def __init__(
+        self,
+        redirect_to: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        body: bytes = b'{"secret": "internal"}',
+    ) -> None:
         self.hits = 0
         target = self
 
@@ -33,7 +40,6 @@ class Target:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                body = b'{"secret": "internal"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -43,7 +49,7 @@ class Target:
             def log_message(self, *args: Any) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -93,7 +99,7 @@ async def test_names_resolving_to_forbidden_addresses_are_refused(monkeypatch: p
     async def resolver(host: str, port: Any, **kwargs: Any) -> list[tuple[Any, ...]]:
         return [(None, None, None, "", (addr, 0)) for addr in answers[host]]
 
-    monkeypatch.setattr(httpcall.anyio, "getaddrinfo", resolver)
+    monkeypatch.setattr(egress.anyio, "getaddrinfo", resolver)
     for host in ("metadata.attacker.test", "v6meta.attacker.test", "mixed.attacker.test"):
         with pytest.raises(httpcall.BlockedAddress, match="non-public address"):
             await httpcall.check_public(f"https://{host}/x")
@@ -135,3 +141,58 @@ async def test_tools_never_reach_internal_services(spawn: Any, tmp_path: Path, i
         assert "secret" not in adapter.process.log_text()
     finally:
         redirector.server.shutdown()
+
+
+async def test_connection_goes_to_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch, internal: Target
+) -> None:
+    """DNS rebinding: the name is resolved once per connection and the connection goes to the checked address."""
+    # A permitted service on 127.0.0.2 (listed in allowedNetworks) and a forbidden one on
+    # 127.0.0.1, on the same port: only the address decides which one a request reaches.
+    allowed = Target(host="127.0.0.2", port=internal.port, body=b'{"service": "allowed"}')
+    lookups: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding_resolver(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        """Stand-in resolver (this machine has no DNS server to misbehave): a hostile DNS server that
+        answers the permitted address to the first lookup of a name and the internal one afterwards."""
+        name = host.decode() if isinstance(host, bytes) else host
+        if name != "rebind.attacker.test":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        lookups.append(name)
+        addr = "127.0.0.2" if len(lookups) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (addr, port or 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_resolver)
+    executor = httpcall.HttpExecutor(
+        "rebind",
+        auth=None,
+        headers={},
+        allow_private=False,
+        timeout=10,
+        max_excerpt=200,
+        allowed_networks=["127.0.0.2/32"],
+    )
+    try:
+        result = await executor.execute("GET", f"http://rebind.attacker.test:{internal.port}/data")
+        assert not result.is_error, result.content
+        assert result.structured_content == {"service": "allowed"}
+        assert allowed.hits == 1 and internal.hits == 0
+        assert lookups == ["rebind.attacker.test"]  # one lookup: the check's answer is the one used
+        # A new connection resolves again and sees the internal answer: refused, never connected.
+        await executor.close()
+        executor = httpcall.HttpExecutor(
+            "rebind",
+            auth=None,
+            headers={},
+            allow_private=False,
+            timeout=10,
+            max_excerpt=200,
+            allowed_networks=["127.0.0.2/32"],
+        )
+        refused = await executor.execute("GET", f"http://rebind.attacker.test:{internal.port}/data")
+        assert refused.is_error and "non-public address 127.0.0.1" in refused.content[0].text  # type: ignore[union-attr]
+        assert internal.hits == 0
+    finally:
+        await executor.close()
+        allowed.server.shutdown()

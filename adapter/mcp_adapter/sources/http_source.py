@@ -31,6 +31,7 @@ class HttpToolSource(Source):
             auth=self.cfg.auth,
             headers=self.cfg.headers,
             allow_private=self.cfg.allow_private_network,
+            allowed_networks=self.cfg.allowed_networks,
             timeout=self.cfg.timeout_seconds,
             max_excerpt=self.cfg.max_excerpt_bytes,
         )

@@ -14,7 +14,23 @@ client sees exactly what it would see talking to the server directly
 (server-to-client requests, `logging/setLevel`, `resources/subscribe`) and a
 2026-07-28 client gets input-required rounds, per-request log levels and
 listen streams from the server itself. Only an upstream that speaks one era
-is bridged. The catalog is listed through a session of the newest era.
+is bridged: it gets one session (one child, for stdio) per caller scope, and
+no second one is opened before the first negotiation says so. The catalog is
+listed through a session of the newest era.
+
+Why a stdio server speaking BOTH eras gets a child per era in use (per caller
+scope) rather than one bridged child: a server can implement an interaction
+in one era's terms only, and the adapter cannot bridge what the server itself
+refuses. Measured with the official conformance suite against the test server:
+one handshake child fails the 10 `input-required-result-*` scenarios (the
+server's tools return `InputRequiredResult`, which a handshake session cannot
+carry: "Handler returned an invalid result"); one 2026-07-28 child fails
+`tools-call-elicitation`, `elicitation-sep1034-defaults` and
+`elicitation-sep1330-enums` (the tools send `elicitation/create` as a server
+request, which a stateless session has no back-channel for). The cost: a
+dual-era server holds separate in-memory state per era, and the second child
+exists only once a client of that era came. Pin `protocol: legacy` or
+`2026-07-28` to run exactly one child and bridge the other era.
 """
 
 from __future__ import annotations
@@ -22,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -50,6 +67,7 @@ CATALOG_CALLER = ""
 
 R = TypeVar("R", bound=BaseModel)
 _MAX_PAGES = 1000
+_MAX_REMEMBERED_LEVELS = 10_000
 _RESERVED_META = ("io.modelcontextprotocol/", "progressToken")
 
 
@@ -90,6 +108,7 @@ class McpSource(Source):
         self._tg: anyio.abc.TaskGroup | None = None
         self._lock = anyio.Lock()
         self._closing = False
+        self._levels: OrderedDict[str, types.LoggingLevel] = OrderedDict()  # handshake callers' logging/setLevel
         self._one_era: str | None = {"legacy": LEGACY, "2026-07-28": MODERN}.get(config.protocol)
 
     # -- sessions ------------------------------------------------------------
@@ -145,6 +164,7 @@ class McpSource(Source):
             catalog = self._catalog_session()
             if catalog is not None and catalog.session is not None and not catalog.modern:
                 self._one_era = LEGACY  # discovery fell back to the handshake: a handshake-only upstream
+                catalog.era = LEGACY  # so it serves every client, instead of a second session of that era
         return self._one_era or era
 
     def _catalog_session(self) -> UpstreamSession | None:
@@ -152,7 +172,19 @@ class McpSource(Source):
         group = self._sessions.get(CATALOG_CALLER)
         return group[0] if group else None
 
+    async def _era_known(self) -> None:
+        """Wait (bounded) for the first negotiation when the upstream's eras are not known yet.
+
+        Deciding before it would open a second session (a second child, for stdio) for a client
+        of the other era even when the upstream turns out to speak only one.
+        """
+        catalog = self._catalog_session()
+        if self._one_era is None and catalog is not None and not catalog.ever_connected:
+            with anyio.move_on_after(self.cfg.connect_timeout_seconds):
+                await catalog.connected.wait()
+
     async def session_for(self, caller: str, era: str = MODERN) -> UpstreamSession:
+        await self._era_known()
         key, era = self._key(caller), self._era(era)
         group = self._sessions.get(key, [])
         for session in group:  # fast path, no lock: an idle session of the right era
@@ -292,6 +324,18 @@ class McpSource(Source):
 
     # -- operations ----------------------------------------------------------------
 
+    def _upstream_meta(self, meta: Any, session: ClientSession, downstream: Downstream) -> dict[str, Any] | None:
+        """The `_meta` sent upstream for `downstream`'s request.
+
+        A handshake-era client bridged to a 2026-07-28 session gets the server's log messages as
+        from a handshake server (which logs without a per-request opt-in), at the level it set.
+        """
+        modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
+        kept = forwardable_meta(meta, modern)
+        if modern and downstream.era == LEGACY:
+            kept = {**(kept or {}), types.LOG_LEVEL_META_KEY: self._levels.get(downstream.caller, "debug")}
+        return kept
+
     async def _catalog(self, op: Any, what: str) -> Any:
         session = await self.session_for(CATALOG_CALLER)
         return await session.request(op, what=what)
@@ -345,7 +389,7 @@ class McpSource(Source):
                 progress_callback=downstream.progress,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=forwardable_meta(params.meta, s.protocol_version in MODERN_PROTOCOL_VERSIONS),
+                meta=self._upstream_meta(params.meta, s, downstream),
                 allow_input_required=True,
                 allow_claimed=True,
             )
@@ -364,7 +408,7 @@ class McpSource(Source):
                 params.uri,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=forwardable_meta(params.meta, s.protocol_version in MODERN_PROTOCOL_VERSIONS),  # type: ignore[arg-type]
+                meta=self._upstream_meta(params.meta, s, downstream),  # type: ignore[arg-type]
                 allow_input_required=True,
             )
 
@@ -383,7 +427,7 @@ class McpSource(Source):
                 params.arguments,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=forwardable_meta(params.meta, s.protocol_version in MODERN_PROTOCOL_VERSIONS),  # type: ignore[arg-type]
+                meta=self._upstream_meta(params.meta, s, downstream),  # type: ignore[arg-type]
                 allow_input_required=True,
             )
 
@@ -411,11 +455,16 @@ class McpSource(Source):
         await session.unsubscribe(uri)
 
     async def set_level(self, level: types.LoggingLevel, downstream: Downstream) -> None:
+        # Kept for this caller's requests on a 2026-07-28 session, which takes the level per request in `_meta`.
+        self._levels[downstream.caller] = level
+        self._levels.move_to_end(downstream.caller)
+        while len(self._levels) > _MAX_REMEMBERED_LEVELS:
+            self._levels.popitem(last=False)
         if not self.capabilities().logging:
             return
         session = await self.session_for(downstream.caller, downstream.era)
         if session.modern:
-            return  # 2026-07-28 servers take the level per request (forwarded in `_meta`), not per session
+            return
         await session.request(
             lambda s: s.send_request(
                 types.SetLevelRequest(params=types.SetLevelRequestParams(level=level)), types.EmptyResult

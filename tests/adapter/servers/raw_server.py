@@ -6,6 +6,7 @@ Modes:
 - `mute`: completes the handshake and lists one tool, `call`, but never answers a tools/call.
 - `garbage`: answers `call`, but first floods stdout with non-JSON-RPC lines (and one huge line).
 - `stubborn`: answers `call` with its pid, and ignores SIGTERM (only SIGKILL stops it).
+- `pid`: answers `call` with its pid.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def answer_call(mode: str, msg_id: Any) -> None:
             sys.stdout.write(f"debug print {i}: this is not JSON-RPC\n")
         sys.stdout.write("{" + "x" * 3_000_000 + "\n")  # one huge broken line
         sys.stdout.flush()
-    text = str(os.getpid()) if mode == "stubborn" else f"{mode} answered"
+    text = str(os.getpid()) if mode in ("stubborn", "pid") else f"{mode} answered"
     reply(msg_id, {"content": [{"type": "text", "text": text}], "isError": False})
 
 

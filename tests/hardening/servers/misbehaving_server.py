@@ -1,5 +1,6 @@
 """A stdio MCP server that misbehaves on request: never answers, writes garbage or
-invalid UTF-8 to stdout (the protocol channel), or floods stdout without a newline."""
+invalid UTF-8 to stdout (the protocol channel), floods stdout without a newline, or
+never ends a huge line before answering."""
 
 from __future__ import annotations
 
@@ -43,6 +44,15 @@ def flood(megabytes: int = 64) -> str:
         os.write(WIRE, block)
     os.write(WIRE, b"\n")
     return "after flood"
+
+
+@mcp.tool(description="Writes `megabytes` MiB of JSON-like bytes to stdout and never ends the line, then answers")
+def runaway(megabytes: int = 40) -> str:
+    # Braces and quotes make the runaway bytes look like the start of a message, the hardest case.
+    block = (b'{"progress": "' + b"z" * 1000 + b'\\", ') * 1024
+    for _ in range(megabytes):
+        os.write(WIRE, block)
+    return "after runaway"  # the SDK writes this answer right after the unterminated line
 
 
 @mcp.tool(description="Writes to stdout without a newline until killed (bounded at `seconds`)")
