@@ -103,7 +103,13 @@ async def profile_tools(profile_id: str, gateway: Admin) -> dict[str, Any]:
 
 @router.post("/tenants/{tenant_id}/keys", status_code=201, summary="Create an API key (the secret is shown once)")
 async def create_key(tenant_id: str, body: KeyCreate, gateway: Admin) -> dict[str, Any]:
-    _tenant_or_404(gateway, tenant_id)
+    tenant = _tenant_or_404(gateway, tenant_id)
+    if not tenant.api_keys.admin_api:
+        raise HTTPException(
+            403,
+            f"tenant {tenant_id!r} takes its API keys from Secrets only (apiKeys.adminApi is false); "
+            "add the key to one of its Secrets, or set apiKeys.adminApi to true on the Tenant",
+        )
     owned = {p.id for p in gateway.holder.config.profiles if p.tenant == tenant_id}
     foreign = [p for p in body.profiles if p not in owned]
     if foreign:

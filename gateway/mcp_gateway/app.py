@@ -71,6 +71,7 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
     @api.get("/metrics", tags=["ops"])
     async def metrics() -> Response:
         gateway.metrics.audit_pending.set(gateway.audit.pending)
+        gateway.metrics.notification_streams.set(gateway.streams.open_streams)
         return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/.well-known/oauth-protected-resource/{profile_id}/mcp", tags=["oauth"])

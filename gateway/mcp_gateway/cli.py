@@ -23,6 +23,7 @@ import uvicorn
 from mcp_common import jsonlog
 
 from mcp_gateway.app import Source, create_app
+from mcp_gateway.auth.secret_keys import SecretKeyWatch
 from mcp_gateway.cli_commands import add_commands, run
 from mcp_gateway.config_source import ConfigHolder, ConfigMapSource, FileSource
 from mcp_gateway.proxy import build_backend
@@ -44,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     source = serve.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="routing config file (YAML/JSON), reloaded when it changes")
     source.add_argument("--routing-configmap", metavar="NAMESPACE/NAME", help="watch this ConfigMap (key routing.yaml)")
-    serve.add_argument("--kubeconfig", help="kubeconfig for --routing-configmap (default: in-cluster, then ~/.kube)")
+    serve.add_argument(
+        "--kubeconfig",
+        help="kubeconfig for --routing-configmap and tenants' API-key Secrets (default: in-cluster, then ~/.kube)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--database-url", default=None, help=f"PostgreSQL DSN (default: ${DATABASE_URL_ENV})")
@@ -76,6 +80,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     store: Store = PostgresStore(database_url) if database_url else MemoryStore()
     gateway = Gateway(holder, store, build_backend, os.environ)
+    # Started after the gateway (it hashes keys with the gateway's pepper); idle unless tenants name Secrets.
+    sources.append(SecretKeyWatch(holder, lambda: gateway.secret_keys, args.kubeconfig))
     app = create_app(gateway, sources)
     state = "postgres" if database_url else "memory"
     log.info("mcp-gateway listening on %s:%d (state: %s)", args.host, args.port, state)

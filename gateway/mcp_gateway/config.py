@@ -46,10 +46,30 @@ class Limits(_Model):
     tool_timeouts: dict[str, float] = Field(default_factory=dict)
 
 
+class SecretRef(_Model):
+    """A Kubernetes Secret by namespace and name: only the reference, never its values."""
+
+    namespace: str
+    name: str = Field(min_length=1, max_length=253)
+
+    _namespace_is_label = field_validator("namespace")(_check_label)
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class ApiKeySources(_Model):
+    """Where a tenant's API keys come from: the admin API and/or Secrets (each value one key)."""
+
+    admin_api: bool = True
+    secret_refs: list[SecretRef] = Field(default_factory=list, max_length=64)
+
+
 class Tenant(_Model):
     id: str
     display_name: str | None = None
     limits: Limits = Field(default_factory=Limits)
+    api_keys: ApiKeySources = Field(default_factory=ApiKeySources)
 
     _id_is_label = field_validator("id")(_check_label)
 
@@ -144,6 +164,8 @@ class GatewaySettings(_Model):
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # Rate limits and quotas while the database is unreachable: refuse (503) or admit uncounted.
     limits_when_store_down: Literal["closed", "open"] = "closed"
+    # Upper bound of `ttlMs` on list results (the upstreams' own hints may only lower it).
+    max_list_ttl_ms: int = Field(default=30_000, ge=0)
 
 
 class RoutingConfig(_Model):
@@ -163,7 +185,19 @@ class RoutingConfig(_Model):
         for profile in self.profiles:
             if profile.tenant not in tenant_ids:
                 raise ValueError(f"profile {profile.id!r} names unknown tenant {profile.tenant!r}; add it to tenants")
+        owners: dict[str, str] = {}
+        for tenant in self.tenants:
+            for ref in tenant.api_keys.secret_refs:
+                if owners.setdefault(str(ref), tenant.id) != tenant.id:
+                    raise ValueError(
+                        f"Secret {ref} holds API keys of tenants {owners[str(ref)]!r} and {tenant.id!r}; "
+                        "a key Secret belongs to one tenant"
+                    )
         return self
+
+    def key_secrets(self) -> dict[str, str]:
+        """`namespace/name` of every API-key Secret -> the tenant whose keys it holds."""
+        return {str(ref): t.id for t in self.tenants for ref in t.api_keys.secret_refs}
 
     def profile(self, profile_id: str) -> Profile | None:
         return next((p for p in self.profiles if p.id == profile_id), None)

@@ -125,6 +125,21 @@ class FileSource:
                 await self._task
 
 
+def kube_core_api(kubeconfig: str | None) -> Any:
+    """A CoreV1Api client: from `kubeconfig`, else in-cluster, else ~/.kube/config."""
+    from kubernetes import client, config
+
+    if kubeconfig:
+        api_client = config.new_client_from_config(config_file=kubeconfig)
+    else:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        api_client = client.ApiClient()
+    return client.CoreV1Api(api_client)
+
+
 class ConfigMapSource:
     """Watch `namespace/name` and apply its `routing.yaml` on every change.
 
@@ -145,17 +160,7 @@ class ConfigMapSource:
         self._thread: threading.Thread | None = None
 
     def _core_api(self) -> Any:
-        from kubernetes import client, config
-
-        if self.kubeconfig:
-            api_client = config.new_client_from_config(config_file=self.kubeconfig)
-        else:
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            api_client = client.ApiClient()
-        return client.CoreV1Api(api_client)
+        return kube_core_api(self.kubeconfig)
 
     def _deliver(self, obj: Any) -> None:
         data = (obj.data or {}) if obj is not None else {}

@@ -15,6 +15,7 @@ import re
 import secrets
 from typing import Any
 
+from mcp.server.request_state import AESGCMRequestStateCodec
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
@@ -36,6 +37,7 @@ from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.policy import ProfilePolicy
+from mcp_gateway.request_state import gateway_minted
 from mcp_gateway.runtime import Gateway
 from mcp_gateway.session_ops import local_origin, session_request
 from mcp_gateway.sessions import SessionInfo
@@ -268,7 +270,7 @@ class McpFront:
                         f"tool {name!r} is not available on profile {profile.id!r} (hidden by the profile's policy)",
                         rid,
                     )
-                if not _is_continuation(message):
+                if not _is_continuation(message, self.gw.state_codec):
                     await self.gw.limiter.charge_tool_call(config, profile, principal.caller)
         except LimitsUnavailable as unavailable:
             return errors.jsonrpc_error(
@@ -314,10 +316,14 @@ class McpFront:
         return send_with_session
 
 
-def _is_continuation(message: dict[str, Any]) -> bool:
-    """A retried tool call answering an input-required round is the same call: don't count it twice."""
+def _is_continuation(message: dict[str, Any], codec: AESGCMRequestStateCodec) -> bool:
+    """A retried tool call answering an input-required round is the same call: don't count it twice.
+
+    Only a requestState the gateway sealed counts (request_state.py): merely claiming to answer a
+    round must not make a call free.
+    """
     params = message.get("params") or {}
-    return "inputResponses" in params or "requestState" in params
+    return gateway_minted(codec, params.get("requestState"))
 
 
 __all__ = ["HEADER_MISMATCH", "PROFILE_PATH", "McpFront"]

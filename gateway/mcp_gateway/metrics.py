@@ -42,6 +42,9 @@ class Metrics:
         )
         self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
         self.audit_pending = Gauge("mcp_gateway_audit_pending", "Audit records waiting to be stored", registry=r)
+        self.notification_streams = Gauge(
+            "mcp_gateway_notification_streams", "Open handshake-era session GET streams on this replica", registry=r
+        )
         self._tools: dict[str, set[str]] = {}
 
     def tool_label(self, profile: str, tool: str) -> str:

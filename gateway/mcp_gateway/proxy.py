@@ -26,11 +26,10 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 import mcp_types as types
-from mcp.server.caching import CACHEABLE_METHODS, CacheHint, validate_cache_hints
+from mcp.server.caching import CacheHint
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from mcp_adapter.aggregate import Aggregator, Proceed, ToolCall, ToolResult
-from mcp_adapter.app import make_source
 from mcp_adapter.config import FromEnv, McpRemoteSource
 from mcp_adapter.server import Runtime, build_mcp_server
 from mcp_adapter.upstream import UNAVAILABLE
@@ -41,9 +40,11 @@ from starlette.types import Receive, Scope, Send
 from mcp_gateway import errors
 from mcp_gateway.audit import render_arguments
 from mcp_gateway.backchannel import serve_handshake
+from mcp_gateway.caching import LIST_KINDS, HintedMcpSource, LiveCacheHints, list_hint
 from mcp_gateway.config import Profile, RoutingConfig, Upstream, profile_timeouts
 from mcp_gateway.context import current_call
 from mcp_gateway.policy import ProfilePolicy
+from mcp_gateway.request_state import SealedRequestState
 from mcp_gateway.store.base import AuditRecord
 from mcp_gateway.trace import TraceContextAuth
 
@@ -56,7 +57,6 @@ STARTUP_WAIT_SECONDS = 5.0
 RETRY_DELAYS = (0.2, 0.5)
 FAST_FAILURE_SECONDS = 1.0
 TRACE_AUTH = TraceContextAuth()
-LIST_CACHE_HINT = CacheHint(ttl_ms=30_000, scope="private")
 # Stateless handshake connections end with their request; the adapter's registry of them
 # (used for list_changed fan-out on long-lived sessions) is pruned so it cannot grow.
 PRUNE_SECONDS = 30.0
@@ -112,18 +112,35 @@ class ProfileBackend:
         self.gateway = gateway
         self.profile_id = profile.id
         self.aggregator = Aggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
+        self.sources: list[HintedMcpSource] = []
         for upstream in profile.upstreams:
-            source = make_source(source_config(upstream), self.aggregator)
-            source.http_auth = TRACE_AUTH  # type: ignore[attr-defined]
+            source = HintedMcpSource(
+                source_config(upstream), self.aggregator.source_changed, self.aggregator.resource_updated
+            )
+            source.http_auth = TRACE_AUTH
             self.aggregator.sources[source.name] = source
+            self.sources.append(source)
         self.runtime = Runtime(self.aggregator)
         # An unknown tool is an `isError` result (as SDK servers answer), so a model reads and corrects it.
         self.server = build_mcp_server(self.runtime, name=f"mcp-gateway/{profile.id}", unknown_tool_as_result=True)
-        # Lists depend on the profile's policy and the caller: cacheable by that caller only.
-        self.server.cache_hints = validate_cache_hints(dict.fromkeys(CACHEABLE_METHODS, LIST_CACHE_HINT))
+        # List hints follow the upstreams' own and the caller-dependence of the profile (caching.py).
+        self.server.cache_hints = LiveCacheHints(self.list_cache_hint)
+        # 2026-07-28 rounds: the upstream's requestState travels sealed and bound to this profile and caller.
+        self.server.middleware.append(SealedRequestState(gateway.state_codec, profile.id))
         self.manager = StreamableHTTPSessionManager(app=self.server, stateless=True)
+        # Upstream list changes and resource updates also go to handshake sessions' GET streams.
+        self.aggregator.on_change(self._list_changed)
+        self.aggregator.on_resource_updated(self._resource_updated)
         self._tg: anyio.abc.TaskGroup | None = None
         self._lifespan_state: object = None
+
+    def list_cache_hint(self, method: str) -> CacheHint | None:
+        kind = LIST_KINDS.get(method)
+        if kind is None:
+            return None  # reads and the rest carry the upstream's own hints, passed through
+        config = self.gateway.holder.config
+        hints = [source.hints.get(kind) for source in self.sources]
+        return list_hint(config.profile(self.profile_id), hints, config.gateway.max_list_ttl_ms)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         version = _protocol_version(scope)
@@ -163,6 +180,12 @@ class ProfileBackend:
                 with anyio.CancelScope(shield=True):
                     await self.aggregator.stop()
                 tg.cancel_scope.cancel()
+
+    async def _list_changed(self, kind: str) -> None:
+        self.gateway.streams.list_changed(self.profile_id, kind)
+
+    async def _resource_updated(self, source: str, caller: str, uri: str) -> None:
+        self.gateway.streams.resource_updated(self.profile_id, uri)
 
     async def _prune(self) -> None:
         while True:

@@ -11,19 +11,23 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mcp.server.request_state import AESGCMRequestStateCodec
 from mcp_common.jsonlog import register_secret
 from starlette.types import Receive, Scope, Send
 
 from mcp_gateway.audit import AuditWriter
 from mcp_gateway.auth import Authenticator
 from mcp_gateway.auth.apikeys import KeyHasher
+from mcp_gateway.auth.secret_keys import SecretKeyTable
 from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.limits import Limiter
 from mcp_gateway.metrics import Metrics
+from mcp_gateway.request_state import state_codec
 from mcp_gateway.sessions import RevokedSessions, SessionSigner, parse_keys
 from mcp_gateway.store.base import Store
+from mcp_gateway.streams import SessionStreams
 
 log = logging.getLogger("mcp_gateway.runtime")
 
@@ -154,8 +158,11 @@ class Gateway:
         register_secret(self.admin_token)
         self.backends = BackendPool(self, factory)
         self.relay = Relay()
+        self.streams = SessionStreams(self)
         self.revoked = RevokedSessions(store, 0)
         self.authenticator: Authenticator
+        self.secret_keys: SecretKeyTable
+        self.state_codec: AESGCMRequestStateCodec
         self.signer: SessionSigner
         self.started = False
         holder.on_change(self._config_changed)
@@ -163,8 +170,11 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.start()
-        self.authenticator = Authenticator(self.store, KeyHasher(self._pepper()))
+        hasher = KeyHasher(self._pepper())
+        self.secret_keys = SecretKeyTable(hasher)
+        self.authenticator = Authenticator(self.store, hasher, self.secret_keys)
         self.signer = SessionSigner(await self._session_keys())
+        self.state_codec = state_codec(self.signer.keys)
         self.revoked = RevokedSessions(self.store, self.signer.max_age)
         await self.revoked.load()
         self.relay.publish = self.store.publish if self.store.shared else None
@@ -205,6 +215,8 @@ class Gateway:
         kind = payload.get("kind")
         if kind == "answer":
             await self.relay.on_published(payload)
+        elif kind == "subscription":
+            self.streams.on_published(payload)
         elif kind == "revoked":
             self.revoked.add(str(payload.get("session")))
         elif kind == "resync":

@@ -85,14 +85,33 @@ def namespace_owners(tenants: list[Obj]) -> tuple[dict[str, str], dict[str, Obje
     return owners, statuses
 
 
-def _tenant_entry(tenant: Obj) -> dict[str, Any]:
+def _tenant_entry(tenant: Obj, owners: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The tenant's routing entry, and problems with its API-key Secret references.
+
+    Key Secrets are rendered as references only (namespace and name), and only from
+    namespaces the tenant owns: a Tenant cannot make the gateway accept keys kept in
+    another tenant's namespace.
+    """
     spec = tenant.get("spec", {})
-    entry: dict[str, Any] = {"id": tenant["metadata"]["name"]}
+    name = tenant["metadata"]["name"]
+    entry: dict[str, Any] = {"id": name}
     if spec.get("displayName"):
         entry["displayName"] = spec["displayName"]
     if spec.get("limits"):
         entry["limits"] = spec["limits"]
-    return entry
+    keys = spec.get("apiKeys") or {}
+    refs, problems = [], []
+    for ref in keys.get("secretRefs") or []:
+        if owners.get(ref["namespace"]) == name:
+            refs.append({"namespace": ref["namespace"], "name": ref["name"]})
+        else:
+            problems.append(
+                f"apiKeys.secretRefs: Secret {ref['namespace']}/{ref['name']} is not in a namespace this tenant owns; "
+                "move the Secret into one of its namespaces"
+            )
+    if keys:
+        entry["apiKeys"] = {"adminApi": keys.get("adminApi", True), "secretRefs": refs}
+    return entry, problems
 
 
 class _ProfileRenderer:
@@ -200,13 +219,15 @@ def render(tenants: list[Obj], profiles: list[Obj], upstreams: list[Obj], settin
     owners, tenant_statuses = namespace_owners(tenants)
     tenant_entries = []
     for tenant in _live(tenants):
-        entry = _tenant_entry(tenant)
+        entry, key_problems = _tenant_entry(tenant, owners)
+        status = tenant_statuses[tenant["metadata"]["name"]]
         try:
             GatewayTenant.model_validate(entry)
         except ValidationError as exc:
-            status = tenant_statuses[tenant["metadata"]["name"]]
             status.conditions = [Condition("Ready", False, "InvalidTenant", _pydantic_problem(exc))]
             continue
+        if key_problems and status.ready.ready:
+            status.conditions = [Condition("Ready", False, "SecretNotOwned", "; ".join(key_problems))]
         tenant_entries.append(entry)
     valid_tenants = {e["id"] for e in tenant_entries}
     owners = {ns: t for ns, t in owners.items() if t in valid_tenants}

@@ -156,6 +156,29 @@ def test_gateway_watches_the_routing_configmap_the_operator_renders() -> None:
     assert "--routing-configmap=tools/mcp-full-routes" in operator["args"]
 
 
+def test_gateway_reads_only_the_listed_api_key_secrets() -> None:
+    sets = (
+        "gateway.apiKeySecrets[0].namespace=acme,gateway.apiKeySecrets[0].name=keys-b",
+        "gateway.apiKeySecrets[1].namespace=acme,gateway.apiKeySecrets[1].name=keys-a",
+        "gateway.apiKeySecrets[2].namespace=globex,gateway.apiKeySecrets[2].name=keys",
+    )
+    docs = render(namespace="tools", sets=sets)
+    roles = {
+        d["metadata"]["namespace"]: d for d in by_kind(docs, "Role") if d["metadata"]["name"].endswith("-api-keys")
+    }
+    assert {ns: r["rules"] for ns, r in roles.items()} == {
+        ns: [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": names, "verbs": ["get", "list", "watch"]}]
+        for ns, names in {"acme": ["keys-a", "keys-b"], "globex": ["keys"]}.items()
+    }
+    bindings = [d for d in by_kind(docs, "RoleBinding") if d["metadata"]["name"].endswith("-api-keys")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["acme", "globex"]
+    assert all(
+        b["subjects"] == [{"kind": "ServiceAccount", "name": "mcp-gateway-gateway", "namespace": "tools"}]
+        for b in bindings
+    )
+    assert not [d for d in by_kind(render(), "Role") if d["metadata"]["name"].endswith("-api-keys")]
+
+
 def test_full_values_turn_on_every_optional_feature() -> None:
     docs = render(VALUES_FULL)
     gateway = one(docs, "Deployment", "-gateway")

@@ -3,6 +3,7 @@ the admin API, and no record lost while the database is unreachable."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from mcp_gateway.audit import AuditWriter
+from mcp_gateway.store.base import AuditQuery, AuditRecord
+from mcp_gateway.store.postgres import PostgresStore
 
 from tests.gateway.support import GatewayProc, Spawn, TcpProxy, mcp_client, profile, start_gateway
 
@@ -66,7 +70,9 @@ async def test_audit_survives_database_outage(
             except AssertionError:
                 pass
             time.sleep(0.3)
+        time.sleep(1.0)  # any duplicate would land with a late retry; give it the chance to show
         items = audit_items(gateway, limit=100)["items"]
+        assert len(items) == 8
         assert [i["tool"] for i in items] == ["add"] * 4 + ["fail"] + ["echo"] * 3
         assert {i["outcome"] for i in items} == {"ok", "tool_error"}
         assert all(i["tenant"] == "acme" and i["profile"] == "open" and i["caller"] == "anonymous" for i in items)
@@ -82,3 +88,77 @@ async def test_audit_survives_database_outage(
         assert len(audit_items(gateway, tool="fail")["items"]) == 1
     finally:
         await database.close()
+
+
+class AckDropper:
+    """A TCP forwarder to PostgreSQL that, once armed, swallows the reply to an INSERT and drops
+    the connection: the write commits and its acknowledgement is lost."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.armed = False
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> AckDropper:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers.update({writer, up_writer})
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: bool) -> None:
+            try:
+                while data := await src.read(65536):
+                    if replies and self.armed and b"INSERT 0 " in data:
+                        # PostgreSQL answers once the batch has committed (at Sync): lose that answer.
+                        self._cut()
+                        return
+                    dst.write(data)
+                    await dst.drain()
+            except OSError:
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
+
+    def _cut(self) -> None:
+        for writer in list(self._writers):
+            writer.close()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self._cut()
+        if self._server is not None:
+            self._server.close()
+
+
+async def test_audit_write_is_stored_once_when_its_ack_is_lost(pg_dsn: str) -> None:
+    """The batch reaches PostgreSQL and commits, the reply is lost, the writer retries: one row per record."""
+    parts = urlsplit(pg_dsn)
+    dropper = await AckDropper(parts.port or 5432).start()
+    netloc = f"{parts.username}:{parts.password}@127.0.0.1:{dropper.port}"
+    # Plain text on loopback, so the forwarder can see which reply acknowledges the INSERT.
+    proxied = urlunsplit(parts._replace(netloc=netloc, query="sslmode=disable"))
+    store = PostgresStore(proxied)
+    await store.start()
+    writer = AuditWriter(store)
+    try:
+        for i in range(5):
+            writer.record(AuditRecord("acme", "p", "anonymous", f"tool{i}", "ok", 1.0))
+        dropper.armed = True
+        assert not await writer.flush()  # the write was sent; its acknowledgement never came
+        assert writer.pending == 5
+        dropper.armed = False
+        assert await writer.flush()  # the retry
+        assert writer.pending == 0
+        rows = await store.query_audit(AuditQuery(tenant="acme", limit=100))
+        assert sorted(r.tool for r in rows) == [f"tool{i}" for i in range(5)]
+        assert len({r.uid for r in rows}) == 5
+    finally:
+        await store.close()
+        await dropper.close()

@@ -4,6 +4,7 @@ session on every replica."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx
 
 from tests.gateway.support import (
     MODERN,
+    GatewayProc,
     Spawn,
     mcp_client,
     modern_call,
@@ -21,6 +23,7 @@ from tests.gateway.support import (
     rpc,
     start_gateway,
 )
+from tests.support.processes import free_port
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -101,7 +104,8 @@ async def test_tenants_never_share_cached_lists(
                 timeout=10,
             )
         )
-        assert result["cacheScope"] == "private" and result["ttlMs"] > 0
+        # The feature server says its lists are stale at once (ttlMs 0): the gateway does not extend that.
+        assert result["cacheScope"] == "private" and result["ttlMs"] == 0
         lists[pid] = {t["name"] for t in result["tools"]}
     assert "slow" not in lists["acme-dev"] and "add" in lists["acme-dev"]
     assert lists["globex-dev"] == {"slow", "echo"}
@@ -139,3 +143,60 @@ async def test_delete_ends_the_session_on_every_replica(
             time.sleep(0.1)
         assert gone is not None and gone.status_code == 404
         assert "initialize" in gone.json()["error"]["message"]
+
+
+HINTED_SERVER = Path(__file__).resolve().parent / "servers" / "hinted_server.py"
+
+
+def start_hinted(spawn: Spawn, ttl_ms: int, scope: str, tool: str) -> str:
+    port = free_port()
+    cmd = [sys.executable, str(HINTED_SERVER), "--port", str(port), "--ttl-ms", str(ttl_ms), "--scope", scope]
+    spawn([*cmd, "--tool", tool], name=f"hinted-{tool}", ready_url=f"http://127.0.0.1:{port}/mcp")
+    return f"http://127.0.0.1:{port}/mcp"
+
+
+def list_hints(gateway: GatewayProc, pid: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+    result = _result(
+        httpx.post(
+            gateway.url(pid),
+            json=rpc("tools/list", {"_meta": meta}),
+            headers={**modern_headers("tools/list"), **(headers or {})},
+            timeout=10,
+        )
+    )
+    return result["ttlMs"], result["cacheScope"]
+
+
+async def test_list_cache_hints_follow_the_upstreams(spawn: Spawn, routing: Callable[[dict[str, Any]], Path]) -> None:
+    """ttlMs is the shortest of the upstreams' hints, capped by the gateway; public only for anonymous
+    profiles whose upstreams all say public."""
+    slow_public = start_hinted(spawn, 12_000, "public", "alpha")
+    fast_public = start_hinted(spawn, 5_000, "public", "beta")
+    private = start_hinted(spawn, 20_000, "private", "gamma")
+    data: dict[str, Any] = {
+        "gateway": {"maxListTtlMs": 60_000},
+        "tenants": [{"id": "acme"}],
+        "profiles": [
+            profile("both", "acme", [("a", slow_public), ("b", fast_public)], auth={"mode": "none"}),
+            profile("keyed", "acme", [("a", slow_public)]),
+            profile("mixed", "acme", [("a", slow_public), ("c", private)], auth={"mode": "none"}),
+        ],
+    }
+    config = routing(data)
+    gateway = start_gateway(spawn, config)
+    assert list_hints(gateway, "both") == (5_000, "public")
+    assert list_hints(gateway, "mixed") == (12_000, "private")
+
+    # A keyed profile's list is what that caller may see: private, whatever the upstream says.
+    with gateway.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "k"}).json()["key"]
+    assert list_hints(gateway, "keyed", {"Authorization": f"Bearer {key}"}) == (12_000, "private")
+
+    # The gateway's cap applies on the next config reload, without a restart.
+    data["gateway"]["maxListTtlMs"] = 2_000
+    routing(data)
+    deadline = time.monotonic() + 10
+    while list_hints(gateway, "both") != (2_000, "public") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list_hints(gateway, "both") == (2_000, "public")

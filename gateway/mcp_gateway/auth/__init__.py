@@ -16,6 +16,7 @@ from starlette.datastructures import Headers
 
 from mcp_gateway.auth.apikeys import KeyHasher, key_prefix
 from mcp_gateway.auth.oidc import OidcVerifier, TokenError, scopes_of
+from mcp_gateway.auth.secret_keys import SecretKeyTable
 from mcp_gateway.config import Profile
 from mcp_gateway.store.base import Store
 
@@ -47,9 +48,10 @@ def _credential(headers: Headers) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, store: Store, hasher: KeyHasher) -> None:
+    def __init__(self, store: Store, hasher: KeyHasher, secret_keys: SecretKeyTable | None = None) -> None:
         self.store = store
         self.hasher = hasher
+        self.secret_keys = secret_keys or SecretKeyTable(hasher)
         self._verifiers: dict[str, OidcVerifier] = {}
 
     async def authenticate(self, profile: Profile, headers: Headers, metadata_url: str) -> Principal:
@@ -68,13 +70,24 @@ class Authenticator:
         bad = f'{challenge}, error="invalid_token"'
         prefix = key_prefix(key)
         record = await self.store.key_by_prefix(prefix) if prefix else None
-        if record is None or not self.hasher.matches(key, record.key_hash):
+        if record is None:
+            return self._secret_key(profile, key, bad)
+        if not self.hasher.matches(key, record.key_hash):
             raise AuthFailure(401, "the API key is not valid", bad)
         if not record.usable_at(datetime.now(UTC)):
             raise AuthFailure(401, "the API key is revoked or expired", bad)
         if record.tenant != profile.tenant or (record.profiles and profile.id not in record.profiles):
             raise AuthFailure(403, f"this API key is not allowed to use profile {profile.id!r}")
         return Principal("apiKey", record.tenant, f"key:{record.id}")
+
+    def _secret_key(self, profile: Profile, key: str, challenge: str) -> Principal:
+        """A key from one of the tenants' key Secrets (valid for every profile of its tenant)."""
+        found = self.secret_keys.lookup(key)
+        if found is None:
+            raise AuthFailure(401, "the API key is not valid", challenge)
+        if found.tenant != profile.tenant:
+            raise AuthFailure(403, f"this API key is not allowed to use profile {profile.id!r}")
+        return Principal("apiKey", found.tenant, found.caller)
 
     def _verifier(self, profile: Profile) -> OidcVerifier:
         assert profile.auth.oidc is not None

@@ -75,6 +75,9 @@ async def create_key(request: Request) -> Response:
     viewer = ctx.who()
     form = await read_form(request, ctx)
     tenant_id = tenant_for(ctx, viewer, str(form.get("tenant", "")) or None)
+    tenant = ctx.config.tenant(tenant_id)
+    if tenant is not None and not tenant.api_keys.admin_api:
+        raise Refused(403, f"tenant {tenant_id!r} takes its API keys from Kubernetes Secrets only (apiKeys.adminApi)")
     owned = [p.id for p in ctx.config.profiles if p.tenant == tenant_id]
     chosen = [str(p) for p in form.getlist("profiles")]
     if any(p not in owned for p in chosen):

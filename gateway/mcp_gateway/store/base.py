@@ -6,12 +6,14 @@ Two implementations: `MemoryStore` (single replica, the embedded default) and
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mcp_gateway.auth.apikeys import ApiKeyRecord
+if TYPE_CHECKING:  # a runtime import would cycle through mcp_gateway.auth
+    from mcp_gateway.auth.apikeys import ApiKeyRecord
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class AuditRecord:
     at: datetime | None = None
     id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Chosen by the gateway when the call ends, so a retried write (ack lost) inserts nothing twice.
+    uid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def public(self) -> dict[str, Any]:
         return {
@@ -93,7 +97,10 @@ class Store(Protocol):
         """Take one token from every bucket, all or none; on refusal return (bucket, seconds until a token)."""
         ...
 
-    async def write_audit(self, records: list[AuditRecord]) -> None: ...
+    async def write_audit(self, records: list[AuditRecord]) -> None:
+        """Store records; idempotent per `record.uid` (a retried batch adds nothing twice)."""
+        ...
+
     async def query_audit(self, query: AuditQuery) -> list[AuditRecord]: ...
 
     async def shared_secret(self, name: str, generate: bytes) -> bytes:

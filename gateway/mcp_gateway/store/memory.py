@@ -19,6 +19,7 @@ class MemoryStore:
         self._counters: dict[tuple[str, str], int] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time)
         self._audit: list[AuditRecord] = []
+        self._audit_uids: set[str] = set()
         self._secrets: dict[str, bytes] = {}
         self._lock = asyncio.Lock()
         self._revoked: dict[str, datetime] = {}
@@ -82,6 +83,9 @@ class MemoryStore:
 
     async def write_audit(self, records: list[AuditRecord]) -> None:
         for record in records:
+            if record.uid in self._audit_uids:
+                continue
+            self._audit_uids.add(record.uid)
             record.id = len(self._audit) + 1
             record.at = record.at or datetime.now(UTC)
             self._audit.append(record)

@@ -149,10 +149,10 @@ class PostgresStore:
 
     async def write_audit(self, records: list[AuditRecord]) -> None:
         await self.pool.executemany(
-            "INSERT INTO audit_log (at, tenant, profile, caller, tool, outcome, latency_ms, arguments, error)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO audit_log (uid, at, tenant, profile, caller, tool, outcome, latency_ms, arguments, error)"
+            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (uid) DO NOTHING",
             [
-                (r.at, r.tenant, r.profile, r.caller, r.tool, r.outcome, r.latency_ms, r.arguments, r.error)
+                (r.uid, r.at, r.tenant, r.profile, r.caller, r.tool, r.outcome, r.latency_ms, r.arguments, r.error)
                 for r in records
             ],
         )
@@ -170,6 +170,7 @@ class PostgresStore:
         return [
             AuditRecord(
                 id=row["id"],
+                uid=str(row["uid"]) if row["uid"] else "",
                 at=row["at"],
                 tenant=row["tenant"],
                 profile=row["profile"],
