@@ -12,7 +12,6 @@ help:
 
 run:
 	@scripts/setup-python.sh
-	@scripts/setup-node.sh
 	.venv/bin/python -m mcp_gateway.local --config examples/local.yaml
 
 test:

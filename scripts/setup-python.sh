@@ -7,6 +7,6 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 [[ -f $stamp ]] && exit 0
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[test,demo]"
 rm -f .venv/.installed-*
 touch "$stamp"
