@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench soak tools kind-up clean
+.PHONY: help run test lint bench soak tools kind-up sync clean
 
 help:
 	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database)"
@@ -34,6 +34,10 @@ tools:
 
 kind-up:
 	scripts/kind-up.sh
+
+# crds/ is the source of the CRDs; the chart ships a copy (tests/chart checks they are equal).
+sync:
+	rm -f charts/mcp-gateway/crds/*.yaml && cp crds/*.yaml charts/mcp-gateway/crds/
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache tests/artifacts

@@ -143,6 +143,8 @@ def _openapi(builder: _Builder, inputs: AdapterInputs, source: dict[str, Any], s
         source["baseUrl"] = openapi["baseUrl"]
     if openapi.get("allowPrivateNetwork"):
         source["allowPrivateNetwork"] = True
+    if openapi.get("allowedNetworks"):
+        source["allowedNetworks"] = list(openapi["allowedNetworks"])
     if openapi.get("auth"):
         source["auth"] = _auth(builder, openapi["auth"])
     for key in ("include", "exclude"):
@@ -165,7 +167,9 @@ def build(name: str, namespace: str, spec: Spec) -> AdapterInputs:
         _openapi(builder, inputs, source, spec)
     inputs.env = builder.env
     inputs.config = {
-        "server": {"name": f"{namespace}/{name}"},
+        # Only the gateway can reach the adapter (its NetworkPolicy), so the caller identity it sends in
+        # x-mcp-caller (per-caller isolation) can be trusted.
+        "server": {"name": f"{namespace}/{name}", "trustCallerHeader": True},
         "sources": [source],
         "logLevel": "INFO",
     }

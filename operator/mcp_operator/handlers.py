@@ -5,7 +5,8 @@ state (annotations, status.kopf) and no finalizers; owner references and the
 garbage collector handle deletion. An Upstream is (re)applied when its
 generation is ahead of status.observedGeneration, on the operator's first
 sight of it (start-up, so restarts converge), and when an owned object is
-deleted or edited by someone else (drift repair).
+deleted or edited by someone else (drift repair: Deployments, Services,
+ConfigMaps and NetworkPolicies).
 """
 
 from __future__ import annotations
@@ -108,4 +109,9 @@ async def service_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 
 @kopf.on.event("", "v1", "configmaps", labels=OWNED)
 async def configmap_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    await _owned_event(event, memo)
+
+
+@kopf.on.event("networking.k8s.io", "v1", "networkpolicies", labels=OWNED)
+async def network_policy_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     await _owned_event(event, memo)

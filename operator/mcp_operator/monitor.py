@@ -12,9 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
-from mcp_operator import naming
-from mcp_operator.kube import Kube, collection_path
-from mcp_operator.publisher import watched
+from mcp_operator import naming, scope
+from mcp_operator.kube import Kube
 from mcp_operator.settings import Settings
 from mcp_operator.upstreams import UpstreamReconciler
 
@@ -45,8 +44,7 @@ class UpstreamMonitor:
                 log.error("upstream monitor pass failed: %s", exc)
 
     async def pass_once(self) -> None:
-        items = await self.kube.list(collection_path(naming.API_VERSION, naming.UPSTREAMS, None))
-        targets = [u for u in items if watched(self.settings, u["metadata"]["namespace"])]
+        targets = await scope.list_watched(self.kube, self.settings, naming.UPSTREAMS)
         await asyncio.gather(*(self._one(u) for u in targets))
 
     async def _one(self, upstream: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ OPENAPI_SPEC_DIR = "/etc/mcp-openapi"
 
 
 def adapter_name(upstream: str) -> str:
-    """Name of the Deployment, Service and ConfigMap serving `upstream` (the CRD keeps it <= 63)."""
+    """Name of the Deployment, Service, ConfigMap and NetworkPolicy serving `upstream` (the CRD keeps it <= 63)."""
     return f"{upstream}-adapter"
 
 

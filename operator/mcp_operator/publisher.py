@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 from typing import Any
 
 import yaml
 
-from mcp_operator import conditions, events, naming, routing
+from mcp_operator import conditions, events, naming, routing, scope
 from mcp_operator.kube import Kube, KubeError, collection_path, object_path
 from mcp_operator.settings import Settings
 
@@ -25,10 +24,6 @@ log = logging.getLogger("mcp_operator.publisher")
 
 ROUTING_KEY = "routing.yaml"
 API = naming.API_VERSION
-
-
-def watched(settings: Settings, namespace: str) -> bool:
-    return not settings.namespaces or any(fnmatch.fnmatchcase(namespace, p) for p in settings.namespaces)
 
 
 def routing_configmap(settings: Settings, text: str) -> dict[str, Any]:
@@ -69,16 +64,10 @@ class RoutingPublisher:
                 await asyncio.sleep(2)
                 self.poke()
 
-    async def _list(self, plural: str, namespaced: bool) -> list[dict[str, Any]]:
-        items = await self.kube.list(collection_path(API, plural, None))
-        if namespaced:
-            items = [i for i in items if watched(self.settings, i["metadata"]["namespace"])]
-        return items
-
     async def publish_once(self) -> None:
-        tenants = await self._list(naming.TENANTS, namespaced=False)
-        profiles = await self._list(naming.PROFILES, namespaced=True)
-        upstreams = await self._list(naming.UPSTREAMS, namespaced=True)
+        tenants = await self.kube.list(collection_path(API, naming.TENANTS, None))
+        profiles = await scope.list_watched(self.kube, self.settings, naming.PROFILES)
+        upstreams = await scope.list_watched(self.kube, self.settings, naming.UPSTREAMS)
         rendered = routing.render(tenants, profiles, upstreams, self.settings)
         self.renders += 1
         text = yaml.safe_dump(rendered.document, sort_keys=False)

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 
 DEFAULT_IMAGE = "ghcr.io/mcp-gateway/mcp-adapter:0.1.0"
 DEFAULT_ADAPTER_URL = "http://{service}.{namespace}.svc.{cluster_domain}:{port}/mcp"
+# Pod labels of the chart's gateway and operator (the chart passes its release's exact labels).
+Labels = tuple[tuple[str, str], ...]
+DEFAULT_GATEWAY_PODS: Labels = (("app.kubernetes.io/name", "mcp-gateway"), ("app.kubernetes.io/component", "gateway"))
+DEFAULT_OPERATOR_PODS: Labels = (("app.kubernetes.io/name", "mcp-gateway"), ("app.kubernetes.io/component", "operator"))
 
 
 @dataclass(frozen=True)
@@ -35,11 +39,42 @@ class Settings:
     lease_duration: float = 15.0
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}")
     health_port: int = 0  # 0: no health endpoint
+    # Who may reach adapter pods (each Upstream's NetworkPolicy): the gateway, and the operator for its probe.
+    # Empty namespaces mean the routing ConfigMap's (gateway) and the Lease's (operator) namespace.
+    gateway_namespace: str = ""
+    gateway_pod_labels: Labels = DEFAULT_GATEWAY_PODS
+    operator_namespace: str = ""
+    operator_pod_labels: Labels = DEFAULT_OPERATOR_PODS
     log_level: str = "INFO"
 
     @property
     def routing_ref(self) -> str:
         return f"{self.routing_namespace}/{self.routing_name}"
+
+    @property
+    def adapter_clients(self) -> list[tuple[str, dict[str, str]]]:
+        """(namespace, pod labels) of the pods that may call adapters: the gateway, then the operator."""
+        return [
+            (self.gateway_namespace or self.routing_namespace, dict(self.gateway_pod_labels)),
+            (self.operator_namespace or self.lease_namespace, dict(self.operator_pod_labels)),
+        ]
+
+
+def _join(labels: Labels) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels)
+
+
+def parse_labels(text: str, flag: str = "label selector") -> Labels:
+    """`k=v,k2=v2` (equality only, like a NetworkPolicy's matchLabels); empty means every pod."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or "!" in key:
+            raise SystemExit(f"mcp-operator: {flag} must look like key=value,key2=value2, got {text!r}")
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)
 
 
 def _env(name: str, default: str) -> str:
@@ -85,6 +120,26 @@ def parse(argv: list[str] | None = None) -> Settings:
         "--lease", default=_env("LEASE", f"{d.lease_namespace}/{d.lease_name}"), help="NAMESPACE/NAME of the Lease"
     )
     parser.add_argument("--lease-duration", type=float, default=float(_env("LEASE_DURATION", str(d.lease_duration))))
+    parser.add_argument(
+        "--gateway-namespace",
+        default=_env("GATEWAY_NAMESPACE", ""),
+        help="namespace of the gateway pods allowed to reach adapters; default: the routing ConfigMap's",
+    )
+    parser.add_argument(
+        "--gateway-pod-selector",
+        default=_env("GATEWAY_POD_SELECTOR", _join(d.gateway_pod_labels)),
+        help="labels (k=v,...) of the gateway pods allowed to reach adapters",
+    )
+    parser.add_argument(
+        "--operator-namespace",
+        default=_env("OPERATOR_NAMESPACE", ""),
+        help="namespace of the operator pods (probing adapters); default: the Lease's",
+    )
+    parser.add_argument(
+        "--operator-pod-selector",
+        default=_env("OPERATOR_POD_SELECTOR", _join(d.operator_pod_labels)),
+        help="labels (k=v,...) of the operator pods, allowed to probe adapters",
+    )
     parser.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "0")))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
     args = parser.parse_args(argv)
@@ -110,4 +165,8 @@ def parse(argv: list[str] | None = None) -> Settings:
         lease_duration=args.lease_duration,
         health_port=args.health_port,
         log_level=args.log_level.upper(),
+        gateway_namespace=args.gateway_namespace or routing_namespace,
+        gateway_pod_labels=parse_labels(args.gateway_pod_selector, "--gateway-pod-selector"),
+        operator_namespace=args.operator_namespace or lease_namespace,
+        operator_pod_labels=parse_labels(args.operator_pod_selector, "--operator-pod-selector"),
     )

@@ -23,6 +23,8 @@ log = logging.getLogger("mcp_operator.upstreams")
 
 Obj = dict[str, Any]
 
+OWNED_KINDS = ("NetworkPolicy", "ConfigMap", "Deployment", "Service")
+
 
 def upstream_path(namespace: str, name: str) -> str:
     return object_path(naming.API_VERSION, naming.UPSTREAMS, namespace, name)
@@ -34,7 +36,8 @@ class UpstreamReconciler:
         self.settings = settings
         self.on_status = on_status or (lambda: None)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._applied: dict[tuple[str, str, str], str] = {}  # (kind, ns, name) -> resourceVersion we wrote
+        # (kind, ns, name) -> (resourceVersion, generation) of our last write
+        self._applied: dict[tuple[str, str, str], tuple[str, int]] = {}
         self._last_apply: dict[tuple[str, str], float] = {}
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -44,7 +47,7 @@ class UpstreamReconciler:
         key = (namespace, name)
         self._locks.pop(key, None)
         self._last_apply.pop(key, None)
-        for kind in ("ConfigMap", "Deployment", "Service"):
+        for kind in OWNED_KINDS:
             self._applied.pop((kind, namespace, naming.adapter_name(name)), None)
 
     def resync_due(self, namespace: str, name: str) -> bool:
@@ -52,10 +55,15 @@ class UpstreamReconciler:
         return last is None or time.monotonic() - last >= self.settings.resync_interval
 
     def is_own_write(self, obj: Obj) -> bool:
-        """Whether a watch event on an owned object is just our own last write echoing back."""
+        """Whether a watch event on an owned object is our own last write echoing back, or for kinds with a
+        generation (Deployment, NetworkPolicy) a status-only change since (the spec is still ours)."""
         meta = obj.get("metadata", {})
         key = (obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
-        return bool(meta.get("resourceVersion")) and self._applied.get(key) == meta.get("resourceVersion")
+        written = self._applied.get(key)
+        if written is None or not meta.get("resourceVersion"):
+            return False
+        version, generation = written
+        return meta["resourceVersion"] == version or (generation > 0 and meta.get("generation") == generation)
 
     async def reconcile(self, namespace: str, name: str, *, apply: bool = True, check: bool = True) -> None:
         """Bring Upstream namespace/name to its declared state; `check` also probes and writes status."""
@@ -68,17 +76,22 @@ class UpstreamReconciler:
 
     async def repair(self, namespace: str, name: str, changed: Obj, deleted: bool) -> None:
         """An owned object was deleted or edited by someone else: re-apply and record an Event if it drifted."""
-        before = changed.get("metadata", {}).get("resourceVersion")
+        meta = changed.get("metadata", {})
+        key = (changed.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
         async with self._lock((namespace, name)):
+            if not deleted and self.is_own_write(changed):
+                return  # the event overtook the answer to our own apply, recorded meanwhile
             upstream = await self.kube.get(upstream_path(namespace, name))
             if upstream is None or upstream["metadata"].get("deletionTimestamp"):
                 return
-            live = await self._reconcile(upstream, apply=True, check=False)
-        kind = changed.get("kind", "object")
-        after = live.get(kind, {}).get("metadata", {}).get("resourceVersion")
-        if deleted or (after and after != before):
+            before = self._applied.get(key)
+            await self._reconcile(upstream, apply=True, check=False)
+            after = self._applied.get(key)
+        # Our apply changed the object (a new generation, or a new version for kinds without one) only if
+        # it had drifted; a stale event about a state already repaired re-applies as a no-op.
+        if deleted or _changed(before, after):
             what = "deleted" if deleted else "changed by someone else"
-            message = f"{kind} {changed['metadata']['name']} was {what}; restored it as declared"
+            message = f"{key[0]} {key[2]} was {what}; restored it as declared"
             log.info(message, extra={"upstream": f"{namespace}/{name}"})
             await events.post(self.kube, upstream, reason="DriftRepaired", message=message)
 
@@ -108,8 +121,8 @@ class UpstreamReconciler:
                     self.kube,
                     upstream,
                     reason=verb,
-                    message=f"{verb.lower()} adapter Deployment, Service and ConfigMap {naming.adapter_name(name)} "
-                    f"(config {digest})",
+                    message=f"{verb.lower()} adapter Deployment, Service, ConfigMap and NetworkPolicy "
+                    f"{naming.adapter_name(name)} (config {digest})",
                 )
         if check:
             condition, tools = await self._readiness(upstream, live.get("Deployment"))
@@ -119,7 +132,9 @@ class UpstreamReconciler:
     async def _apply(
         self, upstream: Obj, inputs: adapter_config.AdapterInputs, text: str, digest: str
     ) -> dict[str, Obj]:
+        # The NetworkPolicy goes first, so adapter pods never run unprotected.
         desired = [
+            workload.network_policy(upstream, self.settings),
             workload.configmap(upstream, text),
             workload.deployment(upstream, inputs, digest, self.settings),
             workload.service(upstream),
@@ -128,7 +143,11 @@ class UpstreamReconciler:
         for obj in desired:
             result = await self.kube.apply(obj)
             meta = obj["metadata"]
-            self._applied[(obj["kind"], meta["namespace"], meta["name"])] = result["metadata"]["resourceVersion"]
+            written = result["metadata"]
+            self._applied[(obj["kind"], meta["namespace"], meta["name"])] = (
+                written["resourceVersion"],
+                int(written.get("generation") or 0),
+            )
             live[obj["kind"]] = result
         return live
 
@@ -185,3 +204,12 @@ class UpstreamReconciler:
         if conditions.transition(current.get("conditions"), ready):
             log.info("upstream %s/%s Ready=%s (%s)", namespace, name, ready.status, ready.reason)
             await events.post(self.kube, upstream, reason=ready.reason, message=ready.message, warning=not ready.ready)
+
+
+def _changed(before: tuple[str, int] | None, after: tuple[str, int] | None) -> bool:
+    if before is None or after is None:
+        return after is not None
+    (version_before, generation_before), (version_after, generation_after) = before, after
+    if generation_after:
+        return generation_after != generation_before
+    return version_after != version_before

@@ -1,9 +1,15 @@
-"""The adapter workload an Upstream declares: ConfigMap, Deployment, Service.
+"""The adapter workload an Upstream declares: NetworkPolicy, ConfigMap,
+Deployment, Service.
 
 Pure functions from the Upstream object to manifests; the reconciler applies
 them. Every object carries an owner reference to the Upstream so the garbage
 collector removes it with the Upstream, and the pod template carries a hash
 of the config so a config change rolls the pods.
+
+An adapter holds its tenant's upstream credentials and has no auth of its
+own, so its NetworkPolicy admits only the gateway (which authenticates,
+applies policy, limits and audit) and the operator (its readiness probe).
+Kubelet probes are not affected: NetworkPolicy always allows a pod's own node.
 """
 
 from __future__ import annotations
@@ -127,6 +133,27 @@ def deployment(upstream: Obj, inputs: adapter_config.AdapterInputs, digest: str,
                     ],
                 },
             },
+        },
+    }
+
+
+def network_policy(upstream: Obj, settings: Settings) -> Obj:
+    """Ingress to the adapter pods only from the gateway and operator pods (egress stays open: upstreams vary)."""
+    peers = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "podSelector": {"matchLabels": labels} if labels else {},
+        }
+        for namespace, labels in settings.adapter_clients
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(upstream),
+        "spec": {
+            "podSelector": {"matchLabels": naming.selector(upstream["metadata"]["name"])},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"port": naming.ADAPTER_PORT, "protocol": "TCP"}]}],
         },
     }
 

@@ -10,12 +10,14 @@ the real Gateway API and Prometheus Operator CRDs cannot be downloaded here.
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
 from tests.chart.support import (
     CHART,
@@ -47,6 +49,14 @@ def wait_default_service_account(api: Any, namespace: str, timeout: float = 30) 
         time.sleep(0.2)
 
 
+def ensure_namespaces(api: Any, names: set[str]) -> None:
+    core = k8s.CoreV1Api(api)
+    existing = {n.metadata.name for n in core.list_namespace().items}
+    for name in sorted(names - existing):
+        with contextlib.suppress(ApiException):  # created meanwhile by a parallel test: fine
+            core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
+
+
 @pytest.mark.parametrize("values", [(), (VALUES_FULL,), (VALUES_KIND,)], ids=["default", "full", "kind"])
 def test_every_rendered_object_passes_server_side_dry_run(
     kube: ControlPlane, api: Any, values: tuple[Path, ...]
@@ -55,6 +65,7 @@ def test_every_rendered_object_passes_server_side_dry_run(
     wait_default_service_account(api, namespace)
     docs = render(*values, namespace=namespace, release="mcp")
     assert len(docs) >= 12
+    ensure_namespaces(api, {d["metadata"].get("namespace", namespace) for d in docs})  # watched ones must exist
     errors = create_all(api, docs, namespace, dry_run=True)
     assert not errors, "the API server refused:\n" + "\n".join(errors)
 
@@ -166,6 +177,8 @@ def test_installed_rbac_is_least_privilege(kube: ControlPlane, api: Any) -> None
     assert can(api, operator, "watch", "tenants", group="mcpgateway.dev")
     assert can(api, operator, "patch", "profiles", group="mcpgateway.dev", namespace="team-a", subresource="status")
     assert can(api, operator, "create", "deployments", group="apps", namespace="team-a")
+    assert can(api, operator, "patch", "networkpolicies", group="networking.k8s.io", namespace="team-a")
+    assert not can(api, operator, "delete", "networkpolicies", group="networking.k8s.io", namespace="team-a")
     assert can(api, operator, "patch", "configmaps", namespace=namespace, name=routing)
     assert can(api, operator, "update", "leases", group="coordination.k8s.io", namespace=namespace)
     assert not can(api, operator, "get", "secrets", namespace="team-a", name="anything")

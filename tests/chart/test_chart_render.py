@@ -7,12 +7,10 @@ import base64
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.chart.support import (
     CHART,
     KUBE_VERSION,
-    REPO,
     VALUES_FULL,
     VALUES_KIND,
     by_kind,
@@ -78,8 +76,12 @@ def test_every_object_carries_the_standard_labels_and_release_namespace() -> Non
         missing = [key for key in STANDARD_LABELS if key not in labels]
         assert not missing, f"{doc['kind']}/{doc['metadata']['name']} lacks labels {missing}"
         assert labels["team"] == "platform"  # commonLabels
-        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
-            assert doc["metadata"]["namespace"] == "tools", doc["metadata"]["name"]
+        name = doc["metadata"]["name"]
+        if name.endswith(("-operator-workloads", "-operator-tenant-events")):
+            # The operator's Roles in the watched namespaces (team-a, team-b) and "default".
+            assert doc["metadata"]["namespace"] in ("team-a", "team-b", "default"), name
+        elif doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"]["namespace"] == "tools", name
 
 
 @pytest.mark.parametrize("values", [(), (VALUES_FULL,)], ids=["default", "full"])
@@ -258,13 +260,63 @@ def test_inconsistent_values_fail_with_a_fix(sets: tuple[str, ...], message: str
     assert message in result.stderr, result.stderr
 
 
-def rbac_rules(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith("operator"))["rules"]
+def operator_rbac(docs: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(kind, namespace) -> rules of the operator's ClusterRole and Roles."""
+    return {
+        (d["kind"], d["metadata"].get("namespace", "")): d["rules"]
+        for d in docs
+        if d["kind"] in ("ClusterRole", "Role") and "-operator" in d["metadata"]["name"]
+    }
 
 
-def test_operator_rbac_is_exactly_operator_rbac_yaml() -> None:
-    """The operator's tests prove operator/rbac.yaml suffices; the chart must grant the same, no more."""
-    reference = [d for d in yaml.safe_load_all((REPO / "operator" / "rbac.yaml").read_text()) if d]
-    chart = render()
-    assert rbac_rules(chart, "ClusterRole") == next(d for d in reference if d["kind"] == "ClusterRole")["rules"]
-    assert rbac_rules(chart, "Role") == next(d for d in reference if d["kind"] == "Role")["rules"]
+def resources(rules: list[dict[str, Any]], verb: str) -> set[str]:
+    return {r for rule in rules if verb in rule["verbs"] for r in rule["resources"]}
+
+
+def test_operator_rbac_is_cluster_wide_only_without_a_namespace_list() -> None:
+    """The operator's tests run it bound to exactly these templates (tests/operator/support.py render_rbac)."""
+    roles = operator_rbac(render(namespace="tools"))
+    assert set(roles) == {("ClusterRole", ""), ("Role", "tools")}
+    cluster = roles[("ClusterRole", "")]
+    assert resources(cluster, "patch") == {
+        "tenants/status",
+        "profiles/status",
+        "upstreams/status",
+        "configmaps",
+        "services",
+        "deployments",
+        "networkpolicies",
+    }
+    assert not resources(cluster, "delete") and not resources(cluster, "update")
+    assert "secrets" not in resources(cluster, "get")
+    home = roles[("Role", "tools")]
+    assert resources(home, "update") == {"leases"}
+    assert next(r for r in home if r["resources"] == ["configmaps"])["resourceNames"] == ["mcp-gateway-routing"]
+
+
+def test_listed_namespaces_get_namespaced_roles_and_globs_stay_cluster_wide() -> None:
+    roles = operator_rbac(render(namespace="tools", sets=("operator.watchNamespaces={team-a,team-b}",)))
+    # "default": only Events about Tenants, which the API server files there.
+    namespaces = {"tools", "team-a", "team-b", "default"}
+    assert set(roles) == {("ClusterRole", "")} | {("Role", ns) for ns in namespaces}
+    assert resources(roles[("ClusterRole", "")], "patch") == {"tenants/status"}
+    for namespace in ("team-a", "team-b"):
+        assert {"deployments", "networkpolicies", "upstreams/status"} <= resources(roles[("Role", namespace)], "patch")
+    assert roles[("Role", "default")] == [{"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]
+    globbed = operator_rbac(render(namespace="tools", sets=("operator.watchNamespaces={team-a,team-*}",)))
+    assert set(globbed) == {("ClusterRole", ""), ("Role", "tools")}
+    assert "deployments" in resources(globbed[("ClusterRole", "")], "patch")
+
+
+def test_adapter_network_policies_admit_this_releases_gateway_and_operator() -> None:
+    """The operator writes each adapter's NetworkPolicy from these flags: they must select the chart's pods."""
+    docs = render(VALUES_FULL, namespace="tools")
+    args = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = dict(a.removeprefix("--").split("=", 1) for a in args)
+    for component in ("gateway", "operator"):
+        assert flags[f"{component}-namespace"] == "tools"
+        selector = dict(pair.split("=", 1) for pair in flags[f"{component}-pod-selector"].split(","))
+        pod_labels = one(docs, "Deployment", f"-{component}")["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= pod_labels.items(), component
+        assert selector["app.kubernetes.io/component"] == component
+        assert selector["app.kubernetes.io/instance"] == "mcp-gateway"

@@ -70,6 +70,17 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 45.0) -> N
         time.sleep(0.25)
 
 
+def wait_for_policy(api: Any, namespace: str, name: str, timeout: float = 45.0) -> Any:
+    networking = k8s.NetworkingV1Api(api)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return networking.read_namespaced_network_policy(name, namespace)
+        except ApiException as exc:
+            assert exc.status == 404 and time.monotonic() < deadline, f"no NetworkPolicy {namespace}/{name}: {exc}"
+        time.sleep(0.25)
+
+
 def test_installed_operator_and_gateway_work_with_the_charts_wiring(
     kube: ControlPlane, spawn: Callable[..., ManagedProcess]
 ) -> None:
@@ -92,7 +103,7 @@ def test_installed_operator_and_gateway_work_with_the_charts_wiring(
             operator_kubeconfig = service_account_kubeconfig(
                 kube, api, namespace, f"{RELEASE}-mcp-gateway-operator", workdir
             )
-            spawn(
+            operator_process = spawn(
                 [str(BIN / "mcp-operator"), *operator_args, "--kubeconfig", str(operator_kubeconfig)],
                 name="chart-operator",
                 ready_url=f"http://127.0.0.1:{health_port}/healthz",
@@ -146,6 +157,28 @@ def test_installed_operator_and_gateway_work_with_the_charts_wiring(
                 return tenant in [t["id"] for t in answer.json()]
 
             wait_until(tenant_served, f"tenant {tenant} to appear in the gateway's admin API")
+
+            # Each Upstream's adapter admits only this release's gateway and operator pods.
+            upstreams = DynamicClient(api).resources.get(api_version="mcpgateway.dev/v1alpha1", kind="Upstream")
+            upstreams.create(
+                namespace=namespace,
+                body={
+                    "apiVersion": "mcpgateway.dev/v1alpha1",
+                    "kind": "Upstream",
+                    "metadata": {"name": "tools"},
+                    "spec": {"mcp": {"url": "https://tools.example.com/mcp"}},
+                },
+            )
+            policy = wait_for_policy(api, namespace, "tools-adapter")
+            peers = policy.spec.ingress[0]._from
+            for peer, component in zip(peers, ("gateway", "operator"), strict=True):
+                assert peer.namespace_selector.match_labels == {"kubernetes.io/metadata.name": namespace}
+                deployment: Any = k8s.AppsV1Api(api).read_namespaced_deployment(
+                    f"{RELEASE}-mcp-gateway-{component}", namespace
+                )
+                pod_labels = deployment.spec.template.metadata.labels
+                assert peer.pod_selector.match_labels.items() <= pod_labels.items(), component
+            assert "Forbidden" not in operator_process.log_text(), "the chart's (namespaced) operator RBAC must suffice"
             logs = gateway_process.log_text()
             assert env["MCP_GATEWAY_ADMIN_TOKEN"] not in logs and env["MCP_GATEWAY_KEY_PEPPER"] not in logs
         finally:

@@ -1,6 +1,7 @@
 """One operator process for the operator tests, running as a ServiceAccount
-bound to exactly operator/rbac.yaml, watching namespaces `opt-*`, with adapter
-URLs pointed at a stub standing in for adapter Pods (there is no kubelet)."""
+bound to exactly the RBAC the chart renders for `operator.watchNamespaces:
+[opt-*]` (a glob: the cluster-wide rules), watching namespaces `opt-*`, with
+adapter URLs pointed at a stub standing in for adapter Pods (there is no kubelet)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def adapter_stub() -> Iterator[str]:
 def operator_env(kube: ControlPlane, adapter_stub: str) -> Iterator[OperatorEnv]:
     system = kube.namespace("opsys")
     workdir = Path(tempfile.mkdtemp(prefix="mcp-operator-test-"))
-    kubeconfig = install_rbac(kube, system, workdir)
+    kubeconfig = install_rbac(kube, system, workdir, watch_namespaces=[f"{NAMESPACE_PREFIX}-*"])
     cmd = operator_command(
         kubeconfig, namespaces=[f"{NAMESPACE_PREFIX}-*"], system_namespace=system, adapter_url_template=adapter_stub
     )

@@ -3,6 +3,7 @@ credentials, starting the operator, creating custom resources, waiting."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -18,7 +19,8 @@ from tests.support.kube import REPO, ControlPlane, write_kubeconfig
 
 GROUP, VERSION = "mcpgateway.dev", "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-RBAC = REPO / "operator" / "rbac.yaml"
+CHART = REPO / "charts" / "mcp-gateway"
+ROUTING_CONFIGMAP = "mcp-gateway-routing"  # what operator_command and Resources.routing use
 ADAPTER_STUB = Path(__file__).resolve().parent / "adapter_stub.py"
 
 T = TypeVar("T")
@@ -39,34 +41,44 @@ def wait_for(check: Callable[[], T | None], timeout: float = 30.0, interval: flo
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}")
 
 
-def install_rbac(kube: ControlPlane, namespace: str, workdir: Path) -> Path:
-    """Create operator/rbac.yaml's objects (ServiceAccount in `namespace`, uniquely named cluster
-    objects) and return a kubeconfig that authenticates as that ServiceAccount."""
-    suffix = uuid.uuid4().hex[:6]
+def render_rbac(namespace: str, release: str, watch_namespaces: list[str] | None = None) -> list[dict[str, Any]]:
+    """The operator's ServiceAccount and RBAC exactly as the chart renders them (the one source of truth)."""
+    from tests.chart.support import helm
+
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    args += ["--show-only", "templates/operator/serviceaccount.yaml", "--show-only", "templates/operator/rbac.yaml"]
+    args += ["--set", f"routing.configMapName={ROUTING_CONFIGMAP}"]
+    if watch_namespaces:
+        args += ["--set-json", f"operator.watchNamespaces={json.dumps(watch_namespaces)}"]
+    result = helm(*args)
+    assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def install_rbac(kube: ControlPlane, namespace: str, workdir: Path, watch_namespaces: list[str] | None = None) -> Path:
+    """Create the chart's operator ServiceAccount (in `namespace`) and RBAC for `watch_namespaces`
+    (none: cluster-wide), under a unique release name, and return a kubeconfig that authenticates
+    as that ServiceAccount."""
+    release = f"op{uuid.uuid4().hex[:6]}"
     with kube.api_client() as api:
         rbac = k8s.RbacAuthorizationV1Api(api)
         core = k8s.CoreV1Api(api)
-        for doc in yaml.safe_load_all(RBAC.read_text()):
+        account = ""
+        for doc in render_rbac(namespace, release, watch_namespaces):
             kind, meta = doc["kind"], doc["metadata"]
-            if "namespace" in meta:
-                meta["namespace"] = namespace
-            for subject in doc.get("subjects", []):
-                subject["namespace"] = namespace
-            if kind.startswith("Cluster"):
-                meta["name"] = f"{meta['name']}-{suffix}"
-                if kind == "ClusterRoleBinding":
-                    doc["roleRef"]["name"] = f"{doc['roleRef']['name']}-{suffix}"
             create = {
-                "ServiceAccount": lambda d: core.create_namespaced_service_account(namespace, d),
+                "ServiceAccount": lambda d: core.create_namespaced_service_account(d["metadata"]["namespace"], d),
                 "ClusterRole": rbac.create_cluster_role,
                 "ClusterRoleBinding": rbac.create_cluster_role_binding,
-                "Role": lambda d: rbac.create_namespaced_role(namespace, d),
-                "RoleBinding": lambda d: rbac.create_namespaced_role_binding(namespace, d),
+                "Role": lambda d: rbac.create_namespaced_role(d["metadata"]["namespace"], d),
+                "RoleBinding": lambda d: rbac.create_namespaced_role_binding(d["metadata"]["namespace"], d),
             }[kind]
             create(doc)
+            if kind == "ServiceAccount":
+                account = meta["name"]
         request = k8s.AuthenticationV1TokenRequest(spec=k8s.V1TokenRequestSpec(audiences=[], expiration_seconds=7200))
-        token = core.create_namespaced_service_account_token("mcp-operator", namespace, request).status.token
-    return write_kubeconfig(workdir / f"operator-{suffix}.kubeconfig", kube.server, token, user="mcp-operator")
+        token = core.create_namespaced_service_account_token(account, namespace, request).status.token
+    return write_kubeconfig(workdir / f"operator-{release}.kubeconfig", kube.server, token, user=account)
 
 
 def operator_command(
@@ -83,7 +95,7 @@ def operator_command(
         cmd += ["--namespace", namespace]
     return [
         *cmd,
-        "--routing-configmap", f"{system_namespace}/mcp-gateway-routing",
+        "--routing-configmap", f"{system_namespace}/{ROUTING_CONFIGMAP}",
         "--lease", f"{system_namespace}/{lease_name}",
         "--lease-duration", "4",
         "--adapter-url-template", adapter_url_template,
@@ -152,6 +164,18 @@ class Resources:
 
     def routed_profile(self, system_namespace: str, profile_id: str) -> dict[str, Any] | None:
         return next((p for p in self.routing(system_namespace).get("profiles", []) if p["id"] == profile_id), None)
+
+    def table(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        """What `kubectl get PLURAL` prints: the server-side Table, one {column: cell} per row."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}"
+        accept = "application/json;as=Table;v=v1;g=meta.k8s.io"
+        response = self.api.call_api(
+            *self.api.param_serialize("GET", path, header_params={"Accept": accept}, auth_settings=["BearerToken"])
+        )
+        response.read()
+        table = json.loads(response.data)
+        names = [c["name"] for c in table["columnDefinitions"]]
+        return [dict(zip(names, row["cells"], strict=True)) for row in table["rows"]]
 
     def events(self, namespace: str, name: str) -> list[tuple[str, str, str]]:
         items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items

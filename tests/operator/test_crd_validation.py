@@ -47,6 +47,14 @@ def refused(call: Any) -> str:
             "auth.type apiKey needs auth.apiKey.name",
         ),
         ({"mcp": {"url": "http://a/mcp"}, "scope": "everyone"}, 'supported values: "shared", "per-caller"'),
+        (
+            {"openapi": {"spec": {"url": "https://a/openapi.json"}, "allowedNetworks": ["10.0.0.0/8", "10.1.2.3"]}},
+            "each allowedNetworks entry must be a CIDR range",
+        ),
+        (
+            {"openapi": {"spec": {"url": "https://a/openapi.json"}, "allowedNetworks": ["10.0.0.0/33"]}},
+            "each allowedNetworks entry must be a CIDR range",
+        ),
     ],
 )
 def test_invalid_upstreams_are_refused(kube: ControlPlane, res: Resources, spec: dict[str, Any], message: str) -> None:

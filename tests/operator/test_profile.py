@@ -73,6 +73,9 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
     adapters = next(c for c in status["conditions"] if c["type"] == "UpstreamsReady")
     assert (adapters["status"], adapters["reason"]) == ("False", "AdaptersNotReady")
     assert any(r == "Routed" for r, _, _ in res.events(namespace, "dev"))
+    (row,) = res.table("profiles", namespace)  # `kubectl get profiles`
+    assert (row["Name"], row["Tenant"], row["Ready"]) == ("dev", tenant, "True")
+    assert row["Endpoint"] == status["endpoint"]
     tenant_ready = wait_for(lambda: res.condition("tenants", None, tenant), what="Tenant status")
     assert tenant_ready["status"] == "True"
 

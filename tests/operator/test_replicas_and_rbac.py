@@ -1,7 +1,7 @@
 """Two replicas are safe (a Lease elects one; the other takes over when it
-dies), a restart mid-reconcile converges without duplicates, and the RBAC in
-operator/rbac.yaml is both sufficient (every operator test runs with it) and
-narrow."""
+dies), a restart mid-reconcile converges without duplicates, and the chart's
+cluster-wide operator RBAC is both sufficient (every operator test runs with
+it) and narrow."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ PREFIX = "ople"  # not matched by the shared operator's "opt-*"
 @pytest.fixture(scope="module")
 def sa_kubeconfig(kube: ControlPlane) -> tuple[str, Path]:
     system = kube.namespace("oplesys")
-    return system, install_rbac(kube, system, Path(tempfile.mkdtemp(prefix="mcp-operator-le-")))
+    return system, install_rbac(kube, system, Path(tempfile.mkdtemp(prefix="mcp-operator-le-")), [f"{PREFIX}-*"])
 
 
 def _start(spawn: Callable[..., ManagedProcess], sa: tuple[str, Path], stub: str, name: str) -> ManagedProcess:
@@ -102,6 +102,8 @@ def test_operator_role_is_narrow(operator_env: OperatorEnv) -> None:
         assert allowed("patch", "deployments", "apps") and allowed("patch", "upstreams/status", "mcpgateway.dev")
         assert not allowed("get", "secrets")  # secrets are referenced, never read
         assert not allowed("delete", "deployments", "apps")  # the garbage collector deletes
+        assert allowed("patch", "networkpolicies", "networking.k8s.io")
+        assert not allowed("delete", "networkpolicies", "networking.k8s.io")
         assert not allowed("patch", "upstreams", "mcpgateway.dev")  # only status is written
         assert not allowed("create", "pods")
     finally:

@@ -1,5 +1,6 @@
-"""Upstream -> adapter ConfigMap, Deployment and Service, owned by the Upstream;
-status and Events; drift repair; deletion through the garbage collector."""
+"""Upstream -> adapter ConfigMap, Deployment, Service and NetworkPolicy, owned by
+the Upstream; status and Events; drift repair; deletion through the garbage
+collector."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
-from mcp_adapter.config import parse_config
+from mcp_adapter.config import OpenApiSource, parse_config
 
 from tests.operator.conftest import OperatorEnv
 from tests.operator.support import wait_for
@@ -30,6 +31,24 @@ def _workload(env: OperatorEnv, namespace: str, name: str) -> tuple[Any, Any, An
         if exc.status == 404:
             return None
         raise
+
+
+def _policy(env: OperatorEnv, namespace: str, name: str) -> Any:
+    try:
+        return k8s.NetworkingV1Api(env.api).read_namespaced_network_policy(f"{name}-adapter", namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _peers(policy: Any) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """(namespace labels, pod labels) of every peer admitted by the policy's ingress rules."""
+    return [
+        (peer.namespace_selector.match_labels, peer.pod_selector.match_labels)
+        for rule in policy.spec.ingress
+        for peer in rule._from or []
+    ]
 
 
 def _observed(env: OperatorEnv, namespace: str, name: str) -> dict[str, Any] | None:
@@ -63,8 +82,9 @@ def test_mcp_upstream_becomes_an_owned_adapter_workload(operator_env: OperatorEn
     }
     upstream = res.create("upstreams", namespace, "remote", spec)
     configmap, deployment, service = wait_for(lambda: _workload(env, namespace, "remote"), what="adapter workload")
+    policy = wait_for(lambda: _policy(env, namespace, "remote"), what="adapter NetworkPolicy")
 
-    for obj in (configmap, deployment, service):
+    for obj in (configmap, deployment, service, policy):
         (owner,) = obj.metadata.owner_references
         assert (owner.kind, owner.name, owner.uid, owner.controller) == (
             "Upstream",
@@ -97,6 +117,21 @@ def test_mcp_upstream_becomes_an_owned_adapter_workload(operator_env: OperatorEn
     assert container.resources.limits == {"memory": "256Mi"}
     assert deployment.spec.template.metadata.annotations["mcpgateway.dev/config-hash"]
     assert service.spec.ports[0].port == 8080
+
+    # Only the gateway (namespace of the routing ConfigMap) and the operator (its Lease's namespace)
+    # may reach the adapter pods, on the adapter port; other pods in the cluster may not.
+    pod_labels = deployment.spec.template.metadata.labels
+    assert policy.spec.pod_selector.match_labels.items() <= pod_labels.items()
+    assert policy.spec.policy_types == ["Ingress"]
+    (rule,) = policy.spec.ingress
+    assert [(p.port, p.protocol) for p in rule.ports] == [(8080, "TCP")]
+    system = {"kubernetes.io/metadata.name": env.system_namespace}
+    assert _peers(policy) == [
+        (system, {"app.kubernetes.io/name": "mcp-gateway", "app.kubernetes.io/component": "gateway"}),
+        (system, {"app.kubernetes.io/name": "mcp-gateway", "app.kubernetes.io/component": "operator"}),
+    ]
+    # The adapter trusts the caller header (per-caller isolation) because only the gateway reaches it.
+    assert yaml.safe_load(text)["server"]["trustCallerHeader"] is True
 
     # No kubelet: the adapter never answers, and the status says so honestly.
     obj = wait_for(lambda: _observed(env, namespace, "remote"), what="observed status")
@@ -139,7 +174,10 @@ def test_spec_change_rolls_the_adapter(operator_env: OperatorEnv) -> None:
         what="status for generation 2",
     )
     assert second["status"]["observedGeneration"] == first["status"]["observedGeneration"] + 1
-    assert any(r == "Updated" for r, _, _ in res.events(namespace, "tools"))
+    reasons = [r for r, _, _ in res.events(namespace, "tools")]
+    assert "Updated" in reasons
+    # The Deployment controller's own status updates are not drift.
+    assert "DriftRepaired" not in reasons
 
 
 def test_answering_adapter_reports_ready_with_tool_count(operator_env: OperatorEnv) -> None:
@@ -158,6 +196,15 @@ def test_answering_adapter_reports_ready_with_tool_count(operator_env: OperatorE
     assert status["toolCount"] > 10
     assert f"with {status['toolCount']} tools" in condition["message"]
     assert any(r == "AdapterReady" and t == "Normal" for r, t, _ in res.events(namespace, "live-tools"))
+    # `kubectl get upstreams` shows it.
+    (row,) = res.table("upstreams", namespace)
+    assert {k: row[k] for k in ("Name", "Type", "Ready", "Tools")} == {
+        "Name": "live-tools",
+        "Type": "mcp",
+        "Ready": "True",
+        "Tools": status["toolCount"],
+    }
+    assert row["Endpoint"] == env.adapter_url(namespace, "live-tools")
 
 
 def test_deleted_or_edited_deployment_is_restored(operator_env: OperatorEnv) -> None:
@@ -186,6 +233,20 @@ def test_deleted_or_edited_deployment_is_restored(operator_env: OperatorEnv) -> 
     )
     res.core.delete_namespaced_service("drift-adapter", namespace)
     wait_for(lambda: _workload(env, namespace, "drift"), what="the Service to come back")
+
+    # Opening the adapter to every pod (an ingress rule with no `from`) is reverted; deleting it restores it.
+    networking = k8s.NetworkingV1Api(env.api)
+    declared = wait_for(lambda: _policy(env, namespace, "drift"), what="the NetworkPolicy")
+    networking.patch_namespaced_network_policy("drift-adapter", namespace, {"spec": {"ingress": [{}]}})
+    wait_for(
+        lambda: (p := _policy(env, namespace, "drift")) and _peers(p) == _peers(declared) and len(p.spec.ingress) == 1,
+        what="the opened NetworkPolicy to be restored",
+    )
+    networking.delete_namespaced_network_policy("drift-adapter", namespace)
+    wait_for(
+        lambda: (p := _policy(env, namespace, "drift")) and p.metadata.uid != declared.metadata.uid,
+        what="the deleted NetworkPolicy to come back",
+    )
     messages = [m for r, _, m in res.events(namespace, "drift") if r == "DriftRepaired"]
     assert any("was deleted" in m for m in messages) and any("changed by someone else" in m for m in messages)
 
@@ -195,6 +256,7 @@ def test_deleting_the_upstream_removes_its_workload(operator_env: OperatorEnv) -
     namespace = env.namespace()
     res.create("upstreams", namespace, "gone", {"mcp": {"url": "https://tools.example.com/mcp"}})
     wait_for(lambda: _workload(env, namespace, "gone"))
+    wait_for(lambda: _policy(env, namespace, "gone"))
     wait_for(lambda: _observed(env, namespace, "gone"))
     upstream = res.get("upstreams", namespace, "gone") or {}
     assert not upstream["metadata"].get("finalizers")  # deletion never waits for the operator
@@ -205,6 +267,26 @@ def test_deleting_the_upstream_removes_its_workload(operator_env: OperatorEnv) -
         names = [d.metadata.name for d in res.apps.list_namespaced_deployment(namespace).items]
         names += [c.metadata.name for c in res.core.list_namespaced_config_map(namespace).items]
         names += [s.metadata.name for s in res.core.list_namespaced_service(namespace).items]
+        names += [p.metadata.name for p in k8s.NetworkingV1Api(env.api).list_namespaced_network_policy(namespace).items]
         return "gone-adapter" not in names
 
     wait_for(all_gone, timeout=60, what="garbage collection of the adapter workload")
+
+
+def test_openapi_allowed_networks_reach_the_adapter_config(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    spec = {
+        "openapi": {
+            "spec": {"url": "https://api.example.com/openapi.json"},
+            "baseUrl": "https://api.example.com",
+            "allowedNetworks": ["10.0.12.0/24", "fd00::/64"],
+        }
+    }
+    res.create("upstreams", namespace, "pets", spec)
+    configmap, _, _ = wait_for(lambda: _workload(env, namespace, "pets"), what="adapter workload")
+    config = yaml.safe_load(configmap.data["adapter.yaml"])
+    assert config["sources"][0]["allowedNetworks"] == ["10.0.12.0/24", "fd00::/64"]
+    assert "allowPrivateNetwork" not in config["sources"][0]
+    parsed = parse_config(config).sources[0]
+    assert isinstance(parsed, OpenApiSource) and parsed.allowed_networks == ["10.0.12.0/24", "fd00::/64"]

@@ -125,6 +125,10 @@ key: {{ .key }}
 - --lease={{ .Release.Namespace }}/{{ include "mcp-gateway.operator.fullname" . }}
 - --health-port={{ .Values.operator.healthPort }}
 - --log-level={{ .Values.operator.logLevel }}
+- --gateway-namespace={{ .Release.Namespace }}
+- --gateway-pod-selector={{ include "mcp-gateway.selectorArg" (dict "ctx" $ "component" "gateway") }}
+- --operator-namespace={{ .Release.Namespace }}
+- --operator-pod-selector={{ include "mcp-gateway.selectorArg" (dict "ctx" $ "component" "operator") }}
 {{- range .Values.operator.watchNamespaces }}
 - --namespace={{ . }}
 {{- end }}
@@ -139,38 +143,83 @@ key: {{ .key }}
 {{- end }}
 {{- end }}
 
-{{/* Operator permissions: the rules of operator/rbac.yaml, verbatim (tests/chart checks they stay equal). */}}
+{{/*
+Operator permissions. This chart is their only source: the operator's tests
+render these templates (helm template) and run the operator bound to exactly
+what they produce, cluster-wide and namespaced.
+
+"true" when operator.watchNamespaces lists plain names only: then the workload
+verbs go into one Role per listed namespace instead of the ClusterRole. Globs
+(team-*) cannot be expressed in RBAC, so they keep the cluster-wide rules.
+*/}}
+{{- define "mcp-gateway.operator.namespacedRbac" -}}
+{{- $plain := gt (len .Values.operator.watchNamespaces) 0 }}
+{{- range .Values.operator.watchNamespaces }}
+{{- if regexMatch "[*?\\[]" . }}{{ $plain = false }}{{ end }}
+{{- end }}
+{{- if $plain }}true{{ end }}
+{{- end }}
+
+{{/* Always cluster-wide: Tenants are cluster-scoped; kopf discovers CRDs and follows namespaces. */}}
 {{- define "mcp-gateway.operator.clusterRules" -}}
-# Read the custom resources; write only their status (no finalizers, no annotations).
 - apiGroups: [mcpgateway.dev]
-  resources: [tenants, profiles, upstreams]
+  resources: [tenants]
   verbs: [get, list, watch]
 - apiGroups: [mcpgateway.dev]
-  resources: [tenants/status, profiles/status, upstreams/status]
+  resources: [tenants/status]
   verbs: [get, patch]
-# Adapter workloads (server-side apply = patch; create for the first apply) and the
-# routing ConfigMap. No delete: the garbage collector removes owned objects.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}
+
+{{/*
+Where Profiles and Upstreams live: read them, write only their status (no
+finalizers, no annotations); server-side apply the adapter workloads (patch,
+plus create for the first apply). No delete: the garbage collector removes
+owned objects. No Secrets: Upstreams only reference them.
+*/}}
+{{- define "mcp-gateway.operator.workloadRules" -}}
+- apiGroups: [mcpgateway.dev]
+  resources: [profiles, upstreams]
+  verbs: [get, list, watch]
+- apiGroups: [mcpgateway.dev]
+  resources: [profiles/status, upstreams/status]
+  verbs: [get, patch]
 - apiGroups: [""]
   resources: [configmaps, services]
   verbs: [get, list, watch, create, patch]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-# Kopf follows CRDs to discover the resources it serves.
-- apiGroups: [apiextensions.k8s.io]
-  resources: [customresourcedefinitions]
-  verbs: [list, watch]
-# Only needed when --namespace is given a glob ("team-*"): the operator follows matching namespaces.
-- apiGroups: [""]
-  resources: [namespaces]
-  verbs: [list, watch]
 {{- end }}
 
-{{- define "mcp-gateway.operator.leaseRules" -}}
+{{/* The operator's own namespace: its Lease and the routing ConfigMap. */}}
+{{- define "mcp-gateway.operator.homeRules" -}}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [get, create, update]
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [{{ include "mcp-gateway.routingConfigMapName" . }}]
+  verbs: [get, create, patch]
+{{- end }}
+
+{{/* Selector labels as a k=v,... flag value. Takes (dict "ctx" $ "component" "gateway"). */}}
+{{- define "mcp-gateway.selectorArg" -}}
+{{- $labels := include "mcp-gateway.selectorLabels" . | fromYaml }}
+{{- $pairs := list }}
+{{- range $key := keys $labels | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $key (get $labels $key)) }}
+{{- end }}
+{{- join "," $pairs }}
 {{- end }}
