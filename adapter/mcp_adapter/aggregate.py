@@ -17,8 +17,9 @@ Hooks:
   one per call (`policy=`) for per-profile rules, or set `agg.policy` for a default.
 - `Interceptor`: `async def intercept(call: ToolCall, proceed) -> result` wraps every tool call
   (quotas, rate limits, audit, timeouts); `proceed()` performs the upstream call.
-- Caller identity: `Downstream.caller` (set by whoever builds the downstream, e.g. from the
-  `X-MCP-Caller` header via `CURRENT_CALLER`) selects per-caller upstream sessions.
+- Caller identity: `Downstream.caller` (set by whoever builds the downstream: the server from
+  the `X-MCP-Caller` header when trusted, else `CURRENT_CALLER` or the handshake session)
+  selects per-caller upstream sessions.
 
 Listing results are cached per source and refreshed on `list_changed`; list
 responses are paginated with opaque offset cursors; items keep their upstream
@@ -54,7 +55,7 @@ RESOURCE_NOT_FOUND = -32002
 """The spec's error code for an unknown resource URI."""
 
 CURRENT_CALLER: ContextVar[str] = ContextVar("mcp_adapter_caller", default="")
-"""Caller identity of the request being served; the server sets it from the `X-MCP-Caller` header."""
+"""Caller identity of the request being served, for embedders that know it (the server falls back to it)."""
 
 ToolResult = types.CallToolResult | types.InputRequiredResult
 KINDS = ("tools", "resources", "resource_templates", "prompts")
@@ -401,9 +402,7 @@ class Aggregator:
         upstream_params = params if upstream == params.name else params.model_copy(update={"name": upstream})
 
         async def proceed() -> ToolResult:
-            return await _measured(
-                source.name, "tools/call", params.name, source.call_tool(upstream_params, downstream)
-            )
+            return await measured(source.name, "tools/call", params.name, source.call_tool(upstream_params, downstream))
 
         return await self.interceptor(call, proceed)
 
@@ -411,14 +410,14 @@ class Aggregator:
         self, params: types.ReadResourceRequestParams, downstream: Downstream, policy: AccessPolicy | None = None
     ) -> types.ReadResourceResult | types.InputRequiredResult:
         source = self.route_resource(params.uri, policy)
-        return await _measured(source.name, "resources/read", "", source.read_resource(params, downstream))
+        return await measured(source.name, "resources/read", "", source.read_resource(params, downstream))
 
     async def get_prompt(
         self, params: types.GetPromptRequestParams, downstream: Downstream, policy: AccessPolicy | None = None
     ) -> types.GetPromptResult | types.InputRequiredResult:
         source, upstream = self.route_prompt(params.name, policy)
         upstream_params = params if upstream == params.name else params.model_copy(update={"name": upstream})
-        return await _measured(source.name, "prompts/get", params.name, source.get_prompt(upstream_params, downstream))
+        return await measured(source.name, "prompts/get", params.name, source.get_prompt(upstream_params, downstream))
 
     async def complete(
         self, params: types.CompleteRequestParams, downstream: Downstream, policy: AccessPolicy | None = None
@@ -429,7 +428,7 @@ class Aggregator:
             params = params.model_copy(update={"ref": ref.model_copy(update={"name": upstream})})
         else:
             source = self._template_source(ref.uri, policy)
-        return await _measured(source.name, "completion/complete", "", source.complete(params, downstream))
+        return await measured(source.name, "completion/complete", "", source.complete(params, downstream))
 
     def _template_source(self, uri_template: str, policy: AccessPolicy | None) -> Source:
         for source_name, template in self.catalog.templates:
@@ -487,7 +486,8 @@ async def _quietly(work: Awaitable[Any]) -> None:
         logger.debug("ignored: %s", exc)
 
 
-async def _measured(source: str, op: str, name: str, work: Awaitable[Any]) -> Any:
+async def measured(source: str, op: str, name: str, work: Awaitable[Any]) -> Any:
+    """Await `work`, counting the call, its failure (an exception or an `isError` result) and its latency."""
     series = call_series(source, op, name)
     series.calls.inc()
     started = time.perf_counter()

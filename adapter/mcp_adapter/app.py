@@ -72,7 +72,7 @@ async def apply_config(agg: Aggregator, old: AdapterConfig, new: AdapterConfig) 
 def create_app(config_path: str | Path, config: AdapterConfig | None = None, bind_host: str = "127.0.0.1") -> ASGIApp:
     config = config or load_config(config_path)
     agg = build_aggregator(config)
-    runtime = Runtime(agg)
+    runtime = Runtime(agg, trust_caller_header=config.server.trust_caller_header)
     server = build_mcp_server(
         runtime,
         name=config.server.name,

@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     jsonlog.configure(config.log_level, component="mcp-adapter")
+    # One INFO line per upstream HTTP request repeats the access log at a real cost per call
+    # (and names upstream URLs); the clients' warnings and errors still come through.
+    if config.log_level != "DEBUG":
+        for noisy in ("httpx", "httpx2"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.simplefilter("ignore", MCPDeprecationWarning)
     from mcp_adapter.app import create_app
 

@@ -215,6 +215,12 @@ class _HttpSourceBase(_SourceBase):
         description="CIDR ranges tools may call although not public (e.g. one in-cluster service's range)",
     )
     max_excerpt_bytes: int = Field(default=2048, ge=64, alias="maxExcerptBytes")
+    max_response_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        alias="maxResponseBytes",
+        description="response bodies beyond this many bytes are cut off; the tool result says so",
+    )
 
     @field_validator("allowed_networks")
     @classmethod
@@ -280,6 +286,17 @@ SourceConfig = Annotated[StdioSource | McpRemoteSource | OpenApiSource | HttpSou
 
 
 class ServerSettings(_Model):
+    """The `server:` block.
+
+    `trustCallerHeader` (default false) is the caller-identity contract with the gateway: when
+    true, the `X-MCP-Caller` request header names the caller, and `scope: per-caller` sources
+    keep one upstream session (stdio: one child) per value, with notifications routed by it.
+    Only a trusted proxy may set it: the gateway sends `X-MCP-Caller` (stripping any value a
+    client sent) and the operator sets `trustCallerHeader: true` on the adapters it deploys, which
+    only the gateway reaches. When false the header is ignored, whoever sends it: a handshake
+    client is scoped by its `Mcp-Session-Id`, a 2026-07-28 client is anonymous (one shared scope).
+    """
+
     name: str = "mcp-adapter"
     version: str = "0.1.0"
     instructions: str | None = None
@@ -295,6 +312,11 @@ class ServerSettings(_Model):
         default=[],
         alias="allowedOrigins",
         description="browser Origins accepted (e.g. https://app.example.com); default: loopback origins",
+    )
+    trust_caller_header: bool = Field(
+        default=False,
+        alias="trustCallerHeader",
+        description="take the caller identity from the X-MCP-Caller header (set only behind the gateway)",
     )
 
     @field_validator("prefix_separator")

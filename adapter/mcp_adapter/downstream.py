@@ -135,7 +135,20 @@ class NullDownstream:
         return None
 
 
-class LegacyDownstream:
+class _ClientRequest:
+    """What a downstream backed by a live client request (`self.ctx`) knows about that client."""
+
+    ctx: ServerRequestContext[Any, Any]
+
+    @property
+    def client_capabilities(self) -> types.ClientCapabilities | None:
+        return self.ctx.session.client_capabilities or types.ClientCapabilities()
+
+    def wire_capabilities(self) -> dict[str, Any] | None:
+        return _wire_capabilities(self.ctx)
+
+
+class LegacyDownstream(_ClientRequest):
     """A handshake-era client request, answered over its own response stream."""
 
     era = LEGACY
@@ -145,13 +158,6 @@ class LegacyDownstream:
         self.caller = caller
         self.failure: MCPError | None = None
         self.scope: anyio.CancelScope | None = None
-
-    @property
-    def client_capabilities(self) -> types.ClientCapabilities | None:
-        return self.ctx.session.client_capabilities or types.ClientCapabilities()
-
-    def wire_capabilities(self) -> dict[str, Any] | None:
-        return _wire_capabilities(self.ctx)
 
     async def server_request(self, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
         refused = missing_capability(request, self.client_capabilities)
@@ -196,7 +202,7 @@ class _Event:
 
 
 @dataclass
-class Exchange:
+class Exchange(_ClientRequest):
     """One 2026-07-28 client request bridged to an upstream that uses server requests."""
 
     caller: str
@@ -214,13 +220,6 @@ class Exchange:
 
     def __post_init__(self) -> None:
         self._events_send, self._events = anyio.create_memory_object_stream[_Event](16)
-
-    @property
-    def client_capabilities(self) -> types.ClientCapabilities | None:
-        return self.ctx.session.client_capabilities or types.ClientCapabilities()
-
-    def wire_capabilities(self) -> dict[str, Any] | None:
-        return _wire_capabilities(self.ctx)
 
     async def server_request(self, request: types.InputRequest) -> types.InputResponse | types.ErrorData:
         refused = missing_capability(request, self.client_capabilities)

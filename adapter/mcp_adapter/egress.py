@@ -1,10 +1,12 @@
 """Outbound connections for `openapi` and `http` tools: resolve once, check, connect to what was checked.
 
 SSRF guard: a tool call must not become a way to reach the adapter's own
-network. A target whose name resolves to a loopback, link-local (including
-cloud metadata 169.254.169.254), private or otherwise non-public address is
-refused unless the source allows it (`allowPrivateNetwork: true`, or the
-address lies in one of its `allowedNetworks`).
+network. A target whose name resolves to an address that is not globally
+routable unicast (`ipaddress.is_global`: loopback, link-local including cloud
+metadata 169.254.169.254, private, shared/CGNAT 100.64.0.0/10, NAT64
+64:ff9b::/96, 6to4 2002::/16, multicast, ...) is refused unless the source
+allows it (`allowPrivateNetwork: true`, or the address lies in one of its
+`allowedNetworks`).
 
 DNS rebinding: checking a name and then letting the HTTP client resolve it
 again leaves a gap in which a hostile DNS server answers a public address to
@@ -44,11 +46,25 @@ def _unmapped(addr: str) -> IpAddress:
     return ip
 
 
+TRANSLATED_NETWORKS: tuple[IpNetwork, ...] = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16")
+)
+"""NAT64 and 6to4 prefixes: IANA marks them globally reachable, but each embeds an IPv4 address
+(possibly an internal one) that a translator or relay on the path connects to."""
+
+
 def is_public(addr: str) -> bool:
+    """Globally routable unicast only, after unmapping IPv4-mapped IPv6.
+
+    `is_global` (the IANA special-purpose registries) rather than a list of exclusions: shared
+    address space 100.64.0.0/10 (CGNAT, the pod range of some CNIs), benchmarking, documentation
+    and other non-global ranges are neither `is_private` nor `is_reserved`. Translated IPv6
+    prefixes (`TRANSLATED_NETWORKS`) count as non-public too.
+    """
     ip = _unmapped(addr)
-    return not (
-        ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-    )
+    if not ip.is_global or ip.is_multicast:
+        return False
+    return not (ip.version == 6 and any(ip in net for net in TRANSLATED_NETWORKS))
 
 
 @dataclass(frozen=True)

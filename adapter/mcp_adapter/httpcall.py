@@ -3,6 +3,13 @@
 A JSON response becomes `structuredContent` (objects as-is, anything else
 under `result`) plus the JSON as text; other bodies become text. A non-2xx
 status becomes an `isError` result with the status and a bounded excerpt.
+Bodies are read as a stream and at most `maxResponseBytes` of them are kept:
+a larger one becomes a text result of its first bytes plus a second text block
+saying it was truncated (a cut JSON document is not parsed).
+
+Path parameters are substituted as one percent-encoded segment each
+(`path_segment`); `.` and `..` are refused, since an HTTP client removes such
+dot-segments and the call would reach a different path on the upstream.
 
 Outbound requests go through `egress.guarded_client`: a target resolving to
 a loopback, link-local (including cloud metadata 169.254.169.254), private or
@@ -16,7 +23,7 @@ import base64
 import json
 import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import mcp_types as types
@@ -26,7 +33,34 @@ from mcp_adapter.egress import AddressPolicy, BlockedAddress, guarded_client, re
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BlockedAddress", "HttpExecutor", "check_public"]
+__all__ = ["BlockedAddress", "HttpExecutor", "PathValueError", "check_public", "path_segment"]
+
+DEFAULT_MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_DOT_SEGMENTS = (".", "..")
+
+
+class PathValueError(ValueError):
+    """An argument that cannot be a path segment; the message says which and why."""
+
+
+def path_segment(name: str, value: Any) -> str:
+    """`value` as one percent-encoded path segment; `PathValueError` for `.` and `..`.
+
+    `quote(safe="")` leaves dots alone and httpx resolves dot-segments, so `..` would climb
+    one segment up the upstream's path (e.g. `/users/{id}/keys` with id `..` is `/keys`).
+    """
+    text = str(value)
+    if text in _DOT_SEGMENTS:
+        raise PathValueError(
+            f"argument {name!r} is {text!r}, which cannot be a path segment (it would move up the URL path); "
+            "pass the identifier itself"
+        )
+    return quote(text, safe="")
+
+
+def tool_error(message: str) -> types.CallToolResult:
+    """An `isError` tool result: the model reads the message and can correct its arguments."""
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
 
 
 async def check_public(url: str, policy: AddressPolicy | None = None) -> None:
@@ -66,12 +100,14 @@ class HttpExecutor:
         timeout: float,
         max_excerpt: int,
         allowed_networks: list[str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.source = source
         auth_headers, self.auth_query = auth_material(auth)
         self.headers = {**resolve_headers(headers), **auth_headers}
         self.policy = AddressPolicy.of(allow_private, allowed_networks or [])
         self.max_excerpt = max_excerpt
+        self.max_response_bytes = max_response_bytes
         self.client = guarded_client(self.policy, timeout)
 
     async def close(self) -> None:
@@ -89,24 +125,39 @@ class HttpExecutor:
     ) -> types.CallToolResult:
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         params.update(self.auth_query)
+        request = self.client.build_request(
+            method, url, params=params, headers={**self.headers, **(headers or {})}, json=body if has_body else None
+        )
         try:
-            response = await self.client.request(
-                method,
-                url,
-                params=params,
-                headers={**self.headers, **(headers or {})},
-                json=body if has_body else None,
-            )
+            response = await self.client.send(request, stream=True)
+            try:
+                content, truncated = await _read_capped(response, self.max_response_bytes)
+            finally:
+                await response.aclose()
         except BlockedAddress as exc:
-            return _error(f"request refused: {exc}")
+            return tool_error(f"request refused: {exc}")
         except httpx.TimeoutException:
-            return _error(f"{method} {_redact(url)} timed out (timeoutSeconds)")
+            return tool_error(f"{method} {_redact(url)} timed out (timeoutSeconds)")
         except httpx.HTTPError as exc:
-            return _error(f"{method} {_redact(url)} failed: {type(exc).__name__}: {exc}")
-        return self._shape(method, url, response)
+            return tool_error(f"{method} {_redact(url)} failed: {type(exc).__name__}: {exc}")
+        text = content.decode(response.encoding or "utf-8", errors="replace")
+        if truncated:
+            return self._truncated(method, url, response, text)
+        return self._shape(method, url, response, text)
 
-    def _shape(self, method: str, url: str, response: httpx.Response) -> types.CallToolResult:
-        text = response.text
+    def _truncated(self, method: str, url: str, response: httpx.Response, text: str) -> types.CallToolResult:
+        if not response.is_success:
+            return self._shape(method, url, response, text + "…")
+        note = (
+            f"[truncated: the response of {method} {_redact(url)} is larger than {self.max_response_bytes} bytes "
+            "(maxResponseBytes on the source); only its beginning is shown above]"
+        )
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=text), types.TextContent(type="text", text=note)],
+            structured_content={"truncated": True, "maxResponseBytes": self.max_response_bytes},
+        )
+
+    def _shape(self, method: str, url: str, response: httpx.Response, text: str) -> types.CallToolResult:
         if not response.is_success:
             excerpt = text[: self.max_excerpt] + ("…" if len(text) > self.max_excerpt else "")
             return types.CallToolResult(
@@ -120,7 +171,7 @@ class HttpExecutor:
             )
         if "json" in response.headers.get("content-type", "") and text.strip():
             try:
-                data = response.json()
+                data = json.loads(text)
             except ValueError:
                 data = None
             if data is not None:
@@ -147,5 +198,14 @@ def _redact(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
 
-def _error(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of the body, and whether there was more (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False

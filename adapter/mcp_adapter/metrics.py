@@ -3,6 +3,13 @@
 A private registry keeps the exposition to the adapter's own series, so
 several adapters in one test process (or a gateway importing this package)
 never collide on the default registry.
+
+Label cardinality is bounded: the `name` label of the per-call series only ever
+holds names of the merged catalog (unknown names fail before they are counted),
+and at most `MAX_NAMES_PER_SOURCE` distinct names per source and operation get
+their own series; calls of any further name count under `name="other"`. So a
+source whose catalog keeps changing cannot grow the exposition (or memory:
+prometheus keeps every label child it ever created) without bound.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_common.metrics import LATENCY_BUCKETS_SECONDS
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -34,11 +42,17 @@ class _Metrics:
             "Upstream operation latency",
             ["source", "op", "name"],
             registry=registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            buckets=LATENCY_BUCKETS_SECONDS,
         )
         self.child_restarts = Counter(
             "mcp_adapter_child_restarts",
             "Restarts of stdio child processes and reconnects",
+            ["source"],
+            registry=registry,
+        )
+        self.passthrough = Counter(
+            "mcp_adapter_passthrough",
+            "2026-07-28 tools/call requests relayed to the source without decoding (see passthrough.py)",
             ["source"],
             registry=registry,
         )
@@ -60,19 +74,29 @@ class CallSeries:
     latency: Any
 
 
+MAX_NAMES_PER_SOURCE = 1000
+OTHER = "other"
+"""The `name` label of calls beyond `MAX_NAMES_PER_SOURCE` distinct names of one source and operation."""
+
 _SERIES: dict[tuple[str, str, str], CallSeries] = {}
-_MAX_SERIES = 100_000  # a runaway number of names must not grow memory without bound
+_NAMES: dict[tuple[str, str], int] = {}  # distinct names with their own series, per (source, op)
 
 
 def call_series(source: str, op: str, name: str) -> CallSeries:
+    """The series of one call; resolved once per label set (at most `MAX_NAMES_PER_SOURCE` + 1 per source and op)."""
+    series = _SERIES.get((source, op, name))
+    if series is not None:
+        return series
+    if _NAMES.get((source, op), 0) >= MAX_NAMES_PER_SOURCE:
+        name = OTHER
+        if (series := _SERIES.get((source, op, name))) is not None:
+            return series
+    else:
+        _NAMES[(source, op)] = _NAMES.get((source, op), 0) + 1
     key = (source, op, name)
-    series = _SERIES.get(key)
-    if series is None:
-        if len(_SERIES) >= _MAX_SERIES:
-            _SERIES.clear()
-        series = _SERIES[key] = CallSeries(
-            METRICS.calls.labels(*key), METRICS.errors.labels(*key), METRICS.latency.labels(*key)
-        )
+    series = _SERIES[key] = CallSeries(
+        METRICS.calls.labels(*key), METRICS.errors.labels(*key), METRICS.latency.labels(*key)
+    )
     return series
 
 

@@ -26,10 +26,15 @@ Subscriptions: handshake clients `resources/subscribe` (once per connection and
 URI); 2026-07-28 clients open `subscriptions/listen`, whose resource URIs are
 subscribed upstream for exactly the life of the stream.
 
-Caller identity: the `X-MCP-Caller` request header (set by the gateway), else
-`CURRENT_CALLER`, else the handshake session id, else anonymous.
+Caller identity: the `X-MCP-Caller` request header when `Runtime.trust_caller_header`
+is on (`server.trustCallerHeader`: the gateway sets the header, the operator sets
+the flag on adapters it deploys), else `CURRENT_CALLER`, else the handshake
+session id, else anonymous.
 
-`build_app` puts `HttpGuard` (Host/Origin checks, header trimming) in front of
+`build_app` puts `passthrough.PassThrough` directly in front of the SDK's
+endpoint: a 2026-07-28 `tools/call` for a remote 2026-07-28 source is relayed
+without decoding (same results, metrics, timeouts and interceptor), everything
+else reaches the SDK. It puts `HttpGuard` (Host/Origin checks, header trimming) in front of
 `/mcp` only: probes and scrapes reach `/healthz`, `/readyz`, `/metrics` by pod IP.
 Behind the guard, `mcp_common.jsonrpc_errors.JsonRpcErrors` makes every error
 `/mcp` answers a JSON-RPC error body that says what to fix (the SDK transport
@@ -41,7 +46,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -83,6 +88,7 @@ from mcp_adapter.downstream import (
 )
 from mcp_adapter.http_guard import GuardSettings, HttpGuard
 from mcp_adapter.metrics import exposition
+from mcp_adapter.passthrough import PassThrough
 
 logger = logging.getLogger(__name__)
 
@@ -95,23 +101,52 @@ Interactive = Callable[[Any, Downstream], Awaitable[Any]]
 
 
 @dataclass
+class CallerBus:
+    """The listen streams of one caller: a bus the adapter publishes to, and how many streams are open."""
+
+    bus: InMemorySubscriptionBus
+    handler: ListenHandler
+    streams: int = 0
+
+
+@dataclass
 class Runtime:
-    """Per-process state the handlers share: background tasks, exchanges, subscribers."""
+    """Per-process state the handlers share: background tasks, exchanges, subscribers.
+
+    Every per-caller or per-connection entry here is dropped when what it serves ends: a caller's
+    bus with its last listen stream, a handshake connection's entries when the connection closes
+    (its `exit_stack`), an exchange when its client took the outcome or the round timed out.
+
+    `trust_caller_header`: take the caller identity from the `X-MCP-Caller` request header (only
+    when a trusted proxy, the gateway, sets it and no client can reach the adapter directly).
+    """
 
     aggregator: Aggregator
     round_timeout: float = 300.0
+    trust_caller_header: bool = False
     tg: anyio.abc.TaskGroup | None = None
     exchanges: dict[str, Exchange] = field(default_factory=dict)
     legacy_connections: dict[int, Any] = field(default_factory=dict)
     subscribers: dict[str, dict[int, tuple[str, Any]]] = field(default_factory=dict)
-    buses: dict[str, InMemorySubscriptionBus] = field(default_factory=dict)
-    listeners: dict[str, ListenHandler] = field(default_factory=dict)
+    buses: dict[str, CallerBus] = field(default_factory=dict)
 
-    def bus(self, caller: str) -> tuple[InMemorySubscriptionBus, ListenHandler]:
-        if caller not in self.buses:
-            self.buses[caller] = InMemorySubscriptionBus()
-            self.listeners[caller] = ListenHandler(self.buses[caller])
-        return self.buses[caller], self.listeners[caller]
+    @contextlib.contextmanager
+    def listening(self, caller: str) -> Iterator[ListenHandler]:
+        """The caller's listen handler for the life of one stream; the caller's bus goes with its last stream."""
+        entry = self.buses.get(caller)
+        if entry is None:
+            bus = InMemorySubscriptionBus()
+            entry = self.buses[caller] = CallerBus(bus, ListenHandler(bus))
+        entry.streams += 1
+        try:
+            yield entry.handler
+        finally:
+            entry.streams -= 1
+            if entry.streams == 0 and self.buses.get(caller) is entry:
+                del self.buses[caller]
+
+    def caller(self, ctx: ServerRequestContext[Any, Any]) -> str:
+        return caller_of(ctx, trust_header=self.trust_caller_header)
 
 
 class AdapterServer(Server[Any]):
@@ -131,10 +166,11 @@ class AdapterServer(Server[Any]):
         )
 
 
-def caller_of(ctx: ServerRequestContext[Any, Any]) -> str:
+def caller_of(ctx: ServerRequestContext[Any, Any], *, trust_header: bool = False) -> str:
+    """Who is calling: the `X-MCP-Caller` header (only when trusted), `CURRENT_CALLER`, the handshake session, or ""."""
     request = ctx.request
     headers = getattr(request, "headers", None)
-    if headers is not None and (value := headers.get(CALLER_HEADER)):
+    if trust_header and headers is not None and (value := headers.get(CALLER_HEADER)):
         return str(value)
     if value := CURRENT_CALLER.get():
         return value
@@ -148,14 +184,18 @@ def is_modern(ctx: ServerRequestContext[Any, Any]) -> bool:
 
 
 def _remember(runtime: Runtime, ctx: ServerRequestContext[Any, Any]) -> None:
+    """Keep a handshake connection for list_changed notifications until it closes."""
     if not is_modern(ctx):
         connection = ctx.session._connection  # the handshake connection's standalone channel
-        runtime.legacy_connections[id(connection)] = connection
+        key = id(connection)
+        if key not in runtime.legacy_connections:
+            runtime.legacy_connections[key] = connection
+            connection.exit_stack.callback(runtime.legacy_connections.pop, key, None)
 
 
 async def _interactive(runtime: Runtime, ctx: ServerRequestContext[Any, Any], params: Any, op: Interactive) -> Any:
     """Serve an interactive request, bridging server requests and input-required rounds between eras."""
-    caller = caller_of(ctx)
+    caller = runtime.caller(ctx)
     _remember(runtime, ctx)
     if not is_modern(ctx):
         downstream = LegacyDownstream(ctx, caller)
@@ -284,24 +324,22 @@ def build_mcp_server(
         return await _interactive(runtime, ctx, params, agg.read_resource)
 
     async def subscribe(ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams) -> Any:
-        caller = caller_of(ctx)
+        caller = runtime.caller(ctx)
         connection = ctx.session._connection
-        subscribers = runtime.subscribers.setdefault(params.uri, {})
-        if id(connection) not in subscribers:  # subscribing twice is one subscription
+        if id(connection) not in runtime.subscribers.get(params.uri, {}):  # subscribing twice is one subscription
             await agg.subscribe(params.uri, LegacyDownstream(ctx, caller))
-            subscribers[id(connection)] = (caller, connection)
+            runtime.subscribers.setdefault(params.uri, {})[id(connection)] = (caller, connection)
+            # A client that goes away without unsubscribing must not stay subscribed (upstream too).
+            connection.exit_stack.push_async_callback(_forget_subscriber, runtime, params.uri, id(connection))
         return types.EmptyResult()
 
     async def unsubscribe(ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams) -> Any:
-        caller = caller_of(ctx)
-        if runtime.subscribers.get(params.uri, {}).pop(id(ctx.session._connection), None) is not None:
-            with contextlib.suppress(MCPError):
-                await agg.unsubscribe(params.uri, LegacyDownstream(ctx, caller))
+        await _forget_subscriber(runtime, params.uri, id(ctx.session._connection))
         return types.EmptyResult()
 
     async def listen(ctx: ServerRequestContext[Any, Any], params: types.SubscriptionsListenRequestParams) -> Any:
         """A 2026-07-28 listen stream: upstream subscriptions live exactly as long as the stream."""
-        caller = caller_of(ctx)
+        caller = runtime.caller(ctx)
         downstream = NullDownstream(caller, MODERN)
         subscribed: list[str] = []
         try:
@@ -311,8 +349,8 @@ def build_mcp_server(
                     subscribed.append(uri)
                 except MCPError as exc:
                     logger.info("upstream subscribe for %s skipped: %s", uri, exc.error.message)
-            _, handler = runtime.bus(caller)
-            return await handler(ctx, params)
+            with runtime.listening(caller) as handler:
+                return await handler(ctx, params)
         finally:
             with anyio.CancelScope(shield=True):
                 for uri in subscribed:
@@ -327,10 +365,10 @@ def build_mcp_server(
         return await _interactive(runtime, ctx, params, agg.get_prompt)
 
     async def complete(ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams) -> Any:
-        return await agg.complete(params, NullDownstream(caller_of(ctx), MODERN if is_modern(ctx) else LEGACY))
+        return await agg.complete(params, NullDownstream(runtime.caller(ctx), MODERN if is_modern(ctx) else LEGACY))
 
     async def set_level(ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams) -> Any:
-        await agg.set_level(params.level, LegacyDownstream(ctx, caller_of(ctx)))
+        await agg.set_level(params.level, LegacyDownstream(ctx, runtime.caller(ctx)))
         return types.EmptyResult()
 
     with warnings.catch_warnings():
@@ -358,6 +396,17 @@ def build_mcp_server(
     return server
 
 
+async def _forget_subscriber(runtime: Runtime, uri: str, connection_key: int) -> None:
+    """Drop one connection's subscription to `uri` (and the upstream's, when it was the last)."""
+    subscribers = runtime.subscribers.get(uri, {})
+    entry = subscribers.pop(connection_key, None)
+    if not subscribers:
+        runtime.subscribers.pop(uri, None)
+    if entry is not None:
+        with contextlib.suppress(MCPError):
+            await runtime.aggregator.unsubscribe(uri, NullDownstream(entry[0], LEGACY))
+
+
 def _wire_listeners(runtime: Runtime) -> None:
     agg = runtime.aggregator
 
@@ -369,8 +418,8 @@ def _wire_listeners(runtime: Runtime) -> None:
             event = PromptsListChanged()
         else:
             event = ResourcesListChanged()
-        for bus in list(runtime.buses.values()):
-            await bus.publish(event)
+        for entry in list(runtime.buses.values()):
+            await entry.bus.publish(event)
         for key, connection in list(runtime.legacy_connections.items()):
             sender = {
                 "tools": connection.send_tool_list_changed,
@@ -383,16 +432,16 @@ def _wire_listeners(runtime: Runtime) -> None:
                 runtime.legacy_connections.pop(key, None)
 
     async def updated(source: str, caller: str, uri: str) -> None:
-        shared = agg.sources[source].config.__dict__.get("scope", "shared") != "per-caller"
+        shared = agg.sources[source].session_scope != "per-caller"
         for key, (sub_caller, connection) in list(runtime.subscribers.get(uri, {}).items()):
             if shared or sub_caller == caller:
                 try:
                     await connection.send_resource_updated(uri)
                 except Exception:
-                    runtime.subscribers[uri].pop(key, None)
-        for bus_caller, bus in list(runtime.buses.items()):
+                    runtime.subscribers.get(uri, {}).pop(key, None)
+        for bus_caller, entry in list(runtime.buses.items()):
             if shared or bus_caller == caller:
-                await bus.publish(ResourceUpdated(uri=uri))
+                await entry.bus.publish(ResourceUpdated(uri=uri))
 
     agg.on_change(changed)
     agg.on_resource_updated(updated)
@@ -413,7 +462,14 @@ def build_app(
     """
     guard = guard or GuardSettings.for_bind("127.0.0.1", allowed_hosts or [], [])
     manager = StreamableHTTPSessionManager(app=server, max_request_body_size=MAX_REQUEST_BYTES)
-    mcp_app = HttpGuard(JsonRpcErrors(StreamableHTTPASGIApp(manager), max_body_bytes=MAX_REQUEST_BYTES), guard)
+    passthrough = PassThrough(
+        StreamableHTTPASGIApp(manager),
+        runtime.aggregator,
+        server.server_info_stamp,
+        trust_caller_header=runtime.trust_caller_header,
+        max_body_bytes=MAX_REQUEST_BYTES,
+    )
+    mcp_app = HttpGuard(JsonRpcErrors(passthrough, max_body_bytes=MAX_REQUEST_BYTES), guard)
     agg = runtime.aggregator
 
     async def healthz(request: Request) -> Response:

@@ -91,7 +91,7 @@ async def test_per_caller_pool_evicts_idle_callers(spawn: Any, tmp_path: Path) -
         "protocol": "legacy",
         "pool": {"idleSeconds": 1},
     }
-    adapter = start_adapter(spawn, tmp_path, [probe])
+    adapter = start_adapter(spawn, tmp_path, [probe], server={"trustCallerHeader": True})
     first = await _pid(adapter.mcp_url, "alice")
     assert await _callers(adapter.url) == 1
     for _ in range(60):  # bounded: eviction runs every half idle period
@@ -113,7 +113,7 @@ async def test_per_caller_pool_respects_max_callers(spawn: Any, tmp_path: Path) 
         "protocol": "legacy",
         "pool": {"maxCallers": 1},
     }
-    adapter = start_adapter(spawn, tmp_path, [probe])
+    adapter = start_adapter(spawn, tmp_path, [probe], server={"trustCallerHeader": True})
     alice = await _pid(adapter.mcp_url, "alice")
     bob = await _pid(adapter.mcp_url, "bob")  # evicts idle alice: at most one caller
     assert bob != alice and _gone(int(alice))
@@ -165,7 +165,7 @@ def _children_started(adapter: Any) -> int:
 async def test_one_child_serves_both_eras_of_a_handshake_only_server(spawn: Any, tmp_path: Path, scope: str) -> None:
     # `protocol: auto` (the default) on a server that speaks only the handshake era (most stdio servers):
     # clients of either era reach the same child (one per caller scope), never a second one.
-    adapter = start_adapter(spawn, tmp_path, [raw("pid", scope=scope)])
+    adapter = start_adapter(spawn, tmp_path, [raw("pid", scope=scope)], server={"trustCallerHeader": True})
     url = adapter.mcp_url
     modern = await _pid_in(url, "2026-07-28", caller="alice", tool="call")  # first: before any handshake client
     assert await _pid_in(url, "legacy", caller="alice", tool="call") == modern

@@ -125,7 +125,9 @@ async def test_health_map_and_metrics(feature_adapter: Any) -> None:
 
 
 async def test_per_caller_sessions_are_isolated(spawn: Any, tmp_path: Path) -> None:
-    adapter = start_adapter(spawn, tmp_path, [feature_stdio(scope="per-caller", prefixPolicy="never")])
+    adapter = start_adapter(
+        spawn, tmp_path, [feature_stdio(scope="per-caller", prefixPolicy="never")], server={"trustCallerHeader": True}
+    )
     async with connect(adapter.mcp_url, "2026-07-28", caller="alice") as alice:
         await alice.call_tool("update_resource", {"text": "alice's secret"})
         seen = (await alice.read_resource("test://watched-resource", cache_mode="bypass")).contents[0]

@@ -72,7 +72,7 @@ async def test_set_level_is_forwarded_per_caller(spawn: Any, tmp_path: Path, ups
     # 2026-07-28 upstream: handshake clients are bridged; they get logs without opting in per request,
     # at the level they set, as from a handshake server.
     source = feature_stdio(prefixPolicy="never", scope="per-caller", protocol=upstream)
-    adapter = start_adapter(spawn, tmp_path, [source])
+    adapter = start_adapter(spawn, tmp_path, [source], server={"trustCallerHeader": True})
     logs: dict[str, list[str]] = {"alice": [], "bob": []}
 
     def sink(who: str) -> Any:

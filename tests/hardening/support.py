@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -12,8 +11,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from mcp_gateway.audit import arguments_key, render_arguments
 
-from tests.gateway.support import MODERN, modern_call, modern_headers
+from tests.gateway.support import MODERN, PEPPER, modern_call, modern_headers
 from tests.support.processes import ARTIFACTS
 
 
@@ -26,9 +26,8 @@ def rss_kib(pid: int) -> int:
 
 
 def argument_hash(arguments: dict[str, Any]) -> str:
-    """The audit log's `hash` form of tool arguments (see mcp_gateway.audit.render_arguments)."""
-    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    """The audit log's `hash` form of tool arguments, keyed from the test gateways' pepper."""
+    return str(render_arguments(arguments, "hash", arguments_key(PEPPER.encode())))
 
 
 def via_port(dsn: str, port: int) -> str:

@@ -48,6 +48,7 @@ def gateway(
     config = write_config(
         tmp_path_factory.mktemp("attacks") / "routing.yaml",
         {
+            "gateway": {"allowPrivateJwks": True},  # the test's issuer is on loopback
             "tenants": [{"id": "acme"}, {"id": "globex"}],
             "profiles": [
                 profile("acme-sso", "acme", [("feat", feature_module)], auth={"mode": "oidc", "oidc": oidc}),

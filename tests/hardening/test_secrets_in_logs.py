@@ -82,6 +82,7 @@ async def test_no_secret_reaches_any_log(spawn: Spawn, tmp_path: Path, pg_dsn: s
         write_config(
             config,
             {
+                "gateway": {"allowPrivateJwks": True},  # the test's issuer is on loopback
                 "tenants": [{"id": "acme"}],
                 "profiles": [
                     profile("keys", "acme", [("adapter", adapter.mcp_url)]),

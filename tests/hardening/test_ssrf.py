@@ -77,6 +77,19 @@ FORBIDDEN_LITERALS = [
     "http://10.0.0.1/",
     "http://192.168.1.1/",
     "http://localhost/",  # a name resolving to loopback
+    "http://100.64.0.1/",  # shared address space (CGNAT; pod ranges on some CNIs)
+    "http://100.127.255.254/",
+    "http://[::ffff:100.100.1.1]/",  # the same, IPv4-mapped
+    "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+    "http://[64:ff9b:1::a00:1]/",  # local-use NAT64 of 10.0.0.1
+    "http://[2002:7f00:1::1]/",  # 6to4 of 127.0.0.1
+    "http://[2002:808:808::1]/",  # 6to4, even of a public IPv4 address: a relay connects on our behalf
+    "http://198.18.0.1/",  # benchmarking
+    "http://192.0.2.10/",  # documentation
+    "http://[2001:db8::1]/",
+    "http://224.0.0.1/",  # multicast
+    "http://[ff0e::1]/",  # global-scope multicast
+    "http://240.0.0.1/",  # reserved
 ]
 
 
@@ -104,6 +117,17 @@ async def test_names_resolving_to_forbidden_addresses_are_refused(monkeypatch: p
         with pytest.raises(httpcall.BlockedAddress, match="non-public address"):
             await httpcall.check_public(f"https://{host}/x")
     await httpcall.check_public("https://public.example.test/x")  # a public address passes
+
+
+def test_overrides_still_allow_non_public_ranges() -> None:
+    """`allowPrivateNetwork` allows every range; `allowedNetworks` exactly the listed ones."""
+    for addr in ("100.64.3.4", "64:ff9b::a00:1", "2002:a00:1::1", "10.0.0.1", "::1"):
+        assert not egress.AddressPolicy().allows(addr)
+        assert egress.AddressPolicy.of(True).allows(addr)
+    listed = egress.AddressPolicy.of(False, ["100.64.0.0/10", "64:ff9b::/96"])
+    assert listed.allows("100.64.3.4") and listed.allows("::ffff:100.64.3.4") and listed.allows("64:ff9b::a00:1")
+    assert not listed.allows("2002:a00:1::1") and not listed.allows("10.0.0.1")
+    assert egress.AddressPolicy().allows("93.184.216.34") and egress.AddressPolicy().allows("2606:4700::1111")
 
 
 def http_source(name: str, base_url: str, **extra: Any) -> dict[str, Any]:

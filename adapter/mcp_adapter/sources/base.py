@@ -35,6 +35,11 @@ class Source:
         self.name = name
         self.config = config
 
+    @property
+    def session_scope(self) -> str:
+        """`shared` (one upstream session for every caller) or `per-caller`; only MCP sources can be per-caller."""
+        return "shared"
+
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
         """Begin connecting in the background; must not block on the upstream."""
 

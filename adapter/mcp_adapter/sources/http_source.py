@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
 
 import anyio.abc
 import mcp_types as types
@@ -12,7 +11,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_adapter.config import HttpSource, HttpToolConfig
 from mcp_adapter.downstream import Downstream
-from mcp_adapter.httpcall import HttpExecutor
+from mcp_adapter.httpcall import HttpExecutor, PathValueError, path_segment, tool_error
 from mcp_adapter.sources.base import Source
 
 
@@ -34,6 +33,7 @@ class HttpToolSource(Source):
             allowed_networks=self.cfg.allowed_networks,
             timeout=self.cfg.timeout_seconds,
             max_excerpt=self.cfg.max_excerpt_bytes,
+            max_response_bytes=self.cfg.max_response_bytes,
         )
 
     async def stop(self) -> None:
@@ -56,7 +56,10 @@ class HttpToolSource(Source):
         if tool is None or self.executor is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"unknown tool {params.name!r} on source {self.name!r}")
         args = dict(params.arguments or {})
-        url, used = _expand(tool.url, args)
+        try:
+            url, used = _expand(tool.url, args)
+        except PathValueError as exc:
+            return tool_error(str(exc))
         if not re.match(r"^https?://", url):
             if self.cfg.base_url is None:
                 raise MCPError(code=types.INTERNAL_ERROR, message=f"source {self.name!r} needs baseUrl for {tool.url}")
@@ -75,7 +78,7 @@ def _expand(template: str, args: dict[str, Any]) -> tuple[str, set[str]]:
         used.add(match.group(1))
         if match.group(1) not in args:
             raise MCPError(code=types.INVALID_PARAMS, message=f"missing argument {match.group(1)!r} for the URL")
-        return quote(str(args[match.group(1)]), safe="")
+        return path_segment(match.group(1), args[match.group(1)])
 
     return re.sub(r"{([^}]+)}", sub, template), used
 

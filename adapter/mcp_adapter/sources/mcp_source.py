@@ -39,16 +39,17 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import httpx2
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT, create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
@@ -56,6 +57,7 @@ from pydantic import BaseModel
 from mcp_adapter.config import McpRemoteSource, StdioSource, resolve
 from mcp_adapter.downstream import LEGACY, MODERN, Downstream
 from mcp_adapter.metrics import METRICS
+from mcp_adapter.passthrough import RelayTarget
 from mcp_adapter.sources.base import ChangeHook, Source, UpdateHook
 from mcp_adapter.stdio import ChildSpec, spawn_child
 from mcp_adapter.upstream import Backoff, Streams, UpstreamSession
@@ -67,6 +69,8 @@ CATALOG_CALLER = ""
 
 R = TypeVar("R", bound=BaseModel)
 _MAX_PAGES = 1000
+RELAY_MAX_CONNECTIONS = 128
+"""Pooled connections of a source's pass-through client (`relay_target`), all kept alive when idle."""
 _MAX_REMEMBERED_LEVELS = 10_000
 _RESERVED_META = ("io.modelcontextprotocol/", "progressToken")
 
@@ -110,6 +114,7 @@ class McpSource(Source):
         self._closing = False
         self._levels: OrderedDict[str, types.LoggingLevel] = OrderedDict()  # handshake callers' logging/setLevel
         self._one_era: str | None = {"legacy": LEGACY, "2026-07-28": MODERN}.get(config.protocol)
+        self._relay_client: httpx2.AsyncClient | None = None
 
     # -- sessions ------------------------------------------------------------
 
@@ -125,7 +130,7 @@ class McpSource(Source):
                     yield child.read, child.write, child.exited
 
             return open_stdio
-        headers = {k: v for k, v in ((k, resolve(v)) for k, v in cfg.headers.items()) if v is not None}
+        headers = self._remote_headers()
         url = cfg.url
 
         @asynccontextmanager
@@ -137,6 +142,36 @@ class McpSource(Source):
                 yield read, write, None
 
         return open_http
+
+    def relay_target(self) -> RelayTarget | None:
+        """Where 2026-07-28 `tools/call` requests may be passed through (`passthrough.py`), else None.
+
+        Only a remote, `shared` source whose catalog session negotiated 2026-07-28: a stateless
+        upstream holds nothing per session, so one pooled HTTP client serves every caller.
+        """
+        cfg = self.cfg
+        if not isinstance(cfg, McpRemoteSource) or cfg.scope != "shared" or self._one_era == LEGACY or self._closing:
+            return None
+        catalog = self._catalog_session()
+        session = catalog.session if catalog is not None else None
+        if session is None or session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return None
+        if self._relay_client is None:
+            self._relay_client = httpx2.AsyncClient(
+                headers=self._remote_headers(),
+                auth=self.http_auth,
+                timeout=httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
+                # Keep a connection per concurrent call alive: past the default 20 every call beyond
+                # would open (and close) a TCP connection, which costs more than the call itself.
+                limits=httpx2.Limits(
+                    max_connections=RELAY_MAX_CONNECTIONS, max_keepalive_connections=RELAY_MAX_CONNECTIONS
+                ),
+            )
+        return RelayTarget(cfg.url, self._relay_client, session.protocol_version, cfg.timeout_seconds)
+
+    def _remote_headers(self) -> dict[str, str]:
+        assert isinstance(self.cfg, McpRemoteSource)
+        return {k: v for k, v in ((k, resolve(v)) for k, v in self.cfg.headers.items()) if v is not None}
 
     def _new_session(self, caller: str, era: str) -> UpstreamSession:
         cfg = self.cfg
@@ -154,6 +189,10 @@ class McpSource(Source):
             era=era,
             watch_catalog=caller == CATALOG_CALLER and era == MODERN,
         )
+
+    @property
+    def session_scope(self) -> str:
+        return self.cfg.scope
 
     def _key(self, caller: str) -> str:
         return caller if self.cfg.scope == "per-caller" else CATALOG_CALLER
@@ -301,6 +340,8 @@ class McpSource(Source):
             for session in sessions:
                 tg.start_soon(session.close)
         self._sessions.clear()
+        if self._relay_client is not None:
+            await self._relay_client.aclose()
 
     def capabilities(self) -> types.ServerCapabilities:
         catalog = self._catalog_session()
@@ -340,13 +381,23 @@ class McpSource(Source):
         session = await self.session_for(CATALOG_CALLER)
         return await session.request(op, what=what)
 
+    def on_list_page(self, kind: str, page: Any, index: int) -> None:
+        """Public hook, called with every page of every catalog listing as the upstream sent it.
+
+        `kind` is `tools`, `resources`, `resource_templates` or `prompts`; `index` 0 starts a new
+        listing of that kind. Subclasses read list-level fields here (`ttl_ms`, `cache_scope`,
+        `meta`); the default does nothing.
+        """
+
     async def _paged(self, method: Any, attr: str, what: str) -> list[Any]:
+        # Kept (with this signature) for subclasses that wrap `method`; prefer `on_list_page`.
         items: list[Any] = []
 
         async def walk(s: ClientSession) -> None:
             cursor: str | None = None
-            for _ in range(_MAX_PAGES):
+            for index in range(_MAX_PAGES):
                 page = await method(s, types.PaginatedRequestParams(cursor=cursor) if cursor else None)
+                self.on_list_page(attr, page, index)
                 items.extend(getattr(page, attr))
                 cursor = page.next_cursor
                 if not cursor:
@@ -380,59 +431,64 @@ class McpSource(Source):
     async def call_tool(
         self, params: types.CallToolRequestParams, downstream: Downstream
     ) -> types.CallToolResult | types.InputRequiredResult:
-        session = await self.session_for(downstream.caller, downstream.era)
-
-        async def op(s: ClientSession) -> Any:
+        async def op(s: ClientSession, meta: dict[str, Any] | None) -> Any:
             return await s.call_tool(  # type: ignore[call-overload]
                 params.name,
                 params.arguments,
                 progress_callback=downstream.progress,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=self._upstream_meta(params.meta, s, downstream),
+                meta=meta,
                 allow_input_required=True,
                 allow_claimed=True,
             )
 
-        result = await session.request(op, downstream, what=f"tools/call {params.name!r}")
-        assert isinstance(result, types.CallToolResult | types.InputRequiredResult)
-        return without_upstream_identity(result)
+        what = f"tools/call {params.name!r}"
+        return await self._interactive(op, params.meta, downstream, what, types.CallToolResult)
 
     async def read_resource(
         self, params: types.ReadResourceRequestParams, downstream: Downstream
     ) -> types.ReadResourceResult | types.InputRequiredResult:
-        session = await self.session_for(downstream.caller, downstream.era)
-
-        async def op(s: ClientSession) -> Any:
+        async def op(s: ClientSession, meta: dict[str, Any] | None) -> Any:
             return await s.read_resource(
                 params.uri,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=self._upstream_meta(params.meta, s, downstream),  # type: ignore[arg-type]
+                meta=meta,  # type: ignore[arg-type]
                 allow_input_required=True,
             )
 
-        result = await session.request(op, downstream, what=f"resources/read {params.uri!r}")
-        assert isinstance(result, types.ReadResourceResult | types.InputRequiredResult)
-        return without_upstream_identity(result)
+        what = f"resources/read {params.uri!r}"
+        return await self._interactive(op, params.meta, downstream, what, types.ReadResourceResult)
 
     async def get_prompt(
         self, params: types.GetPromptRequestParams, downstream: Downstream
     ) -> types.GetPromptResult | types.InputRequiredResult:
-        session = await self.session_for(downstream.caller, downstream.era)
-
-        async def op(s: ClientSession) -> Any:
+        async def op(s: ClientSession, meta: dict[str, Any] | None) -> Any:
             return await s.get_prompt(
                 params.name,
                 params.arguments,
                 input_responses=params.input_responses,
                 request_state=params.request_state,
-                meta=self._upstream_meta(params.meta, s, downstream),  # type: ignore[arg-type]
+                meta=meta,  # type: ignore[arg-type]
                 allow_input_required=True,
             )
 
-        result = await session.request(op, downstream, what=f"prompts/get {params.name!r}")
-        assert isinstance(result, types.GetPromptResult | types.InputRequiredResult)
+        what = f"prompts/get {params.name!r}"
+        return await self._interactive(op, params.meta, downstream, what, types.GetPromptResult)
+
+    async def _interactive(
+        self,
+        op: Callable[[ClientSession, dict[str, Any] | None], Awaitable[Any]],
+        meta: Any,
+        downstream: Downstream,
+        what: str,
+        result_type: type[R],
+    ) -> R | types.InputRequiredResult:
+        """Run one interactive request for `downstream` on its session; `op` gets the `_meta` to send upstream."""
+        session = await self.session_for(downstream.caller, downstream.era)
+        result = await session.request(lambda s: op(s, self._upstream_meta(meta, s, downstream)), downstream, what=what)
+        assert isinstance(result, result_type | types.InputRequiredResult)
         return without_upstream_identity(result)
 
     async def complete(self, params: types.CompleteRequestParams, downstream: Downstream) -> types.CompleteResult:

@@ -7,7 +7,6 @@ import logging
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio.abc
 import httpx
@@ -17,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_adapter.config import OpenApiSource
 from mcp_adapter.downstream import Downstream
-from mcp_adapter.httpcall import HttpExecutor
+from mcp_adapter.httpcall import HttpExecutor, PathValueError, path_segment, tool_error
 from mcp_adapter.openapi import Operation, operations, server_url
 from mcp_adapter.sources.base import Source
 
@@ -63,6 +62,7 @@ class OpenApiToolSource(Source):
                 allowed_networks=self.cfg.allowed_networks,
                 timeout=self.cfg.timeout_seconds,
                 max_excerpt=self.cfg.max_excerpt_bytes,
+                max_response_bytes=self.cfg.max_response_bytes,
             )
             logger.info("openapi source loaded", extra={"source": self.name, "operations": len(self.ops)})
         except Exception as exc:
@@ -98,22 +98,21 @@ class OpenApiToolSource(Source):
         for p in op.params:
             if p.arg not in args:
                 if p.location == "path":
-                    return _invalid(f"missing required path parameter {p.arg!r}")
+                    return tool_error(f"missing required path parameter {p.arg!r}")
                 continue
             value = args[p.arg]
             if p.location == "path":
-                path = path.replace("{" + p.name + "}", quote(str(value), safe=""))
+                try:
+                    path = path.replace("{" + p.name + "}", path_segment(p.arg, value))
+                except PathValueError as exc:
+                    return tool_error(str(exc))
             elif p.location == "query":
                 query[p.name] = value
             else:
                 headers[p.name] = str(value)
         if op.has_body and "body" not in args and "body" in op.input_schema.get("required", []):
-            return _invalid("missing required argument 'body'")
+            return tool_error("missing required argument 'body'")
         url = self.base_url.rstrip("/") + path
         return await self.executor.execute(
             op.method, url, query=query, headers=headers, body=args.get("body"), has_body=op.has_body and "body" in args
         )
-
-
-def _invalid(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)

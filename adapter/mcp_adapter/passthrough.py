@@ -1,0 +1,432 @@
+"""Pass-through of 2026-07-28 `tools/call` requests to remote MCP sources that speak 2026-07-28.
+
+Such a request is one self-contained POST and so is the upstream's answer, so
+the adapter need not decode it into SDK models, run it through a server and a
+client session and encode it again (most of the adapter's CPU per call). The
+request's bytes go to the source's pooled HTTP client unchanged, except:
+`params.name` (and the `Mcp-Name` header) become the upstream name when the
+tool was prefixed; the headers sent are the MCP ones (`Mcp-Protocol-Version`,
+`Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), `Accept`, trace context
+(`traceparent`, `tracestate`) and the source's own configured headers, never
+the client's credentials or its `X-MCP-Caller`. The answer is relayed: a JSON
+body as JSON, an SSE stream event by event as it arrives (progress and log
+notifications reach the client live); in the final response only the upstream's
+`serverInfo` stamp is replaced by the adapter's, as on the SDK path.
+
+What stays as on the SDK path: the access policy and routing (only tools of the
+current catalog), the interceptor (`ToolCall`, `proceed()` returning the parsed
+`CallToolResult`/`InputRequiredResult` or raising the upstream's `MCPError`),
+per-call metrics, the source's `timeoutSeconds`, and cancellation (a client
+that drops its POST closes the upstream request, which cancels the upstream's
+handler).
+
+Everything else takes the SDK path (`app`): other methods, handshake-era
+requests, stdio or handshake-only sources, `scope: per-caller` sources, a
+source whose upstream is not connected yet, a `requestState` minted by the
+adapter itself, and any request the checks here are not sure about (missing or
+repeated routing headers, a body that is not one well-formed request, a body
+over the size limit), so that the SDK answers with exactly its usual error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+from mcp.shared._httpx_utils import stream_within_origin
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, decode_header_value, encode_header_value
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator, ToolCall, ToolResult, measured
+from mcp_adapter.downstream import EXCHANGE_PREFIX
+from mcp_adapter.metrics import METRICS
+from mcp_adapter.upstream import UNAVAILABLE
+
+logger = logging.getLogger(__name__)
+
+_FORWARDED = frozenset({b"accept", b"mcp-protocol-version", b"traceparent", b"tracestate"})
+_ROUTING = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
+_PARAM_PREFIX = b"mcp-param-"
+_CALLER = b"x-mcp-caller"
+_SSE_START_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+_JSON = [(b"content-type", b"application/json")]
+
+
+@dataclass(frozen=True)
+class RelayTarget:
+    """Where a source's pass-through calls go: its endpoint, over its own pooled client."""
+
+    url: str
+    client: httpx2.AsyncClient
+    protocol_version: str
+    timeout: float
+
+
+@dataclass
+class _Request:
+    id: Any
+    name: str
+    arguments: dict[str, Any] | None
+    version: str
+    headers: dict[bytes, bytes]
+    body: bytes
+
+
+class PassThrough:
+    """ASGI app in front of the SDK's endpoint: relays what it can (see the module doc), else hands over to `app`.
+
+    `aggregator` is read for `catalog`, `policy`, `sources` (a source offers `relay_target()`) and
+    `interceptor` only, so an embedder may pass a view with its own interceptor (the gateway does).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        aggregator: Aggregator,
+        server_info: dict[str, Any],
+        *,
+        trust_caller_header: bool,
+        max_body_bytes: int,
+    ) -> None:
+        self.app = app
+        self.agg = aggregator
+        self.server_info = server_info
+        self.trust_caller_header = trust_caller_header
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _candidate_headers(scope)
+        if headers is None:
+            await self.app(scope, receive, send)
+            return
+        name = decode_header_value(headers[b"mcp-name"].decode("latin-1")) or ""
+        routed = self._route(name, headers[b"mcp-protocol-version"].decode("latin-1"))
+        if routed is None:
+            await self.app(scope, receive, send)
+            return
+        body, complete = await _read_body(receive, self.max_body_bytes)
+        request = _parse(body, name, headers) if complete else None
+        if request is None:
+            await self.app(scope, _replay(body, complete, receive), send)
+            return
+        upstream, target, source_name = routed
+        caller = self._caller(headers)
+        await _Relay(self, request, upstream, target, source_name, caller, send).run(receive)
+
+    def _route(self, name: str, version: str) -> tuple[str, RelayTarget, str] | None:
+        entry = self.agg.catalog.tools.get(name)
+        if entry is None or not self.agg.policy.allows_tool(name):
+            return None  # unknown or hidden: the SDK path answers as usual
+        source_name, upstream = self.agg.catalog.tool_routes[name]
+        source = self.agg.sources.get(source_name)
+        relay_target = getattr(source, "relay_target", None)
+        target = relay_target() if relay_target is not None else None
+        if target is None or target.protocol_version != version:
+            return None
+        return upstream, target, source_name
+
+    def _caller(self, headers: dict[bytes, bytes]) -> str:
+        if self.trust_caller_header and (value := headers.get(_CALLER)):
+            return value.decode("latin-1")
+        return CURRENT_CALLER.get()
+
+
+class _Relay:
+    """One relayed call: the interceptor around the upstream exchange, and the client's response."""
+
+    def __init__(
+        self,
+        owner: PassThrough,
+        request: _Request,
+        upstream: str,
+        target: RelayTarget,
+        source: str,
+        caller: str,
+        send: Send,
+    ) -> None:
+        self.owner = owner
+        self.request = request
+        self.upstream = upstream
+        self.target = target
+        self.source = source
+        self.caller = caller
+        self.send = send
+        self.streaming = False  # committed to text/event-stream towards the client
+        self.relayed: tuple[ToolResult, dict[str, Any]] | None = None
+
+    async def run(self, receive: Receive) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
+            await self._answer()
+            tg.cancel_scope.cancel()
+
+    async def _answer(self) -> None:
+        call = ToolCall(self.caller, self.request.name, self.source, self.upstream, self.request.arguments)
+        try:
+            result = await self.owner.agg.interceptor(call, self._proceed)
+        except MCPError as exc:
+            await self._finish({"jsonrpc": "2.0", "id": self.request.id, "error": _error_dict(exc)}, exc.code)
+            return
+        if self.relayed is not None and self.relayed[0] is result:
+            message = self.relayed[1]  # the upstream's own answer, as received
+        else:  # the interceptor answered itself: encode its result as the SDK path would
+            dumped = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+            dumped.setdefault("resultType", "complete")
+            message = {"jsonrpc": "2.0", "id": self.request.id, "result": dumped}
+        self._stamp(message["result"])
+        await self._finish(message, None)
+
+    async def _proceed(self) -> ToolResult:
+        METRICS.passthrough.labels(self.source).inc()
+        work = self._exchange()
+        return await measured(self.source, "tools/call", self.request.name, work)
+
+    async def _exchange(self) -> ToolResult:
+        what = f"tools/call {self.request.name!r}"
+        try:
+            with anyio.fail_after(self.target.timeout):
+                message = await self._upstream_answer()
+        except TimeoutError:
+            raise MCPError(
+                code=types.REQUEST_TIMEOUT,
+                message=f"source {self.source!r} did not answer {what} within {self.target.timeout:g}s "
+                "(timeoutSeconds)",
+            ) from None
+        except httpx2.HTTPError as exc:
+            logger.warning("pass-through to upstream failed: %s", exc, extra={"source": self.source})
+            raise MCPError(
+                code=UNAVAILABLE,
+                message=f"source {self.source!r} could not be reached for {what} ({type(exc).__name__}); retry shortly",
+            ) from None
+        if "error" in message:
+            error = message["error"] if isinstance(message["error"], dict) else {}
+            raise MCPError(
+                code=int(error.get("code", types.INTERNAL_ERROR)),
+                message=str(error.get("message", "upstream error")),
+                data=error.get("data"),
+            )
+        result = message.get("result")
+        if not isinstance(result, dict):
+            raise MCPError(code=types.INTERNAL_ERROR, message=f"source {self.source!r} answered {what} with no result")
+        parsed: ToolResult
+        if result.get("resultType") == "input_required":
+            parsed = types.InputRequiredResult.model_validate(result)
+        else:
+            parsed = types.CallToolResult.model_validate(result)
+        self.relayed = (parsed, message)
+        return parsed
+
+    async def _upstream_answer(self) -> dict[str, Any]:
+        """Send the request upstream; relay notifications as they come; the final JSON-RPC response."""
+        async with self._upstream_response() as response:
+            content_type = response.headers.get("content-type", "")
+            if content_type.startswith("text/event-stream"):
+                return await self._relay_events(response)
+            if not content_type.startswith("application/json"):
+                shown = content_type or "no body"
+                raise MCPError(
+                    code=types.INTERNAL_ERROR,
+                    message=f"source {self.source!r} answered HTTP {response.status_code} ({shown})",
+                )
+            raw = await response.aread()
+        return _response_message(raw, self.source)
+
+    @asynccontextmanager
+    async def _upstream_response(self) -> AsyncIterator[httpx2.Response]:
+        async with stream_within_origin(
+            self.target.client,
+            "POST",
+            self.target.url,
+            content=_renamed(self.request, self.upstream),
+            headers=_upstream_headers(self.request, self.upstream),
+        ) as response:
+            yield response
+
+    async def _relay_events(self, response: httpx2.Response) -> dict[str, Any]:
+        buffer = b""
+        async for chunk in response.aiter_bytes():
+            buffer += chunk.replace(b"\r\n", b"\n")
+            while (end := buffer.find(b"\n\n")) >= 0:
+                event, buffer = buffer[: end + 2], buffer[end + 2 :]
+                message = _final_message(event)
+                if message is not None:
+                    return message
+                await self._stream(event)
+        raise MCPError(
+            code=UNAVAILABLE,
+            message=f"source {self.source!r} closed its event stream before answering; retry shortly",
+        )
+
+    async def _stream(self, event: bytes) -> None:
+        """Relay one notification (or keepalive) event, committing the client's response to SSE first."""
+        if not self.streaming:
+            self.streaming = True
+            await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_START_HEADERS})
+        await self.send({"type": "http.response.body", "body": event, "more_body": True})
+
+    def _stamp(self, result: Any) -> None:
+        """The adapter's `serverInfo` in place of the upstream's: the client talks to the adapter."""
+        if not isinstance(result, dict):
+            return
+        meta = result.get("_meta")
+        if isinstance(meta, dict):
+            meta[types.SERVER_INFO_META_KEY] = self.owner.server_info
+        else:
+            result["_meta"] = {types.SERVER_INFO_META_KEY: self.owner.server_info}
+
+    async def _finish(self, message: dict[str, Any], error_code: int | None) -> None:
+        data = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        if self.streaming:
+            event = b"event: message\ndata: " + data + b"\n\n"
+            await self.send({"type": "http.response.body", "body": event, "more_body": False})
+            return
+        status = 200 if error_code is None else ERROR_CODE_HTTP_STATUS.get(error_code, 200)
+        headers = [*_JSON, (b"content-length", str(len(data)).encode())]
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+def _candidate_headers(scope: Scope) -> dict[bytes, bytes] | None:
+    """The headers of a POST that may be a 2026-07-28 `tools/call`, else None (also for repeated routing headers)."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    found: dict[bytes, bytes] = {}
+    for key, value in scope["headers"]:
+        if key in _ROUTING and key in found:
+            return None  # the SDK rejects a repeated routing header; let it
+        found[key] = value
+    if found.get(b"mcp-method") != b"tools/call" or b"mcp-name" not in found:
+        return None
+    version = found.get(b"mcp-protocol-version", b"").decode("latin-1")
+    accept = found.get(b"accept", b"")
+    both = b"application/json" in accept and b"text/event-stream" in accept
+    if version not in MODERN_PROTOCOL_VERSIONS or not both:
+        return None
+    return found
+
+
+def _parse(body: bytes, name: str, headers: dict[bytes, bytes]) -> _Request | None:
+    """The request if it is one well-formed 2026-07-28 `tools/call` of `name`, else None (the SDK judges it)."""
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(decoded, dict) or decoded.get("jsonrpc") != "2.0" or decoded.get("method") != "tools/call":
+        return None
+    request_id = decoded.get("id")
+    params = decoded.get("params")
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str) or not isinstance(params, dict):
+        return None
+    meta = params.get("_meta")
+    version = headers[b"mcp-protocol-version"].decode("latin-1")
+    if params.get("name") != name or not isinstance(meta, dict):
+        return None
+    if meta.get(types.PROTOCOL_VERSION_META_KEY) != version or not isinstance(
+        meta.get(types.CLIENT_CAPABILITIES_META_KEY), dict
+    ):
+        return None
+    arguments = params.get("arguments")
+    state = params.get("requestState")
+    if (arguments is not None and not isinstance(arguments, dict)) or (
+        isinstance(state, str) and state.startswith(EXCHANGE_PREFIX)
+    ):
+        return None  # malformed, or a round of an exchange the adapter itself is bridging
+    return _Request(request_id, name, arguments, version, headers, body)
+
+
+def _upstream_headers(request: _Request, upstream: str) -> dict[str, str]:
+    headers = {
+        key.decode("latin-1"): value.decode("latin-1")
+        for key, value in request.headers.items()
+        if key in _FORWARDED or key.startswith(_PARAM_PREFIX)
+    }
+    headers["content-type"] = "application/json"
+    headers["mcp-method"] = "tools/call"
+    headers["mcp-name"] = encode_header_value(upstream)
+    return headers
+
+
+def _renamed(request: _Request, upstream: str) -> bytes:
+    if upstream == request.name:
+        return request.body
+    decoded = json.loads(request.body)
+    decoded["params"]["name"] = upstream
+    return json.dumps(decoded, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _final_message(event: bytes) -> dict[str, Any] | None:
+    """The JSON-RPC response an SSE event carries, or None for a notification, keepalive or other event."""
+    data = b"\n".join(line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:"))
+    if not data:
+        return None
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return None
+    if isinstance(message, dict) and "id" in message and ("result" in message or "error" in message):
+        return message
+    return None
+
+
+def _response_message(raw: bytes, source: str) -> dict[str, Any]:
+    try:
+        message = json.loads(raw)
+    except ValueError:
+        message = None
+    if not isinstance(message, dict):
+        raise MCPError(code=types.INTERNAL_ERROR, message=f"source {source!r} answered with a non-JSON-RPC body")
+    return message
+
+
+def _error_dict(exc: MCPError) -> dict[str, Any]:
+    return exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The request body, or what was read of it (and False) once it passed `limit` or the client left."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """A `receive` that hands the SDK what was already read, then continues with the client's stream."""
+    pending = True
+
+    async def replaying() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": not complete}
+        return await receive()
+
+    return replaying
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
