@@ -50,6 +50,7 @@ def _routing(adapter_url: str, jwks_url: str) -> dict[str, Any]:
     upstreams = [{"name": "echo", "url": adapter_url, "prefix": "never"}]
     oidc = {"issuer": ISSUER, "audience": AUDIENCE, "jwksUrl": jwks_url, "algorithms": ["RS256"]}
     return {
+        "gateway": {"allowPrivateJwks": True},  # the JWKS server is on loopback
         "tenants": [{"id": "bench"}],
         "profiles": [
             {"id": "none", "tenant": "bench", "upstreams": upstreams, "auth": {"mode": "none"}},
@@ -67,7 +68,7 @@ async def _in_process(routing: dict[str, Any], token: str) -> dict[str, float]:
     await store.insert_key(record)
     for _ in range(99):  # a realistic key table, not a single entry
         await store.insert_key(new_key(hasher, "bench", [])[1])
-    authenticator = Authenticator(store, hasher)
+    authenticator = Authenticator(store, hasher, allow_private_jwks=lambda: True)
     profiles = {p["id"]: Profile.model_validate(p) for p in routing["profiles"]}
     out = {}
     for mode, credential in (("apiKey", key), ("oidc", token)):

@@ -37,13 +37,23 @@ def _gateway(request: Request) -> Gateway:
     return gateway
 
 
-def require_admin(request: Request) -> Gateway:
-    gateway = _gateway(request)
+def admin_refusal(gateway: Gateway, authorization: str) -> HTTPException | None:
+    """Why a request with this Authorization header may not use the admin API, or None."""
     if not gateway.admin_token:
-        raise HTTPException(503, "the admin API is disabled: set MCP_GATEWAY_ADMIN_TOKEN to enable it")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        return HTTPException(503, "the admin API is disabled: set MCP_GATEWAY_ADMIN_TOKEN to enable it")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), gateway.admin_token.encode()):
-        raise HTTPException(401, "admin bearer token missing or wrong", headers={"WWW-Authenticate": "Bearer"})
+        return HTTPException(401, "admin bearer token missing or wrong", headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def require_admin(request: Request) -> Gateway:
+    # app.py already refused unauthenticated admin requests before their body was parsed; this
+    # dependency documents the security scheme and guards the routes wherever they are mounted.
+    gateway = _gateway(request)
+    refusal = admin_refusal(gateway, request.headers.get("authorization", ""))
+    if refusal is not None:
+        raise refusal
     return gateway
 
 
@@ -98,7 +108,8 @@ async def profile_tools(profile_id: str, gateway: Admin) -> dict[str, Any]:
     if profile is None:
         raise HTTPException(404, f"unknown profile {profile_id!r}")
     backend = await gateway.backends.get(profile)
-    return {"profile": profile_id, "tenant": profile.tenant, "tools": tool_catalog(backend, profile)}
+    tools = tool_catalog(backend, profile, gateway.policies.of(profile))
+    return {"profile": profile_id, "tenant": profile.tenant, "tools": tools}
 
 
 @router.post("/tenants/{tenant_id}/keys", status_code=201, summary="Create an API key (the secret is shown once)")

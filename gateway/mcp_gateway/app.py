@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from fastapi import FastAPI, HTTPException, Request
@@ -12,7 +12,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from mcp_adapter.http_guard import GuardSettings, HttpGuard
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_gateway import admin, console
@@ -27,7 +30,9 @@ class Source(Protocol):
     async def stop(self) -> None: ...
 
 
-def create_app(gateway: Gateway, sources: list[Source] | None = None) -> ASGIApp:
+def create_app(gateway: Gateway, sources: list[Source] | None = None, *, public_metrics: bool = True) -> ASGIApp:
+    """The gateway's app; `public_metrics=False` leaves `/metrics` to `metrics_app` on another port."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
@@ -53,8 +58,24 @@ def create_app(gateway: Gateway, sources: list[Source] | None = None) -> ASGIApp
     api.include_router(admin.router)
     api.include_router(console.router)
     _add_ops_routes(api, gateway)
+    if public_metrics:
+        api.add_api_route("/metrics", _metrics_endpoint(gateway), methods=["GET"], tags=["ops"])
     _add_error_handlers(api)
     return _Dispatch(api, McpFront(gateway))
+
+
+def _metrics_endpoint(gateway: Gateway) -> Callable[[Request], Awaitable[Response]]:
+    async def metrics(request: Request) -> Response:
+        gateway.metrics.audit_pending.set(gateway.audit.pending)
+        gateway.metrics.notification_streams.set(gateway.streams.open_streams)
+        return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
+def metrics_app(gateway: Gateway) -> ASGIApp:
+    """`/metrics` alone, for a separate (e.g. cluster-internal) port: `serve --metrics-port`."""
+    return Starlette(routes=[Route("/metrics", _metrics_endpoint(gateway))])
 
 
 def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
@@ -68,19 +89,13 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
         body = {"status": "ready" if ok else "not ready", "configGeneration": gateway.holder.generation}
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @api.get("/metrics", tags=["ops"])
-    async def metrics() -> Response:
-        gateway.metrics.audit_pending.set(gateway.audit.pending)
-        gateway.metrics.notification_streams.set(gateway.streams.open_streams)
-        return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     @api.get("/.well-known/oauth-protected-resource/{profile_id}/mcp", tags=["oauth"])
     async def protected_resource(profile_id: str, request: Request) -> dict[str, Any]:
         """RFC 9728 metadata for an OIDC-protected profile."""
         profile = gateway.holder.config.profile(profile_id)
         if profile is None or profile.auth.mode != "oidc" or profile.auth.oidc is None:
             raise HTTPException(404, f"profile {profile_id!r} is not an OAuth-protected resource")
-        base = str(request.base_url).rstrip("/")
+        base = gateway.public_base(str(request.base_url))
         return {
             "resource": f"{base}/{profile_id}/mcp",
             "authorization_servers": [profile.auth.oidc.issuer],
@@ -107,7 +122,12 @@ TRIM_ONLY = GuardSettings(allowed_hosts=None, allowed_origins=("*",))
 
 
 class _Dispatch:
-    """Send `/{profile_id}/mcp` to the MCP front, everything else to FastAPI."""
+    """Send `/{profile_id}/mcp` to the MCP front, everything else to FastAPI.
+
+    Admin API requests are authenticated here, before FastAPI reads their body: a request
+    without the admin token gets 401 whatever it sends (FastAPI would answer an unparsable
+    body with 400 or 422 first, telling an unauthenticated caller about the API's shapes).
+    """
 
     def __init__(self, api: FastAPI, front: McpFront) -> None:
         self.api = api
@@ -123,4 +143,11 @@ class _Dispatch:
             if match:
                 await self.guarded_front({**scope, "mcp_gateway.profile": match.group(1)}, receive, send)
                 return
+            if scope["path"].startswith(admin.router.prefix + "/"):
+                authorization = Headers(scope=scope).get("authorization", "")
+                refusal = admin.admin_refusal(self.front.gw, authorization)
+                if refusal is not None:
+                    body = {"detail": refusal.detail}
+                    await JSONResponse(body, refusal.status_code, headers=refusal.headers)(scope, receive, send)
+                    return
         await self.api(scope, receive, send)

@@ -8,12 +8,11 @@ from mcp_gateway.config import Profile
 from mcp_gateway.policy import ProfilePolicy
 
 
-def tool_catalog(backend: Any, profile: Profile) -> list[dict[str, Any]]:
+def tool_catalog(backend: Any, profile: Profile, policy: ProfilePolicy) -> list[dict[str, Any]]:
     """[{name, upstream, description, allowed}] sorted by name, from the backend's merged catalog."""
     aggregator = getattr(backend, "aggregator", None)
     if aggregator is None:
         return []
-    policy = ProfilePolicy(profile.policy)
     return [
         {
             "name": name,

@@ -1,6 +1,6 @@
 """`mcp-gateway` command line.
 
-    mcp-gateway serve --config routing.yaml [--host H] [--port P] [--database-url DSN]
+    mcp-gateway serve --config routing.yaml [--host H] [--port P] [--database-url DSN] [--metrics-port P]
     mcp-gateway serve --routing-configmap NAMESPACE/NAME [--kubeconfig FILE] ...
 
     mcp-gateway validate FILE...            # routing/local configs, Tenant/Profile/Upstream manifests
@@ -9,20 +9,26 @@
 
 `serve` is the default subcommand (see cli_commands.py for the others). The database URL may also come from
 MCP_GATEWAY_DATABASE_URL; without one, state is in-process (single replica).
+
+`--metrics-port` serves `/metrics` on a port of its own (bound to `--metrics-host`, default the
+`--host`) and no longer on the public one; without it `/metrics` is on the public port as before.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 from mcp_common import jsonlog
 
-from mcp_gateway.app import Source, create_app
+from mcp_gateway.app import Source, create_app, metrics_app
 from mcp_gateway.auth.secret_keys import SecretKeyWatch
 from mcp_gateway.cli_commands import add_commands, run
 from mcp_gateway.config_source import ConfigHolder, ConfigMapSource, FileSource
@@ -52,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--database-url", default=None, help=f"PostgreSQL DSN (default: ${DATABASE_URL_ENV})")
+    serve.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port only")
+    serve.add_argument("--metrics-host", default=None, help="address of the metrics port (default: --host)")
     serve.add_argument("--log-level", default=os.environ.get("MCP_GATEWAY_LOG_LEVEL", "INFO"))
     add_commands(sub)
     return parser
@@ -82,11 +90,48 @@ def _serve(args: argparse.Namespace) -> int:
     gateway = Gateway(holder, store, build_backend, os.environ)
     # Started after the gateway (it hashes keys with the gateway's pepper); idle unless tenants name Secrets.
     sources.append(SecretKeyWatch(holder, lambda: gateway.secret_keys, args.kubeconfig))
-    app = create_app(gateway, sources)
+    app = create_app(gateway, sources, public_metrics=args.metrics_port is None)
     state = "postgres" if database_url else "memory"
     log.info("mcp-gateway listening on %s:%d (state: %s)", args.host, args.port, state)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=True, access_log=False)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, proxy_headers=True, access_log=False)
+    if args.metrics_port is None:
+        uvicorn.Server(config).run()
+        return 0
+    host = args.metrics_host or args.host
+    log.info("metrics on %s:%d/metrics", host, args.metrics_port)
+    metrics = _Companion(
+        uvicorn.Config(metrics_app(gateway), host=host, port=args.metrics_port, log_config=None, lifespan="off")
+    )
+    _WithCompanion(config, metrics).run()
     return 0
+
+
+class _Companion(uvicorn.Server):
+    """A second server in the same process and loop; the main one handles signals for both."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _WithCompanion(uvicorn.Server):
+    """The main server, running a companion server beside it and stopping it on shutdown."""
+
+    def __init__(self, config: uvicorn.Config, companion: uvicorn.Server) -> None:
+        super().__init__(config)
+        self.companion = companion
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        running = asyncio.get_running_loop().create_task(self.companion.serve())
+        try:
+            await super().serve(sockets)
+        finally:
+            self.companion.should_exit = True
+            await running
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.companion.should_exit = True
+        await super().shutdown(sockets)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

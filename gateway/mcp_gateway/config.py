@@ -10,9 +10,10 @@ import json
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -166,6 +167,22 @@ class GatewaySettings(_Model):
     limits_when_store_down: Literal["closed", "open"] = "closed"
     # Upper bound of `ttlMs` on list results (the upstreams' own hints may only lower it).
     max_list_ttl_ms: int = Field(default=30_000, ge=0)
+    # OIDC jwksUrl on private/loopback addresses (and http:// for loopback): for tests and local issuers only.
+    allow_private_jwks: bool = False
+    # The URL clients reach the gateway at (behind a TLS ingress): OAuth metadata, WWW-Authenticate, console.
+    public_url: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                f"publicUrl {value!r} must be an absolute http(s) URL without query, e.g. https://mcp.example.com"
+            )
+        return value.rstrip("/")
 
 
 class RoutingConfig(_Model):
@@ -173,6 +190,9 @@ class RoutingConfig(_Model):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     tenants: list[Tenant] = Field(default_factory=list)
     profiles: list[Profile] = Field(default_factory=list)
+    # Lookups by id: every request looks its profile (and tenant) up, tools/list once per tool.
+    _profiles: dict[str, Profile] = PrivateAttr(default_factory=dict)
+    _tenants: dict[str, Tenant] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _references(self) -> RoutingConfig:
@@ -193,6 +213,8 @@ class RoutingConfig(_Model):
                         f"Secret {ref} holds API keys of tenants {owners[str(ref)]!r} and {tenant.id!r}; "
                         "a key Secret belongs to one tenant"
                     )
+        self._profiles = {p.id: p for p in self.profiles}
+        self._tenants = {t.id: t for t in self.tenants}
         return self
 
     def key_secrets(self) -> dict[str, str]:
@@ -200,10 +222,10 @@ class RoutingConfig(_Model):
         return {str(ref): t.id for t in self.tenants for ref in t.api_keys.secret_refs}
 
     def profile(self, profile_id: str) -> Profile | None:
-        return next((p for p in self.profiles if p.id == profile_id), None)
+        return self._profiles.get(profile_id)
 
     def tenant(self, tenant_id: str) -> Tenant | None:
-        return next((t for t in self.tenants if t.id == tenant_id), None)
+        return self._tenants.get(tenant_id)
 
 
 def parse_config(text: str) -> RoutingConfig:

@@ -1,12 +1,14 @@
-"""JSON-RPC shaped error responses: clear message, no internals, right status."""
+"""JSON-RPC shaped error responses: clear message, no internals, right status.
+
+The response builder, the body-size code and the JSON media-type check are the
+shared ones (`mcp_common.jsonrpc_errors`, as the adapter answers); the gateway adds
+its own implementation-defined codes.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from mcp_common.jsonrpc_errors import TOO_LARGE, error_response, is_json_media_type
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR
-from starlette.responses import Response
 
 # Implementation-defined server errors (JSON-RPC reserves -32000..-32099).
 UNAUTHORIZED = -32001
@@ -15,7 +17,6 @@ RATE_LIMITED = -32029
 UPSTREAM_ERROR = -32050
 UPSTREAM_TIMEOUT = -32051
 UNKNOWN_PROFILE = -32004
-TOO_LARGE = -32013
 STORE_UNAVAILABLE = -32053
 
 __all__ = [
@@ -32,20 +33,6 @@ __all__ = [
     "UNKNOWN_PROFILE",
     "UPSTREAM_ERROR",
     "UPSTREAM_TIMEOUT",
-    "jsonrpc_error",
+    "error_response",
+    "is_json_media_type",
 ]
-
-
-def jsonrpc_error(
-    status: int,
-    code: int,
-    message: str,
-    request_id: Any = None,
-    headers: dict[str, str] | None = None,
-    data: dict[str, Any] | None = None,
-) -> Response:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if data:
-        error["data"] = data
-    body = {"jsonrpc": "2.0", "id": request_id, "error": error}
-    return Response(json.dumps(body), status_code=status, media_type="application/json", headers=headers)

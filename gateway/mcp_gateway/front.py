@@ -15,7 +15,6 @@ import re
 import secrets
 from typing import Any
 
-from mcp.server.request_state import AESGCMRequestStateCodec
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
@@ -36,7 +35,6 @@ from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
-from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.request_state import gateway_minted
 from mcp_gateway.runtime import Gateway
 from mcp_gateway.session_ops import local_origin, session_request
@@ -46,7 +44,16 @@ from mcp_gateway.trace import inbound_trace, trace_headers
 log = logging.getLogger("mcp_gateway.front")
 
 PROFILE_PATH = re.compile(r"^/([^/]{1,253})/mcp/?$")
-_STRIPPED = {b"authorization", b"x-api-key", b"cookie", b"mcp-session-id", b"x-mcp-caller"}
+# Credentials and identity never go further; trace context does, but only as validated (trace.py).
+_STRIPPED = {
+    b"authorization",
+    b"x-api-key",
+    b"cookie",
+    b"mcp-session-id",
+    b"x-mcp-caller",
+    b"traceparent",
+    b"tracestate",
+}
 
 
 class _TooLarge(Exception):
@@ -83,9 +90,19 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def metadata_url(request: Request, profile_id: str) -> str:
-    base = str(request.base_url).rstrip("/")
+def metadata_url(base: str, profile_id: str) -> str:
+    """RFC 9728 metadata of a profile, under the gateway's public base URL."""
     return f"{base}/.well-known/oauth-protected-resource/{profile_id}/mcp"
+
+
+# JSON-RPC methods counted under their own name in metrics (anything else is "other": bounded).
+METRIC_METHODS = frozenset(
+    {
+        "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/read",
+        "resources/templates/list", "prompts/list", "prompts/get", "server/discover", "completion/complete",
+        "subscriptions/listen", "logging/setLevel", "notifications/initialized",
+    }
+)  # fmt: skip
 
 
 class McpFront:
@@ -105,7 +122,7 @@ class McpFront:
 
         try:
             if profile is None:
-                response = errors.jsonrpc_error(
+                response = errors.error_response(
                     404,
                     errors.UNKNOWN_PROFILE,
                     f"unknown profile {profile_id[:64]!r}: this gateway serves no such MCP endpoint; "
@@ -116,8 +133,9 @@ class McpFront:
             method = await self._serve(scope, receive, counting_send, config, profile)
         except Exception:
             log.exception("unexpected error serving profile %s", profile_id)
+            self.gw.metrics.error(profile, "internal")
             if status_box["status"] == 0:
-                response = errors.jsonrpc_error(500, errors.INTERNAL_ERROR, "internal gateway error; see gateway logs")
+                response = errors.error_response(500, errors.INTERNAL_ERROR, "internal gateway error; see gateway logs")
                 await response(scope, receive, counting_send)
         finally:
             tenant = profile.tenant if profile else "unknown"
@@ -133,12 +151,13 @@ class McpFront:
             await refusal(scope, receive, send)
             return "-"
         try:
-            principal = await self.gw.authenticator.authenticate(profile, headers, metadata_url(request, profile.id))
+            base = self.gw.public_base(str(request.base_url))
+            principal = await self.gw.authenticator.authenticate(profile, headers, metadata_url(base, profile.id))
         except AuthFailure as failure:
             self.gw.metrics.auth_failures.labels(profile.tenant, profile.id, str(failure.status)).inc()
             extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None
             code = errors.UNAUTHORIZED if failure.status == 401 else errors.FORBIDDEN
-            await errors.jsonrpc_error(failure.status, code, failure.message, headers=extra)(scope, receive, send)
+            await errors.error_response(failure.status, code, failure.message, headers=extra)(scope, receive, send)
             return "-"
 
         # An unknown MCP-Protocol-Version is refused by the SDK's entry (the spec's
@@ -148,15 +167,15 @@ class McpFront:
 
         message: dict[str, Any] | None = None
         if scope["method"] == "POST":
-            if not headers.get("content-type", "").lower().startswith("application/json"):
-                await errors.jsonrpc_error(
+            if not errors.is_json_media_type(headers.get("content-type", "")):
+                await errors.error_response(
                     415, INVALID_REQUEST, "Content-Type must be application/json for JSON-RPC messages"
                 )(scope, receive, send)
                 return "-"
             try:
                 body = await _read_body(receive, config.gateway.max_request_bytes)
             except _TooLarge:
-                await errors.jsonrpc_error(
+                await errors.error_response(
                     413, errors.TOO_LARGE, f"request body exceeds {config.gateway.max_request_bytes} bytes"
                 )(scope, receive, send)
                 return "-"
@@ -164,13 +183,13 @@ class McpFront:
                 message = validate_message(json.loads(body))
                 check_routing_headers(message, headers, version in MODERN_PROTOCOL_VERSIONS)
             except (json.JSONDecodeError, UnicodeDecodeError):
-                await errors.jsonrpc_error(400, PARSE_ERROR, "the body is not valid JSON")(scope, receive, send)
+                await errors.error_response(400, PARSE_ERROR, "the body is not valid JSON")(scope, receive, send)
                 return "-"
             except RecursionError:
-                await errors.jsonrpc_error(400, PARSE_ERROR, "the body's JSON nests too deeply")(scope, receive, send)
+                await errors.error_response(400, PARSE_ERROR, "the body's JSON nests too deeply")(scope, receive, send)
                 return "-"
             except MessageRejected as rejected:
-                await errors.jsonrpc_error(400, rejected.code, rejected.message, rejected.request_id)(
+                await errors.error_response(400, rejected.code, rejected.message, rejected.request_id)(
                     scope, receive, send
                 )
                 return "-"
@@ -197,7 +216,7 @@ class McpFront:
         forwarded = dict(scope)
         forwarded["headers"] = self._forward_headers(scope, session_headers)
         send = self._with_session_id(send, profile, principal, message)
-        token = current_call.set(CallContext(config, profile, principal, info))
+        token = current_call.set(CallContext(config, profile, principal, info, message))
         trace = inbound_trace.set(trace_headers(headers))
         try:
             backend = await self.gw.backends.get(profile)
@@ -214,7 +233,7 @@ class McpFront:
         allowed = self.gw.holder.config.gateway.allowed_origins
         if origin in allowed or "*" in allowed or local_origin(origin, headers.get("host")):
             return None
-        return errors.jsonrpc_error(
+        return errors.error_response(
             403,
             errors.FORBIDDEN,
             f"Origin {origin!r} is not allowed; add it to gateway.allowedOrigins in the routing config",
@@ -222,14 +241,9 @@ class McpFront:
 
     def _metric_method(self, message: dict[str, Any] | None) -> str:
         method = (message or {}).get("method")
-        known = {
-            "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/read",
-            "resources/templates/list", "prompts/list", "prompts/get", "server/discover", "completion/complete",
-            "subscriptions/listen", "logging/setLevel", "notifications/initialized",
-        }  # fmt: skip
         if method is None:
             return "-" if message is None else "response"
-        return method if method in known else "other"
+        return method if method in METRIC_METHODS else "other"
 
     def _session(
         self, headers: Headers, profile: Profile, principal: Principal, message: dict[str, Any] | None
@@ -245,7 +259,7 @@ class McpFront:
             or info.caller != principal.caller
             or info.nonce in self.gw.revoked
         ):
-            return errors.jsonrpc_error(
+            return errors.error_response(
                 404,
                 INVALID_REQUEST,
                 "session not found or expired: initialize a new session",
@@ -263,17 +277,18 @@ class McpFront:
             await self.gw.limiter.check_rate(config, profile, principal.caller)
             name = tool_name(message)
             if name is not None:
-                if not ProfilePolicy(profile.policy).allows_tool(name):
-                    return errors.jsonrpc_error(
+                if not self.gw.policies.of(profile).allows_tool(name):
+                    return errors.error_response(
                         200,
                         INVALID_PARAMS,
                         f"tool {name!r} is not available on profile {profile.id!r} (hidden by the profile's policy)",
                         rid,
                     )
-                if not _is_continuation(message, self.gw.state_codec):
+                if not self._continuation(message):
                     await self.gw.limiter.charge_tool_call(config, profile, principal.caller)
         except LimitsUnavailable as unavailable:
-            return errors.jsonrpc_error(
+            self.gw.metrics.error(profile, "store_unavailable")
+            return errors.error_response(
                 503,
                 errors.STORE_UNAVAILABLE,
                 str(unavailable),
@@ -282,7 +297,7 @@ class McpFront:
             )
         except LimitExceeded as exceeded:
             self.gw.metrics.limit_rejections.labels(profile.tenant, profile.id, exceeded.kind).inc()
-            return errors.jsonrpc_error(
+            return errors.error_response(
                 429,
                 errors.RATE_LIMITED,
                 str(exceeded),
@@ -291,6 +306,15 @@ class McpFront:
                 data={"limit": exceeded.limit, "kind": exceeded.kind, "retryAfterSeconds": exceeded.retry_after},
             )
         return None
+
+    def _continuation(self, message: dict[str, Any]) -> bool:
+        """Does this tool call carry a requestState the gateway sealed (it answers an input-required round)?
+
+        Such a call is not charged here: once the envelope has been verified (bound to this profile,
+        caller and request) it is charged only if that envelope was used before (request_state.py), so
+        each round's retry is free once. Merely claiming to answer a round is charged like any call.
+        """
+        return gateway_minted(self.gw.state_codec, (message.get("params") or {}).get("requestState"))
 
     def _forward_headers(self, scope: Scope, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         kept = [(k, v) for k, v in scope["headers"] if k.lower() not in _STRIPPED]
@@ -314,16 +338,6 @@ class McpFront:
             await send(msg)
 
         return send_with_session
-
-
-def _is_continuation(message: dict[str, Any], codec: AESGCMRequestStateCodec) -> bool:
-    """A retried tool call answering an input-required round is the same call: don't count it twice.
-
-    Only a requestState the gateway sealed counts (request_state.py): merely claiming to answer a
-    round must not make a call free.
-    """
-    params = message.get("params") or {}
-    return gateway_minted(codec, params.get("requestState"))
 
 
 __all__ = ["HEADER_MISMATCH", "PROFILE_PATH", "McpFront"]

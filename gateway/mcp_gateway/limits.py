@@ -2,8 +2,10 @@
 
 Buckets: per tenant (tenant `limits.rate`), per profile (profile `limits.rate`)
 and per caller (profile `limits.perKeyRate`). Quotas: per tenant (tenant
-`limits.quota`) and per caller (profile `limits.quota`). The store decides,
-so with PostgreSQL every replica shares the same counters.
+`limits.quota`) and per caller of a profile (profile `limits.quota`, counted
+under `caller:<tenant>:<profile>:<caller>`: each profile's quota is its own, so
+a key opening two profiles has each profile's allowance on each). The store
+decides, so with PostgreSQL every replica shares the same counters.
 
 When the store cannot answer (database down), `gateway.limitsWhenStoreDown`
 decides: `closed` (default) refuses the request with `LimitsUnavailable`
@@ -101,12 +103,12 @@ class Limiter:
             raise LimitExceeded("rate", what, max(1, math.ceil(wait)))
 
     async def charge_tool_call(self, config: RoutingConfig, profile: Profile, caller: str) -> None:
-        """Count one tool call against the tenant's and the caller's quotas (all or nothing)."""
+        """Count one tool call against the tenant's quota and the caller's quota on this profile (all or nothing)."""
         tenant = config.tenant(profile.tenant)
         now = datetime.now(UTC)
         day, day_end, month, month_end = _period_ends(now)
         counters = _counters(f"tenant:{profile.tenant}", tenant.limits.quota if tenant else None, day, month)
-        counters += _counters(f"caller:{profile.tenant}:{caller}", profile.limits.quota, day, month)
+        counters += _counters(f"caller:{profile.tenant}:{profile.id}:{caller}", profile.limits.quota, day, month)
         if not counters:
             return
         refused = await self._ask(config, "quota", self.store.consume(counters))

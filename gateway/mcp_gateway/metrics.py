@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from mcp_gateway.config import Profile
+
 MAX_TOOLS = 200
 
 
@@ -23,6 +25,7 @@ class Metrics:
         self.tool_calls = Counter(
             "mcp_gateway_tool_calls_total", "Tool calls", ["tenant", "profile", "tool", "outcome"], registry=r
         )
+        # kind: internal | store_unavailable | upstream_error | upstream_timeout
         self.errors = Counter("mcp_gateway_errors_total", "Errors by kind", ["tenant", "profile", "kind"], registry=r)
         self.auth_failures = Counter(
             "mcp_gateway_auth_failures_total", "Rejected credentials", ["tenant", "profile", "status"], registry=r
@@ -31,6 +34,12 @@ class Metrics:
             "mcp_gateway_limit_rejections_total",
             "Rate-limit and quota rejections",
             ["tenant", "profile", "kind"],
+            registry=r,
+        )
+        self.relayed_calls = Counter(
+            "mcp_gateway_relayed_calls_total",
+            "2026-07-28 tool calls relayed to their upstream without the SDK (passthrough.py)",
+            ["tenant", "profile"],
             registry=r,
         )
         self.upstream_latency = Histogram(
@@ -55,3 +64,8 @@ class Metrics:
             return "other"
         seen.add(tool)
         return tool
+
+    def error(self, profile: Profile | None, kind: str) -> None:
+        """Count a request that failed on the gateway's side (`kind`: a fixed word, never client input)."""
+        tenant, pid = (profile.tenant, profile.id) if profile else ("unknown", "unknown")
+        self.errors.labels(tenant, pid, kind).inc()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from mcp_gateway.config import Policy, Rules
+from mcp_gateway.config import Policy, Profile, Rules
 
 
 def _permits(rules: Rules, name: str) -> bool:
@@ -42,3 +42,25 @@ class ProfilePolicy:
 
     def idempotent(self, tool: str) -> bool:
         return any(fnmatchcase(tool, pattern) for pattern in self.policy.idempotent_tools)
+
+
+class PolicyCache:
+    """One `ProfilePolicy` per profile and routing-config version, so its memo serves every request.
+
+    A new routing config brings new (frozen) `Policy` objects: the first request after a change
+    builds the profile's policy again; `clear()` (on every config change) forgets removed profiles.
+    """
+
+    def __init__(self) -> None:
+        self._by_profile: dict[str, tuple[Policy, ProfilePolicy]] = {}
+
+    def of(self, profile: Profile) -> ProfilePolicy:
+        cached = self._by_profile.get(profile.id)
+        if cached is not None and cached[0] is profile.policy:
+            return cached[1]
+        policy = ProfilePolicy(profile.policy)
+        self._by_profile[profile.id] = (profile.policy, policy)
+        return policy
+
+    def clear(self) -> None:
+        self._by_profile.clear()

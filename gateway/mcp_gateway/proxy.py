@@ -41,12 +41,14 @@ from mcp_gateway import errors
 from mcp_gateway.audit import render_arguments
 from mcp_gateway.backchannel import serve_handshake
 from mcp_gateway.caching import LIST_KINDS, HintedMcpSource, LiveCacheHints, list_hint
-from mcp_gateway.config import Profile, RoutingConfig, Upstream, profile_timeouts
+from mcp_gateway.config import Profile, Upstream, profile_timeouts
 from mcp_gateway.context import current_call
+from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
+from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
-from mcp_gateway.request_state import SealedRequestState
+from mcp_gateway.request_state import SealedRequestState, boundary_for
 from mcp_gateway.store.base import AuditRecord
-from mcp_gateway.trace import TraceContextAuth
+from mcp_gateway.trace import UpstreamContextAuth
 
 if TYPE_CHECKING:
     from mcp_gateway.runtime import Gateway
@@ -56,7 +58,7 @@ log = logging.getLogger("mcp_gateway.proxy")
 STARTUP_WAIT_SECONDS = 5.0
 RETRY_DELAYS = (0.2, 0.5)
 FAST_FAILURE_SECONDS = 1.0
-TRACE_AUTH = TraceContextAuth()
+UPSTREAM_AUTH = UpstreamContextAuth()
 # Stateless handshake connections end with their request; the adapter's registry of them
 # (used for list_changed fan-out on long-lived sessions) is pruned so it cannot grow.
 PRUNE_SECONDS = 30.0
@@ -77,22 +79,15 @@ def source_config(upstream: Upstream) -> McpRemoteSource:
 
 
 class LivePolicy:
-    """The profile's access policy as of the current routing config."""
+    """The profile's access policy as of the current routing config (one memoised object per version)."""
 
     def __init__(self, gateway: Gateway, profile_id: str) -> None:
         self.gateway = gateway
         self.profile_id = profile_id
-        self._config: RoutingConfig | None = None
-        self._policy_now: ProfilePolicy | None = None
 
     def _policy(self) -> ProfilePolicy | None:
-        # Looked up once per routing-config version, not once per tool checked (tools/list checks them all).
-        config = self.gateway.holder.config
-        if config is not self._config:
-            profile = config.profile(self.profile_id)
-            self._policy_now = ProfilePolicy(profile.policy) if profile else None
-            self._config = config
-        return self._policy_now
+        profile = self.gateway.holder.config.profile(self.profile_id)
+        return self.gateway.policies.of(profile) if profile else None
 
     def allows_tool(self, name: str) -> bool:
         policy = self._policy()
@@ -117,7 +112,7 @@ class ProfileBackend:
             source = HintedMcpSource(
                 source_config(upstream), self.aggregator.source_changed, self.aggregator.resource_updated
             )
-            source.http_auth = TRACE_AUTH
+            source.http_auth = UPSTREAM_AUTH
             self.aggregator.sources[source.name] = source
             self.sources.append(source)
         self.runtime = Runtime(self.aggregator)
@@ -126,8 +121,17 @@ class ProfileBackend:
         # List hints follow the upstreams' own and the caller-dependence of the profile (caching.py).
         self.server.cache_hints = LiveCacheHints(self.list_cache_hint)
         # 2026-07-28 rounds: the upstream's requestState travels sealed and bound to this profile and caller.
-        self.server.middleware.append(SealedRequestState(gateway.state_codec, profile.id))
+        self.server.middleware.append(SealedRequestState(gateway.state_codec, profile.id, self._continuation))
         self.manager = StreamableHTTPSessionManager(app=self.server, stateless=True)
+        # First-round 2026-07-28 tool calls skip the SDK on both sides (passthrough.py).
+        self.relay = GatewayRelay(
+            self.manager.handle_request,
+            self.aggregator,
+            self.intercept,
+            self.server.server_info_stamp,
+            boundary_for(gateway.state_codec, profile.id),
+            gateway.metrics.relayed_calls.labels(profile.tenant, profile.id).inc,
+        )
         # Upstream list changes and resource updates also go to handshake sessions' GET streams.
         self.aggregator.on_change(self._list_changed)
         self.aggregator.on_resource_updated(self._resource_updated)
@@ -159,6 +163,10 @@ class ProfileBackend:
                 send,
             )
             return
+        ctx = current_call.get()
+        if scope["method"] == "POST" and relayable(ctx.message if ctx else None):
+            await self.relay(scope, receive, send)
+            return
         await self.manager.handle_request(scope, receive, send)
 
     @contextlib.asynccontextmanager
@@ -180,6 +188,16 @@ class ProfileBackend:
                 with anyio.CancelScope(shield=True):
                     await self.aggregator.stop()
                 tg.cancel_scope.cancel()
+
+    async def _continuation(self, envelope: str) -> None:
+        """Charge a replayed continuation (request_state.py); a refusal is the call's JSON-RPC error."""
+        try:
+            await self.gateway.settle_continuation(envelope)
+        except LimitExceeded as exceeded:
+            data = {"limit": exceeded.limit, "kind": exceeded.kind, "retryAfterSeconds": exceeded.retry_after}
+            raise MCPError(code=errors.RATE_LIMITED, message=str(exceeded), data=data) from None
+        except LimitsUnavailable as unavailable:
+            raise MCPError(code=errors.STORE_UNAVAILABLE, message=str(unavailable)) from None
 
     async def _list_changed(self, kind: str) -> None:
         self.gateway.streams.list_changed(self.profile_id, kind)
@@ -203,7 +221,7 @@ class ProfileBackend:
         caller = ctx.principal.caller if ctx else call.caller
         timeout, per_tool = profile_timeouts(config, profile)
         limit = per_tool.get(call.name, timeout)
-        idempotent = ProfilePolicy(profile.policy).idempotent(call.name)
+        idempotent = self.gateway.policies.of(profile).idempotent(call.name)
         started = time.monotonic()
         outcome, error = "ok", None
         try:
@@ -253,6 +271,8 @@ class ProfileBackend:
         metrics = self.gateway.metrics
         tool = metrics.tool_label(profile.id, call.name)
         metrics.tool_calls.labels(profile.tenant, profile.id, tool, outcome).inc()
+        if outcome in ("error", "timeout"):
+            metrics.error(profile, "upstream_timeout" if outcome == "timeout" else "upstream_error")
         metrics.upstream_latency.labels(profile.tenant, profile.id, tool).observe(seconds)
         self.gateway.audit.record(
             AuditRecord(
@@ -262,7 +282,9 @@ class ProfileBackend:
                 tool=call.name,
                 outcome=outcome,
                 latency_ms=seconds * 1000,
-                arguments=render_arguments(call.arguments, profile.policy.audit_arguments),
+                arguments=render_arguments(
+                    call.arguments, profile.policy.audit_arguments, self.gateway.audit.arguments_key
+                ),
                 error=error,
             )
         )

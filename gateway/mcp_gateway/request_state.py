@@ -19,6 +19,11 @@ Envelopes are at most `MAX_ENVELOPE_CHARS`, in both directions.
 
 A refused envelope is a JSON-RPC error -32602 that says what to do; the
 upstream never sees it.
+
+A verified envelope on `tools/call` is handed to `on_continuation` before the
+call goes upstream: the gateway charges quotas for a continuation only when its
+envelope was used before (each round's retry is free once; a replayed envelope,
+valid for an hour, would otherwise be unlimited uncharged upstream calls).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -79,12 +84,28 @@ def _caller_binding(ctx: ServerRequestContext[Any, Any]) -> str:
     return json.dumps([call.profile.id, call.principal.caller])
 
 
+OnContinuation = Callable[[str], Awaitable[None]]
+
+
+def boundary_for(codec: AESGCMRequestStateCodec, profile_id: str) -> RequestStateBoundary:
+    """The SDK boundary sealing and verifying one profile's envelopes (bound to its caller and request)."""
+    security = RequestStateSecurity(codec=codec, ttl=TTL_SECONDS, bind_principal=_caller_binding)
+    return RequestStateBoundary(security, default_audience=f"mcp-gateway/{profile_id}")
+
+
+def refusal(exc: MCPError) -> MCPError:
+    """The SDK's terse refusal of an envelope, reworded to say what to do; other errors unchanged."""
+    if exc.error.message == _SDK_REFUSAL:
+        return MCPError(code=INVALID_PARAMS, message=REFUSAL, data=exc.error.data)
+    return exc
+
+
 class SealedRequestState:
     """Server middleware: opens inbound envelopes for the profile's MCP server, seals outbound state."""
 
-    def __init__(self, codec: AESGCMRequestStateCodec, profile_id: str) -> None:
-        security = RequestStateSecurity(codec=codec, ttl=TTL_SECONDS, bind_principal=_caller_binding)
-        self.boundary = RequestStateBoundary(security, default_audience=f"mcp-gateway/{profile_id}")
+    def __init__(self, codec: AESGCMRequestStateCodec, profile_id: str, on_continuation: OnContinuation) -> None:
+        self.boundary = boundary_for(codec, profile_id)
+        self.on_continuation = on_continuation
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method not in INPUT_REQUIRED_METHODS:
@@ -94,22 +115,22 @@ class SealedRequestState:
             raise MCPError(code=INVALID_PARAMS, message=f"requestState exceeds {MAX_ENVELOPE_CHARS} characters")
 
         async def upstream(inner: ServerRequestContext[Any, Any]) -> HandlerResult:
-            return _mark(await call_next(_unmark(inner)))
+            if ctx.method == "tools/call" and isinstance(inbound, str):
+                await self.on_continuation(inbound)  # verified by now: the boundary opened it
+            return mark(await call_next(_unmark(inner)))
 
         try:
             result = await self.boundary(ctx, upstream)
         except MCPError as exc:
-            if exc.error.message == _SDK_REFUSAL:
-                raise MCPError(code=INVALID_PARAMS, message=REFUSAL, data=exc.error.data) from None
-            raise
-        _check_size(result)
+            raise refusal(exc) from None
+        check_size(result)
         return result
 
 
 # Inside the envelope: "u:<upstream state>", or "n" when the upstream gave none. Every round the
 # gateway hands out thus carries an envelope, so the front can tell a genuine continuation (not
 # charged to quotas again) from a call that merely claims to be one.
-def _mark(result: HandlerResult) -> HandlerResult:
+def mark(result: HandlerResult) -> HandlerResult:
     if not is_input_required(result):
         return result
     if isinstance(result, Mapping):
@@ -120,18 +141,24 @@ def _mark(result: HandlerResult) -> HandlerResult:
 
 
 def _unmark(ctx: ServerRequestContext[Any, Any]) -> ServerRequestContext[Any, Any]:
-    state = (ctx.params or {}).get("requestState")
-    if not isinstance(state, str):
-        return ctx
-    params = dict(ctx.params or {})
+    params = unmark_params(ctx.params)
+    return ctx if params is ctx.params else replace(ctx, params=params)
+
+
+def unmark_params(params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The params to send upstream: the upstream's own state in place of the opened envelope's content."""
+    state = (params or {}).get("requestState")
+    if params is None or not isinstance(state, str):
+        return params
+    unmarked = dict(params)
     if state.startswith("u:"):
-        params["requestState"] = state[2:]
+        unmarked["requestState"] = state[2:]
     else:
-        params.pop("requestState")
-    return replace(ctx, params=params)
+        unmarked.pop("requestState")
+    return unmarked
 
 
-def _check_size(result: HandlerResult) -> None:
+def check_size(result: HandlerResult) -> None:
     if not is_input_required(result):
         return
     state = result.get("requestState") if isinstance(result, Mapping) else result.request_state

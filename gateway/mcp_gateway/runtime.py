@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from mcp.server.request_state import AESGCMRequestStateCodec
 from mcp_common.jsonlog import register_secret
 from starlette.types import Receive, Scope, Send
 
-from mcp_gateway.audit import AuditWriter
+from mcp_gateway.audit import AuditWriter, arguments_key
 from mcp_gateway.auth import Authenticator
 from mcp_gateway.auth.apikeys import KeyHasher
 from mcp_gateway.auth.secret_keys import SecretKeyTable
 from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
-from mcp_gateway.limits import Limiter
+from mcp_gateway.context import current_call
+from mcp_gateway.limits import Limiter, LimitExceeded
 from mcp_gateway.metrics import Metrics
-from mcp_gateway.request_state import state_codec
+from mcp_gateway.policy import PolicyCache
+from mcp_gateway.request_state import TTL_SECONDS, state_codec
 from mcp_gateway.sessions import RevokedSessions, SessionSigner, parse_keys
 from mcp_gateway.store.base import Store
 from mcp_gateway.streams import SessionStreams
@@ -140,6 +144,7 @@ class BackendPool:
 PEPPER_ENV = "MCP_GATEWAY_KEY_PEPPER"
 SESSION_KEYS_ENV = "MCP_GATEWAY_SESSION_KEYS"
 ADMIN_TOKEN_ENV = "MCP_GATEWAY_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
+PUBLIC_URL_ENV = "MCP_GATEWAY_PUBLIC_URL"
 
 
 class StartupError(Exception):
@@ -159,7 +164,8 @@ class Gateway:
         self.backends = BackendPool(self, factory)
         self.relay = Relay()
         self.streams = SessionStreams(self)
-        self.revoked = RevokedSessions(store, 0)
+        self.policies = PolicyCache()
+        self.revoked: RevokedSessions
         self.authenticator: Authenticator
         self.secret_keys: SecretKeyTable
         self.state_codec: AESGCMRequestStateCodec
@@ -170,9 +176,13 @@ class Gateway:
 
     async def start(self) -> None:
         await self.store.start()
-        hasher = KeyHasher(self._pepper())
+        pepper = self._pepper()
+        hasher = KeyHasher(pepper)
+        self.audit.arguments_key = arguments_key(pepper)
         self.secret_keys = SecretKeyTable(hasher)
-        self.authenticator = Authenticator(self.store, hasher, self.secret_keys)
+        self.authenticator = Authenticator(
+            self.store, hasher, self.secret_keys, lambda: self.holder.config.gateway.allow_private_jwks
+        )
         self.signer = SessionSigner(await self._session_keys())
         self.state_codec = state_codec(self.signer.keys)
         self.revoked = RevokedSessions(self.store, self.signer.max_age)
@@ -218,11 +228,42 @@ class Gateway:
         elif kind == "subscription":
             self.streams.on_published(payload)
         elif kind == "revoked":
-            self.revoked.add(str(payload.get("session")))
+            expires = payload.get("expires")
+            self.revoked.add(str(payload.get("session")), float(expires) if isinstance(expires, int | float) else None)
         elif kind == "resync":
             await self.revoked.load()
 
+    def public_base(self, request_base_url: str) -> str:
+        """Where clients reach the gateway, without a trailing slash.
+
+        `gateway.publicUrl` (routing config), else $MCP_GATEWAY_PUBLIC_URL, else the URL the
+        request came in on (right only when no TLS-terminating proxy sits in front).
+        """
+        configured = self.holder.config.gateway.public_url or self.env.get(PUBLIC_URL_ENV)
+        return (configured or request_base_url).rstrip("/")
+
+    async def settle_continuation(self, envelope: str) -> None:
+        """A verified continuation of the current call: free on its envelope's first use, else charged.
+
+        Raises `LimitExceeded` / `LimitsUnavailable` like any charge.
+        """
+        digest = hashlib.sha256(envelope.encode()).digest()
+        expires = datetime.now(UTC) + timedelta(seconds=TTL_SECONDS)
+        try:
+            if await self.store.claim_continuation(digest, expires):
+                return
+        except Exception as exc:  # the charge below applies gateway.limitsWhenStoreDown
+            log.warning("cannot record a continuation, charging it: %s", type(exc).__name__)
+        call = current_call.get()
+        if call is not None:
+            try:
+                await self.limiter.charge_tool_call(call.config, call.profile, call.principal.caller)
+            except LimitExceeded as exceeded:
+                self.metrics.limit_rejections.labels(call.profile.tenant, call.profile.id, exceeded.kind).inc()
+                raise
+
     def _config_changed(self, config: RoutingConfig) -> None:
+        self.policies.clear()
         self.metrics.config_generation.set(self.holder.generation)
         with contextlib.suppress(RuntimeError):  # no running loop yet at start-up
             asyncio.get_running_loop()

@@ -41,7 +41,7 @@ async def session_request(
             await gateway.revoked.revoke(info)
         except Exception as exc:  # the store is down: ended here, but other replicas cannot know yet
             log.warning("session ended on this replica only, the store is unreachable: %s", type(exc).__name__)
-            return errors.jsonrpc_error(
+            return errors.error_response(
                 503,
                 errors.STORE_UNAVAILABLE,
                 "the session could not be ended everywhere; retry the DELETE shortly",
@@ -68,7 +68,7 @@ async def _subscription(gateway: Gateway, info: SessionInfo, message: dict[str, 
     rid = message.get("id")
     uri = (message.get("params") or {}).get("uri")
     if not isinstance(uri, str) or not uri:
-        return errors.jsonrpc_error(200, INVALID_PARAMS, "params.uri (the resource URI) is required", rid)
+        return errors.error_response(200, INVALID_PARAMS, "params.uri (the resource URI) is required", rid)
     subscribe = message["method"] == "resources/subscribe"
     profile = gateway.holder.config.profile(info.profile)
     if subscribe and profile is not None:
@@ -78,7 +78,7 @@ async def _subscription(gateway: Gateway, info: SessionInfo, message: dict[str, 
             if aggregator is not None:
                 aggregator.route_resource(uri)  # unknown or hidden by policy: refused like a read
         except MCPError as exc:
-            return errors.jsonrpc_error(200, exc.code, exc.error.message, rid)
+            return errors.error_response(200, exc.code, exc.error.message, rid)
     await gateway.streams.change(info, uri, subscribe)
     return JSONResponse({"jsonrpc": "2.0", "id": rid, "result": {}})
 

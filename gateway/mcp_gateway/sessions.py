@@ -21,7 +21,8 @@ from typing import Any
 
 from mcp_gateway.store.base import Store
 
-MAX_CAPABILITIES_CHARS = 2048  # keeps the header small; larger declarations are dropped
+MAX_CAPABILITIES_CHARS = 2048
+PRUNE_MIN = 1024  # keeps the header small; larger declarations are dropped
 
 
 def _b64(data: bytes) -> str:
@@ -91,23 +92,38 @@ def parse_keys(value: str) -> list[bytes]:
 
 
 class RevokedSessions:
-    """Sessions ended with DELETE. Every replica keeps the set in memory (a lookup per request is
-    a set membership test); the store persists it and tells the other replicas."""
+    """Sessions ended with DELETE. Every replica keeps them in memory (a lookup per request is
+    a dict membership test); the store persists them and tells the other replicas.
+
+    Each nonce is kept until its token would have expired anyway (nonce -> expiry), and the
+    expired ones are pruned as the table grows, so it never only grows.
+    """
 
     def __init__(self, store: Store, max_age_seconds: int) -> None:
         self.store = store
         self.max_age = max_age_seconds
-        self._nonces: set[str] = set()
+        self._nonces: dict[str, float] = {}  # nonce -> unix time its token expires
+        self._mark = 0
 
     async def load(self) -> None:
-        self._nonces = set(await self.store.revoked_sessions())
+        self._nonces = {nonce: at.timestamp() for nonce, at in await self.store.revoked_sessions()}
+        self._mark = 2 * len(self._nonces)
 
     def __contains__(self, nonce: str) -> bool:
         return nonce in self._nonces
 
-    def add(self, nonce: str) -> None:
-        self._nonces.add(nonce)
+    def __len__(self) -> int:
+        return len(self._nonces)
+
+    def add(self, nonce: str, expires_at: float | None = None) -> None:
+        """Remember `nonce`; without its expiry, for the longest a token lives from now."""
+        self._nonces[nonce] = expires_at if expires_at is not None else time.time() + self.max_age
+        if len(self._nonces) > max(self._mark, PRUNE_MIN):
+            now = time.time()
+            self._nonces = {n: at for n, at in self._nonces.items() if at > now}
+            self._mark = 2 * len(self._nonces)
 
     async def revoke(self, info: SessionInfo) -> None:
-        self._nonces.add(info.nonce)
-        await self.store.revoke_session(info.nonce, datetime.fromtimestamp(info.issued_at + self.max_age, UTC))
+        expires = info.issued_at + self.max_age
+        self.add(info.nonce, expires)
+        await self.store.revoke_session(info.nonce, datetime.fromtimestamp(expires, UTC))

@@ -1,9 +1,17 @@
-"""W3C trace context (OpenTelemetry's `traceparent`/`tracestate`) from clients to upstreams.
+"""What the gateway adds to each request it makes upstream on a client's behalf.
 
-The front records a request's trace headers in a context variable; every HTTP
-request the gateway makes to an upstream on that request's behalf carries them
-(the SDK's client transport sends in the caller's context). Malformed values are
-dropped rather than forwarded.
+- W3C trace context (OpenTelemetry's `traceparent`/`tracestate`): the front records
+  a request's trace headers in a context variable; malformed values are dropped
+  rather than forwarded.
+- The caller, `x-mcp-caller: <tenant>/<caller>` (from `current_call`): an adapter
+  configured with `server.trustCallerHeader: true` keys `scope: per-caller`
+  upstream sessions by it, so callers and tenants never share one. Without a
+  current call (the profile's own catalog listing) no caller is sent: that is
+  the adapter's anonymous catalog caller.
+
+Every HTTP request the gateway makes to an upstream for a request carries them
+(the SDK's client transport sends in the caller's context; the pass-through in
+passthrough.py adds them itself).
 """
 
 from __future__ import annotations
@@ -15,8 +23,11 @@ from contextvars import ContextVar
 import httpx2
 from starlette.datastructures import Headers
 
+from mcp_gateway.context import current_call
+
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 MAX_TRACESTATE = 512
+CALLER_HEADER = "x-mcp-caller"
 
 inbound_trace: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("mcp_gateway_trace", default=())
 
@@ -31,10 +42,19 @@ def trace_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
     return (("traceparent", parent),)
 
 
-class TraceContextAuth(httpx2.Auth):
-    """Adds the current request's trace context to an outgoing upstream request."""
+def upstream_headers() -> list[tuple[str, str]]:
+    """The headers to add to an upstream request made now: trace context and the caller."""
+    headers = list(inbound_trace.get())
+    call = current_call.get()
+    if call is not None:
+        headers.append((CALLER_HEADER, f"{call.principal.tenant}/{call.principal.caller}"))
+    return headers
+
+
+class UpstreamContextAuth(httpx2.Auth):
+    """Adds the current request's trace context and caller to an outgoing upstream request."""
 
     def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
-        for name, value in inbound_trace.get():
+        for name, value in upstream_headers():
             request.headers[name] = value
         yield request

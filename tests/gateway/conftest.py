@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import conftest as root_conftest
 from tests.gateway.support import Spawn, start_feature, write_config
-from tests.support.processes import ManagedProcess, start_process
 
 
 @pytest.fixture(scope="module")
 def spawn_module() -> Iterator[Spawn]:
-    """Like `spawn`, for processes shared by the tests of one module (read-only scenarios)."""
-    started: list[ManagedProcess] = []
-
-    def _spawn(cmd: list[str], **kwargs: Any) -> ManagedProcess:
-        process = start_process(cmd, **kwargs)
-        started.append(process)
-        return process
-
-    yield _spawn
-    for process in reversed(started):
-        process.stop()
+    """The root `spawn` fixture (tests/conftest.py), scoped to a module: processes its tests share."""
+    yield from inspect.unwrap(root_conftest.spawn)()
 
 
 @pytest.fixture(scope="module")

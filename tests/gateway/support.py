@@ -72,9 +72,11 @@ def start_gateway(
     name: str = "gateway",
     env: dict[str, str] | None = None,
     port: int | None = None,
+    args: list[str] | None = None,
 ) -> GatewayProc:
     port = port or free_port()
     cmd = [sys.executable, "-m", "mcp_gateway.cli", "serve", "--config", str(config), "--port", str(port)]
+    cmd += args or []
     if dsn:
         cmd += ["--database-url", dsn]
     full_env = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "MCP_GATEWAY_KEY_PEPPER": PEPPER, **(env or {})}

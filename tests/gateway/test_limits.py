@@ -128,3 +128,34 @@ async def test_policy_hides_and_refuses(
             assert "policy" in refused.value.error.message
             assert hidden in refused.value.error.message
         assert (await client.call_tool("echo", {"text": "ok"})).content[0].text == "ok"  # type: ignore[union-attr]
+
+
+async def test_caller_quota_is_per_profile(
+    spawn: Spawn, feature: str, routing: Callable[[dict[str, Any]], Path]
+) -> None:
+    """`profile.limits.quota` is that profile's allowance per caller: using one profile does not spend another's."""
+    quota = {"quota": {"daily": 2}}
+    config = routing(
+        {
+            "tenants": [{"id": "acme"}],
+            "profiles": [
+                profile("dev", "acme", [("feat", feature)], limits=quota),
+                profile("prod", "acme", [("feat", feature)], limits=quota),
+            ],
+        }
+    )
+    gateway = start_gateway(spawn, config)
+    with gateway.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "both"}).json()["key"]
+    headers = {**modern_headers("tools/call", "echo"), "Authorization": f"Bearer {key}"}
+
+    def call(pid: str) -> int:
+        return httpx.post(gateway.url(pid), json=modern_call("echo", {"text": "x"}), headers=headers).status_code
+
+    assert [call("dev"), call("dev"), call("prod"), call("prod")] == [200, 200, 200, 200]
+    refused = httpx.post(gateway.url("dev"), json=modern_call("echo", {"text": "x"}), headers=headers)
+    assert refused.status_code == 429
+    assert ":dev:key:" in refused.json()["error"]["message"]  # the counter names the profile
+    with gateway.admin() as admin:
+        usage = admin.get("/admin/v1/tenants/acme/usage").json()["counters"]
+    assert sorted(c["used"] for c in usage if c["period"].startswith("d:")) == [2, 2]

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -100,6 +101,7 @@ def gateway(
     config = write_config(
         tmp_path_factory.mktemp("oidc") / "routing.yaml",
         {
+            "gateway": {"allowPrivateJwks": True},  # the test's issuer is on loopback
             "tenants": [{"id": "acme"}],
             "profiles": [profile("sso", "acme", [("feat", feature_module)], auth={"mode": "oidc", "oidc": oidc})],
         },
@@ -204,3 +206,50 @@ def check_rotation(gateway: GatewayProc, issuer: Issuer, fetches: int) -> None:
     for _ in range(5):
         assert call(gateway, forged_kid).status_code == 401
     assert issuer.fetches <= fetches + 2
+
+
+async def test_jwks_url_cannot_reach_private_networks_and_urls_are_public(
+    spawn: Spawn, feature: str, tmp_path: Path, issuer: Issuer
+) -> None:
+    """A tenant's Profile names the JWKS URL: by default only https and public addresses are fetched."""
+    port = issuer.url.split(":")[2].split("/")[0]
+
+    def sso(pid: str, jwks_url: str) -> dict[str, Any]:
+        oidc = {"issuer": ISSUER, "audience": AUDIENCE, "jwksUrl": jwks_url, "algorithms": ["RS256"]}
+        return profile(pid, "acme", [("feat", feature)], auth={"mode": "oidc", "oidc": oidc})
+
+    config = write_config(
+        tmp_path / "routing.yaml",
+        {
+            "gateway": {"publicUrl": "https://mcp.example.com/"},
+            "tenants": [{"id": "acme"}],
+            "profiles": [
+                sso("plain-http", issuer.url),
+                sso("private-https", f"https://127.0.0.1:{port}/jwks.json"),
+                sso("metadata-ip", "https://169.254.169.254/latest/meta-data/jwks"),
+            ],
+        },
+    )
+    gateway = start_gateway(spawn, config, name="gw-jwks-guard")
+    fetches = issuer.fetches
+    for pid in ("plain-http", "private-https", "metadata-ip"):
+        response = httpx.post(
+            gateway.url(pid),
+            json=rpc("tools/list"),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {issuer.token('k1')}"},
+            timeout=10,
+        )
+        assert response.status_code == 401, (pid, response.text)
+        assert "key the issuer does not publish" in response.json()["error"]["message"]
+    assert issuer.fetches == fetches  # nothing reached the loopback server
+    log = gateway.process.log_text()
+    assert "must be an https:// URL" in log and "allowPrivateJwks" in log
+    assert "non-public address 127.0.0.1" in log and "non-public address 169.254.169.254" in log
+
+    # Behind a TLS ingress, the URLs the gateway hands out are its public ones, not the Host it was reached on.
+    challenge = response.headers["www-authenticate"]
+    assert 'resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/metadata-ip/mcp"' in (
+        challenge
+    )
+    metadata = httpx.get(f"{gateway.base}/.well-known/oauth-protected-resource/metadata-ip/mcp").json()
+    assert metadata["resource"] == "https://mcp.example.com/metadata-ip/mcp"

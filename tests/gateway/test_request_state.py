@@ -71,9 +71,23 @@ async def test_request_state_is_bound_to_profile_and_caller(
 
     done = call(gateway, "acme-p", alice, {"inputResponses": CONFIRM, "requestState": state})
     assert done["result"]["content"][0]["text"] == "state-ok: confirmation received"
+    # Quota 3 per caller: round one and the tampered retry were charged; the genuine continuation was not,
+    # nor were the refused ones (they never reached the upstream).
+    assert used(gateway) == 2
 
-    # Quota 3 per caller: round one and the tampered retry were charged; the genuine continuations were not...
-    assert call(gateway, "acme-p", alice)["result"]["resultType"] == "input_required"
-    # ...but a call that merely claims to answer a round is charged, and refused at the quota.
+    # An envelope is a free pass once: replaying it (it stays valid for an hour) is charged like a new call.
+    again = call(gateway, "acme-p", alice, {"inputResponses": CONFIRM, "requestState": state})
+    assert again["result"]["content"][0]["text"] == "state-ok: confirmation received"
+    assert used(gateway) == 3
+    replayed = call(gateway, "acme-p", alice, {"inputResponses": CONFIRM, "requestState": state})
+    assert "quota exceeded" in replayed["error"]["message"], replayed
+    # ...and a call that merely claims to answer a round is charged, and refused at the quota.
     claimed = call(gateway, "acme-p", alice, {"inputResponses": CONFIRM, "requestState": "v1.forged"})
     assert claimed["status"] == 429, claimed
+    assert used(gateway) == 3
+
+
+def used(gateway: GatewayProc) -> int:
+    with gateway.admin() as admin:
+        counters = admin.get("/admin/v1/tenants/acme/usage").json()["counters"]
+    return sum(c["used"] for c in counters if c["period"].startswith("d:") and c["scope"].startswith("caller:"))

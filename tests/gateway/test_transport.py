@@ -21,6 +21,7 @@ from tests.gateway.support import (
     start_gateway,
     write_config,
 )
+from tests.support.processes import free_port
 
 JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
@@ -145,3 +146,39 @@ async def test_both_eras_and_ops_endpoints(gateway: GatewayProc) -> None:
     assert "mcp_gateway_requests_total" in metrics
     openapi = httpx.get(f"{gateway.base}/openapi.json").json()
     assert "/admin/v1/tenants/{tenant_id}/keys" in openapi["paths"]
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/jsonx", "application/json-seq"])
+async def test_non_json_content_type_is_415(gateway: GatewayProc, content_type: str) -> None:
+    response = post(gateway, rpc("tools/list"), {"Content-Type": content_type})
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]["message"]
+    assert post(gateway, rpc("tools/list"), {"Content-Type": "application/json; charset=utf-8"}).status_code == 200
+
+
+@pytest.mark.parametrize("token", [None, "Bearer wrong", "Basic YTpi"])
+async def test_admin_api_refuses_before_reading_the_body(gateway: GatewayProc, token: str | None) -> None:
+    """Without the admin token the answer is 401, whatever the body (never 400/422 from parsing it first)."""
+    headers = {"Content-Type": "application/json", **({"Authorization": token} if token else {})}
+    for body in (b"\xff\xfe not utf-8", b"{broken", b'{"name": 5}'):
+        response = httpx.post(f"{gateway.base}/admin/v1/tenants/acme/keys", content=body, headers=headers)
+        assert response.status_code == 401, (body, response.status_code, response.text)
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_metrics_on_a_separate_port(spawn: Spawn, feature: str, tmp_path: Any) -> None:
+    config = write_config(
+        tmp_path / "routing.yaml",
+        {
+            "tenants": [{"id": "acme"}],
+            "profiles": [profile("open", "acme", [("feat", feature)], auth={"mode": "none"})],
+        },
+    )
+    metrics_port = free_port()
+    gateway = start_gateway(spawn, config, name="gw-metrics-port", args=["--metrics-port", str(metrics_port)])
+    assert post(gateway, rpc("ping")).status_code == 200
+    assert httpx.get(f"{gateway.base}/metrics").status_code == 404  # not on the public port
+    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics")
+    assert scraped.status_code == 200
+    assert 'mcp_gateway_requests_total{method="ping",profile="open",status="200",tenant="acme"} 1.0' in scraped.text
+    assert gateway.process.stop(grace=8) != -9  # SIGTERM stops both servers (no SIGKILL needed)

@@ -72,4 +72,6 @@ async def test_hung_and_crashed_upstreams(spawn: Spawn, routing: Callable[[dict[
 
     metrics = httpx.get(f"{gateway.base}/metrics").text
     assert 'outcome="timeout",profile="two",tenant="acme",tool="a__slow"' in metrics
+    assert 'mcp_gateway_errors_total{kind="upstream_timeout",profile="two",tenant="acme"} 1.0' in metrics
+    assert 'mcp_gateway_errors_total{kind="upstream_error",profile="two",tenant="acme"}' in metrics
     assert process_a.alive()

@@ -9,6 +9,7 @@ profile of tenant B.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,11 +49,20 @@ def _credential(headers: Headers) -> str | None:
 
 
 class Authenticator:
-    def __init__(self, store: Store, hasher: KeyHasher, secret_keys: SecretKeyTable | None = None) -> None:
+    """`allow_private_jwks` reads `gateway.allowPrivateJwks` of the current routing config."""
+
+    def __init__(
+        self,
+        store: Store,
+        hasher: KeyHasher,
+        secret_keys: SecretKeyTable | None = None,
+        allow_private_jwks: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.store = store
         self.hasher = hasher
         self.secret_keys = secret_keys or SecretKeyTable(hasher)
-        self._verifiers: dict[str, OidcVerifier] = {}
+        self.allow_private_jwks = allow_private_jwks
+        self._verifiers: dict[str, OidcVerifier] = {}  # profile id -> its verifier (and JWKS cache)
 
     async def authenticate(self, profile: Profile, headers: Headers, metadata_url: str) -> Principal:
         mode = profile.auth.mode
@@ -90,11 +100,13 @@ class Authenticator:
         return Principal("apiKey", found.tenant, found.caller)
 
     def _verifier(self, profile: Profile) -> OidcVerifier:
-        assert profile.auth.oidc is not None
-        cache_key = f"{profile.id}:{profile.auth.oidc.model_dump_json()}"
-        verifier = self._verifiers.get(cache_key)
-        if verifier is None:
-            verifier = self._verifiers[cache_key] = OidcVerifier(profile.auth.oidc)
+        """The profile's verifier, replaced (JWKS cache and all) when its settings change."""
+        settings = profile.auth.oidc
+        assert settings is not None
+        private = self.allow_private_jwks()
+        verifier = self._verifiers.get(profile.id)
+        if verifier is None or not verifier.serves(settings, private):
+            verifier = self._verifiers[profile.id] = OidcVerifier(settings, private)
         return verifier
 
     async def _oidc(self, profile: Profile, token: str | None, metadata_url: str) -> Principal:

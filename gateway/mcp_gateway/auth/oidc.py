@@ -6,19 +6,30 @@ we don't know (the issuer rotated its keys) - at most once per
 Only the profile's configured asymmetric algorithms are accepted; `none` and
 HMAC algorithms never are (an HS256 token "signed" with the public key is the
 classic confusion attack).
+
+The JWKS URL comes from a tenant's Profile, so fetching it must not become a way
+into the gateway's network (SSRF): it must be `https://`, and it is fetched
+through the adapter's guarded egress client (`mcp_adapter.egress`: the name is
+resolved once, every address checked to be public, and the connection made to the
+checked address). `gateway.allowPrivateJwks: true` (routing config, off by
+default) admits private and loopback addresses, and plain `http://` for a
+loopback host only (a test or local issuer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
 from jwt import PyJWK
+from mcp_adapter.egress import AddressPolicy, BlockedAddress, guarded_client
 
 from mcp_gateway.config import OidcSettings
 
@@ -33,18 +44,46 @@ class TokenError(Exception):
         self.error = error
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def jwks_url_problem(url: str, allow_private: bool) -> str | None:
+    """Why the gateway will not fetch `url`, or None when it will (addresses are checked on connect)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and allow_private and _loopback(parts.hostname or ""):
+        return None
+    return (
+        f"jwksUrl {url!r} is not fetched: it must be an https:// URL (plain http is allowed only for a loopback "
+        "issuer, with gateway.allowPrivateJwks: true in the routing config)"
+    )
+
+
 class JwksCache:
-    def __init__(self, url: str, ttl_seconds: float = 300, min_refetch_seconds: float = 10) -> None:
+    def __init__(
+        self, url: str, ttl_seconds: float = 300, min_refetch_seconds: float = 10, allow_private: bool = False
+    ) -> None:
         self.url = url
         self.ttl = ttl_seconds
         self.min_refetch = min_refetch_seconds
+        self.allow_private = allow_private
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> None:
         self._fetched_at = time.monotonic()
-        async with httpx.AsyncClient(timeout=5.0) as client:
+        problem = jwks_url_problem(self.url, self.allow_private)
+        if problem:
+            raise BlockedAddress(problem)
+        async with guarded_client(AddressPolicy.of(self.allow_private), timeout=5.0) as client:
             response = await client.get(self.url)
             response.raise_for_status()
             document = response.json()
@@ -66,15 +105,33 @@ class JwksCache:
             if not self._keys or stale or unknown:
                 try:
                     await self._fetch()
+                except BlockedAddress as exc:
+                    # The egress guard's own hint names adapter settings; this one is the gateway's.
+                    reason = str(exc).split("; set allowPrivateNetwork", 1)[0]
+                    log.error(
+                        "cannot fetch JWKS from %s: %s (a private or loopback issuer needs gateway.allowPrivateJwks: "
+                        "true in the routing config)",
+                        self.url,
+                        reason,
+                        extra={"event": "jwks_blocked"},
+                    )
                 except (httpx.HTTPError, json.JSONDecodeError, ValueError) as exc:
                     log.error("cannot fetch JWKS from %s: %s", self.url, exc)
             return self._keys.get(kid)
 
 
 class OidcVerifier:
-    def __init__(self, settings: OidcSettings) -> None:
+    def __init__(self, settings: OidcSettings, allow_private_jwks: bool = False) -> None:
         self.settings = settings
-        self.jwks = JwksCache(settings.jwks_url, settings.jwks_cache_seconds, settings.jwks_min_refetch_seconds)
+        self.allow_private_jwks = allow_private_jwks
+        self.jwks = JwksCache(
+            settings.jwks_url, settings.jwks_cache_seconds, settings.jwks_min_refetch_seconds, allow_private_jwks
+        )
+
+    def serves(self, settings: OidcSettings, allow_private_jwks: bool) -> bool:
+        """Built for exactly these settings? (Identity first: the config is frozen, so usually it is.)"""
+        same = self.settings is settings or self.settings == settings
+        return same and self.allow_private_jwks == allow_private_jwks
 
     async def verify(self, token: str) -> dict[str, Any]:
         s = self.settings

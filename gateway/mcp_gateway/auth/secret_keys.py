@@ -178,7 +178,9 @@ class SecretKeyWatch:
         delay = 1.0  # after errors: doubles up to 30 s, so a cluster without access is not hammered
         while not stop.is_set():
             try:
-                api = api or kube_core_api(self.kubeconfig)  # one client per watched Secret, rebuilt after errors
+                # One client per watch thread, for its whole life: a client owns a connection pool (and,
+                # once used asynchronously, a thread pool), so it is never rebuilt per watch or per error.
+                api = api or kube_core_api(self.kubeconfig)
                 watcher = watch.Watch()
                 for event in watcher.stream(
                     api.list_namespaced_secret,
@@ -196,7 +198,6 @@ class SecretKeyWatch:
                     elif kind == "DELETED":
                         self._deliver(secret, stop, None)
             except ApiException as exc:
-                api = None
                 if exc.status == 403:
                     log.error(
                         "the gateway may not read Secret %s (HTTP 403): grant it get/list/watch on that Secret "
@@ -211,7 +212,8 @@ class SecretKeyWatch:
                     stop.wait(delay)
                     delay = min(delay * 2, 30.0)
             except Exception as exc:
-                api = None
                 log.warning("watch of API-key Secret %s failed: %s; retrying", secret, type(exc).__name__)
                 stop.wait(delay)
                 delay = min(delay * 2, 30.0)
+        if api is not None:
+            api.api_client.close()

@@ -65,8 +65,7 @@ def _health(profile: Profile, aggregator: Any) -> list[UpstreamHealth]:
     return out
 
 
-def _tools(profile: Profile, aggregator: Any) -> list[ToolView]:
-    policy = ProfilePolicy(profile.policy)
+def _tools(profile: Profile, aggregator: Any, policy: ProfilePolicy) -> list[ToolView]:
     return [
         ToolView(name, source, tool.description or "", policy.allows_tool(name))
         for name, (source, tool) in sorted(aggregator.catalog.tools.items())
@@ -81,7 +80,8 @@ async def profile_state(gateway: Gateway, profile: Profile) -> ProfileState:
         log.warning("console: profile %s backend unavailable: %s", profile.id, exc)
         down = [UpstreamHealth(u.name, u.url, False, "backend not running") for u in profile.upstreams]
         return ProfileState(profile, down, [], error="the profile's backend is not running; see the gateway logs")
-    return ProfileState(profile, _health(profile, aggregator), _tools(profile, aggregator))
+    tools = _tools(profile, aggregator, gateway.policies.of(profile))
+    return ProfileState(profile, _health(profile, aggregator), tools)
 
 
 async def profile_states(gateway: Gateway, profiles: list[Profile]) -> list[ProfileState]:

@@ -133,11 +133,11 @@ def _limit(quota: Quota | None, period: str) -> int | None:
 
 
 async def quota_lines(gateway: Gateway, config: RoutingConfig, profile: Profile) -> list[QuotaLine]:
-    """This period's counters of the profile's tenant and of its callers, with their limits."""
+    """This period's counters of the profile's tenant and of its callers on this profile, with their limits."""
     tenant = config.tenant(profile.tenant)
     periods = _periods(datetime.now(UTC))
     rows = await gateway.store.usage(f"tenant:{profile.tenant}") + await gateway.store.usage(
-        f"caller:{profile.tenant}:"
+        f"caller:{profile.tenant}:{profile.id}:"
     )
     lines = []
     for scope, period, used in rows:

@@ -30,7 +30,6 @@ from mcp_gateway.runtime import Gateway
 log = logging.getLogger("mcp_gateway.console")
 
 PREFIX = "/console"
-PUBLIC_URL_ENV = "MCP_GATEWAY_PUBLIC_URL"
 
 
 class LoginNeeded(Exception):
@@ -144,7 +143,7 @@ async def read_form(request: Request, ctx: Ctx) -> FormData:
 
 
 def base_url(request: Request, gateway: Gateway) -> str:
-    return (gateway.env.get(PUBLIC_URL_ENV) or str(request.base_url)).rstrip("/")
+    return gateway.public_base(str(request.base_url))
 
 
 def render_page(ctx: Ctx, template: str, status: int = 200, **values: Any) -> Response:

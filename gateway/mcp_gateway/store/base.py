@@ -113,7 +113,15 @@ class Store(Protocol):
         """Remember an ended handshake-era session until its token would have expired anyway."""
         ...
 
-    async def revoked_sessions(self) -> list[str]: ...
+    async def revoked_sessions(self) -> list[tuple[str, datetime]]:
+        """(nonce, expires_at) of every ended session whose token has not expired yet."""
+        ...
+
+    # --- input-required rounds (see request_state.py) ----------------------------
+
+    async def claim_continuation(self, digest: bytes, expires_at: datetime) -> bool:
+        """Mark a sealed requestState used; True only for its first use (until `expires_at`)."""
+        ...
 
     async def publish(self, payload: dict[str, Any]) -> None:
         """Send `payload` (JSON-able) to every replica's listener, this one included."""

@@ -1,14 +1,29 @@
-"""In-process state: one replica, nothing survives a restart (the local default)."""
+"""In-process state: one replica, nothing survives a restart (the local default).
+
+Everything is bounded: the audit log keeps the newest `AUDIT_KEPT` records (and
+the uids of about as many, for idempotent writes), quota counters of past days
+and months are dropped when a new period starts, full rate buckets (the same as
+absent ones) and used requestState digests past their expiry are pruned as the
+tables grow.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
 from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener
+
+AUDIT_KEPT = 20_000
+PRUNE_MIN = 1024  # a table is pruned when it doubles past its size after the last pruning (at least this)
+
+
+def _grown(size: int, mark: int) -> bool:
+    return size > max(mark, PRUNE_MIN)
 
 
 class MemoryStore:
@@ -17,9 +32,15 @@ class MemoryStore:
     def __init__(self) -> None:
         self._keys: dict[str, ApiKeyRecord] = {}
         self._counters: dict[tuple[str, str], int] = {}
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time)
-        self._audit: list[AuditRecord] = []
-        self._audit_uids: set[str] = set()
+        self._periods: dict[str, str] = {}  # period kind ("d:", "m:") -> the latest period counted
+        # key -> (tokens, monotonic time, rate, burst)
+        self._buckets: dict[str, tuple[float, float, float, float]] = {}
+        self._buckets_mark = 0
+        self._audit: deque[AuditRecord] = deque(maxlen=AUDIT_KEPT)
+        self._audit_uids: dict[str, None] = {}  # insertion-ordered: the oldest are forgotten first
+        self._audit_next_id = 1
+        self._continuations: dict[bytes, datetime] = {}
+        self._continuations_mark = 0
         self._secrets: dict[str, bytes] = {}
         self._lock = asyncio.Lock()
         self._revoked: dict[str, datetime] = {}
@@ -56,6 +77,7 @@ class MemoryStore:
 
     async def consume(self, counters: list[Counter]) -> Counter | None:
         async with self._lock:
+            self._roll_periods(counters)
             for counter in counters:
                 if self._counters.get((counter.scope, counter.period), 0) >= counter.limit:
                     return counter
@@ -63,6 +85,16 @@ class MemoryStore:
                 slot = (counter.scope, counter.period)
                 self._counters[slot] = self._counters.get(slot, 0) + 1
             return None
+
+    def _roll_periods(self, counters: list[Counter]) -> None:
+        """A new day or month started: forget the counters of the periods before it."""
+        latest = {c.period[:2]: c.period for c in counters}
+        if all(self._periods.get(kind) == period for kind, period in latest.items()):
+            return
+        self._periods.update(latest)
+        self._counters = {
+            slot: used for slot, used in self._counters.items() if self._periods.get(slot[1][:2], slot[1]) == slot[1]
+        }
 
     async def usage(self, scope_prefix: str) -> list[tuple[str, str, int]]:
         return sorted((s, p, n) for (s, p), n in self._counters.items() if s.startswith(scope_prefix))
@@ -72,21 +104,31 @@ class MemoryStore:
             now = time.monotonic()
             levels = {}
             for bucket in buckets:
-                tokens, at = self._buckets.get(bucket.key, (float(bucket.burst), now))
+                tokens, at, _, _ = self._buckets.get(bucket.key, (float(bucket.burst), now, 0.0, 0.0))
                 level = min(float(bucket.burst), tokens + (now - at) * bucket.rate)
                 if level < 1.0:
                     return bucket, (1.0 - level) / bucket.rate
-                levels[bucket.key] = level
-            for key, level in levels.items():
-                self._buckets[key] = (level - 1.0, now)
+                levels[bucket.key] = (level, bucket)
+            for key, (level, bucket) in levels.items():
+                self._buckets[key] = (level - 1.0, now, bucket.rate, float(bucket.burst))
+            if _grown(len(self._buckets), self._buckets_mark):
+                self._prune_buckets(now)
             return None
+
+    def _prune_buckets(self, now: float) -> None:
+        # A bucket that has refilled to its burst is the same as one never used.
+        self._buckets = {key: b for key, b in self._buckets.items() if b[0] + (now - b[1]) * b[2] < b[3]}
+        self._buckets_mark = 2 * len(self._buckets)
 
     async def write_audit(self, records: list[AuditRecord]) -> None:
         for record in records:
             if record.uid in self._audit_uids:
                 continue
-            self._audit_uids.add(record.uid)
-            record.id = len(self._audit) + 1
+            self._audit_uids[record.uid] = None
+            if len(self._audit_uids) > 2 * AUDIT_KEPT:
+                del self._audit_uids[next(iter(self._audit_uids))]
+            record.id = self._audit_next_id
+            self._audit_next_id += 1
             record.at = record.at or datetime.now(UTC)
             self._audit.append(record)
 
@@ -113,11 +155,22 @@ class MemoryStore:
         now = datetime.now(UTC)
         self._revoked = {n: at for n, at in self._revoked.items() if at > now}
         self._revoked[nonce] = expires_at
-        await self.publish({"kind": "revoked", "session": nonce})
+        await self.publish({"kind": "revoked", "session": nonce, "expires": expires_at.timestamp()})
 
-    async def revoked_sessions(self) -> list[str]:
+    async def revoked_sessions(self) -> list[tuple[str, datetime]]:
         now = datetime.now(UTC)
-        return [n for n, at in self._revoked.items() if at > now]
+        return [(n, at) for n, at in self._revoked.items() if at > now]
+
+    async def claim_continuation(self, digest: bytes, expires_at: datetime) -> bool:
+        now = datetime.now(UTC)
+        seen = self._continuations.get(digest)
+        if seen is not None and seen > now:
+            return False
+        self._continuations[digest] = expires_at
+        if _grown(len(self._continuations), self._continuations_mark):
+            self._continuations = {d: at for d, at in self._continuations.items() if at > now}
+            self._continuations_mark = 2 * len(self._continuations)
+        return True
 
     async def publish(self, payload: dict[str, Any]) -> None:
         for listener in list(self._listeners):

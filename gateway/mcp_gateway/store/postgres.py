@@ -6,6 +6,12 @@ serializes concurrent callers; all counters of one call change together (in a
 fixed order, so two calls never deadlock) or not at all. Rate buckets work the
 same way. Both run as one server-side function call per admission step
 (migrations/0003_admission_functions.sql): one round trip, not one per item.
+
+Housekeeping (every `HOUSEKEEPING_SECONDS`, from the LISTEN loop's idle probe):
+quota counters of days before yesterday and months before last month, rate
+buckets idle for a day (a day refills any bucket faster than 1 token per
+`burst`/86400 s; one slower restarts full), used requestState digests and ended
+sessions past their expiry, and relayed messages older than ten minutes.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +37,17 @@ log = logging.getLogger("mcp_gateway.store")
 CHANNEL = "mcp_gateway"
 NOTIFY_LIMIT = 7000
 LISTEN_PROBE_SECONDS = 5.0
+HOUSEKEEPING_SECONDS = 300.0
+HOUSEKEEPING = (
+    "DELETE FROM quota_counters WHERE (starts_with(period, 'd:')"
+    " AND period < 'd:' || to_char((now() AT TIME ZONE 'UTC') - interval '1 day', 'YYYY-MM-DD'))"
+    " OR (starts_with(period, 'm:')"
+    " AND period < 'm:' || to_char((now() AT TIME ZONE 'UTC') - interval '1 month', 'YYYY-MM'))",
+    "DELETE FROM rate_buckets WHERE updated_at < now() - interval '1 day'",
+    "DELETE FROM used_request_states WHERE expires_at < now()",
+    "DELETE FROM revoked_sessions WHERE expires_at < now()",
+    "DELETE FROM relay_messages WHERE created_at < now() - interval '10 minutes'",
+)
 
 
 class PostgresStore:
@@ -40,6 +58,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._listening: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
+        self._housekept_at = 0.0
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -200,11 +219,30 @@ class PostgresStore:
             expires_at,
         )
         await self.pool.execute("DELETE FROM revoked_sessions WHERE expires_at < now()")
-        await self.publish({"kind": "revoked", "session": nonce})
+        await self.publish({"kind": "revoked", "session": nonce, "expires": expires_at.timestamp()})
 
-    async def revoked_sessions(self) -> list[str]:
-        rows = await self.pool.fetch("SELECT nonce FROM revoked_sessions WHERE expires_at > now()")
-        return [row["nonce"] for row in rows]
+    async def revoked_sessions(self) -> list[tuple[str, datetime]]:
+        rows = await self.pool.fetch("SELECT nonce, expires_at FROM revoked_sessions WHERE expires_at > now()")
+        return [(row["nonce"], row["expires_at"]) for row in rows]
+
+    async def claim_continuation(self, digest: bytes, expires_at: datetime) -> bool:
+        claimed = await self.pool.fetchval(
+            "INSERT INTO used_request_states (digest, expires_at) VALUES ($1, $2)"
+            " ON CONFLICT (digest) DO NOTHING RETURNING 1",
+            digest,
+            expires_at,
+        )
+        return claimed is not None
+
+    async def housekeep(self) -> None:
+        """Drop rows nothing will read again (see the module docstring)."""
+        self._housekept_at = time.monotonic()
+        try:
+            async with self.pool.acquire(timeout=5) as conn:
+                for statement in HOUSEKEEPING:
+                    await conn.execute(statement)
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            log.warning("database housekeeping failed, retrying later: %s", type(exc).__name__)
 
     async def publish(self, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":"))
@@ -238,6 +276,8 @@ class PostgresStore:
                         body = await asyncio.wait_for(queue.get(), LISTEN_PROBE_SECONDS)
                     except TimeoutError:
                         await conn.execute("SELECT 1")  # notices a dead connection
+                        if time.monotonic() - self._housekept_at > HOUSEKEEPING_SECONDS:
+                            await self.housekeep()
                         continue
                     payload = await self._payload(body)
                     if payload is not None:
