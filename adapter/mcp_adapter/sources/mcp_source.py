@@ -35,6 +35,7 @@ exists only once a client of that era came. Pin `protocol: legacy` or
 
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import os
 import time
@@ -96,6 +97,11 @@ def without_upstream_identity(result: R) -> R:
         return result
     kept = {k: v for k, v in meta.items() if k != types.SERVER_INFO_META_KEY}
     return result.model_copy(update={"meta": kept or None})
+
+
+def refusing_cookie_jar() -> http.cookiejar.CookieJar:
+    """A cookie jar that stores no cookie from any domain."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 class McpSource(Source):
@@ -160,6 +166,9 @@ class McpSource(Source):
             self._relay_client = httpx2.AsyncClient(
                 headers=self._remote_headers(),
                 auth=self.http_auth,
+                # One client relays every caller's calls: a cookie one caller's call receives
+                # must never ride along on another's, so the jar keeps nothing.
+                cookies=refusing_cookie_jar(),
                 timeout=httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
                 # Keep a connection per concurrent call alive: past the default 20 every call beyond
                 # would open (and close) a TCP connection, which costs more than the call itself.
