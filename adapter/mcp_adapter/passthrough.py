@@ -18,7 +18,9 @@ current catalog), the interceptor (`ToolCall`, `proceed()` returning the parsed
 `CallToolResult`/`InputRequiredResult` or raising the upstream's `MCPError`),
 per-call metrics, the source's `timeoutSeconds`, and cancellation (a client
 that drops its POST closes the upstream request, which cancels the upstream's
-handler).
+handler). A transport failure raises `RelayError`, whose `sent` tells a connect failure (never
+reached the upstream: `UNAVAILABLE`, safe to retry) from one after sending (outcome unknown:
+`INTERNAL_ERROR`, retried only by whoever knows the tool to be idempotent).
 
 Everything else takes the SDK path (`app`): other methods, handshake-era
 requests, stdio or handshake-only sources, `scope: per-caller` sources, a
@@ -53,6 +55,8 @@ from mcp_adapter.upstream import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
+# Failures before any byte of the request left: safe to retry.
+_UNSENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 _FORWARDED = frozenset({b"accept", b"mcp-protocol-version", b"traceparent", b"tracestate"})
 _ROUTING = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
 _PARAM_PREFIX = b"mcp-param-"
@@ -205,12 +209,16 @@ class _Relay:
                 message=f"source {self.source!r} did not answer {what} within {self.target.timeout:g}s "
                 "(timeoutSeconds)",
             ) from None
-        except httpx2.HTTPError as exc:
+        except _UNSENT as exc:
             logger.warning("pass-through to upstream failed: %s", exc, extra={"source": self.source})
-            raise MCPError(
+            raise RelayError(
                 code=UNAVAILABLE,
                 message=f"source {self.source!r} could not be reached for {what} ({type(exc).__name__}); retry shortly",
+                sent=False,
             ) from None
+        except httpx2.HTTPError as exc:
+            logger.warning("pass-through failed after sending: %s", exc, extra={"source": self.source})
+            raise _outcome_unknown(self.source, what, type(exc).__name__) from None
         if "error" in message:
             error = message["error"] if isinstance(message["error"], dict) else {}
             raise MCPError(
@@ -265,10 +273,7 @@ class _Relay:
                 if message is not None:
                     return message
                 await self._stream(event)
-        raise MCPError(
-            code=UNAVAILABLE,
-            message=f"source {self.source!r} closed its event stream before answering; retry shortly",
-        )
+        raise _outcome_unknown(self.source, f"tools/call {self.request.name!r}", "event stream ended early")
 
     async def _stream(self, event: bytes) -> None:
         """Relay one notification (or keepalive) event, committing the client's response to SSE first."""
@@ -297,6 +302,25 @@ class _Relay:
         headers = [*_JSON, (b"content-length", str(len(data)).encode())]
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+class RelayError(MCPError):
+    """A relayed call failed in transport. `sent` False: it never reached the upstream (a connect
+    failure), so a retry is safe. True: it was sent and its outcome is unknown (the connection or the
+    stream broke before the answer), so only an idempotent tool may be retried."""
+
+    def __init__(self, code: int, message: str, *, sent: bool) -> None:
+        super().__init__(code=code, message=message)
+        self.sent = sent
+
+
+def _outcome_unknown(source: str, what: str, cause: str) -> RelayError:
+    return RelayError(
+        code=types.INTERNAL_ERROR,
+        message=f"source {source!r} failed after {what} was sent ({cause}): it may or may not have run; "
+        "check its effects before retrying",
+        sent=True,
+    )
 
 
 def _candidate_headers(scope: Scope) -> dict[bytes, bytes] | None:

@@ -20,9 +20,9 @@ per-profile and per-tool timeouts, retries, audit records and metrics. Added her
 - an `input_required` answer gets the gateway's sealed envelope around the
   upstream's `requestState` (request_state.py), bound to profile, caller and
   request, exactly as the SDK path's middleware seals it;
-- a failure after the request was sent (a reset connection, a stream that ended
-  early) is not "unavailable": only a connect failure is retried as unsent, the
-  rest only for tools the profile marks idempotent.
+- a relay failure after the request was sent (a reset connection, a stream that
+  ended early: `RelayError.sent`) is an upstream error, retried only for tools the
+  profile marks idempotent; a connect failure stays "unavailable" (unsent, retried).
 
 Everything else takes the SDK path: other methods and eras, calls carrying a
 `requestState` (they answer a round: the envelope is opened, verified and
@@ -37,12 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import httpx2
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_adapter.aggregate import Aggregator, Interceptor, Proceed, ToolCall, ToolResult
-from mcp_adapter.passthrough import PassThrough
-from mcp_adapter.upstream import UNAVAILABLE
+from mcp_adapter.passthrough import PassThrough, RelayError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_gateway import errors
@@ -53,7 +51,6 @@ if TYPE_CHECKING:
 
 # The front has enforced gateway.maxRequestBytes before a request gets here.
 _NO_EXTRA_LIMIT = 2**31
-_UNSENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 
 
 def relayable(message: dict[str, Any] | None) -> bool:
@@ -146,15 +143,14 @@ class GatewayRelay:
 
 
 def _sent_is_not_unavailable(proceed: Proceed) -> Proceed:
-    """The relay reports every transport failure as "unavailable"; only a connect failure means unsent."""
+    """A relayed call that failed after it was sent is the gateway's upstream error, never "unavailable"."""
 
     async def guarded() -> ToolResult:
         try:
             return await proceed()
-        except MCPError as exc:
-            # `raise ... from None` keeps the original as __context__: it tells how far the request got.
-            if exc.code == UNAVAILABLE and not isinstance(exc.__context__, _UNSENT):
-                raise MCPError(code=errors.UPSTREAM_ERROR, message=exc.error.message, data=exc.error.data) from None
+        except RelayError as exc:
+            if exc.sent:
+                raise MCPError(code=errors.UPSTREAM_ERROR, message=exc.error.message) from None
             raise
 
     return guarded

@@ -239,5 +239,8 @@ def render(tenants: list[Obj], profiles: list[Obj], upstreams: list[Obj], settin
         if routed is not None:
             profile_entries.append(routed)
         profile_statuses[(profile["metadata"]["namespace"], profile["metadata"]["name"])] = status
-    document = {"version": 1, "tenants": tenant_entries, "profiles": profile_entries}
+    document: dict[str, Any] = {"version": 1}
+    if settings.gateway_settings:
+        document["gateway"] = settings.gateway_settings
+    document.update(tenants=tenant_entries, profiles=profile_entries)
     return Rendered(document=document, profiles=profile_statuses, tenants=tenant_statuses)

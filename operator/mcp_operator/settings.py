@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_gateway.config import GatewaySettings
+from pydantic import ValidationError
 
 DEFAULT_IMAGE = "ghcr.io/mcp-gateway/mcp-adapter:0.1.0"
 DEFAULT_ADAPTER_URL = "http://{service}.{namespace}.svc.{cluster_domain}:{port}/mcp"
@@ -46,6 +51,8 @@ class Settings:
     operator_namespace: str = ""
     operator_pod_labels: Labels = DEFAULT_OPERATOR_PODS
     log_level: str = "INFO"
+    # The routing config's `gateway:` section (allowPrivateJwks, allowedOrigins...), rendered as given.
+    gateway_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def routing_ref(self) -> str:
@@ -75,6 +82,23 @@ def parse_labels(text: str, flag: str = "label selector") -> Labels:
             raise SystemExit(f"mcp-operator: {flag} must look like key=value,key2=value2, got {text!r}")
         pairs.append((key.strip(), value.strip()))
     return tuple(pairs)
+
+
+def parse_gateway_settings(text: str) -> dict[str, Any]:
+    """`--gateway-settings`: a JSON object the gateway accepts as its routing config's `gateway:` section."""
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        GatewaySettings.model_validate(value)
+    except (ValueError, ValidationError) as exc:
+        raise SystemExit(
+            f"mcp-operator: --gateway-settings must be a JSON object of the routing config's gateway settings, "
+            f'e.g. {{"allowPrivateJwks": true}} (see docs/routing-config.md): {exc}'
+        ) from None
+    return value
 
 
 def _env(name: str, default: str) -> str:
@@ -140,6 +164,11 @@ def parse(argv: list[str] | None = None) -> Settings:
         default=_env("OPERATOR_POD_SELECTOR", _join(d.operator_pod_labels)),
         help="labels (k=v,...) of the operator pods, allowed to probe adapters",
     )
+    parser.add_argument(
+        "--gateway-settings",
+        default=_env("GATEWAY_SETTINGS", ""),
+        help='JSON of the routing config\'s gateway section, e.g. {"allowPrivateJwks": true}',
+    )
     parser.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "0")))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
     args = parser.parse_args(argv)
@@ -169,4 +198,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         gateway_pod_labels=parse_labels(args.gateway_pod_selector, "--gateway-pod-selector"),
         operator_namespace=args.operator_namespace or lease_namespace,
         operator_pod_labels=parse_labels(args.operator_pod_selector, "--operator-pod-selector"),
+        gateway_settings=parse_gateway_settings(args.gateway_settings),
     )

@@ -24,7 +24,9 @@ from mcp_adapter.aggregate import Aggregator, Proceed, ToolCall, ToolResult
 from mcp_adapter.app import make_source
 from mcp_adapter.config import parse_config
 from mcp_adapter.metrics import REGISTRY
+from mcp_adapter.passthrough import RelayError
 from mcp_adapter.server import Runtime, build_app, build_mcp_server
+from mcp_adapter.upstream import UNAVAILABLE
 
 from tests.adapter.support import FEATURE_SERVER, PYTHON, connect, start_adapter
 from tests.support.processes import free_port
@@ -170,3 +172,68 @@ async def test_the_interceptor_sees_and_can_replace_relayed_calls(feature_http: 
     assert isinstance(result, types.CallToolResult) and _text(result) == "hi"  # parsed, for the interceptor
     after = REGISTRY.get_sample_value("mcp_adapter_passthrough_total", {"source": "remote"}) or 0.0
     assert after - before == 1  # only the call that proceeded went upstream, and it was relayed
+
+
+@contextlib.asynccontextmanager
+async def _dropping_proxy(target_port: int) -> AsyncIterator[tuple[str, anyio.CancelScope]]:
+    """A real TCP proxy in front of the upstream that drops any connection whose request mentions
+    `drop-me` once it has received it (a crash after the request was sent)."""
+
+    async def pipe(src: anyio.abc.SocketStream, dst: anyio.abc.SocketStream, drop: bool) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            async for chunk in src:
+                if drop and b"drop-me" in chunk:
+                    await src.aclose()
+                    await dst.aclose()
+                    return
+                await dst.send(chunk)
+        await dst.aclose()
+
+    async def handle(client: anyio.abc.SocketStream) -> None:
+        upstream = await anyio.connect_tcp("127.0.0.1", target_port)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pipe, client, upstream, True)
+            tg.start_soon(pipe, upstream, client, False)
+
+    async def serve(listener: anyio.abc.SocketListener, scope: anyio.CancelScope) -> None:
+        with scope:  # cancelling it closes the port: connections are refused from then on
+            async with listener:
+                await listener.serve(handle)
+
+    port = free_port()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
+    serving = anyio.CancelScope()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve, listener, serving)
+        try:
+            yield f"http://127.0.0.1:{port}/mcp", serving
+        finally:
+            tg.cancel_scope.cancel()
+
+
+async def test_relay_errors_tell_unsent_from_outcome_unknown(feature_http: str) -> None:
+    failures: list[RelayError] = []
+
+    async def intercept(call: ToolCall, proceed: Proceed) -> ToolResult:
+        try:
+            return await proceed()
+        except RelayError as exc:
+            failures.append(exc)
+            raise
+
+    target_port = int(feature_http.rsplit(":", 1)[1].split("/")[0])
+    async with (
+        _dropping_proxy(target_port) as (upstream, serving),
+        _in_process_adapter(upstream, intercept) as url,
+        connect(url, "2026-07-28") as c,
+    ):
+        assert _text(await c.call_tool("remote__echo", {"text": "hi"})) == "hi"
+        with anyio.fail_after(10), pytest.raises(MCPError, match="may or may not have run") as sent:
+            await c.call_tool("remote__echo", {"text": "drop-me"})
+        assert sent.value.error.code == types.INTERNAL_ERROR  # not "unavailable": never retried blindly
+        serving.cancel()  # the upstream is gone: new connections are refused
+        await anyio.sleep(0.1)
+        with anyio.fail_after(10), pytest.raises(MCPError, match="could not be reached") as unsent:
+            await c.call_tool("remote__echo", {"text": "hi again"})
+        assert unsent.value.error.code == UNAVAILABLE
+    assert [f.sent for f in failures] == [True, False]

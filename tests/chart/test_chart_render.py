@@ -7,6 +7,9 @@ import base64
 from typing import Any
 
 import pytest
+from mcp_gateway.config import RoutingConfig
+from mcp_operator.routing import render as render_routing
+from mcp_operator.settings import parse
 
 from tests.chart.support import (
     CHART,
@@ -210,11 +213,59 @@ def test_full_values_turn_on_every_optional_feature() -> None:
     policy = one(docs, "NetworkPolicy", "-gateway")
     peers = [rule["from"][0]["namespaceSelector"]["matchLabels"] for rule in policy["spec"]["ingress"]]
     assert peers == [{"kubernetes.io/metadata.name": "ingress-nginx"}, {"kubernetes.io/metadata.name": "monitoring"}]
-    service = one(docs, "Service")
+    service = one(docs, "Service", "-gateway")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
     operator_args = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in operator_args and "--namespace=team-b" in operator_args
+
+
+def test_metrics_get_their_own_port_that_ingress_and_routes_never_publish() -> None:
+    edge = ("gateway.ingress.enabled=true", "gateway.httpRoute.enabled=true", "gateway.httpRoute.parentRefs[0].name=gw")
+    docs = render(
+        sets=("gateway.serviceMonitor.enabled=true", "gateway.networkPolicy.ingressFrom[0].podSelector.x=y", *edge)
+    )
+    container = one(docs, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert "--metrics-port=9091" in container["args"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8080, "metrics": 9091}
+    main, metrics = one(docs, "Service", "-gateway"), one(docs, "Service", "-gateway-metrics")
+    assert [p["name"] for p in main["spec"]["ports"]] == ["http"]
+    assert metrics["spec"]["type"] == "ClusterIP" and metrics["spec"]["ports"][0]["targetPort"] == "metrics"
+    assert (
+        one(docs, "Ingress")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+        == "mcp-gateway-gateway"
+    )
+    assert one(docs, "HTTPRoute")["spec"]["rules"][0]["backendRefs"][0]["name"] == "mcp-gateway-gateway"
+    monitor = one(docs, "ServiceMonitor")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= metrics["metadata"]["labels"].items()
+    assert not selector.items() <= main["metadata"]["labels"].items()  # it scrapes the metrics Service only
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    rules = one(docs, "NetworkPolicy", "-gateway")["spec"]["ingress"]
+    assert [(r["ports"][0]["port"], "from" in r) for r in rules] == [("http", True), ("metrics", False)]
+
+    legacy = render(sets=("gateway.metrics.port=null", "gateway.serviceMonitor.enabled=true", *edge))
+    container = one(legacy, "Deployment", "-gateway")["spec"]["template"]["spec"]["containers"][0]
+    assert not any(a.startswith("--metrics-port") for a in container["args"])
+    assert [p["name"] for p in container["ports"]] == ["http"]
+    assert [d["metadata"]["name"] for d in by_kind(legacy, "Service")] == ["mcp-gateway-gateway"]
+    assert one(legacy, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http"
+
+
+def test_public_url_and_private_jwks_reach_the_gateway() -> None:
+    docs = render(sets=("gateway.publicUrl=https://mcp.example.com/", "gateway.allowPrivateJwks=true"))
+    gateway = one(docs, "Deployment", "-gateway")
+    assert env_of(gateway)["MCP_GATEWAY_PUBLIC_URL"]["value"] == "https://mcp.example.com"
+    operator_args = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--gateway-url=https://mcp.example.com" in operator_args  # what Profile status shows
+    flags = [a for a in operator_args if a.startswith("--gateway-settings=")]
+    routing = render_routing([], [], [], parse(flags)).document  # the operator's own parsing and rendering
+    assert RoutingConfig.model_validate(routing).gateway.allow_private_jwks is True
+
+    defaults = render()
+    assert "MCP_GATEWAY_PUBLIC_URL" not in env_of(one(defaults, "Deployment", "-gateway"))
+    operator_args = one(defaults, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(a.startswith("--gateway-settings") for a in operator_args)
 
 
 def test_helm_test_hook_checks_the_gateway_through_its_service() -> None:
@@ -237,6 +288,8 @@ def test_a_wrong_value_type_is_refused_with_its_path() -> None:
         ("gateway.service.type=External", "/gateway/service/type"),
         ("gateway.image.digest=latest", "/gateway/image/digest"),
         ("operator.logLevel=loud", "/operator/logLevel"),
+        ("gateway.publicUrl=mcp.example.com", "/gateway/publicUrl"),
+        ("gateway.metrics.port=80", "/gateway/metrics/port"),
     ],
 )
 def test_schema_refuses_unknown_keys_and_bad_values(setting: str, message: str) -> None:
@@ -252,6 +305,7 @@ def test_schema_refuses_unknown_keys_and_bad_values(setting: str, message: str) 
         (("gateway.autoscaling.enabled=true",), "gateway.database.existingSecret"),
         (("gateway.httpRoute.enabled=true",), "needs gateway.httpRoute.parentRefs"),
         (("gateway.podDisruptionBudget.minAvailable=1",), "not both"),
+        (("gateway.metrics.port=8080",), "gateway.metrics.port must differ from gateway.containerPort"),
     ],
 )
 def test_inconsistent_values_fail_with_a_fix(sets: tuple[str, ...], message: str) -> None:

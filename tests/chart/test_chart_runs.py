@@ -121,7 +121,9 @@ def test_installed_operator_and_gateway_work_with_the_charts_wiring(
             # Gateway: the installed Deployment's args and env (admin token, pepper from the generated Secret).
             gateway = container(api, namespace, f"{RELEASE}-mcp-gateway-gateway")
             port = free_port()
+            metrics_port = free_port()
             gateway_args = replace_flag(replace_flag(list(gateway.args), "--host", "127.0.0.1"), "--port", str(port))
+            gateway_args = replace_flag(gateway_args, "--metrics-port", str(metrics_port))
             assert f"--routing-configmap={namespace}/{routing}" in gateway_args
             gateway_kubeconfig = service_account_kubeconfig(
                 kube, api, namespace, f"{RELEASE}-mcp-gateway-gateway", workdir
@@ -139,6 +141,9 @@ def test_installed_operator_and_gateway_work_with_the_charts_wiring(
             # What the `helm test` pod checks: healthy, and the admin API refuses anonymous calls.
             assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
             assert httpx.get(f"{base}/admin/v1/tenants", timeout=5).status_code == 401
+            # /metrics lives on the metrics port only, never on the port the Ingress publishes.
+            assert httpx.get(f"{base}/metrics", timeout=5).status_code == 404
+            assert "mcp_gateway" in httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
             admin = {"Authorization": f"Bearer {env['MCP_GATEWAY_ADMIN_TOKEN']}"}
 
             # A Tenant created through the API reaches the gateway: operator -> ConfigMap -> watch.

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 from mcp_gateway.auth.apikeys import KEY_SCHEME
+from mcp_gateway.validate import CEL_RULES, cel_rules, crd_schemas
 
 from tests.gateway.support import ADMIN_TOKEN, GatewayProc, Spawn, profile, rpc, start_gateway, write_config
 
@@ -178,3 +179,33 @@ def test_keys_and_tools_through_the_admin_api(gateway: GatewayProc, tmp_path: Pa
     assert missing.returncode == 2 and "MCP_GATEWAY_ADMIN_TOKEN" in missing.stderr
     unreachable = cli("tools", "acme-dev", "--url", "http://127.0.0.1:9", env=env)
     assert unreachable.returncode == 2 and "cannot reach" in unreachable.stderr
+
+
+def test_validate_checks_the_crds_cel_rules_offline(tmp_path: Path) -> None:
+    upstream = {
+        "apiVersion": "mcpgateway.dev/v1alpha1",
+        "kind": "Upstream",
+        "metadata": {"name": "petstore", "namespace": "tools"},
+        "spec": {
+            "openapi": {
+                "spec": {"url": "https://petstore.example.com/openapi.json"},
+                "allowedNetworks": ["10.0.12.0/24", "nope", "fd00::/64", "10.0.0.1"],
+                "headers": [{"name": "X-Team", "value": "a", "secretKeyRef": {"name": "s", "key": "k"}}],
+            }
+        },
+    }
+    manifest = tmp_path / "upstream.yaml"
+    manifest.write_text(yaml.safe_dump(upstream))
+    result = cli("validate", str(manifest))
+    assert result.returncode == 1
+    out = result.stdout
+    assert "spec.openapi.allowedNetworks[1]: each allowedNetworks entry must be a CIDR range" in out
+    assert "spec.openapi.allowedNetworks[3]" in out  # an address without a prefix length is no CIDR
+    assert "allowedNetworks[0]" not in out and "allowedNetworks[2]" not in out
+    assert "spec.openapi.headers[0]: each header needs exactly one of value or secretKeyRef" in out
+
+
+def test_every_crd_cel_rule_is_checked_offline() -> None:
+    """A CEL rule added to a CRD must be ported to `validate.CEL_RULES`, or `validate` would let it pass."""
+    rules = {rule for schema in crd_schemas().values() for rule in cel_rules(schema)}
+    assert rules and rules <= set(CEL_RULES), sorted(rules - set(CEL_RULES))

@@ -1,8 +1,10 @@
-"""Operator flags that shape each adapter's NetworkPolicy: defaults and refusals."""
+"""Operator flags that shape each adapter's NetworkPolicy and the routing config: defaults and refusals."""
 
 from __future__ import annotations
 
 import pytest
+from mcp_gateway.config import RoutingConfig
+from mcp_operator.routing import render
 from mcp_operator.settings import parse
 
 
@@ -30,3 +32,18 @@ def test_adapter_clients_follow_the_flags() -> None:
 def test_a_selector_that_is_not_key_value_pairs_is_refused(selector: str) -> None:
     with pytest.raises(SystemExit, match="--gateway-pod-selector must look like key=value"):
         parse(["--gateway-pod-selector", selector])
+
+
+def test_gateway_settings_flag_goes_into_the_rendered_routing_config() -> None:
+    settings = parse(["--gateway-settings", '{"allowPrivateJwks": true, "publicUrl": "https://mcp.example.com"}'])
+    document = render([], [], [], settings).document
+    assert document["gateway"] == {"allowPrivateJwks": True, "publicUrl": "https://mcp.example.com"}
+    config = RoutingConfig.model_validate(document)  # what the gateway does with it
+    assert config.gateway.allow_private_jwks and config.gateway.public_url == "https://mcp.example.com"
+    assert "gateway" not in render([], [], [], parse([])).document
+
+
+@pytest.mark.parametrize("value", ["[1]", "{nope", '{"allowPrivateJwkz": true}', '{"publicUrl": "ftp://x"}'])
+def test_gateway_settings_the_gateway_would_refuse_are_refused(value: str) -> None:
+    with pytest.raises(SystemExit, match="--gateway-settings"):
+        parse(["--gateway-settings", value])

@@ -132,12 +132,20 @@ key: {{ .key }}
 {{- range .Values.operator.watchNamespaces }}
 - --namespace={{ . }}
 {{- end }}
+{{- /* Gateway-wide routing settings: the operator writes the routing config's gateway section. */}}
+{{- $routing := dict }}
+{{- if .Values.gateway.allowPrivateJwks }}{{ $_ := set $routing "allowPrivateJwks" true }}{{ end }}
+{{- if $routing }}
+- {{ printf "--gateway-settings=%s" (toJson $routing) | squote }}
+{{- end }}
 {{- end }}
 
-{{/* Base URL clients use, shown in Profile status: the public one when set, else the Service's. */}}
+{{/* Base URL clients use, shown in Profile status: operator.gatewayUrl, gateway.publicUrl, else the Service's. */}}
 {{- define "mcp-gateway.gatewayUrl" -}}
 {{- if .Values.operator.gatewayUrl }}
 {{- .Values.operator.gatewayUrl | trimSuffix "/" }}
+{{- else if .Values.gateway.publicUrl }}
+{{- .Values.gateway.publicUrl | trimSuffix "/" }}
 {{- else }}
 {{- printf "http://%s.%s.svc.%s:%v" (include "mcp-gateway.gateway.fullname" .) .Release.Namespace .Values.clusterDomain .Values.gateway.service.port }}
 {{- end }}
@@ -222,4 +230,9 @@ owned objects. No Secrets: Upstreams only reference them.
 {{- $pairs = append $pairs (printf "%s=%s" $key (get $labels $key)) }}
 {{- end }}
 {{- join "," $pairs }}
+{{- end }}
+
+{{/* Marks the gateway's metrics Service, which the ServiceMonitor selects (not the main one). */}}
+{{- define "mcp-gateway.metricsLabel" -}}
+mcpgateway.dev/metrics: "true"
 {{- end }}
