@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 import mcp_types as types
 
-from mcp_adapter.config import ApiKeyAuth, BasicAuth, BearerAuth, EnvValue, resolve
+from mcp_adapter.config import ApiKeyAuth, BasicAuth, BearerAuth, EnvValue, HttpSource, OpenApiSource, resolve
 from mcp_adapter.egress import AddressPolicy, BlockedAddress, guarded_client, resolve_checked
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,20 @@ class HttpExecutor:
         self.max_excerpt = max_excerpt
         self.max_response_bytes = max_response_bytes
         self.client = guarded_client(self.policy, timeout)
+
+    @classmethod
+    def for_source(cls, cfg: HttpSource | OpenApiSource) -> HttpExecutor:
+        """The executor of an `http` or `openapi` source, configured from the source's own settings."""
+        return cls(
+            cfg.name,
+            auth=cfg.auth,
+            headers=cfg.headers,
+            allow_private=cfg.allow_private_network,
+            allowed_networks=cfg.allowed_networks,
+            timeout=cfg.timeout_seconds,
+            max_excerpt=cfg.max_excerpt_bytes,
+            max_response_bytes=cfg.max_response_bytes,
+        )
 
     async def close(self) -> None:
         await self.client.aclose()

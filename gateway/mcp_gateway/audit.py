@@ -20,6 +20,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from mcp_gateway.background import cancel_and_wait
 from mcp_gateway.store.base import AuditRecord, Store
 
 log = logging.getLogger("mcp_gateway.audit")
@@ -111,10 +112,7 @@ class AuditWriter:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if not await self.flush():
             self._spill(list(self._buffer))
             self._buffer.clear()

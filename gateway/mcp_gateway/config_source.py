@@ -10,7 +10,6 @@ is logged and ignored so a bad edit never takes the gateway down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mcp_gateway.background import cancel_and_wait
 from mcp_gateway.config import RoutingConfig, parse_config
 
 log = logging.getLogger("mcp_gateway.config")
@@ -119,10 +119,7 @@ class FileSource:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
 
 def kube_core_api(kubeconfig: str | None) -> Any:

@@ -8,6 +8,7 @@ profile the rest are counted as `other`.
 
 from __future__ import annotations
 
+from mcp_common.metrics import LATENCY_BUCKETS_SECONDS
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mcp_gateway.config import Profile
@@ -47,7 +48,7 @@ class Metrics:
             "Tool call latency through the upstream",
             ["tenant", "profile", "tool"],
             registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            buckets=LATENCY_BUCKETS_SECONDS,
         )
         self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
         self.audit_pending = Gauge("mcp_gateway_audit_pending", "Audit records waiting to be stored", registry=r)

@@ -5,9 +5,8 @@ response body is read only up to `maxResponseBytes`, the result saying it was cu
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from mcp_adapter.sources.base import Source
 from mcp_adapter.sources.http_source import HttpToolSource
 from mcp_adapter.sources.openapi_source import OpenApiToolSource
 
+from tests.support.loopback_http import send_json, serve_get
+
 BIG = 64 * 1024
 
 
@@ -28,27 +29,15 @@ class Service:
 
     def __init__(self) -> None:
         self.paths: list[str] = []
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                service.paths.append(self.path)
-                if self.path.startswith("/big"):
-                    body = json.dumps({"pad": "x" * (BIG - 11)}).encode()
-                else:
-                    body = json.dumps({"path": self.path}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve_get(self._answer)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        self.paths.append(handler.path)
+        if handler.path.startswith("/big"):
+            send_json(handler, json.dumps({"pad": "x" * (BIG - 11)}).encode())
+        else:
+            send_json(handler, json.dumps({"path": handler.path}).encode())
 
 
 @pytest.fixture

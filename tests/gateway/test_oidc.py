@@ -7,97 +7,30 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.gateway.support import GatewayProc, Spawn, mcp_client, profile, rpc, start_gateway, write_config
-
-ISSUER = "https://issuer.test"
-AUDIENCE = "mcp-gateway"
-
-
-class Issuer:
-    """Signing keys plus a real HTTP server publishing their JWKS."""
-
-    def __init__(self) -> None:
-        self.keys: dict[str, rsa.RSAPrivateKey] = {}
-        self.published: list[str] = []
-        self.fetches = 0
-        issuer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                issuer.fetches += 1
-                body = json.dumps(issuer.jwks()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def add_key(self, kid: str) -> None:
-        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.published.append(kid)
-
-    def jwks(self) -> dict[str, Any]:
-        out = []
-        for kid in self.published:
-            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
-            out.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
-        return {"keys": out}
-
-    def token(self, kid: str, **overrides: Any) -> str:
-        now = int(time.time())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": now, "exp": now + 300, "scope": "mcp:tools"}
-        claims.update(overrides)
-        return jwt.encode(claims, self.keys[kid], algorithm="RS256", headers={"kid": kid})
-
-    def public_pem(self, kid: str) -> bytes:
-        return (
-            self.keys[kid]
-            .public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        )
+from tests.support.jwks import AUDIENCE, ISSUER, Issuer, oidc_settings, running_issuer
 
 
 @pytest.fixture(scope="module")
 def issuer() -> Iterator[Issuer]:
-    issuer = Issuer()
-    issuer.add_key("k1")
-    yield issuer
-    issuer.server.shutdown()
+    with running_issuer("k1") as issuer:
+        yield issuer
 
 
 @pytest.fixture(scope="module")
 def gateway(
     spawn_module: Spawn, feature_module: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
 ) -> GatewayProc:
-    oidc = {
-        "issuer": ISSUER,
-        "audience": AUDIENCE,
-        "jwksUrl": issuer.url,
-        "algorithms": ["RS256"],
-        "leewaySeconds": 5,
-        "requiredScopes": ["mcp:tools"],
-        "jwksMinRefetchSeconds": 1,
-    }
+    oidc = oidc_settings(issuer.url, leewaySeconds=5, requiredScopes=["mcp:tools"], jwksMinRefetchSeconds=1)
     config = write_config(
         tmp_path_factory.mktemp("oidc") / "routing.yaml",
         {
@@ -215,7 +148,7 @@ async def test_jwks_url_cannot_reach_private_networks_and_urls_are_public(
     port = issuer.url.split(":")[2].split("/")[0]
 
     def sso(pid: str, jwks_url: str) -> dict[str, Any]:
-        oidc = {"issuer": ISSUER, "audience": AUDIENCE, "jwksUrl": jwks_url, "algorithms": ["RS256"]}
+        oidc = oidc_settings(jwks_url)
         return profile(pid, "acme", [("feat", feature)], auth={"mode": "oidc", "oidc": oidc})
 
     config = write_config(

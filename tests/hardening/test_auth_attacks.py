@@ -13,10 +13,9 @@ from urllib.parse import quote
 import httpx
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.gateway.support import GatewayProc, Spawn, profile, rpc, start_gateway, write_config
-from tests.gateway.test_oidc import AUDIENCE, ISSUER, Issuer
+from tests.support.jwks import AUDIENCE, ISSUER, Issuer, new_rsa_key, oidc_settings, running_issuer
 
 HEADERS = {
     "Accept": "application/json, text/event-stream",
@@ -27,24 +26,15 @@ HEADERS = {
 
 @pytest.fixture(scope="module")
 def issuer() -> Iterator[Issuer]:
-    issuer = Issuer()
-    issuer.add_key("k1")
-    yield issuer
-    issuer.server.shutdown()
+    with running_issuer("k1") as issuer:
+        yield issuer
 
 
 @pytest.fixture(scope="module")
 def gateway(
     spawn_module: Spawn, feature_module: str, tmp_path_factory: pytest.TempPathFactory, issuer: Issuer
 ) -> GatewayProc:
-    oidc = {
-        "issuer": ISSUER,
-        "audience": AUDIENCE,
-        "jwksUrl": issuer.url,
-        "algorithms": ["RS256"],
-        "leewaySeconds": 5,
-        "tenantClaim": "tenant",
-    }
+    oidc = oidc_settings(issuer.url, leewaySeconds=5, tenantClaim="tenant")
     config = write_config(
         tmp_path_factory.mktemp("attacks") / "routing.yaml",
         {
@@ -69,7 +59,7 @@ def post(url: str, token: str | None = None, **extra: str) -> httpx.Response:
 
 def stranger_token(**claims: object) -> str:
     """Signed by a key the issuer never published, under the issuer's own kid."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = new_rsa_key()
     now = int(time.time())
     body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "exp": now + 300, "tenant": "acme", **claims}
     return jwt.encode(body, key, algorithm="RS256", headers={"kid": "k1"})

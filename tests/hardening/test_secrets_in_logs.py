@@ -16,7 +16,7 @@ import httpx
 
 from tests.adapter.support import PYTHON, ROOT, feature_stdio, start_adapter
 from tests.gateway.support import ADMIN_TOKEN, PEPPER, Spawn, mcp_client, profile, rpc, start_gateway, write_config
-from tests.gateway.test_oidc import AUDIENCE, ISSUER, Issuer
+from tests.support.jwks import Issuer, oidc_settings
 from tests.support.processes import ManagedProcess, free_port
 
 ITEMS_API = str(ROOT / "tests" / "adapter" / "servers" / "items_api.py")
@@ -77,7 +77,7 @@ async def test_no_secret_reaches_any_log(spawn: Spawn, tmp_path: Path, pg_dsn: s
             spawn, tmp_path, sources, env={"HARD_STDIO_SECRET": stdio_secret, "HARD_ITEMS_TOKEN": items_token}
         )
         processes.append(adapter.process)
-        oidc = {"issuer": ISSUER, "audience": AUDIENCE, "jwksUrl": issuer.url, "algorithms": ["RS256"]}
+        oidc = oidc_settings(issuer.url)
         config = tmp_path / "routing.yaml"
         write_config(
             config,

@@ -6,9 +6,8 @@ loopback: forbidden non-loopback addresses are checked without connecting anywhe
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from mcp_adapter import egress, httpcall
 
 from tests.adapter.support import connect, start_adapter
+from tests.support.loopback_http import send_json, serve_get
 
 
 class Target:
@@ -29,29 +29,20 @@ class Target:
         body: bytes = b'{"secret": "internal"}',
     ) -> None:
         self.hits = 0
-        target = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                target.hits += 1
-                if redirect_to:
-                    self.send_response(302)
-                    self.send_header("Location", redirect_to)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.redirect_to = redirect_to
+        self.body = body
+        self.server = serve_get(self._answer, host, port)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        self.hits += 1
+        if self.redirect_to:
+            handler.send_response(302)
+            handler.send_header("Location", self.redirect_to)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        send_json(handler, self.body)
 
 
 @pytest.fixture
@@ -188,24 +179,10 @@ async def test_connection_goes_to_the_address_that_was_checked(
         return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (addr, port or 0))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding_resolver)
-    executor = httpcall.HttpExecutor(
-        "rebind",
-        auth=None,
-        headers={},
-        allow_private=False,
-        timeout=10,
-        max_excerpt=200,
-        allowed_networks=["127.0.0.2/32"],
-    )
-    try:
-        result = await executor.execute("GET", f"http://rebind.attacker.test:{internal.port}/data")
-        assert not result.is_error, result.content
-        assert result.structured_content == {"service": "allowed"}
-        assert allowed.hits == 1 and internal.hits == 0
-        assert lookups == ["rebind.attacker.test"]  # one lookup: the check's answer is the one used
-        # A new connection resolves again and sees the internal answer: refused, never connected.
-        await executor.close()
-        executor = httpcall.HttpExecutor(
+
+    def rebind_executor() -> httpcall.HttpExecutor:
+        """A fresh executor (so a fresh connection pool) allowed only 127.0.0.2."""
+        return httpcall.HttpExecutor(
             "rebind",
             auth=None,
             headers={},
@@ -214,6 +191,17 @@ async def test_connection_goes_to_the_address_that_was_checked(
             max_excerpt=200,
             allowed_networks=["127.0.0.2/32"],
         )
+
+    executor = rebind_executor()
+    try:
+        result = await executor.execute("GET", f"http://rebind.attacker.test:{internal.port}/data")
+        assert not result.is_error, result.content
+        assert result.structured_content == {"service": "allowed"}
+        assert allowed.hits == 1 and internal.hits == 0
+        assert lookups == ["rebind.attacker.test"]  # one lookup: the check's answer is the one used
+        # A new connection resolves again and sees the internal answer: refused, never connected.
+        await executor.close()
+        executor = rebind_executor()
         refused = await executor.execute("GET", f"http://rebind.attacker.test:{internal.port}/data")
         assert refused.is_error and "non-public address 127.0.0.1" in refused.content[0].text  # type: ignore[union-attr]
         assert internal.hits == 0

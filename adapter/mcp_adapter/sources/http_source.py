@@ -25,16 +25,7 @@ class HttpToolSource(Source):
         self.executor: HttpExecutor | None = None
 
     async def start(self, tg: anyio.abc.TaskGroup) -> None:
-        self.executor = HttpExecutor(
-            self.name,
-            auth=self.cfg.auth,
-            headers=self.cfg.headers,
-            allow_private=self.cfg.allow_private_network,
-            allowed_networks=self.cfg.allowed_networks,
-            timeout=self.cfg.timeout_seconds,
-            max_excerpt=self.cfg.max_excerpt_bytes,
-            max_response_bytes=self.cfg.max_response_bytes,
-        )
+        self.executor = HttpExecutor.for_source(self.cfg)
 
     async def stop(self) -> None:
         if self.executor is not None:

@@ -54,16 +54,7 @@ class OpenApiToolSource(Source):
             self.base_url = self.cfg.base_url or server_url(doc, self.cfg.spec)
             if self.base_url is None:
                 raise ValueError("the document declares no absolute server URL; set baseUrl on the source")
-            self.executor = HttpExecutor(
-                self.name,
-                auth=self.cfg.auth,
-                headers=self.cfg.headers,
-                allow_private=self.cfg.allow_private_network,
-                allowed_networks=self.cfg.allowed_networks,
-                timeout=self.cfg.timeout_seconds,
-                max_excerpt=self.cfg.max_excerpt_bytes,
-                max_response_bytes=self.cfg.max_response_bytes,
-            )
+            self.executor = HttpExecutor.for_source(self.cfg)
             logger.info("openapi source loaded", extra={"source": self.name, "operations": len(self.ops)})
         except Exception as exc:
             self.error = f"cannot load OpenAPI document: {exc}"

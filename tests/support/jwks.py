@@ -1,0 +1,79 @@
+"""An OIDC issuer for tests: RSA signing keys, a loopback server publishing their JWKS, and tokens."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.support.loopback_http import send_json, serve_get
+
+ISSUER = "https://issuer.test"
+AUDIENCE = "mcp-gateway"
+
+
+def new_rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def oidc_settings(jwks_url: str, **extra: Any) -> dict[str, Any]:
+    """A profile's `auth.oidc` block trusting RS256 tokens of ISSUER for AUDIENCE, keys from `jwks_url`."""
+    return {"issuer": ISSUER, "audience": AUDIENCE, "jwksUrl": jwks_url, "algorithms": ["RS256"], **extra}
+
+
+class Issuer:
+    """Signing keys plus a real HTTP server publishing their JWKS."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, rsa.RSAPrivateKey] = {}
+        self.published: list[str] = []
+        self.fetches = 0
+        self.server = serve_get(self._serve_jwks)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+
+    def _serve_jwks(self, handler: BaseHTTPRequestHandler) -> None:
+        self.fetches += 1
+        send_json(handler, json.dumps(self.jwks()).encode())
+
+    def add_key(self, kid: str) -> None:
+        self.keys[kid] = new_rsa_key()
+        self.published.append(kid)
+
+    def jwks(self) -> dict[str, Any]:
+        out = []
+        for kid in self.published:
+            jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.keys[kid].public_key()))
+            out.append({**jwk, "kid": kid, "alg": "RS256", "use": "sig"})
+        return {"keys": out}
+
+    def token(self, kid: str, **overrides: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": now, "exp": now + 300, "scope": "mcp:tools"}
+        claims.update(overrides)
+        return jwt.encode(claims, self.keys[kid], algorithm="RS256", headers={"kid": kid})
+
+    def public_pem(self, kid: str) -> bytes:
+        return (
+            self.keys[kid]
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+
+
+@contextlib.contextmanager
+def running_issuer(*kids: str) -> Iterator[Issuer]:
+    """An issuer publishing `kids`, its server shut down on exit."""
+    issuer = Issuer()
+    for kid in kids:
+        issuer.add_key(kid)
+    try:
+        yield issuer
+    finally:
+        issuer.server.shutdown()
