@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_common.metrics import LATENCY_BUCKETS_SECONDS
+from mcp_common.metrics import LATENCY_BUCKETS_SECONDS, Series
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -50,11 +50,13 @@ class _Metrics:
             ["source"],
             registry=registry,
         )
-        self.passthrough = Counter(
-            "mcp_adapter_passthrough",
-            "2026-07-28 tools/call requests relayed to the source without decoding (see passthrough.py)",
-            ["source"],
-            registry=registry,
+        self.passthrough = Series(  # counted on every relayed call: children cached
+            Counter(
+                "mcp_adapter_passthrough",
+                "2026-07-28 tools/call requests relayed to the source without decoding (see passthrough.py)",
+                ["source"],
+                registry=registry,
+            )
         )
         self.source_up = Gauge("mcp_adapter_source_up", "1 when the source is connected", ["source"], registry=registry)
         self.sessions = Gauge(

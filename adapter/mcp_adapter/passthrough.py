@@ -32,17 +32,13 @@ over the size limit), so that the SDK answers with exactly its usual error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
-import httpx2
 import mcp_types as types
-from mcp.shared._httpx_utils import stream_within_origin
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, decode_header_value, encode_header_value
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -51,12 +47,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator, ToolCall, ToolResult, measured
 from mcp_adapter.downstream import EXCHANGE_PREFIX
 from mcp_adapter.metrics import METRICS
+from mcp_adapter.relay_client import RelayClient, RelayResponse, RelaySent, RelayUnsent
 from mcp_adapter.upstream import UNAVAILABLE
 
 logger = logging.getLogger(__name__)
 
-# Failures before any byte of the request left: safe to retry.
-_UNSENT = (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout)
 _FORWARDED = frozenset({b"accept", b"mcp-protocol-version", b"traceparent", b"tracestate"})
 _ROUTING = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
 _PARAM_PREFIX = b"mcp-param-"
@@ -73,8 +68,7 @@ _JSON = [(b"content-type", b"application/json")]
 class RelayTarget:
     """Where a source's pass-through calls go: its endpoint, over its own pooled client."""
 
-    url: str
-    client: httpx2.AsyncClient
+    client: RelayClient
     protocol_version: str
     timeout: float
 
@@ -172,10 +166,23 @@ class _Relay:
         self.relayed: tuple[ToolResult, dict[str, Any]] | None = None
 
     async def run(self, receive: Receive) -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_cancel_on_disconnect, receive, tg.cancel_scope)
-            await self._answer()
-            tg.cancel_scope.cancel()
+        """Answer the call; a client that disconnects first cancels it, and so its upstream request.
+
+        Plain asyncio tasks rather than an anyio task group and cancel scope: this runs once per
+        relayed call, where anyio's bookkeeping was a measurable share of the CPU.
+        """
+        loop = asyncio.get_running_loop()
+        answer = loop.create_task(self._answer())
+        watcher = loop.create_task(_cancel_on_disconnect(receive, answer))
+        try:
+            await answer
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this request itself is being cancelled
+            # else the client left: nobody to answer
+        finally:
+            watcher.cancel()
 
     async def _answer(self) -> None:
         call = ToolCall(self.caller, self.request.name, self.source, self.upstream, self.request.arguments)
@@ -201,7 +208,7 @@ class _Relay:
     async def _exchange(self) -> ToolResult:
         what = f"tools/call {self.request.name!r}"
         try:
-            with anyio.fail_after(self.target.timeout):
+            async with asyncio.timeout(self.target.timeout):
                 message = await self._upstream_answer()
         except TimeoutError:
             raise MCPError(
@@ -209,16 +216,16 @@ class _Relay:
                 message=f"source {self.source!r} did not answer {what} within {self.target.timeout:g}s "
                 "(timeoutSeconds)",
             ) from None
-        except _UNSENT as exc:
+        except RelayUnsent as exc:
             logger.warning("pass-through to upstream failed: %s", exc, extra={"source": self.source})
             raise RelayError(
                 code=UNAVAILABLE,
-                message=f"source {self.source!r} could not be reached for {what} ({type(exc).__name__}); retry shortly",
+                message=f"source {self.source!r} could not be reached for {what} ({exc}); retry shortly",
                 sent=False,
             ) from None
-        except httpx2.HTTPError as exc:
+        except RelaySent as exc:
             logger.warning("pass-through failed after sending: %s", exc, extra={"source": self.source})
-            raise _outcome_unknown(self.source, what, type(exc).__name__) from None
+            raise _outcome_unknown(self.source, what, str(exc)) from None
         if "error" in message:
             error = message["error"] if isinstance(message["error"], dict) else {}
             raise MCPError(
@@ -239,33 +246,23 @@ class _Relay:
 
     async def _upstream_answer(self) -> dict[str, Any]:
         """Send the request upstream; relay notifications as they come; the final JSON-RPC response."""
-        async with self._upstream_response() as response:
-            content_type = response.headers.get("content-type", "")
+        body = _renamed(self.request, self.upstream)
+        async with self.target.client.post(body, _upstream_headers(self.request, self.upstream)) as response:
+            content_type = response.content_type
             if content_type.startswith("text/event-stream"):
                 return await self._relay_events(response)
             if not content_type.startswith("application/json"):
                 shown = content_type or "no body"
                 raise MCPError(
                     code=types.INTERNAL_ERROR,
-                    message=f"source {self.source!r} answered HTTP {response.status_code} ({shown})",
+                    message=f"source {self.source!r} answered HTTP {response.status} ({shown})",
                 )
-            raw = await response.aread()
+            raw = await response.read()
         return _response_message(raw, self.source)
 
-    @asynccontextmanager
-    async def _upstream_response(self) -> AsyncIterator[httpx2.Response]:
-        async with stream_within_origin(
-            self.target.client,
-            "POST",
-            self.target.url,
-            content=_renamed(self.request, self.upstream),
-            headers=_upstream_headers(self.request, self.upstream),
-        ) as response:
-            yield response
-
-    async def _relay_events(self, response: httpx2.Response) -> dict[str, Any]:
+    async def _relay_events(self, response: RelayResponse) -> dict[str, Any]:
         buffer = b""
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.chunks():
             buffer += chunk.replace(b"\r\n", b"\n")
             while (end := buffer.find(b"\n\n")) >= 0:
                 event, buffer = buffer[: end + 2], buffer[end + 2 :]
@@ -450,7 +447,7 @@ def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
     return replaying
 
 
-async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+async def _cancel_on_disconnect(receive: Receive, answer: asyncio.Task[None]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    scope.cancel()
+    answer.cancel()

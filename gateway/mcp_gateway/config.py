@@ -165,6 +165,9 @@ class GatewaySettings(_Model):
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # Rate limits and quotas while the database is unreachable: refuse (503) or admit uncounted.
     limits_when_store_down: Literal["closed", "open"] = "closed"
+    # PostgreSQL commit of rate/quota counts: `async` acknowledges before the WAL flush (a database
+    # crash may forget the last fraction of a second of counts), `sync` waits for it.
+    limits_commit: Literal["async", "sync"] = "async"
     # Upper bound of `ttlMs` on list results (the upstreams' own hints may only lower it).
     max_list_ttl_ms: int = Field(default=30_000, ge=0)
     # OIDC jwksUrl on private/loopback addresses (and http:// for loopback): for tests and local issuers only.

@@ -273,19 +273,17 @@ class McpFront:
         self, config: RoutingConfig, profile: Profile, principal: Principal, message: dict[str, Any]
     ) -> Response | None:
         rid = message.get("id")
+        name = tool_name(message)
+        if name is not None and not self.gw.policies.of(profile).allows_tool(name):
+            return errors.error_response(
+                200,
+                INVALID_PARAMS,
+                f"tool {name!r} is not available on profile {profile.id!r} (hidden by the profile's policy)",
+                rid,
+            )
+        charge = name is not None and not self._continuation(message)
         try:
-            await self.gw.limiter.check_rate(config, profile, principal.caller)
-            name = tool_name(message)
-            if name is not None:
-                if not self.gw.policies.of(profile).allows_tool(name):
-                    return errors.error_response(
-                        200,
-                        INVALID_PARAMS,
-                        f"tool {name!r} is not available on profile {profile.id!r} (hidden by the profile's policy)",
-                        rid,
-                    )
-                if not self._continuation(message):
-                    await self.gw.limiter.charge_tool_call(config, profile, principal.caller)
+            await self.gw.limiter.admit(config, profile, principal.caller, rate=True, charge=charge)
         except LimitsUnavailable as unavailable:
             self.gw.metrics.error(profile, "store_unavailable")
             return errors.error_response(

@@ -7,18 +7,20 @@ under `caller:<tenant>:<profile>:<caller>`: each profile's quota is its own, so
 a key opening two profiles has each profile's allowance on each). The store
 decides, so with PostgreSQL every replica shares the same counters.
 
-When the store cannot answer (database down), `gateway.limitsWhenStoreDown`
+A request's rate tokens and its quota charge are one store call (with
+PostgreSQL, one round trip). When the store cannot answer (database down), `gateway.limitsWhenStoreDown`
 decides: `closed` (default) refuses the request with `LimitsUnavailable`
 (HTTP 503), `open` admits it uncounted and logs a warning.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
 from mcp_gateway.config import Profile, Quota, RoutingConfig
@@ -53,9 +55,16 @@ class LimitsUnavailable(Exception):
 
 
 def _period_ends(now: datetime) -> tuple[str, datetime, str, datetime]:
-    day_end = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
-    month_end = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
-    return f"d:{now:%Y-%m-%d}", day_end, f"m:{now:%Y-%m}", month_end
+    """The quota periods `now` falls in, and their ends: (day, day end, month, month end)."""
+    return _periods_of_day(now.date())
+
+
+@functools.lru_cache(maxsize=4)
+def _periods_of_day(day: date) -> tuple[str, datetime, str, datetime]:
+    # Cached: every tool call needs the period names, and formatting dates costs more than the lookup.
+    day_end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    month_end = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=UTC)
+    return f"d:{day:%Y-%m-%d}", day_end, f"m:{day:%Y-%m}", month_end
 
 
 def _counters(scope: str, quota: Quota | None, day: str, month: str) -> list[Counter]:
@@ -82,41 +91,55 @@ class Limiter:
             log.warning("%s refused, store unreachable (failing closed): %s", what, type(exc).__name__)
             raise LimitsUnavailable from None
 
-    async def check_rate(self, config: RoutingConfig, profile: Profile, caller: str) -> None:
-        tenant = config.tenant(profile.tenant)
-        buckets = []
-        if tenant and tenant.limits.rate:
-            r = tenant.limits.rate
-            buckets.append(Bucket(f"tenant:{tenant.id}", r.per_second, r.burst))
-        if profile.limits.rate:
-            r = profile.limits.rate
-            buckets.append(Bucket(f"profile:{profile.id}", r.per_second, r.burst))
-        if profile.limits.per_key_rate:
-            r = profile.limits.per_key_rate
-            buckets.append(Bucket(f"caller:{profile.id}:{caller}", r.per_second, r.burst))
-        if not buckets:
-            return
-        refused = await self._ask(config, "rate limit", self.store.take(buckets))
-        if refused is not None:
-            bucket, wait = refused
-            what = f"{bucket.key} ({bucket.rate:g}/s, burst {bucket.burst})"
-            raise LimitExceeded("rate", what, max(1, math.ceil(wait)))
+    async def admit(self, config: RoutingConfig, profile: Profile, caller: str, *, rate: bool, charge: bool) -> None:
+        """Take the request's rate tokens (`rate`) and count it as a tool call (`charge`), in one store call.
 
-    async def charge_tool_call(self, config: RoutingConfig, profile: Profile, caller: str) -> None:
-        """Count one tool call against the tenant's quota and the caller's quota on this profile (all or nothing)."""
-        tenant = config.tenant(profile.tenant)
+        Raises `LimitExceeded` naming the limit that refused, or `LimitsUnavailable`.
+        """
+        buckets = _buckets(config, profile, caller) if rate else []
         now = datetime.now(UTC)
         day, day_end, month, month_end = _period_ends(now)
-        counters = _counters(f"tenant:{profile.tenant}", tenant.limits.quota if tenant else None, day, month)
-        counters += _counters(f"caller:{profile.tenant}:{profile.id}:{caller}", profile.limits.quota, day, month)
-        if not counters:
+        counters = _quota_counters(config, profile, caller, day, month) if charge else []
+        if not buckets and not counters:
             return
-        refused = await self._ask(config, "quota", self.store.consume(counters))
-        if refused is not None:
-            end = day_end if refused.period.startswith("d:") else month_end
-            period = "daily" if refused.period.startswith("d:") else "monthly"
-            raise LimitExceeded(
-                "quota",
-                f"{period} quota of {refused.limit} tool calls for {refused.scope}",
-                max(1, math.ceil((end - now).total_seconds())),
-            )
+        sync_commit = config.gateway.limits_commit == "sync"
+        refusal = await self._ask(config, "limits", self.store.admit(buckets, counters, sync_commit=sync_commit))
+        if refusal is None:
+            return
+        if refusal.bucket is not None:
+            bucket = refusal.bucket
+            what = f"{bucket.key} ({bucket.rate:g}/s, burst {bucket.burst})"
+            raise LimitExceeded("rate", what, max(1, math.ceil(refusal.wait_seconds)))
+        counter = refusal.counter
+        assert counter is not None
+        end = day_end if counter.period.startswith("d:") else month_end
+        period = "daily" if counter.period.startswith("d:") else "monthly"
+        raise LimitExceeded(
+            "quota",
+            f"{period} quota of {counter.limit} tool calls for {counter.scope}",
+            max(1, math.ceil((end - now).total_seconds())),
+        )
+
+
+def _buckets(config: RoutingConfig, profile: Profile, caller: str) -> list[Bucket]:
+    """The tenant's, the profile's and the caller's token buckets that apply to a request."""
+    tenant = config.tenant(profile.tenant)
+    buckets = []
+    if tenant and tenant.limits.rate:
+        r = tenant.limits.rate
+        buckets.append(Bucket(f"tenant:{tenant.id}", r.per_second, r.burst))
+    if profile.limits.rate:
+        r = profile.limits.rate
+        buckets.append(Bucket(f"profile:{profile.id}", r.per_second, r.burst))
+    if profile.limits.per_key_rate:
+        r = profile.limits.per_key_rate
+        buckets.append(Bucket(f"caller:{profile.id}:{caller}", r.per_second, r.burst))
+    return buckets
+
+
+def _quota_counters(config: RoutingConfig, profile: Profile, caller: str, day: str, month: str) -> list[Counter]:
+    """The tenant's quota and the caller's quota on this profile, for the current day and month."""
+    tenant = config.tenant(profile.tenant)
+    counters = _counters(f"tenant:{profile.tenant}", tenant.limits.quota if tenant else None, day, month)
+    counters += _counters(f"caller:{profile.tenant}:{profile.id}:{caller}", profile.limits.quota, day, month)
+    return counters

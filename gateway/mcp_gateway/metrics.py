@@ -8,7 +8,7 @@ profile the rest are counted as `other`.
 
 from __future__ import annotations
 
-from mcp_common.metrics import LATENCY_BUCKETS_SECONDS
+from mcp_common.metrics import LATENCY_BUCKETS_SECONDS, Series
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mcp_gateway.config import Profile
@@ -20,11 +20,14 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "mcp_gateway_requests_total", "MCP HTTP requests", ["tenant", "profile", "method", "status"], registry=r
+        # Series: looked up on every request, so their children are cached (mcp_common.metrics).
+        self.requests = Series(
+            Counter(
+                "mcp_gateway_requests_total", "MCP HTTP requests", ["tenant", "profile", "method", "status"], registry=r
+            )
         )
-        self.tool_calls = Counter(
-            "mcp_gateway_tool_calls_total", "Tool calls", ["tenant", "profile", "tool", "outcome"], registry=r
+        self.tool_calls = Series(
+            Counter("mcp_gateway_tool_calls_total", "Tool calls", ["tenant", "profile", "tool", "outcome"], registry=r)
         )
         # kind: internal | store_unavailable | upstream_error | upstream_timeout
         self.errors = Counter("mcp_gateway_errors_total", "Errors by kind", ["tenant", "profile", "kind"], registry=r)
@@ -37,18 +40,22 @@ class Metrics:
             ["tenant", "profile", "kind"],
             registry=r,
         )
-        self.relayed_calls = Counter(
-            "mcp_gateway_relayed_calls_total",
-            "2026-07-28 tool calls relayed to their upstream without the SDK (passthrough.py)",
-            ["tenant", "profile"],
-            registry=r,
+        self.relayed_calls = Series(
+            Counter(
+                "mcp_gateway_relayed_calls_total",
+                "2026-07-28 tool calls relayed to their upstream without the SDK (passthrough.py)",
+                ["tenant", "profile"],
+                registry=r,
+            )
         )
-        self.upstream_latency = Histogram(
-            "mcp_gateway_upstream_latency_seconds",
-            "Tool call latency through the upstream",
-            ["tenant", "profile", "tool"],
-            registry=r,
-            buckets=LATENCY_BUCKETS_SECONDS,
+        self.upstream_latency = Series(
+            Histogram(
+                "mcp_gateway_upstream_latency_seconds",
+                "Tool call latency through the upstream",
+                ["tenant", "profile", "tool"],
+                registry=r,
+                buckets=LATENCY_BUCKETS_SECONDS,
+            )
         )
         self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
         self.audit_pending = Gauge("mcp_gateway_audit_pending", "Audit records waiting to be stored", registry=r)

@@ -17,6 +17,7 @@ for server-to-client requests (backchannel.py).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -48,7 +49,7 @@ from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.request_state import SealedRequestState, boundary_for
 from mcp_gateway.store.base import AuditRecord
-from mcp_gateway.trace import UpstreamContextAuth
+from mcp_gateway.trace import UpstreamContextAuth, upstream_headers
 
 if TYPE_CHECKING:
     from mcp_gateway.runtime import Gateway
@@ -113,6 +114,7 @@ class ProfileBackend:
                 source_config(upstream), self.aggregator.source_changed, self.aggregator.resource_updated
             )
             source.http_auth = UPSTREAM_AUTH
+            source.relay_headers = upstream_headers
             self.aggregator.sources[source.name] = source
             self.sources.append(source)
         self.runtime = Runtime(self.aggregator)
@@ -241,11 +243,12 @@ class ProfileBackend:
             self._record(profile, caller, call, outcome, error, time.monotonic() - started)
 
     async def _attempts(self, call: ToolCall, proceed: Proceed, limit: float | None, idempotent: bool) -> ToolResult:
-        deadline = anyio.current_time() + limit if limit else None
+        # asyncio's own timeout, not anyio.fail_after: as cancellable, and far cheaper per call.
+        deadline = time.monotonic() + limit if limit else None
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
-            began = anyio.current_time()
+            began = time.monotonic()
             try:
-                with anyio.fail_after(None if deadline is None else max(0.0, deadline - anyio.current_time())):
+                async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
                     return await proceed()
             except TimeoutError:
                 raise MCPError(
@@ -257,7 +260,7 @@ class ProfileBackend:
                 # "Not connected", said at once, means the request was never sent: safe to retry
                 # (a slow "not connected" already waited for a reconnect). Anything else is
                 # retried only for tools the profile marks idempotent.
-                unsent = exc.code == UNAVAILABLE and anyio.current_time() - began < FAST_FAILURE_SECONDS
+                unsent = exc.code == UNAVAILABLE and time.monotonic() - began < FAST_FAILURE_SECONDS
                 retryable = unsent or (idempotent and exc.code != types.INVALID_PARAMS)
                 if delay is None or not retryable:
                     raise

@@ -257,7 +257,7 @@ class Gateway:
         call = current_call.get()
         if call is not None:
             try:
-                await self.limiter.charge_tool_call(call.config, call.profile, call.principal.caller)
+                await self.limiter.admit(call.config, call.profile, call.principal.caller, rate=False, charge=True)
             except LimitExceeded as exceeded:
                 self.metrics.limit_rejections.labels(call.profile.tenant, call.profile.id, exceeded.kind).inc()
                 raise

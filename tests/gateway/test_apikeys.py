@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from mcp_gateway.store.key_cache import KEY_CACHE_SECONDS
 from mcp_gateway.store.migrate import migration_files
 
 from tests.gateway.support import GatewayProc, Spawn, mcp_client, profile, rpc, start_gateway
@@ -115,6 +116,24 @@ async def test_missing_bad_revoked_and_expired_keys(gateway: GatewayProc) -> Non
     assert list_status(gateway, "acme-dev", short["key"]).status_code == 200
     await asyncio.sleep(1.5)
     assert list_status(gateway, "acme-dev", short["key"]).status_code == 401
+
+
+async def test_a_revoked_key_stops_working_on_every_replica(
+    spawn: Spawn, feature: str, routing: Callable[[dict[str, Any]], Path], pg_dsn: str
+) -> None:
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", feature)])]})
+    first = start_gateway(spawn, config, dsn=pg_dsn, name="gw-a")
+    second = start_gateway(spawn, config, dsn=pg_dsn, name="gw-b")
+    key = create_key(first, "acme")
+    assert list_status(second, "acme-dev", key["key"]).status_code == 200  # now in the second's key cache
+    with first.admin() as admin:
+        assert admin.delete(f"/admin/v1/keys/{key['id']}").status_code == 200
+    # The revocation reaches the other replica's cache by NOTIFY, well before the cache would expire it.
+    deadline = asyncio.get_running_loop().time() + KEY_CACHE_SECONDS / 3
+    while (after := list_status(second, "acme-dev", key["key"])).status_code == 200:
+        assert asyncio.get_running_loop().time() < deadline, "the second replica still accepts a revoked key"
+        await asyncio.sleep(0.05)
+    assert after.status_code == 401 and "revoked" in after.json()["error"]["message"]
 
 
 async def test_admin_api_requires_token(gateway: GatewayProc) -> None:

@@ -35,7 +35,6 @@ exists only once a client of that era came. Pin `protocol: legacy` or
 
 from __future__ import annotations
 
-import http.cookiejar
 import logging
 import os
 import time
@@ -46,11 +45,10 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
-import httpx2
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT, create_mcp_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
@@ -59,6 +57,7 @@ from mcp_adapter.config import McpRemoteSource, StdioSource, resolve
 from mcp_adapter.downstream import LEGACY, MODERN, Downstream
 from mcp_adapter.metrics import METRICS
 from mcp_adapter.passthrough import RelayTarget
+from mcp_adapter.relay_client import HeaderHook, RelayClient
 from mcp_adapter.sources.base import ChangeHook, Source, UpdateHook
 from mcp_adapter.stdio import ChildSpec, spawn_child
 from mcp_adapter.upstream import Backoff, Streams, UpstreamSession
@@ -99,14 +98,12 @@ def without_upstream_identity(result: R) -> R:
     return result.model_copy(update={"meta": kept or None})
 
 
-def refusing_cookie_jar() -> http.cookiejar.CookieJar:
-    """A cookie jar that stores no cookie from any domain."""
-    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
 class McpSource(Source):
     http_auth: Any = None
-    """An `httpx2.Auth` applied to every HTTP request to a remote upstream (the gateway adds trace context)."""
+    """An `httpx2.Auth` applied to every HTTP request of a session with a remote upstream (the gateway adds trace
+    context and the caller)."""
+    relay_headers: HeaderHook | None = None
+    """The same for pass-through calls (`relay_target`): headers to add to each request."""
 
     def __init__(self, config: StdioSource | McpRemoteSource, on_change: ChangeHook, on_update: UpdateHook) -> None:
         super().__init__(config.name, config)
@@ -120,7 +117,7 @@ class McpSource(Source):
         self._closing = False
         self._levels: OrderedDict[str, types.LoggingLevel] = OrderedDict()  # handshake callers' logging/setLevel
         self._one_era: str | None = {"legacy": LEGACY, "2026-07-28": MODERN}.get(config.protocol)
-        self._relay_client: httpx2.AsyncClient | None = None
+        self._relay_client: RelayClient | None = None
 
     # -- sessions ------------------------------------------------------------
 
@@ -163,20 +160,13 @@ class McpSource(Source):
         if session is None or session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return None
         if self._relay_client is None:
-            self._relay_client = httpx2.AsyncClient(
-                headers=self._remote_headers(),
-                auth=self.http_auth,
-                # One client relays every caller's calls: a cookie one caller's call receives
-                # must never ride along on another's, so the jar keeps nothing.
-                cookies=refusing_cookie_jar(),
-                timeout=httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
-                # Keep a connection per concurrent call alive: past the default 20 every call beyond
-                # would open (and close) a TCP connection, which costs more than the call itself.
-                limits=httpx2.Limits(
-                    max_connections=RELAY_MAX_CONNECTIONS, max_keepalive_connections=RELAY_MAX_CONNECTIONS
-                ),
+            self._relay_client = RelayClient(
+                cfg.url,
+                self._remote_headers(),
+                extra_headers=self.relay_headers,
+                max_connections=RELAY_MAX_CONNECTIONS,
             )
-        return RelayTarget(cfg.url, self._relay_client, session.protocol_version, cfg.timeout_seconds)
+        return RelayTarget(self._relay_client, session.protocol_version, cfg.timeout_seconds)
 
     def _remote_headers(self) -> dict[str, str]:
         assert isinstance(self.cfg, McpRemoteSource)

@@ -34,6 +34,15 @@ class Bucket:
     burst: int
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why `Store.admit` refused: an empty bucket (and seconds until it has a token), or an exhausted counter."""
+
+    bucket: Bucket | None = None
+    wait_seconds: float = 0.0
+    counter: Counter | None = None
+
+
 @dataclass
 class AuditRecord:
     tenant: str
@@ -95,6 +104,14 @@ class Store(Protocol):
 
     async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
         """Take one token from every bucket, all or none; on refusal return (bucket, seconds until a token)."""
+        ...
+
+    async def admit(self, buckets: list[Bucket], counters: list[Counter], *, sync_commit: bool) -> Refusal | None:
+        """`take(buckets)`, then, if it took, `consume(counters)`: a request's whole admission in one step.
+
+        A counter's refusal leaves the tokens taken (the request was made). `sync_commit` False lets a
+        database store acknowledge before its write is flushed (`gateway.limitsCommit: async`).
+        """
         ...
 
     async def write_audit(self, records: list[AuditRecord]) -> None:

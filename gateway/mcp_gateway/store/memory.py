@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
-from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener
+from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal
 
 AUDIT_KEPT = 20_000
 PRUNE_MIN = 1024  # a table is pruned when it doubles past its size after the last pruning (at least this)
@@ -114,6 +114,13 @@ class MemoryStore:
             if _grown(len(self._buckets), self._buckets_mark):
                 self._prune_buckets(now)
             return None
+
+    async def admit(self, buckets: list[Bucket], counters: list[Counter], *, sync_commit: bool) -> Refusal | None:
+        empty = await self.take(buckets) if buckets else None
+        if empty is not None:
+            return Refusal(bucket=empty[0], wait_seconds=empty[1])
+        exhausted = await self.consume(counters) if counters else None
+        return None if exhausted is None else Refusal(counter=exhausted)
 
     def _prune_buckets(self, now: float) -> None:
         # A bucket that has refilled to its burst is the same as one never used.

@@ -4,8 +4,10 @@ Quota counting is exact under concurrency: each counter is bumped by one
 `INSERT ... ON CONFLICT DO UPDATE ... WHERE used < limit`, whose row lock
 serializes concurrent callers; all counters of one call change together (in a
 fixed order, so two calls never deadlock) or not at all. Rate buckets work the
-same way. Both run as one server-side function call per admission step
-(migrations/0003_admission_functions.sql): one round trip, not one per item.
+same way. Both run server-side (migrations/0003_admission_functions.sql), and a
+request's whole admission, buckets then counters, is one function call
+(0006_admit.sql): one round trip per request. API key records are cached by
+prefix (key_cache.py); revocations reach every replica's cache through NOTIFY.
 
 Housekeeping (every `HOUSEKEEPING_SECONDS`, from the LISTEN loop's idle probe):
 quota counters of days before yesterday and months before last month, rate
@@ -27,7 +29,8 @@ from typing import Any
 import asyncpg
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
-from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener
+from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal
+from mcp_gateway.store.key_cache import KeyCache
 from mcp_gateway.store.migrate import migrate
 
 log = logging.getLogger("mcp_gateway.store")
@@ -35,6 +38,7 @@ log = logging.getLogger("mcp_gateway.store")
 
 # Replica messages ride NOTIFY; bodies over the payload limit (8000 bytes) go through relay_messages.
 CHANNEL = "mcp_gateway"
+KEY_REVOKED = "key-revoked"
 NOTIFY_LIMIT = 7000
 LISTEN_PROBE_SECONDS = 5.0
 HOUSEKEEPING_SECONDS = 300.0
@@ -59,6 +63,7 @@ class PostgresStore:
         self._listening: asyncio.Task[None] | None = None
         self._handling: set[asyncio.Task[None]] = set()
         self._housekept_at = 0.0
+        self._keys = KeyCache()
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -67,7 +72,9 @@ class PostgresStore:
         return self._pool
 
     async def start(self) -> None:
-        self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=10, timeout=10, command_timeout=10)
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=10, timeout=10, command_timeout=10, reset=_keep_session
+        )
         async with self.pool.acquire() as conn:
             await migrate(conn)
 
@@ -104,8 +111,15 @@ class PostgresStore:
         )
 
     async def key_by_prefix(self, prefix: str) -> ApiKeyRecord | None:
+        cached = self._keys.get(prefix)
+        if cached is not None:
+            return cached
         row = await self.pool.fetchrow("SELECT * FROM api_keys WHERE prefix = $1", prefix)
-        return _key(row) if row else None
+        if row is None:
+            return None
+        record = _key(row)
+        self._keys.put(record)
+        return record
 
     async def get_key(self, key_id: str) -> ApiKeyRecord | None:
         try:
@@ -122,12 +136,21 @@ class PostgresStore:
 
     async def revoke_key(self, key_id: str) -> bool:
         try:
-            status = await self.pool.execute(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1::uuid", key_id
+            prefix = await self.pool.fetchval(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1::uuid RETURNING prefix",
+                key_id,
             )
         except asyncpg.DataError:
             return False
-        return bool(status.endswith(" 1"))
+        if prefix is None:
+            return False
+        self._keys.forget(prefix)
+        try:
+            await self.publish({"kind": KEY_REVOKED, "prefix": prefix})
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+            # Revoked all the same; other replicas' caches let the key go within KEY_CACHE_SECONDS.
+            log.warning("could not tell other replicas about a revoked key: %s", type(exc).__name__)
+        return True
 
     # --- quotas and rate limits ---------------------------------------------
 
@@ -151,6 +174,35 @@ class PostgresStore:
         )
         return [(row["scope"], row["period"], int(row["used"])) for row in rows]
 
+    async def admit(self, buckets: list[Bucket], counters: list[Counter], *, sync_commit: bool) -> Refusal | None:
+        # A zero limit refuses without a row (the function's INSERT of a new counter does not check it).
+        zero = next((c for c in counters if c.limit <= 0), None)
+        if zero is not None:
+            return await self._admit(buckets, [], sync_commit) or Refusal(counter=zero)
+        return await self._admit(buckets, counters, sync_commit)
+
+    async def _admit(self, buckets: list[Bucket], counters: list[Counter], sync_commit: bool) -> Refusal | None:
+        ordered_buckets = sorted(buckets, key=lambda b: b.key)
+        ordered_counters = sorted(counters, key=lambda c: (c.scope, c.period))
+        row = await self.pool.fetchrow(
+            "SELECT bucket_refused, level, counter_refused FROM mcp_admit($1, $2, $3, $4, $5, $6, $7)",
+            [b.key for b in ordered_buckets],
+            [float(b.rate) for b in ordered_buckets],
+            [float(b.burst) for b in ordered_buckets],
+            [c.scope for c in ordered_counters],
+            [c.period for c in ordered_counters],
+            [c.limit for c in ordered_counters],
+            sync_commit,
+        )
+        if row is None:
+            return None
+        if row["bucket_refused"] is not None:
+            bucket = ordered_buckets[row["bucket_refused"] - 1]
+            return Refusal(bucket=bucket, wait_seconds=_wait(bucket, row["level"]))
+        if row["counter_refused"] is not None:
+            return Refusal(counter=ordered_counters[row["counter_refused"] - 1])
+        return None
+
     async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
         ordered = sorted(buckets, key=lambda b: b.key)
         row = await self.pool.fetchrow(
@@ -162,7 +214,7 @@ class PostgresStore:
         if row is None or row["refused"] is None:
             return None
         bucket = ordered[row["refused"] - 1]
-        return bucket, max(0.0, (1.0 - float(row["level"] or 0.0)) / bucket.rate)
+        return bucket, _wait(bucket, row["level"])
 
     # --- audit --------------------------------------------------------------
 
@@ -269,6 +321,7 @@ class PostgresStore:
                 queue: asyncio.Queue[str] = asyncio.Queue()
                 await conn.add_listener(CHANNEL, lambda *args, q=queue: q.put_nowait(str(args[3])))
                 if connected_before:
+                    self._keys.clear()  # revocations may have been missed while disconnected
                     self._spawn(handler({"kind": "resync"}))
                 connected_before = True
                 while True:
@@ -280,7 +333,9 @@ class PostgresStore:
                             await self.housekeep()
                         continue
                     payload = await self._payload(body)
-                    if payload is not None:
+                    if payload is not None and payload.get("kind") == KEY_REVOKED:
+                        self._keys.forget(str(payload.get("prefix")))
+                    elif payload is not None:
                         self._spawn(handler(payload))
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("LISTEN connection lost, reconnecting: %s", type(exc).__name__)
@@ -309,6 +364,20 @@ class PostgresStore:
         task = asyncio.get_running_loop().create_task(guarded())
         self._handling.add(task)
         task.add_done_callback(self._handling.discard)
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool connections are handed back as they are, without asyncpg's reset query (a round trip per use).
+
+    Nothing here leaves session state behind: no session-level SET (admission's is transaction-local),
+    no LISTEN (that has its own connection), advisory locks only in `migrate`, which unlocks them.
+    asyncpg itself still rolls back an open transaction on release.
+    """
+
+
+def _wait(bucket: Bucket, level: float | None) -> float:
+    """Seconds until a bucket at `level` tokens has one."""
+    return max(0.0, (1.0 - float(level or 0.0)) / bucket.rate)
 
 
 def _key(row: asyncpg.Record) -> ApiKeyRecord:
