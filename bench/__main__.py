@@ -59,7 +59,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
     parser.add_argument("--skip-operator", action="store_true", help="skip the operator section (needs kube binaries)")
     parser.add_argument("--seconds", type=int, default=4, help="wrk duration per load point")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per load point (the median is reported)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per load point (the median is reported)")
     parser.add_argument("--operator-count", type=int, default=200, help="Upstreams and Profiles to create")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args()

@@ -88,6 +88,8 @@ class PassThrough:
 
     `aggregator` is read for `catalog`, `policy`, `sources` (a source offers `relay_target()`) and
     `interceptor` only, so an embedder may pass a view with its own interceptor (the gateway does).
+    `count_calls` False leaves the adapter's call metrics alone (an embedder that counts calls itself
+    and does not serve the adapter's metrics).
     """
 
     def __init__(
@@ -98,8 +100,10 @@ class PassThrough:
         *,
         trust_caller_header: bool,
         max_body_bytes: int,
+        count_calls: bool = True,
     ) -> None:
         self.app = app
+        self.count_calls = count_calls
         self.agg = aggregator
         self.server_info = server_info
         self.trust_caller_header = trust_caller_header
@@ -201,6 +205,8 @@ class _Relay:
         await self._finish(message, None)
 
     async def _proceed(self) -> ToolResult:
+        if not self.owner.count_calls:
+            return await self._exchange()
         METRICS.passthrough.labels(self.source).inc()
         work = self._exchange()
         return await measured(self.source, "tools/call", self.request.name, work)

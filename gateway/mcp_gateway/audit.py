@@ -45,7 +45,7 @@ def render_arguments(arguments: dict[str, Any] | None, mode: str, key: bytes) ->
     if mode == "redact":
         return json.dumps(dict.fromkeys(sorted(arguments), "***"))
     canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
-    return "hmac-sha256:" + hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+    return "hmac-sha256:" + hmac.digest(key, canonical.encode(), "sha256").hex()
 
 
 class AuditWriter:

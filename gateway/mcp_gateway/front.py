@@ -151,8 +151,10 @@ class McpFront:
             await refusal(scope, receive, send)
             return "-"
         try:
-            base = self.gw.public_base(str(request.base_url))
-            principal = await self.gw.authenticator.authenticate(profile, headers, metadata_url(base, profile.id))
+            # Only an OIDC challenge names the metadata URL; building it costs a URL parse per request.
+            oidc = profile.auth.mode == "oidc"
+            metadata = metadata_url(self.gw.public_base(str(request.base_url)), profile.id) if oidc else ""
+            principal = await self.gw.authenticator.authenticate(profile, headers, metadata)
         except AuthFailure as failure:
             self.gw.metrics.auth_failures.labels(profile.tenant, profile.id, str(failure.status)).inc()
             extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None

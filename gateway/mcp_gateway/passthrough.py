@@ -11,7 +11,7 @@ the adapter uses for the same purpose): the body is forwarded with only
 source's pooled HTTP client; the answer (JSON, or SSE relayed event by event)
 goes back with the gateway's `serverInfo` stamp. Only the MCP routing headers,
 `Accept` and `Mcp-Param-*` are forwarded, never the client's credentials; the
-relay client's auth hook adds the validated trace context and
+relay client's header hook adds the validated trace context and
 `x-mcp-caller: <tenant>/<caller>` (trace.py).
 
 Kept as on the SDK path, through the same interceptor (`ProfileBackend.intercept`):
@@ -112,6 +112,7 @@ class GatewayRelay:
             server_info,
             trust_caller_header=False,
             max_body_bytes=_NO_EXTRA_LIMIT,
+            count_calls=False,  # the interceptor counts them in the gateway's own metrics
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -10,8 +10,9 @@
   the adapter's anonymous catalog caller.
 
 Every HTTP request the gateway makes to an upstream for a request carries them
-(the SDK's client transport sends in the caller's context; the pass-through in
-passthrough.py adds them itself).
+(the SDK's client transport sends in the caller's context, through
+`UpstreamContextAuth`; the pass-through's relay client calls `upstream_headers`
+for each request it sends).
 """
 
 from __future__ import annotations

@@ -252,15 +252,22 @@ def test_metrics_get_their_own_port_that_ingress_and_routes_never_publish() -> N
     assert one(legacy, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http"
 
 
-def test_public_url_and_private_jwks_reach_the_gateway() -> None:
-    docs = render(sets=("gateway.publicUrl=https://mcp.example.com/", "gateway.allowPrivateJwks=true"))
+def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
+    docs = render(
+        sets=(
+            "gateway.publicUrl=https://mcp.example.com/",
+            "gateway.allowPrivateJwks=true",
+            "gateway.limitsCommit=sync",
+        )
+    )
     gateway = one(docs, "Deployment", "-gateway")
     assert env_of(gateway)["MCP_GATEWAY_PUBLIC_URL"]["value"] == "https://mcp.example.com"
     operator_args = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--gateway-url=https://mcp.example.com" in operator_args  # what Profile status shows
     flags = [a for a in operator_args if a.startswith("--gateway-settings=")]
     routing = render_routing([], [], [], parse(flags)).document  # the operator's own parsing and rendering
-    assert RoutingConfig.model_validate(routing).gateway.allow_private_jwks is True
+    settings = RoutingConfig.model_validate(routing).gateway
+    assert settings.allow_private_jwks is True and settings.limits_commit == "sync"
 
     defaults = render()
     assert "MCP_GATEWAY_PUBLIC_URL" not in env_of(one(defaults, "Deployment", "-gateway"))
@@ -290,6 +297,7 @@ def test_a_wrong_value_type_is_refused_with_its_path() -> None:
         ("operator.logLevel=loud", "/operator/logLevel"),
         ("gateway.publicUrl=mcp.example.com", "/gateway/publicUrl"),
         ("gateway.metrics.port=80", "/gateway/metrics/port"),
+        ("gateway.limitsCommit=never", "/gateway/limitsCommit"),
     ],
 )
 def test_schema_refuses_unknown_keys_and_bad_values(setting: str, message: str) -> None:

@@ -135,6 +135,7 @@ key: {{ .key }}
 {{- /* Gateway-wide routing settings: the operator writes the routing config's gateway section. */}}
 {{- $routing := dict }}
 {{- if .Values.gateway.allowPrivateJwks }}{{ $_ := set $routing "allowPrivateJwks" true }}{{ end }}
+{{- if ne .Values.gateway.limitsCommit "async" }}{{ $_ := set $routing "limitsCommit" .Values.gateway.limitsCommit }}{{ end }}
 {{- if $routing }}
 - {{ printf "--gateway-settings=%s" (toJson $routing) | squote }}
 {{- end }}

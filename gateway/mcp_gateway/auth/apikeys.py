@@ -8,7 +8,6 @@ usable key without the pepper, which lives only in the environment.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import uuid
@@ -55,7 +54,7 @@ class KeyHasher:
         self._pepper = pepper
 
     def hash(self, key: str) -> str:
-        return hmac.new(self._pepper, key.encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._pepper, key.encode(), "sha256").hex()  # one-shot: the C fast path
 
     def matches(self, key: str, stored_hash: str) -> bool:
         return hmac.compare_digest(self.hash(key), stored_hash)
