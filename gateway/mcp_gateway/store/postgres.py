@@ -6,7 +6,8 @@ serializes concurrent callers; all counters of one call change together (in a
 fixed order, so two calls never deadlock) or not at all. Rate buckets work the
 same way. Both run server-side (migrations/0003_admission_functions.sql), and a
 request's whole admission, buckets then counters, is one function call
-(0006_admit.sql): one round trip per request. API key records are cached by
+(0006_admit.sql), and requests arriving while one is in flight share the next
+call (admission.py, 0007_admit_batch.sql): at most one round trip per request. API key records are cached by
 prefix (key_cache.py); revocations reach every replica's cache through NOTIFY.
 
 Housekeeping (every `HOUSEKEEPING_SECONDS`, from the LISTEN loop's idle probe):
@@ -29,6 +30,7 @@ from typing import Any
 import asyncpg
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
+from mcp_gateway.store.admission import Admission, AdmissionBatcher
 from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal
 from mcp_gateway.store.key_cache import KeyCache
 from mcp_gateway.store.migrate import migrate
@@ -64,6 +66,13 @@ class PostgresStore:
         self._handling: set[asyncio.Task[None]] = set()
         self._housekept_at = 0.0
         self._keys = KeyCache()
+        self._admissions: AdmissionBatcher | None = None
+
+    @property
+    def admissions(self) -> AdmissionBatcher:
+        if self._admissions is None:
+            raise RuntimeError("store not started")
+        return self._admissions
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -77,6 +86,7 @@ class PostgresStore:
         )
         async with self.pool.acquire() as conn:
             await migrate(conn)
+        self._admissions = AdmissionBatcher(self.pool)
 
     async def close(self) -> None:
         if self._listening is not None:
@@ -184,23 +194,17 @@ class PostgresStore:
     async def _admit(self, buckets: list[Bucket], counters: list[Counter], sync_commit: bool) -> Refusal | None:
         ordered_buckets = sorted(buckets, key=lambda b: b.key)
         ordered_counters = sorted(counters, key=lambda c: (c.scope, c.period))
-        row = await self.pool.fetchrow(
-            "SELECT bucket_refused, level, counter_refused FROM mcp_admit($1, $2, $3, $4, $5, $6, $7)",
-            [b.key for b in ordered_buckets],
-            [float(b.rate) for b in ordered_buckets],
-            [float(b.burst) for b in ordered_buckets],
-            [c.scope for c in ordered_counters],
-            [c.period for c in ordered_counters],
-            [c.limit for c in ordered_counters],
+        admission = Admission(
+            [(b.key, float(b.rate), float(b.burst)) for b in ordered_buckets],
+            [(c.scope, c.period, c.limit) for c in ordered_counters],
             sync_commit,
         )
-        if row is None:
-            return None
-        if row["bucket_refused"] is not None:
-            bucket = ordered_buckets[row["bucket_refused"] - 1]
-            return Refusal(bucket=bucket, wait_seconds=_wait(bucket, row["level"]))
-        if row["counter_refused"] is not None:
-            return Refusal(counter=ordered_counters[row["counter_refused"] - 1])
+        bucket_refused, level, counter_refused = await self.admissions.admit(admission)
+        if bucket_refused is not None:
+            bucket = ordered_buckets[bucket_refused - 1]
+            return Refusal(bucket=bucket, wait_seconds=_wait(bucket, level))
+        if counter_refused is not None:
+            return Refusal(counter=ordered_counters[counter_refused - 1])
         return None
 
     async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
