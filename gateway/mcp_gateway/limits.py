@@ -8,7 +8,8 @@ a key opening two profiles has each profile's allowance on each). The store
 decides, so with PostgreSQL every replica shares the same counters.
 
 A request's rate tokens and its quota charge are one store call (with
-PostgreSQL, one round trip). When the store cannot answer (database down), `gateway.limitsWhenStoreDown`
+PostgreSQL, at most one round trip, shared by requests that arrive together).
+When the store cannot answer (database down), `gateway.limitsWhenStoreDown`
 decides: `closed` (default) refuses the request with `LimitsUnavailable`
 (HTTP 503), `open` admits it uncounted and logs a warning.
 """

@@ -102,6 +102,24 @@ async def test_concurrent_admissions_share_round_trips_and_stay_exact(pg_dsn: st
         await store.close()
 
 
+async def test_batched_admissions_drain_a_bucket_exactly(pg_dsn: str) -> None:
+    store = PostgresStore(pg_dsn)
+    await store.start()
+    try:
+        burst = Bucket("profile:p", 0.001, 20)
+        counters = [Counter("tenant:acme", DAY, 1000)]
+        outcomes = await asyncio.gather(*(store.admit([burst], counters, sync_commit=False) for _ in range(50)))
+        assert outcomes.count(None) == 20
+        assert {r.bucket for r in outcomes if r is not None} == {burst}
+        assert all(r.wait_seconds > 100 for r in outcomes if r is not None)
+        assert store.admissions.round_trips < 50
+        # The batches left the bucket empty and counted only the admitted calls.
+        assert await store.admit([burst], [], sync_commit=False) is not None
+        assert await store.usage("tenant:") == [("tenant:acme", DAY, 20)]
+    finally:
+        await store.close()
+
+
 async def test_two_replicas_batching_overlapping_keys_neither_deadlock_nor_overcount(pg_dsn: str) -> None:
     first, second = PostgresStore(pg_dsn), PostgresStore(pg_dsn)
     await first.start()

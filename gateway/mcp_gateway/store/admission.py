@@ -3,9 +3,10 @@ that arrived while the previous batch was in flight.
 
 A lone request (no batch in flight) goes at once, as one `mcp_admit` call, so a quiet
 gateway pays no added latency. Under load, requests queue behind the batch in flight and
-go together as one `mcp_admit_batch` call (migrations/0007_admit_batch.sql), which runs
-the same per-request `mcp_admit` in arrival order inside one transaction: every decision
-is the one a lone call would have made at that point, so limits stay exact.
+go together as one `mcp_admit_batch` call (migrations/0007_admit_batch.sql), which
+decides them in arrival order inside one transaction, each exactly as a lone `mcp_admit`
+would at that point, so limits stay exact; it reads and writes each row once per batch
+rather than once per request.
 
 One batch in flight per replica at a time. A batch locks every row it may change up front
 in one global order; PostgreSQL may still detect a deadlock when two replicas create the

@@ -4,11 +4,12 @@ Quota counting is exact under concurrency: each counter is bumped by one
 `INSERT ... ON CONFLICT DO UPDATE ... WHERE used < limit`, whose row lock
 serializes concurrent callers; all counters of one call change together (in a
 fixed order, so two calls never deadlock) or not at all. Rate buckets work the
-same way. Both run server-side (migrations/0003_admission_functions.sql), and a
+same way. Both run server-side (migrations/0003_admission_functions.sql); a
 request's whole admission, buckets then counters, is one function call
 (0006_admit.sql), and requests arriving while one is in flight share the next
-call (admission.py, 0007_admit_batch.sql): at most one round trip per request. API key records are cached by
-prefix (key_cache.py); revocations reach every replica's cache through NOTIFY.
+call (admission.py, 0007_admit_batch.sql): at most one round trip per request.
+API key records are cached by prefix (key_cache.py); revocations reach every
+replica's cache through NOTIFY.
 
 Housekeeping (every `HOUSEKEEPING_SECONDS`, from the LISTEN loop's idle probe):
 quota counters of days before yesterday and months before last month, rate
