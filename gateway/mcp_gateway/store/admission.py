@@ -69,6 +69,7 @@ class AdmissionBatcher:
 
     async def _drain(self) -> None:
         """Send what queued up, batch after batch, until nothing waits (then a lone call goes at once again)."""
+        batch: list[tuple[Admission, asyncio.Future[Outcome]]] = []
         try:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
@@ -78,13 +79,16 @@ class AdmissionBatcher:
                 try:
                     outcomes = await self._send([admission for admission, _ in batch])
                 except Exception as exc:  # each request applies gateway.limitsWhenStoreDown itself
-                    for _, waiter in batch:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
+                    _fail(batch, exc)
                     continue
                 for (_, waiter), outcome in zip(batch, outcomes, strict=True):
                     if not waiter.done():
                         waiter.set_result(outcome)
+            batch = []
+        except BaseException:  # cancelled (shutting down): nobody may wait forever
+            _fail(batch + self._queue, RuntimeError("admission interrupted: the gateway is stopping"))
+            self._queue = []
+            raise
         finally:
             self._sending = False
 
@@ -103,6 +107,12 @@ class AdmissionBatcher:
                 if attempt == DEADLOCK_RETRIES:
                     raise
         raise AssertionError("unreachable")
+
+
+def _fail(waiting: list[tuple[Admission, asyncio.Future[Outcome]]], exc: BaseException) -> None:
+    for _, waiter in waiting:
+        if not waiter.done():
+            waiter.set_exception(exc)
 
 
 def _outcome(row: asyncpg.Record) -> Outcome:
