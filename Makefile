@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench soak tools kind-up sync clean
+.PHONY: help run test lint bench soak mutation tools kind-up sync clean
 
 help:
 	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database)"
 	@echo "make test    - install everything the tests need, then ruff, mypy and pytest"
 	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
+	@echo "make mutation - mutation testing (mutmut) of the security core; scores in tests/README.md"
 	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
 
 run:
@@ -28,6 +29,12 @@ bench:
 
 soak:
 	scripts/test.sh -m soak
+
+mutation:
+	@scripts/setup-python.sh
+	@.venv/bin/python -c "import mutmut" 2>/dev/null || .venv/bin/pip install -q -e '.[mutation]'
+	@scripts/start-postgres.sh
+	scripts/mutation.sh
 
 tools:
 	scripts/build-tools.sh

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Mutation testing of the security and correctness core with mutmut (see tests/README.md).
+#
+# mutmut 3 imports the mutated code from mutants/src (or mutants/), so the packages are staged
+# into build/mutation/src beside a copy of the tests, and mutmut runs there. Only in-process
+# tests see mutants (a gateway started as a subprocess imports the installed, unmutated
+# code), so the tests run are the in-process ones listed in TESTS below.
+#
+# Usage: scripts/mutation.sh [module ...]   (default: every module in MODULES)
+# CPU-heavy: runs under flock /tmp/mcp-heavy.lock with two workers and a bounded wall clock.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="$root/build/mutation"
+python="$root/.venv/bin/python"
+budget="${MUTATION_TIMEOUT:-2700}"  # seconds for the whole run (well under an hour)
+export MCP_TEST_PG_ADMIN_DSN=${MCP_TEST_PG_ADMIN_DSN:-postgresql://mcp_test:mcp_test@127.0.0.1:5432/postgres}
+
+MODULES=(
+  mcp_gateway/policy.py
+  mcp_gateway/auth/__init__.py
+  mcp_gateway/auth/apikeys.py
+  mcp_gateway/auth/oidc.py
+  mcp_gateway/auth/secret_keys.py
+  mcp_gateway/sessions.py
+  mcp_gateway/request_state.py
+  mcp_gateway/limits.py
+  mcp_gateway/store/admission.py
+  mcp_adapter/naming.py
+  mcp_adapter/egress.py
+)
+TESTS=(
+  tests/mutation
+  tests/gateway/test_constant_time.py
+  tests/gateway/test_store_admission.py
+)
+if [ "$#" -gt 0 ]; then MODULES=("$@"); fi
+
+"$python" -c "import mutmut" 2>/dev/null || { echo "mutmut missing: .venv/bin/pip install -e '.[mutation]'" >&2; exit 2; }
+rm -rf "$work"
+mkdir -p "$work/src"
+cp -r "$root/gateway/mcp_gateway" "$root/adapter/mcp_adapter" "$root/common/mcp_common" "$work/src/"
+cp -r "$root/tests" "$work/tests"
+find "$work" -name __pycache__ -prune -exec rm -rf {} +
+
+quote() { printf '"%s", ' "$@"; }
+cat > "$work/pyproject.toml" <<TOML
+[tool.mutmut]
+source_paths = ["src"]
+only_mutate = [$(quote "${MODULES[@]/#/src/}")]
+pytest_add_cli_args_test_selection = [$(quote "${TESTS[@]}")]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+process_isolation = "fork"
+
+[tool.pytest.ini_options]
+asyncio_mode = "auto"
+asyncio_default_fixture_loop_scope = "function"
+TOML
+
+cd "$work"
+status=0
+echo "mutmut: ${#MODULES[@]} modules, log in $work/run.log"
+flock /tmp/mcp-heavy.lock timeout "$budget" "$python" -m mutmut run --max-children 2 > run.log 2>&1 || status=$?
+[ "$status" -eq 124 ] && echo "stopped after ${budget}s (MUTATION_TIMEOUT): the scores cover the mutants run so far"
+"$python" -m mutmut results --all true > results.txt 2>&1 || true
+"$python" "$root/tests/mutation/score.py" results.txt
+exit "$status"
