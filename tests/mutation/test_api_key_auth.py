@@ -1,0 +1,122 @@
+"""auth/__init__.py and auth/apikeys.py in process: key format, lookup, hash check, revocation,
+expiry, tenant and profile scope, and which header carries the key (mutation-tested)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from mcp_gateway.auth import Authenticator, AuthFailure, Principal, _credential
+from mcp_gateway.auth.apikeys import KEY_SCHEME, PREFIX_LEN, ApiKeyRecord, KeyHasher, key_prefix, new_key
+from mcp_gateway.config import Profile
+from mcp_gateway.store.memory import MemoryStore
+from starlette.datastructures import Headers
+
+HASHER = KeyHasher(b"pepper-0123456789abcdef")
+
+
+def profile(pid: str, tenant: str = "acme", mode: str = "apiKey") -> Profile:
+    return Profile(id=pid, tenant=tenant, upstreams=[{"name": "u", "url": "http://u/mcp"}], auth={"mode": mode})
+
+
+def bearer(key: str) -> Headers:
+    return Headers({"authorization": f"Bearer {key}"})
+
+
+async def keyed(**fields: object) -> tuple[Authenticator, str, ApiKeyRecord]:
+    store = MemoryStore()
+    key, record = new_key(HASHER, "acme", [], "ci")
+    for name, value in fields.items():
+        setattr(record, name, value)
+    await store.insert_key(record)
+    return Authenticator(store, HASHER), key, record
+
+
+def test_key_format_and_prefix() -> None:
+    key, record = new_key(HASHER, "acme", ["dev"], "ci", None)
+    scheme, prefix, secret = key.split("_", 2)
+    assert scheme == KEY_SCHEME == "mcpk" and len(prefix) == PREFIX_LEN == 12 and len(secret) >= 40
+    assert record.prefix == prefix and key_prefix(key) == prefix
+    assert record.key_hash == HASHER.hash(key) and len(record.key_hash) == 64 and key not in record.key_hash
+    assert (record.tenant, record.profiles, record.name, record.expires_at) == ("acme", ["dev"], "ci", None)
+    assert new_key(HASHER, "acme", [])[1].id != record.id
+    for bad in ("mcpk_short_x", f"other_{prefix}_x", f"mcpk_{prefix}_", f"mcpk_{prefix}", "nope"):
+        assert key_prefix(bad) is None, bad
+    assert key_prefix(f"mcpk_{prefix}_with_underscores") == prefix
+
+
+def test_the_pepper_keys_the_hash() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        KeyHasher(b"short")
+    KeyHasher(b"x" * 16)  # the minimum
+    assert KeyHasher(b"y" * 16).hash("k") != KeyHasher(b"x" * 16).hash("k")
+    assert HASHER.matches("k", HASHER.hash("k")) and not HASHER.matches("k", HASHER.hash("j"))
+
+
+def test_a_record_is_usable_until_revoked_or_expired() -> None:
+    now = datetime.now(UTC)
+    record = new_key(HASHER, "acme", [])[1]
+    assert record.usable_at(now)
+    record.expires_at = now
+    assert not record.usable_at(now) and record.usable_at(now - timedelta(seconds=1))
+    record.expires_at, record.revoked_at = None, now
+    assert not record.usable_at(now)
+    public = record.public()
+    assert "key_hash" not in public and "keyHash" not in public
+    assert public["revokedAt"] == now.isoformat() and public["expiresAt"] is None
+    assert public["createdAt"] == record.created_at.isoformat() and public["prefix"] == record.prefix
+
+
+def test_the_key_comes_from_bearer_or_x_api_key() -> None:
+    assert _credential(Headers({"authorization": "Bearer  abc "})) == "abc"
+    assert _credential(Headers({"authorization": "bearer abc"})) == "abc"
+    assert _credential(Headers({"authorization": "Basic abc"})) is None
+    assert _credential(Headers({"authorization": "Bearer  "})) is None
+    assert _credential(Headers({"x-api-key": "k"})) == "k"
+    assert _credential(Headers({"authorization": "Basic x", "x-api-key": "k"})) == "k"
+    assert _credential(Headers({})) is None
+
+
+async def test_a_valid_key_names_its_caller() -> None:
+    auth, key, record = await keyed()
+    principal = await auth.authenticate(profile("dev"), bearer(key), "")
+    assert principal == Principal("apiKey", "acme", f"key:{record.id}")
+    open_principal = await auth.authenticate(profile("dev", mode="none"), Headers({}), "")
+    assert open_principal == Principal("none", "acme", "anonymous")
+
+
+async def refused(auth: Authenticator, prof: Profile, headers: Headers) -> AuthFailure:
+    with pytest.raises(AuthFailure) as failure:
+        await auth.authenticate(prof, headers, "")
+    return failure.value
+
+
+async def test_missing_unknown_forged_revoked_and_expired_keys_are_401() -> None:
+    auth, key, record = await keyed()
+    missing = await refused(auth, profile("dev"), Headers({}))
+    assert (missing.status, missing.challenge) == (401, 'Bearer realm="mcp-gateway"')
+    assert "needs an API key" in missing.message
+    invalid = 'Bearer realm="mcp-gateway", error="invalid_token"'
+    unknown = await refused(auth, profile("dev"), bearer(f"mcpk_{'0' * 12}_secret"))
+    assert (unknown.status, unknown.challenge, unknown.message) == (401, invalid, "the API key is not valid")
+    forged = await refused(auth, profile("dev"), bearer(key[:-2] + "zz"))
+    assert (forged.status, forged.challenge, forged.message) == (401, invalid, "the API key is not valid")
+    garbage = await refused(auth, profile("dev"), bearer("not-a-key"))
+    assert (garbage.status, garbage.challenge) == (401, invalid)
+
+    record.revoked_at = datetime.now(UTC)
+    revoked = await refused(auth, profile("dev"), bearer(key))
+    assert (revoked.status, revoked.challenge) == (401, invalid) and "revoked or expired" in revoked.message
+    record.revoked_at, record.expires_at = None, datetime.now(UTC) - timedelta(seconds=1)
+    assert (await refused(auth, profile("dev"), bearer(key))).status == 401
+
+
+async def test_a_key_opens_only_its_tenants_and_listed_profiles() -> None:
+    auth, key, record = await keyed(profiles=["dev"])
+    assert (await auth.authenticate(profile("dev"), bearer(key), "")).tenant == "acme"
+    other_profile = await refused(auth, profile("prod"), bearer(key))
+    assert other_profile.status == 403 and "'prod'" in other_profile.message and other_profile.challenge is None
+    other_tenant = await refused(auth, profile("dev", tenant="globex"), bearer(key))
+    assert other_tenant.status == 403
+    record.profiles = []
+    assert (await auth.authenticate(profile("prod"), bearer(key), "")).caller == f"key:{record.id}"
