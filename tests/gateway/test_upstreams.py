@@ -29,7 +29,7 @@ async def test_hung_and_crashed_upstreams(spawn: Spawn, routing: Callable[[dict[
                     # `b` is given 2 s to answer or reconnect, so its crash surfaces quickly.
                     "upstreams": [{"name": "a", "url": url_a}, {"name": "b", "url": url_b, "timeoutSeconds": 2}],
                     "auth": {"mode": "none"},
-                    "limits": {"toolTimeouts": {"a__slow": 1}},
+                    "limits": {"toolTimeouts": {"a__slow": 5}},  # margin for b__echo below on a loaded machine
                 }
             ],
         }
@@ -51,8 +51,8 @@ async def test_hung_and_crashed_upstreams(spawn: Spawn, routing: Callable[[dict[
         assert (await client.call_tool("b__echo", {"text": "alive"})).content[0].text == "alive"  # type: ignore[union-attr]
         assert not hang.done()
         error = await hang
-        assert time.monotonic() - started < 10
-        assert "timed out after 1 s" in error.error.message and "a__slow" in error.error.message
+        assert time.monotonic() - started < 25  # the tool's own 30 s were cut short
+        assert "timed out after 5 s" in error.error.message and "a__slow" in error.error.message
 
         process_b.kill()
         await asyncio.sleep(0.5)
@@ -66,7 +66,7 @@ async def test_hung_and_crashed_upstreams(spawn: Spawn, routing: Callable[[dict[
         crash = asyncio.create_task(crashed())
         assert (await client.call_tool("a__echo", {"text": "still"})).content[0].text == "still"  # type: ignore[union-attr]
         error = await crash
-        assert time.monotonic() - started < 8
+        assert time.monotonic() - started < 15  # b's 2 s, not the tenant's 20 s
         assert "source 'b'" in error.error.message, error.error.message
         assert "Traceback" not in error.error.message
 
