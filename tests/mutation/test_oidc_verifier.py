@@ -1,0 +1,145 @@
+"""auth/oidc.py in process against a JWKS server on loopback (tests/support/jwks.py): token
+checks, required claims and scopes, JWKS caching and refetch limits, and which JWKS URLs are
+fetched at all (mutation-tested)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+from mcp_gateway.auth.oidc import OidcVerifier, TokenError, jwks_url_problem, scopes_of
+from mcp_gateway.config import OidcSettings
+
+from tests.support.jwks import AUDIENCE, ISSUER, Issuer, oidc_settings, running_issuer
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[Issuer]:
+    with running_issuer("k1") as running:
+        yield running
+
+
+def verifier(issuer: Issuer, **extra: Any) -> OidcVerifier:
+    return OidcVerifier(OidcSettings.model_validate(oidc_settings(issuer.url, **extra)), allow_private_jwks=True)
+
+
+async def rejected(v: OidcVerifier, token: str) -> TokenError:
+    with pytest.raises(TokenError) as failure:
+        await v.verify(token)
+    return failure.value
+
+
+async def test_a_valid_token_gives_its_claims(issuer: Issuer) -> None:
+    claims = await verifier(issuer).verify(issuer.token("k1", sub="bob"))
+    assert (claims["sub"], claims["iss"], claims["aud"]) == ("bob", ISSUER, AUDIENCE)
+
+
+async def test_each_bad_token_says_why(issuer: Issuer) -> None:
+    v = verifier(issuer, leewaySeconds=5)
+    now = int(time.time())
+    cases = {
+        "bearer token is not a well-formed JWT": "garbage",
+        "token has expired": issuer.token("k1", exp=now - 60),
+        "token audience does not match this gateway": issuer.token("k1", aud="other"),
+        "token issuer is not trusted for this profile": issuer.token("k1", iss="https://evil.test"),
+        "token rejected": issuer.token("k1", sub=None, nbf=now + 600),
+    }
+    for message, token in cases.items():
+        error = await rejected(v, token)
+        assert str(error).startswith(message) and error.error == "invalid_token", message
+    # Within the leeway an expired token still passes.
+    await v.verify(issuer.token("k1", exp=now - 2))
+
+
+async def test_algorithm_and_key_must_be_accepted(issuer: Issuer) -> None:
+    v = verifier(issuer)
+    hs = jwt.encode({"sub": "x"}, "secret-secret-secret-secret-12345", algorithm="HS256")
+    assert "token algorithm 'HS256' is not accepted" in str(await rejected(v, hs))
+    unknown = jwt.encode({"sub": "x"}, issuer.keys["k1"], algorithm="RS256", headers={"kid": "nope"})
+    assert str(await rejected(v, unknown)) == "token is signed with a key the issuer does not publish"
+
+
+async def test_required_claims_and_scopes_are_insufficient_scope(issuer: Issuer) -> None:
+    v = verifier(issuer, requiredScopes=["mcp:tools", "mcp:read"], requiredClaims={"team": "blue"})
+    assert (await v.verify(issuer.token("k1", team="blue", scope="mcp:read mcp:tools")))["team"] == "blue"
+    claim = await rejected(v, issuer.token("k1", team="red", scope="mcp:read mcp:tools"))
+    assert claim.error == "insufficient_scope" and "'team'" in str(claim)
+    scope = await rejected(v, issuer.token("k1", team="blue", scope="mcp:tools"))
+    assert scope.error == "insufficient_scope" and str(scope) == "token lacks required scopes ['mcp:read']"
+    now = int(time.time())
+    scp_claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "a",
+        "exp": now + 60,
+        "team": "blue",
+        "scp": ["mcp:tools", "mcp:read"],
+    }
+    scp_token = jwt.encode(scp_claims, issuer.keys["k1"], algorithm="RS256", headers={"kid": "k1"})
+    assert (await v.verify(scp_token))["scp"] == ["mcp:tools", "mcp:read"]
+
+
+def test_scopes_from_scope_or_scp() -> None:
+    assert scopes_of({"scope": "a b"}) == ["a", "b"]
+    assert scopes_of({"scp": ["a", 1]}) == ["a", "1"]
+    assert scopes_of({"scope": "a", "scp": ["b"]}) == ["a"]
+    assert scopes_of({"scp": 5}) == [] and scopes_of({}) == []
+
+
+async def test_jwks_is_cached_and_unknown_kids_refetch_at_most_once_per_interval() -> None:
+    with running_issuer("k1") as own:
+        v = verifier(own, jwksMinRefetchSeconds=3600)
+        await v.verify(own.token("k1"))
+        await v.verify(own.token("k1"))
+        assert own.fetches == 1
+        own.add_key("k2")
+        for _ in range(3):
+            await rejected(v, own.token("k2"))
+        assert own.fetches == 1  # unknown kid, but the interval has not passed
+        eager = verifier(own, jwksMinRefetchSeconds=0)
+        await eager.verify(own.token("k1"))
+        fetched = own.fetches
+        await eager.verify(own.token("k2"))
+        assert own.fetches == fetched  # k2 was already in that fetch
+        stale = verifier(own, jwksCacheSeconds=0.001)
+        await stale.verify(own.token("k1"))
+        time.sleep(0.01)
+        before = own.fetches
+        await stale.verify(own.token("k1"))
+        assert own.fetches == before + 1  # past the cache lifetime: fetched again
+
+
+async def test_verifier_serves_only_its_settings(issuer: Issuer) -> None:
+    v = verifier(issuer)
+    same = OidcSettings.model_validate(oidc_settings(issuer.url))
+    assert v.serves(v.settings, True) and v.serves(same, True)
+    assert not v.serves(same, False)
+    assert not v.serves(OidcSettings.model_validate(oidc_settings(issuer.url, leewaySeconds=1)), True)
+
+
+def test_which_jwks_urls_are_fetched() -> None:
+    assert jwks_url_problem("https://idp.example.com/jwks", False) is None
+    assert jwks_url_problem("http://127.0.0.1:8/jwks", True) is None
+    assert jwks_url_problem("http://localhost:8/jwks", True) is None
+    assert jwks_url_problem("http://[::1]:8/jwks", True) is None
+    for url, private in [
+        ("http://127.0.0.1:8/jwks", False),
+        ("http://idp.example.com/jwks", True),
+        ("ftp://idp.example.com/jwks", True),
+        ("https:///jwks", False),
+    ]:
+        problem = jwks_url_problem(url, private)
+        assert problem is not None and "must be an https:// URL" in problem and url in problem, url
+
+
+async def test_a_blocked_jwks_url_is_never_fetched(issuer: Issuer) -> None:
+    before = issuer.fetches
+    loopback = OidcVerifier(OidcSettings.model_validate(oidc_settings(issuer.url)), allow_private_jwks=False)
+    assert "does not publish" in str(await rejected(loopback, issuer.token("k1")))
+    https_private = issuer.url.replace("http://", "https://")
+    guarded = OidcVerifier(OidcSettings.model_validate(oidc_settings(https_private)), allow_private_jwks=False)
+    assert "does not publish" in str(await rejected(guarded, issuer.token("k1")))
+    assert issuer.fetches == before
