@@ -10,8 +10,12 @@ from typing import Any
 
 import jwt
 import pytest
+from mcp_gateway.auth import Authenticator, AuthFailure, Principal
+from mcp_gateway.auth.apikeys import KeyHasher
 from mcp_gateway.auth.oidc import OidcVerifier, TokenError, jwks_url_problem, scopes_of
-from mcp_gateway.config import OidcSettings
+from mcp_gateway.config import OidcSettings, Profile
+from mcp_gateway.store.memory import MemoryStore
+from starlette.datastructures import Headers
 
 from tests.support.jwks import AUDIENCE, ISSUER, Issuer, oidc_settings, running_issuer
 
@@ -143,3 +147,54 @@ async def test_a_blocked_jwks_url_is_never_fetched(issuer: Issuer) -> None:
     guarded = OidcVerifier(OidcSettings.model_validate(oidc_settings(https_private)), allow_private_jwks=False)
     assert "does not publish" in str(await rejected(guarded, issuer.token("k1")))
     assert issuer.fetches == before
+
+
+def oidc_profile(issuer: Issuer, **extra: Any) -> Profile:
+    auth = {"mode": "oidc", "oidc": oidc_settings(issuer.url, **extra)}
+    return Profile(id="sso", tenant="acme", upstreams=[{"name": "u", "url": "http://u/mcp"}], auth=auth)
+
+
+def authenticator(private: bool = True) -> Authenticator:
+    return Authenticator(MemoryStore(), KeyHasher(b"pepper-0123456789abcdef"), allow_private_jwks=lambda: private)
+
+
+def bearer(token: str) -> Headers:
+    return Headers({"authorization": f"Bearer {token}"})
+
+
+async def auth_refused(auth: Authenticator, profile: Profile, headers: Headers) -> AuthFailure:
+    with pytest.raises(AuthFailure) as failure:
+        await auth.authenticate(profile, headers, "https://gw/.well-known/oauth-protected-resource/sso/mcp")
+    return failure.value
+
+
+async def test_the_authenticator_maps_oidc_outcomes(issuer: Issuer) -> None:
+    auth = authenticator()
+    profile = oidc_profile(issuer, requiredScopes=["mcp:tools"], tenantClaim="org")
+    metadata = "https://gw/.well-known/oauth-protected-resource/sso/mcp"
+    principal = await auth.authenticate(profile, bearer(issuer.token("k1", org="acme", scope="mcp:tools x")), metadata)
+    assert principal == Principal("oidc", "acme", "sub:alice", ("mcp:tools", "x"))
+    challenge = f'Bearer resource_metadata="{metadata}"'
+    missing = await auth_refused(auth, profile, Headers({}))
+    assert (missing.status, missing.challenge) == (401, challenge) and "OAuth bearer token" in missing.message
+    bad = await auth_refused(auth, profile, bearer("garbage"))
+    assert (bad.status, bad.challenge) == (401, f'{challenge}, error="invalid_token"')
+    scope = await auth_refused(auth, profile, bearer(issuer.token("k1", org="acme", scope="other")))
+    assert scope.status == 403
+    assert scope.challenge == f'{challenge}, error="insufficient_scope", scope="mcp:tools"'
+    tenant = await auth_refused(auth, profile, bearer(issuer.token("k1", org="globex", scope="mcp:tools")))
+    assert (tenant.status, tenant.message) == (403, "the token's tenant does not own profile 'sso'")
+
+
+async def test_the_authenticator_keeps_a_verifier_per_profile_until_its_settings_change(issuer: Issuer) -> None:
+    private = True
+    auth = Authenticator(MemoryStore(), KeyHasher(b"pepper-0123456789abcdef"), allow_private_jwks=lambda: private)
+    profile = oidc_profile(issuer)
+    first = auth._verifier(profile)
+    assert auth._verifier(profile) is first and first.allow_private_jwks is True
+    assert auth._verifier(oidc_profile(issuer)) is first  # equal settings
+    changed = auth._verifier(oidc_profile(issuer, leewaySeconds=1))
+    assert changed is not first and auth._verifiers["sso"] is changed
+    private = False
+    assert auth._verifier(oidc_profile(issuer, leewaySeconds=1)).allow_private_jwks is False
+    assert authenticator()._verifier(profile) is not first
