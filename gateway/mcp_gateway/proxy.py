@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -30,8 +30,9 @@ import mcp_types as types
 from mcp.server.caching import CacheHint
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
-from mcp_adapter.aggregate import Aggregator, Proceed, ToolCall, ToolResult
+from mcp_adapter.aggregate import AccessPolicy, Aggregator, Proceed, ToolCall, ToolResult, UnknownToolError
 from mcp_adapter.config import FromEnv, McpRemoteSource
+from mcp_adapter.downstream import Downstream
 from mcp_adapter.server import Runtime, build_mcp_server
 from mcp_adapter.upstream import UNAVAILABLE
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
@@ -103,11 +104,35 @@ class LivePolicy:
         return policy is not None and policy.allows_prompt(name)
 
 
+class AuditedAggregator(Aggregator):
+    """The aggregator, reporting calls it refuses before the interceptor sees them.
+
+    A call naming a tool the profile does not offer was admitted, and charged to quotas, by
+    the front (which cannot know the catalog); auditing it too keeps the quota counters and the
+    audit log (the console's tool-call chart) counting the same calls.
+    """
+
+    def __init__(self, *args: Any, on_unknown_tool: Callable[[ToolCall, str], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_unknown_tool = on_unknown_tool
+
+    async def call_tool(
+        self, params: types.CallToolRequestParams, downstream: Downstream, policy: AccessPolicy | None = None
+    ) -> ToolResult:
+        try:
+            return await super().call_tool(params, downstream, policy)
+        except UnknownToolError as exc:
+            self.on_unknown_tool(ToolCall(downstream.caller, params.name, "", "", params.arguments), exc.error.message)
+            raise
+
+
 class ProfileBackend:
     def __init__(self, gateway: Gateway, profile: Profile) -> None:
         self.gateway = gateway
         self.profile_id = profile.id
-        self.aggregator = Aggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
+        self.aggregator = AuditedAggregator(
+            [], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept, on_unknown_tool=self._unknown_tool
+        )
         self.sources: list[HintedMcpSource] = []
         for upstream in profile.upstreams:
             source = HintedMcpSource(
@@ -268,6 +293,13 @@ class ProfileBackend:
                 await anyio.sleep(delay)
         raise AssertionError("unreachable")
 
+    def _unknown_tool(self, call: ToolCall, error: str) -> None:
+        ctx = current_call.get()
+        profile = ctx.profile if ctx else self.gateway.holder.config.profile(self.profile_id)
+        if profile is not None:
+            # Audit only: the name is the client's, not a label the metrics may carry.
+            self._audit(profile, ctx.principal.caller if ctx else call.caller, call, "unknown_tool", error, 0.0)
+
     def _record(
         self, profile: Profile, caller: str, call: ToolCall, outcome: str, error: str | None, seconds: float
     ) -> None:
@@ -277,6 +309,11 @@ class ProfileBackend:
         if outcome in ("error", "timeout"):
             metrics.error(profile, "upstream_timeout" if outcome == "timeout" else "upstream_error")
         metrics.upstream_latency.labels(profile.tenant, profile.id, tool).observe(seconds)
+        self._audit(profile, caller, call, outcome, error, seconds)
+
+    def _audit(
+        self, profile: Profile, caller: str, call: ToolCall, outcome: str, error: str | None, seconds: float
+    ) -> None:
         self.gateway.audit.record(
             AuditRecord(
                 tenant=profile.tenant,
