@@ -75,12 +75,27 @@ class Tenant(_Model):
     _id_is_label = field_validator("id")(_check_label)
 
 
+# Failure kinds a retry may answer (mcp_gateway.retry says which calls are safe to retry).
+Failure = Literal["unavailable", "error", "timeout"]
+
+
+class RetrySettings(_Model):
+    """`retries` of a profile or an upstream; unset fields fall back (upstream -> profile -> default)."""
+
+    attempts: int = Field(default=3, ge=1, le=10, description="tries in all, the first included; 1 = no retry")
+    backoff_base_seconds: float = Field(default=0.2, ge=0, le=60, description="wait before the first retry")
+    backoff_max_seconds: float = Field(default=2.0, ge=0, le=300, description="cap of the doubling waits")
+    jitter: float = Field(default=0.5, ge=0, le=1, description="share of each wait that is random (0-1)")
+    retry_on: tuple[Failure, ...] = Field(default=("unavailable", "error", "timeout"), description="failure kinds")
+
+
 class Upstream(_Model):
     name: str
     url: str
     prefix: Literal["auto", "always", "never"] = "auto"
     timeout_seconds: float = Field(default=30, gt=0)
     headers_from_env: dict[str, str] = Field(default_factory=dict)
+    retries: RetrySettings | None = None  # overrides the profile's, field by field
 
     @field_validator("url")
     @classmethod
@@ -146,6 +161,7 @@ class Profile(_Model):
     auth: Auth = Field(default_factory=Auth)
     policy: Policy = Field(default_factory=Policy)
     limits: Limits = Field(default_factory=Limits)
+    retries: RetrySettings | None = None
 
     _id_is_label = field_validator("id")(_check_label)
 

@@ -5,7 +5,7 @@ Each upstream of a profile becomes a remote `mcp` source of an
 merged surface. The gateway adds, through the core's hooks:
 - access policy (read from the *current* routing config, so policy edits
   apply without rebuilding the backend);
-- a tool-call interceptor: per-profile/per-tool timeouts, safe retries,
+- a tool-call interceptor: per-profile/per-tool timeouts, safe retries (retry.py),
   audit records and metrics.
 
 No session lives in process memory: handshake-era sessions are the gateway's
@@ -34,16 +34,15 @@ from mcp_adapter.aggregate import AccessPolicy, Aggregator, Proceed, ToolCall, T
 from mcp_adapter.config import FromEnv, McpRemoteSource
 from mcp_adapter.downstream import Downstream
 from mcp_adapter.server import Runtime, build_mcp_server
-from mcp_adapter.upstream import UNAVAILABLE
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import Receive, Scope, Send
 
-from mcp_gateway import errors
+from mcp_gateway import errors, retry
 from mcp_gateway.audit import render_arguments
 from mcp_gateway.backchannel import serve_handshake
 from mcp_gateway.caching import LIST_KINDS, HintedMcpSource, LiveCacheHints, list_hint
-from mcp_gateway.config import Profile, Upstream, profile_timeouts
+from mcp_gateway.config import Profile, RetrySettings, Upstream, profile_timeouts
 from mcp_gateway.context import current_call
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.passthrough import GatewayRelay, relayable
@@ -58,8 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mcp_gateway.proxy")
 
 STARTUP_WAIT_SECONDS = 5.0
-RETRY_DELAYS = (0.2, 0.5)
-FAST_FAILURE_SECONDS = 1.0
 UPSTREAM_AUTH = UpstreamContextAuth()
 # Stateless handshake connections end with their request; the adapter's registry of them
 # (used for list_changed fan-out on long-lived sessions) is pruned so it cannot grow.
@@ -248,11 +245,10 @@ class ProfileBackend:
         caller = ctx.principal.caller if ctx else call.caller
         timeout, per_tool = profile_timeouts(config, profile)
         limit = per_tool.get(call.name, timeout)
-        idempotent = self.gateway.policies.of(profile).idempotent(call.name)
         started = time.monotonic()
         outcome, error = "ok", None
         try:
-            result = await self._attempts(call, proceed, limit, idempotent)
+            result = await self._attempts(call, proceed, limit, profile)
             if isinstance(result, types.CallToolResult) and result.is_error:
                 outcome = "tool_error"
             elif isinstance(result, types.InputRequiredResult):
@@ -267,10 +263,11 @@ class ProfileBackend:
         finally:
             self._record(profile, caller, call, outcome, error, time.monotonic() - started)
 
-    async def _attempts(self, call: ToolCall, proceed: Proceed, limit: float | None, idempotent: bool) -> ToolResult:
+    async def _attempts(self, call: ToolCall, proceed: Proceed, limit: float | None, profile: Profile) -> ToolResult:
         # asyncio's own timeout, not anyio.fail_after: as cancellable, and far cheaper per call.
         deadline = time.monotonic() + limit if limit else None
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+        retries = 0
+        while True:
             began = time.monotonic()
             try:
                 async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
@@ -282,16 +279,30 @@ class ProfileBackend:
                     "raise limits.timeoutSeconds or limits.toolTimeouts to allow longer calls)",
                 ) from None
             except MCPError as exc:
-                # "Not connected", said at once, means the request was never sent: safe to retry
-                # (a slow "not connected" already waited for a reconnect). Anything else is
-                # retried only for tools the profile marks idempotent.
-                unsent = exc.code == UNAVAILABLE and time.monotonic() - began < FAST_FAILURE_SECONDS
-                retryable = unsent or (idempotent and exc.code != types.INVALID_PARAMS)
-                if delay is None or not retryable:
+                # Settings and idempotence are looked up only once a call failed: none of it on the hot path.
+                settings = retry.effective(profile.retries, self._upstream_retries(profile, call.source))
+                idempotent = self._idempotent(profile, call.name)
+                decision = retry.decide(settings, exc, time.monotonic() - began, retries, idempotent, deadline)
+                if not decision.retry:
                     raise
-                log.info("retrying tool %s after %s (attempt %d)", call.name, exc.error.message, attempt + 1)
-                await anyio.sleep(delay)
-        raise AssertionError("unreachable")
+                retries += 1
+                self.gateway.metrics.tool_call_retries.labels(
+                    profile.tenant, profile.id, call.source, decision.reason
+                ).inc()
+                log.info("retrying tool %s after %s (retry %d)", call.name, exc.error.message, retries)
+                await anyio.sleep(decision.wait)
+
+    @staticmethod
+    def _upstream_retries(profile: Profile, source: str) -> RetrySettings | None:
+        return next((u.retries for u in profile.upstreams if u.name == source), None)
+
+    def _idempotent(self, profile: Profile, name: str) -> bool:
+        """Safe to send twice: the profile says so (`idempotentTools`), or the tool's own annotations do."""
+        if self.gateway.policies.of(profile).idempotent(name):
+            return True
+        entry = self.aggregator.catalog.tools.get(name)
+        hints = entry[1].annotations if entry else None
+        return bool(hints and (hints.read_only_hint or hints.idempotent_hint))
 
     def _unknown_tool(self, call: ToolCall, error: str) -> None:
         ctx = current_call.get()
