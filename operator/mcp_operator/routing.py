@@ -155,7 +155,7 @@ class _ProfileRenderer:
             reason = "ForeignUpstream" if any("belongs to" in p for p in problems) else "UpstreamNotFound"
             return refused(reason, "; ".join(problems))
         entry = {"id": profile_id, "tenant": tenant, "upstreams": entries}
-        for key in ("auth", "policy", "limits"):
+        for key in ("auth", "policy", "limits", "retries"):
             if spec.get(key):
                 entry[key] = spec[key]
         try:
@@ -194,14 +194,15 @@ class _ProfileRenderer:
                 )
                 continue
             url = workload.service_url(ref_ns, ref["name"], self.settings)
-            entries.append(
-                {
-                    "name": ref["name"],
-                    "url": url,
-                    "prefix": ref.get("prefix", "auto"),
-                    "timeoutSeconds": ref.get("timeoutSeconds", 30),
-                }
-            )
+            entry = {
+                "name": ref["name"],
+                "url": url,
+                "prefix": ref.get("prefix", "auto"),
+                "timeoutSeconds": ref.get("timeoutSeconds", 30),
+            }
+            if ref.get("retries"):
+                entry["retries"] = ref["retries"]
+            entries.append(entry)
             status = upstream.get("status") or {}
             members.append(
                 {

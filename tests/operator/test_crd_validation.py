@@ -89,6 +89,9 @@ def test_upstream_name_must_fit_the_service_name(kube: ControlPlane, res: Resour
         ({"upstreams": [{"name": "a"}], "auth": {"mode": "password"}}, 'supported values: "apiKey", "oidc", "none"'),
         ({"upstreams": [{"name": "a"}], "limits": {"rate": {"perSecond": 0, "burst": 1}}}, "limits.rate.perSecond"),
         ({"upstreams": [{"name": "Not_A_Label"}]}, "spec.upstreams[0].name"),
+        ({"upstreams": [{"name": "a"}], "retries": {"attempts": 0}}, "spec.retries.attempts"),
+        ({"upstreams": [{"name": "a", "retries": {"retryOn": ["always"]}}]}, "spec.upstreams[0].retries.retryOn[0]"),
+        ({"upstreams": [{"name": "a"}], "retries": {"jitter": 2}}, "spec.retries.jitter"),
     ],
 )
 def test_invalid_profiles_are_refused(kube: ControlPlane, res: Resources, spec: dict[str, Any], message: str) -> None:

@@ -41,7 +41,8 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
     profile_id = f"dev-{_uid()}"
     spec = {
         "id": profile_id,
-        "upstreams": [{"name": "tools", "prefix": "always", "timeoutSeconds": 12}],
+        "upstreams": [{"name": "tools", "prefix": "always", "timeoutSeconds": 12, "retries": {"attempts": 1}}],
+        "retries": {"attempts": 4, "backoffBaseSeconds": 0.1, "jitter": 0, "retryOn": ["unavailable"]},
         "auth": {
             "mode": "oidc",
             "oidc": {"issuer": "https://issuer.test", "audience": "mcp", "jwksUrl": "https://issuer.test/jwks"},
@@ -58,11 +59,18 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
         "id": profile_id,
         "tenant": tenant,
         "upstreams": [
-            {"name": "tools", "url": env.adapter_url(namespace, "tools"), "prefix": "always", "timeoutSeconds": 12}
+            {
+                "name": "tools",
+                "url": env.adapter_url(namespace, "tools"),
+                "prefix": "always",
+                "timeoutSeconds": 12,
+                "retries": {"attempts": 1},
+            }
         ],
         "auth": spec["auth"],
         "policy": spec["policy"],
         "limits": spec["limits"],
+        "retries": spec["retries"],
     }
     tenants = {t["id"]: t for t in res.routing(env.system_namespace)["tenants"]}
     assert tenants[tenant] == {"id": tenant, "displayName": "Acme", "limits": LIMITS}
