@@ -108,13 +108,6 @@ class Store(Protocol):
         """
         ...
 
-
-def nested_prefix(scope: str) -> str:
-    """`scope` checked to be a separator-terminated prefix; a bare `tenant:a` would also match `tenant:a-labs`."""
-    if not scope.endswith(":"):
-        raise ValueError(f"a nested usage lookup needs a prefix ending with the ':' separator, not {scope!r}")
-    return scope
-
     async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
         """Take one token from every bucket, all or none; on refusal return (bucket, seconds until a token)."""
         ...
@@ -163,3 +156,10 @@ def nested_prefix(scope: str) -> str:
 
 
 Listener = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def nested_prefix(scope: str) -> str:
+    """`scope` checked to be a separator-terminated prefix; a bare `tenant:a` would also match `tenant:a-labs`."""
+    if not scope.endswith(":"):
+        raise ValueError(f"a nested usage lookup needs a prefix ending with the ':' separator, not {scope!r}")
+    return scope
