@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import asyncpg
-from mcp_gateway.console.session import Session
+from mcp_gateway.console.session import Session, SessionCodec
 from mcp_gateway.store.postgres import PostgresStore
 
 from tests.console.support import Stack, csrf_of, start_stack
@@ -92,3 +92,14 @@ def test_the_console_key_is_no_stored_secret_and_logins_work_on_every_replica(
     other = start_stack(spawn, tmp_path / "other", pg_dsn)
     with with_cookie(other, cookie) as same_user:
         assert logged_in(same_user.get("/console/keys"))
+
+
+def test_signing_keys_rotate_newest_first() -> None:
+    old, new = b"o" * 32, b"n" * 32
+    session = Session(role="tenant", tenant="acme", key_id="k", expires=time.time() + 60)
+    issued_before = SessionCodec([old]).encode(session)
+    rotated = SessionCodec([new, old])
+    assert rotated.decode(issued_before) == session, "a cookie signed with the previous key still works"
+    assert rotated.encode(session) == SessionCodec([new]).encode(session), "new cookies are signed with the newest key"
+    assert SessionCodec([new]).decode(issued_before) is None, "a retired key signs nothing valid"
+    assert rotated.fingerprint_matches("admin-token", SessionCodec([old]).fingerprint("admin-token"))
