@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_gateway import admin, console
+from mcp_gateway.body_limit import limited
 from mcp_gateway.front import PROFILE_PATH, McpFront
 from mcp_gateway.runtime import Gateway, StartupError
 
@@ -127,6 +128,7 @@ class _Dispatch:
     Admin API requests are authenticated here, before FastAPI reads their body: a request
     without the admin token gets 401 whatever it sends (FastAPI would answer an unparsable
     body with 400 or 422 first, telling an unauthenticated caller about the API's shapes).
+    Admin and console bodies are then capped (body_limit.py) before any parser buffers them.
     """
 
     def __init__(self, api: FastAPI, front: McpFront) -> None:
@@ -150,4 +152,8 @@ class _Dispatch:
                     body = {"detail": refusal.detail}
                     await JSONResponse(body, refusal.status_code, headers=refusal.headers)(scope, receive, send)
                     return
+            if scope["path"].startswith((admin.router.prefix + "/", console.router.prefix)):
+                limit = self.front.gw.holder.config.gateway.max_admin_request_bytes
+                await limited(self.api, limit, scope, receive, send)
+                return
         await self.api(scope, receive, send)

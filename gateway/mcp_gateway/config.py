@@ -163,6 +163,8 @@ class GatewaySettings(_Model):
 
     allowed_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Bodies of console forms and admin API requests (413 beyond): small documents only.
+    max_admin_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Rate limits and quotas while the database is unreachable: refuse (503) or admit uncounted.
     limits_when_store_down: Literal["closed", "open"] = "closed"
     # PostgreSQL commit of rate/quota counts: `async` acknowledges before the WAL flush (a database

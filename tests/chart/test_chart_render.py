@@ -258,6 +258,7 @@ def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
             "gateway.publicUrl=https://mcp.example.com/",
             "gateway.allowPrivateJwks=true",
             "gateway.limitsCommit=sync",
+            "gateway.maxAdminRequestBytes=131072",
         )
     )
     gateway = one(docs, "Deployment", "-gateway")
@@ -268,6 +269,7 @@ def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
     routing = render_routing([], [], [], parse(flags)).document  # the operator's own parsing and rendering
     settings = RoutingConfig.model_validate(routing).gateway
     assert settings.allow_private_jwks is True and settings.limits_commit == "sync"
+    assert settings.max_admin_request_bytes == 131072
 
     defaults = render()
     assert "MCP_GATEWAY_PUBLIC_URL" not in env_of(one(defaults, "Deployment", "-gateway"))
@@ -298,6 +300,7 @@ def test_a_wrong_value_type_is_refused_with_its_path() -> None:
         ("gateway.publicUrl=mcp.example.com", "/gateway/publicUrl"),
         ("gateway.metrics.port=80", "/gateway/metrics/port"),
         ("gateway.limitsCommit=never", "/gateway/limitsCommit"),
+        ("gateway.maxAdminRequestBytes=100", "/gateway/maxAdminRequestBytes"),
     ],
 )
 def test_schema_refuses_unknown_keys_and_bad_values(setting: str, message: str) -> None:
