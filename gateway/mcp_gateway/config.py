@@ -81,6 +81,9 @@ class Upstream(_Model):
     prefix: Literal["auto", "always", "never"] = "auto"
     timeout_seconds: float = Field(default=30, gt=0)
     headers_from_env: dict[str, str] = Field(default_factory=dict)
+    # Send `x-mcp-caller: <tenant>/<caller>` (per-caller isolation in an adapter with trustCallerHeader).
+    # Off by default: a third-party MCP server has no business learning tenant and key ids.
+    send_caller_header: bool = False
 
     @field_validator("url")
     @classmethod

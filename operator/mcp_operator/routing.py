@@ -200,6 +200,8 @@ class _ProfileRenderer:
                     "url": url,
                     "prefix": ref.get("prefix", "auto"),
                     "timeoutSeconds": ref.get("timeoutSeconds", 30),
+                    # The operator's own adapter (trustCallerHeader): it keys per-caller sessions by the caller.
+                    "sendCallerHeader": True,
                 }
             )
             status = upstream.get("status") or {}

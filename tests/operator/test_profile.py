@@ -58,7 +58,13 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
         "id": profile_id,
         "tenant": tenant,
         "upstreams": [
-            {"name": "tools", "url": env.adapter_url(namespace, "tools"), "prefix": "always", "timeoutSeconds": 12}
+            {
+                "name": "tools",
+                "url": env.adapter_url(namespace, "tools"),
+                "prefix": "always",
+                "timeoutSeconds": 12,
+                "sendCallerHeader": True,  # the operator's own adapter, which trusts the gateway's caller header
+            }
         ],
         "auth": spec["auth"],
         "policy": spec["policy"],
