@@ -249,7 +249,13 @@ def test_metrics_get_their_own_port_that_ingress_and_routes_never_publish() -> N
     assert not any(a.startswith("--metrics-port") for a in container["args"])
     assert [p["name"] for p in container["ports"]] == ["http"]
     assert [d["metadata"]["name"] for d in by_kind(legacy, "Service")] == ["mcp-gateway-gateway"]
-    assert one(legacy, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http"
+    endpoint = one(legacy, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["port"] == "http"
+    # There /metrics needs the admin token: Prometheus sends it from the gateway's Secret.
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "mcp-gateway-gateway", "key": "admin-token"},
+    }
 
 
 def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:

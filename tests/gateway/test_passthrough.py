@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.gateway.support import (
+    ADMIN_HEADERS,
     GatewayProc,
     Spawn,
     mcp_client,
@@ -28,7 +29,7 @@ CONFIRM = {"confirm": {"action": "accept", "content": {"ok": True}}}
 
 
 def relayed(gateway: GatewayProc, pid: str) -> float:
-    for line in httpx.get(f"{gateway.base}/metrics").text.splitlines():
+    for line in httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text.splitlines():
         if line.startswith("mcp_gateway_relayed_calls_total{") and f'profile="{pid}"' in line:
             return float(line.split()[-1])
     return 0.0
@@ -141,5 +142,5 @@ async def test_relayed_call_streams_times_out_and_seals_rounds(gateway: GatewayP
     with gateway.admin() as admin:
         audit = admin.get("/admin/v1/audit", params={"tool": "a__slow"}).json()["items"]
     assert audit[0]["outcome"] == "timeout"
-    metrics = httpx.get(f"{gateway.base}/metrics").text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     assert 'mcp_gateway_errors_total{kind="upstream_timeout",profile="two",tenant="acme"} 1.0' in metrics
