@@ -1,4 +1,4 @@
-"""`mcp-adapter --config FILE [--host H] [--port P]`: serve the adapter with uvicorn.
+"""`mcp-adapter --config FILE [--host H] [--port P] [--max-header-bytes N]`: serve the adapter with uvicorn.
 
 Exit status 2 with one line per problem when the configuration is invalid.
 """
@@ -15,6 +15,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_common import jsonlog
 
 from mcp_adapter.config import ConfigError, load_config
+from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="adapter YAML configuration file")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        help="largest request head (request line and headers) in bytes; larger ones get 431",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -46,7 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(args.config, config, bind_host=args.host)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host=args.host, port=args.port, log_config=None, lifespan="on", timeout_graceful_shutdown=10
+            app,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            http=header_limited(args.max_header_bytes),
         )
     )
     server.run()

@@ -10,6 +10,9 @@
 `serve` is the default subcommand (see cli_commands.py for the others). The database URL may also come from
 MCP_GATEWAY_DATABASE_URL; without one, state is in-process (single replica).
 
+`--max-header-bytes` (env MCP_GATEWAY_MAX_HEADER_BYTES, default 64 KiB) caps a request's head:
+larger ones get 431 before the app sees them (mcp_adapter/header_limit.py).
+
 `--metrics-port` serves `/metrics` on a port of its own (bound to `--metrics-host`, default the
 `--host`) and no longer on the public one; without it `/metrics` is on the public port as before.
 """
@@ -26,6 +29,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import uvicorn
+from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
 from mcp_common import jsonlog
 
 from mcp_gateway.app import Source, create_app, metrics_app
@@ -60,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", default=None, help=f"PostgreSQL DSN (default: ${DATABASE_URL_ENV})")
     serve.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port only")
     serve.add_argument("--metrics-host", default=None, help="address of the metrics port (default: --host)")
+    serve.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=int(os.environ.get("MCP_GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES)),
+        help="largest request head (request line and headers) in bytes; larger ones get 431",
+    )
     serve.add_argument("--log-level", default=os.environ.get("MCP_GATEWAY_LOG_LEVEL", "INFO"))
     add_commands(sub)
     return parser
@@ -93,14 +103,29 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(gateway, sources, public_metrics=args.metrics_port is None)
     state = "postgres" if database_url else "memory"
     log.info("mcp-gateway listening on %s:%d (state: %s)", args.host, args.port, state)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, proxy_headers=True, access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        access_log=False,
+        http=header_limited(args.max_header_bytes),
+    )
     if args.metrics_port is None:
         uvicorn.Server(config).run()
         return 0
     host = args.metrics_host or args.host
     log.info("metrics on %s:%d/metrics", host, args.metrics_port)
     metrics = _Companion(
-        uvicorn.Config(metrics_app(gateway), host=host, port=args.metrics_port, log_config=None, lifespan="off")
+        uvicorn.Config(
+            metrics_app(gateway),
+            host=host,
+            port=args.metrics_port,
+            log_config=None,
+            lifespan="off",
+            http=header_limited(args.max_header_bytes),
+        )
     )
     _WithCompanion(config, metrics).run()
     return 0

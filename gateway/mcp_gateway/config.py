@@ -96,6 +96,9 @@ class Upstream(_Model):
     timeout_seconds: float = Field(default=30, gt=0)
     headers_from_env: dict[str, str] = Field(default_factory=dict)
     retries: RetrySettings | None = None  # overrides the profile's, field by field
+    # Send `x-mcp-caller: <tenant>/<caller>` (per-caller isolation in an adapter with trustCallerHeader).
+    # Off by default: a third-party MCP server has no business learning tenant and key ids.
+    send_caller_header: bool = False
 
     @field_validator("url")
     @classmethod
@@ -179,6 +182,8 @@ class GatewaySettings(_Model):
 
     allowed_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Bodies of console forms and admin API requests (413 beyond): small documents only.
+    max_admin_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Rate limits and quotas while the database is unreachable: refuse (503) or admit uncounted.
     limits_when_store_down: Literal["closed", "open"] = "closed"
     # PostgreSQL commit of rate/quota counts: `async` acknowledges before the WAL flush (a database

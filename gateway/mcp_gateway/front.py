@@ -31,6 +31,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mcp_gateway import errors
 from mcp_gateway.auth import AuthFailure, Principal
+from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
@@ -54,40 +55,6 @@ _STRIPPED = {
     b"traceparent",
     b"tracestate",
 }
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def metadata_url(base: str, profile_id: str) -> str:
@@ -175,8 +142,8 @@ class McpFront:
                 )(scope, receive, send)
                 return "-"
             try:
-                body = await _read_body(receive, config.gateway.max_request_bytes)
-            except _TooLarge:
+                body = await read_body(receive, config.gateway.max_request_bytes)
+            except TooLarge:
                 await errors.error_response(
                     413, errors.TOO_LARGE, f"request body exceeds {config.gateway.max_request_bytes} bytes"
                 )(scope, receive, send)
@@ -195,7 +162,7 @@ class McpFront:
                     scope, receive, send
                 )
                 return "-"
-            receive = _replay(body, receive)
+            receive = replay(body, receive)
 
         method = self._metric_method(message)
         session = self._session(headers, profile, principal, message)

@@ -49,7 +49,7 @@ from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.request_state import SealedRequestState, boundary_for
 from mcp_gateway.store.base import AuditRecord
-from mcp_gateway.trace import UpstreamContextAuth, upstream_headers
+from mcp_gateway.trace import upstream_auth, upstream_headers
 
 if TYPE_CHECKING:
     from mcp_gateway.runtime import Gateway
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mcp_gateway.proxy")
 
 STARTUP_WAIT_SECONDS = 5.0
-UPSTREAM_AUTH = UpstreamContextAuth()
 # Stateless handshake connections end with their request; the adapter's registry of them
 # (used for list_changed fan-out on long-lived sessions) is pruned so it cannot grow.
 PRUNE_SECONDS = 30.0
@@ -135,8 +134,8 @@ class ProfileBackend:
             source = HintedMcpSource(
                 source_config(upstream), self.aggregator.source_changed, self.aggregator.resource_updated
             )
-            source.http_auth = UPSTREAM_AUTH
-            source.relay_headers = upstream_headers
+            source.http_auth = upstream_auth(upstream.send_caller_header)
+            source.relay_headers = upstream_headers(upstream.send_caller_header)
             self.aggregator.sources[source.name] = source
             self.sources.append(source)
         self.runtime = Runtime(self.aggregator)

@@ -199,6 +199,8 @@ class _ProfileRenderer:
                 "url": url,
                 "prefix": ref.get("prefix", "auto"),
                 "timeoutSeconds": ref.get("timeoutSeconds", 30),
+                # The operator's own adapter (trustCallerHeader): it keys per-caller sessions by the caller.
+                "sendCallerHeader": True,
             }
             if ref.get("retries"):
                 entry["retries"] = ref["retries"]

@@ -21,6 +21,8 @@ from tests.support.processes import ManagedProcess, free_port
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 PEPPER = "test-pepper-0123456789abcdef"
+# /metrics and /openapi.json on the public port need the admin token too.
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 MODERN = "2026-07-28"
 LEGACY = "2025-11-25"
 

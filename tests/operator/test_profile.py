@@ -65,6 +65,7 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
                 "prefix": "always",
                 "timeoutSeconds": 12,
                 "retries": {"attempts": 1},
+                "sendCallerHeader": True,  # the operator's own adapter, which trusts the gateway's caller header
             }
         ],
         "auth": spec["auth"],

@@ -136,6 +136,7 @@ key: {{ .key }}
 {{- $routing := dict }}
 {{- if .Values.gateway.allowPrivateJwks }}{{ $_ := set $routing "allowPrivateJwks" true }}{{ end }}
 {{- if ne .Values.gateway.limitsCommit "async" }}{{ $_ := set $routing "limitsCommit" .Values.gateway.limitsCommit }}{{ end }}
+{{- if ne (int .Values.gateway.maxAdminRequestBytes) 65536 }}{{ $_ := set $routing "maxAdminRequestBytes" (int .Values.gateway.maxAdminRequestBytes) }}{{ end }}
 {{- if $routing }}
 - {{ printf "--gateway-settings=%s" (toJson $routing) | squote }}
 {{- end }}
