@@ -27,16 +27,21 @@ T = TypeVar("T")
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> T:
-    """Poll `check` until it returns something truthy; fail with the last value after `timeout`."""
+    """Poll `check` until it returns something truthy; fail with the last value after `timeout`.
+
+    An API error (e.g. a 404 before an object exists) means "not yet", never success: an
+    exception object is truthy, so it is kept apart from the check's own results."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            last = check()
+            result = check()
         except ApiException as exc:
             last = exc
-        if last:
-            return last
+        else:
+            if result:
+                return result
+            last = result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}")
 
