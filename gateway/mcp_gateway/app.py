@@ -98,9 +98,18 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
 
     @api.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
-        ok = gateway.started and await gateway.store.ready()
-        body = {"status": "ready" if ok else "not ready", "configGeneration": gateway.holder.generation}
-        return JSONResponse(body, status_code=200 if ok else 503)
+        reason = ""
+        if gateway.holder.generation == 0:
+            reason = "no routing config loaded yet"
+        elif not gateway.started:
+            reason = "starting"
+        elif not await gateway.store.ready():
+            reason = "state store unavailable"
+        body: dict[str, Any] = {"status": "not ready" if reason else "ready"}
+        if reason:
+            body["reason"] = reason
+        body["configGeneration"] = gateway.holder.generation
+        return JSONResponse(body, status_code=503 if reason else 200)
 
     @api.get("/.well-known/oauth-protected-resource/{profile_id}/mcp", tags=["oauth"])
     async def protected_resource(profile_id: str, request: Request) -> dict[str, Any]:

@@ -81,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
     jsonlog.register_secret(database_url)
     holder = ConfigHolder()
     sources: list[Source] = []
+    found = True  # False: the ConfigMap does not exist yet (not ready until the watch sees it)
     try:
         if args.config:
             file_source = FileSource(args.config, holder)
@@ -88,12 +89,12 @@ def _serve(args: argparse.Namespace) -> int:
             sources.append(file_source)
         else:
             configmap = ConfigMapSource(args.routing_configmap, holder, args.kubeconfig)
-            configmap.load_now()
+            found = configmap.load_now()
             sources.append(configmap)
     except (OSError, ValueError) as exc:
         log.error("cannot load the routing config: %s", exc)
         return 2
-    if holder.generation == 0:
+    if found and holder.generation == 0:
         log.error("the routing config is invalid (see above); fix it and start again")
         return 2
     store: Store = PostgresStore(database_url) if database_url else MemoryStore()

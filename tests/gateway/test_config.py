@@ -102,3 +102,33 @@ async def test_configmap_watch(spawn: Spawn, feature: str, kube: ControlPlane) -
     assert "keeping the last good config (generation 2)" in log
     assert config_generation(base) == 2
     wait_status(f"{base}/two/mcp", 200)
+
+
+async def test_configmap_created_after_start(spawn: Spawn, feature: str, kube: ControlPlane) -> None:
+    """In a cluster the gateway may start before the operator writes its ConfigMap: it serves, reports
+    not ready with a clear reason, and picks the ConfigMap up once it is created (no crash loop)."""
+    namespace = kube.namespace("gw")
+    core = k8s.CoreV1Api(kube.api_client())
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_gateway.cli", "serve", "--routing-configmap", f"{namespace}/routing"]
+    cmd += ["--kubeconfig", str(kube.kubeconfig), "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    gateway = spawn(cmd, name="gw-configmap-late", ready_url=f"{base}/healthz")
+
+    waiting = httpx.get(f"{base}/readyz", timeout=5)
+    assert waiting.status_code == 503
+    assert waiting.json() == {"status": "not ready", "reason": "no routing config loaded yet", "configGeneration": 0}
+    assert wait_status(f"{base}/one/mcp", 404) < 1
+    log = gateway.log_text()
+    assert f"routing ConfigMap {namespace}/routing does not exist yet" in log
+    assert "Traceback" not in log
+
+    body = k8s.V1ConfigMap(
+        metadata=k8s.V1ObjectMeta(name="routing"),
+        data={"routing.yaml": yaml.safe_dump(routing_doc(feature, ["one"]))},
+    )
+    core.create_namespaced_config_map(namespace, body)
+    assert wait_status(f"{base}/one/mcp", 200, timeout=10) < 10
+    ready = httpx.get(f"{base}/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "configGeneration": 1}
+    assert gateway.alive()
