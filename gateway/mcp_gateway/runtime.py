@@ -171,6 +171,8 @@ class Gateway:
         self.state_codec: AESGCMRequestStateCodec
         self.signer: SessionSigner
         self.started = False
+        # One INFO line per MCP request (`serve --access-log`); refusals and errors are logged regardless.
+        self.access_log = False
         holder.on_change(self._config_changed)
         self.metrics.config_generation.set(holder.generation)
 
