@@ -373,7 +373,7 @@ class McpSource(Source):
         modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
         kept = forwardable_meta(meta, modern)
         if modern and downstream.era == LEGACY:
-            kept = {**(kept or {}), types.LOG_LEVEL_META_KEY: self._levels.get(downstream.caller, "debug")}
+            kept = {**(kept or {}), types.LOG_LEVEL_META_KEY: self.log_level_of(downstream.caller)}
         return kept
 
     async def _catalog(self, op: Any, what: str) -> Any:
@@ -508,6 +508,10 @@ class McpSource(Source):
     async def unsubscribe(self, uri: str, downstream: Downstream) -> None:
         session = await self.session_for(downstream.caller, downstream.era)
         await session.unsubscribe(uri)
+
+    def log_level_of(self, caller: str) -> types.LoggingLevel:
+        """The level a handshake-era caller set (`logging/setLevel`), sent per request to a 2026-07-28 upstream."""
+        return self._levels.get(caller, "debug")
 
     async def set_level(self, level: types.LoggingLevel, downstream: Downstream) -> None:
         # Kept for this caller's requests on a 2026-07-28 session, which takes the level per request in `_meta`.
