@@ -41,7 +41,7 @@ def _calls(http: httpx.Client, url: str, headers: dict[str, str], count: int) ->
         assert response.status_code == 200 and f'"text":"{i}"' in response.text, response.text
 
 
-@pytest.mark.parametrize("capabilities", [{}], ids=["fast-path"])
+@pytest.mark.parametrize("capabilities", [{}, {"roots": {}}], ids=["fast-path", "sdk-path"])
 async def test_no_new_upstream_connections_per_call(
     spawn: Spawn, counted: TcpProxy, routing: Callable[[dict[str, Any]], Path], capabilities: dict[str, Any]
 ) -> None:

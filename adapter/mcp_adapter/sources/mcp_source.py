@@ -55,6 +55,7 @@ from pydantic import BaseModel
 
 from mcp_adapter.config import McpRemoteSource, StdioSource, resolve
 from mcp_adapter.downstream import LEGACY, MODERN, Downstream
+from mcp_adapter.keepalive import keep_alive
 from mcp_adapter.metrics import METRICS
 from mcp_adapter.passthrough import RelayTarget
 from mcp_adapter.relay_client import HeaderHook, RelayClient
@@ -139,7 +140,7 @@ class McpSource(Source):
         @asynccontextmanager
         async def open_http() -> AsyncIterator[Streams]:
             async with (
-                create_mcp_http_client(headers=headers, auth=self.http_auth) as client,
+                keep_alive(create_mcp_http_client(headers=headers, auth=self.http_auth)) as client,
                 streamable_http_client(url, http_client=client) as (read, write),
             ):
                 yield read, write, None
