@@ -71,12 +71,20 @@ def _parser() -> argparse.ArgumentParser:
         help="largest request head (request line and headers) in bytes; larger ones get 431",
     )
     serve.add_argument("--log-level", default=os.environ.get("MCP_GATEWAY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=jsonlog.env_flag(os.environ.get(jsonlog.ACCESS_LOG_ENV)),
+        help=f"one INFO line per MCP request (default: ${jsonlog.ACCESS_LOG_ENV}, else off; "
+        "refusals and errors are always logged)",
+    )
     add_commands(sub)
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
     jsonlog.configure(args.log_level.upper(), component="gateway")
+    jsonlog.access_log(args.access_log, args.log_level.upper())
     database_url = args.database_url or os.environ.get(DATABASE_URL_ENV)
     jsonlog.register_secret(database_url)
     holder = ConfigHolder()
@@ -99,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     store: Store = PostgresStore(database_url) if database_url else MemoryStore()
     gateway = Gateway(holder, store, build_backend, os.environ)
+    gateway.access_log = args.access_log
     # Started after the gateway (it hashes keys with the gateway's pepper); idle unless tenants name Secrets.
     sources.append(SecretKeyWatch(holder, lambda: gateway.secret_keys, args.kubeconfig))
     app = create_app(gateway, sources, public_metrics=args.metrics_port is None)

@@ -107,7 +107,9 @@ class McpFront:
         finally:
             tenant = profile.tenant if profile else "unknown"
             pid = profile.id if profile else "unknown"
-            self.gw.metrics.requests.labels(tenant, pid, method, str(status_box["status"])).inc()
+            status = status_box["status"]
+            self.gw.metrics.requests.labels(tenant, pid, method, str(status)).inc()
+            self._access_line(scope, pid, method, status)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, config: RoutingConfig, profile: Profile) -> str:
         """Serve one request; return the JSON-RPC method for metrics (bounded: known methods or '-')."""
@@ -195,6 +197,14 @@ class McpFront:
             current_call.reset(token)
         return method
 
+    def _access_line(self, scope: Scope, profile_id: str, method: str, status: int) -> None:
+        """Refusals always get a line (at INFO); successful requests only with `--access-log`."""
+        if status < 400 and not self.gw.access_log:
+            return
+        message = "request refused" if status >= 400 else "request"
+        extra = {"profile": profile_id, "http_method": scope.get("method"), "method": method, "status": status}
+        log.info(message, extra=extra)
+
     def _check_origin(self, headers: Headers) -> Response | None:
         origin = headers.get("origin")
         if origin is None:
@@ -244,6 +254,8 @@ class McpFront:
         rid = message.get("id")
         name = tool_name(message)
         if name is not None and not self.gw.policies.of(profile).allows_tool(name):
+            # A JSON-RPC error inside an HTTP 200: logged here, as the status does not show it.
+            log.info("tool call refused by policy", extra={"profile": profile.id, "tool": name[:128]})
             return errors.error_response(
                 200,
                 INVALID_PARAMS,

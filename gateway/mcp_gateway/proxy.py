@@ -44,6 +44,7 @@ from mcp_gateway.backchannel import serve_handshake
 from mcp_gateway.caching import LIST_KINDS, HintedMcpSource, LiveCacheHints, list_hint
 from mcp_gateway.config import Profile, RetrySettings, Upstream, profile_timeouts
 from mcp_gateway.context import current_call
+from mcp_gateway.handshake_relay import HandshakeRelay, no_back_channel
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
@@ -155,6 +156,15 @@ class ProfileBackend:
             boundary_for(gateway.state_codec, profile.id),
             gateway.metrics.relayed_calls.labels(profile.tenant, profile.id).inc,
         )
+        # Handshake-era tool calls that need no back channel take the same relay (handshake_relay.py).
+        self.handshake_relay = HandshakeRelay(
+            self.aggregator,
+            self.intercept,
+            self.server.server_info_stamp,
+            boundary_for(gateway.state_codec, profile.id),
+            gateway.metrics.relayed_calls.labels(profile.tenant, profile.id).inc,
+            self._serve_handshake,
+        )
         # Upstream list changes and resource updates also go to handshake sessions' GET streams.
         self.aggregator.on_change(self._list_changed)
         self.aggregator.on_resource_updated(self._resource_updated)
@@ -171,26 +181,27 @@ class ProfileBackend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         version = _protocol_version(scope)
-        if scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS):
-            assert self._tg is not None
-            ctx = current_call.get()
-            await serve_handshake(
-                self.server,
-                self._lifespan_state,
-                self._tg,
-                self.gateway.relay,
-                ctx.session if ctx else None,
-                version or DEFAULT_NEGOTIATED_VERSION,
-                scope,
-                receive,
-                send,
-            )
-            return
         ctx = current_call.get()
+        if scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS):
+            if ctx is not None and no_back_channel(ctx):
+                await self.handshake_relay(scope, receive, send, ctx)
+            else:
+                await self._serve_handshake(scope, receive, send)
+            return
         if scope["method"] == "POST" and relayable(ctx.message if ctx else None):
             await self.relay(scope, receive, send)
             return
         await self.manager.handle_request(scope, receive, send)
+
+    async def _serve_handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A handshake-era POST on the SDK path, with its back channel (backchannel.py)."""
+        assert self._tg is not None
+        ctx = current_call.get()
+        version = _protocol_version(scope) or DEFAULT_NEGOTIATED_VERSION
+        session = ctx.session if ctx else None
+        await serve_handshake(
+            self.server, self._lifespan_state, self._tg, self.gateway.relay, session, version, scope, receive, send
+        )
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:

@@ -174,6 +174,8 @@ class Gateway:
         self.signer: SessionSigner
         self.console_keys: list[bytes]
         self.started = False
+        # One INFO line per MCP request (`serve --access-log`); refusals and errors are logged regardless.
+        self.access_log = False
         holder.on_change(self._config_changed)
         self.metrics.config_generation.set(holder.generation)
 

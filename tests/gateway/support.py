@@ -154,6 +154,7 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self.accepted = 0  # connections opened through the proxy (counted to check connection reuse)
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     async def start(self) -> TcpProxy:
@@ -164,6 +165,7 @@ class TcpProxy:
         return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         if self.target_port is None:
             writer.close()
             return
