@@ -139,6 +139,24 @@ class Policy(_Model):
     audit_arguments: Literal["hash", "redact", "omit"] = "hash"
 
 
+class Discovery(_Model):
+    """Tool discovery: `search` lists meta-tools (search_tools, describe_tools, call_tool) instead of every tool."""
+
+    mode: Literal["off", "search", "hybrid"] = "off"
+    # Tools listed as well in search mode (globs over the profile's tool names; policy still applies).
+    always_visible: list[str] = Field(default_factory=list, max_length=256)
+    max_results: int = Field(default=10, ge=1, le=50)
+
+    @field_validator("mode")
+    @classmethod
+    def _served(cls, value: str) -> str:
+        if value == "hybrid":
+            raise ValueError(
+                "discovery.mode 'hybrid' is not served by this gateway version; use 'search' (meta-tools) or 'off'"
+            )
+        return value
+
+
 class Profile(_Model):
     id: str
     tenant: str
@@ -146,6 +164,7 @@ class Profile(_Model):
     auth: Auth = Field(default_factory=Auth)
     policy: Policy = Field(default_factory=Policy)
     limits: Limits = Field(default_factory=Limits)
+    discovery: Discovery = Field(default_factory=Discovery)
 
     _id_is_label = field_validator("id")(_check_label)
 

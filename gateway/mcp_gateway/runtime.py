@@ -25,6 +25,7 @@ from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.context import current_call
+from mcp_gateway.discovery.meta import Indexes
 from mcp_gateway.limits import Limiter, LimitExceeded
 from mcp_gateway.metrics import Metrics
 from mcp_gateway.policy import PolicyCache
@@ -165,6 +166,7 @@ class Gateway:
         self.relay = Relay()
         self.streams = SessionStreams(self)
         self.policies = PolicyCache()
+        self.discovery_indexes = Indexes()
         self.revoked: RevokedSessions
         self.authenticator: Authenticator
         self.secret_keys: SecretKeyTable
