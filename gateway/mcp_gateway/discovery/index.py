@@ -17,18 +17,20 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from mcp_gateway.discovery.text import SYNONYMS, terms
+from mcp_gateway.discovery.text import SYNONYMS, name_terms, query_terms, terms
 
 MAX_QUERY_CHARS = 1000
 MAX_QUERY_TERMS = 64
 MAX_RESULTS = 50
 
 # Field weights: a word in the name says more than one in a long description.
-FIELD_WEIGHTS: Mapping[str, float] = {"name": 3.0, "title": 2.0, "description": 1.0, "params": 0.8, "param_docs": 0.3}
+# Parameter descriptions are mostly boilerplate shared by many tools (Kubernetes' `dryRun`,
+# `fieldSelector`...): they count, but barely. Weights chosen on tests/data/discovery (bench).
+FIELD_WEIGHTS: Mapping[str, float] = {"name": 5.0, "title": 2.0, "description": 1.0, "params": 0.3, "param_docs": 0.05}
 # BM25 saturation and per-field length normalisation.
 K1 = 1.2
 B: Mapping[str, float] = {"name": 0.3, "title": 0.3, "description": 0.75, "params": 0.5, "param_docs": 0.75}
-SYNONYM_WEIGHT = 0.5
+SYNONYM_WEIGHT = 0.3
 # A description is indexed up to this length: a README pasted into a description must not drown the rest.
 MAX_FIELD_CHARS = 4000
 
@@ -91,7 +93,7 @@ def parse_query(query: Any) -> list[str]:
         raise QueryError("query is empty: describe the task, e.g. 'read a file' or 'restart a deployment'")
     if len(query) > MAX_QUERY_CHARS:
         raise QueryError(f"query is {len(query)} characters long; keep it under {MAX_QUERY_CHARS}")
-    words = terms(query)
+    words = query_terms(query)
     if not words:
         raise QueryError("query has no searchable words (only stop words or punctuation); use task keywords")
     return words[:MAX_QUERY_TERMS]
@@ -104,7 +106,8 @@ class ToolIndex:
         self.docs = list(docs)
         self.names = [d.name for d in self.docs]
         per_field: list[dict[str, Counter[str]]] = [
-            {f: Counter(terms(text)) for f, text in doc.fields().items()} for doc in self.docs
+            {f: Counter(name_terms(text) if f == "name" else terms(text)) for f, text in doc.fields().items()}
+            for doc in self.docs
         ]
         count = max(len(self.docs), 1)
         avg = {f: max(sum(sum(fields[f].values()) for fields in per_field) / count, 1.0) for f in FIELD_WEIGHTS}
