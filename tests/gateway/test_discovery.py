@@ -185,5 +185,5 @@ def test_hybrid_mode_is_refused_with_a_clear_config_error(
             "profiles": [profile("p", "acme", [("u", "http://127.0.0.1:9/mcp")], discovery={"mode": "hybrid"})],
         }
     )
-    with pytest.raises(ValueError, match="'hybrid' is not served by this gateway version"):
+    with pytest.raises(ValueError, match=r"'hybrid' is not served by this gateway version"):
         load_config_file(path)
