@@ -147,6 +147,12 @@ class Discovery(_Model):
     always_visible: list[str] = Field(default_factory=list, max_length=256)
     max_results: int = Field(default=10, ge=1, le=50)
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false.
+        return "off" if value is False else value
+
     @field_validator("mode")
     @classmethod
     def _served(cls, value: str) -> str:

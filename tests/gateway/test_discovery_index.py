@@ -115,6 +115,7 @@ profiles:
         parse_config(text.replace("mode: search", "mode: hybrid"))
     with pytest.raises(ValueError, match=r"maxResults|max_results"):
         parse_config(text.replace("maxResults: 7", "maxResults: 500"))
+    assert parse_config(text.replace("mode: search", "mode: off")).profiles[0].discovery.mode == "off"
     with pytest.raises(ValueError, match="mode"):
         parse_config(text.replace("mode: search", "mode: semantic"))
 

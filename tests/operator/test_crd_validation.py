@@ -81,6 +81,8 @@ def test_upstream_name_must_fit_the_service_name(kube: ControlPlane, res: Resour
         ({"upstreams": [{"name": "a"}], "auth": {"mode": "password"}}, 'supported values: "apiKey", "oidc", "none"'),
         ({"upstreams": [{"name": "a"}], "limits": {"rate": {"perSecond": 0, "burst": 1}}}, "limits.rate.perSecond"),
         ({"upstreams": [{"name": "Not_A_Label"}]}, "spec.upstreams[0].name"),
+        ({"upstreams": [{"name": "a"}], "discovery": {"mode": "hybrid"}}, 'supported values: "off", "search"'),
+        ({"upstreams": [{"name": "a"}], "discovery": {"maxResults": 500}}, "spec.discovery.maxResults"),
     ],
 )
 def test_invalid_profiles_are_refused(kube: ControlPlane, res: Resources, spec: dict[str, Any], message: str) -> None:
