@@ -4,11 +4,12 @@
   (tests/data/discovery: 464 real tool definitions, 231 hand-written requests), by catalog size.
   A smaller catalog is a deterministic sample that keeps each evaluated request's expected tools.
 - Latency: p50/p95/p99 of one search at 1,000 tools (the real catalog padded with renamed copies).
+- call_tool: the gateway's added work per call (name check and request rewrite), in microseconds.
 - Context: tokens of `tools/list` with discovery off vs search (meta-tools only), at 100/500/1,000
   tools. Counted with tiktoken's cl100k_base when its encoding is available offline; otherwise with
   the documented approximation of one token per 4 bytes of UTF-8 JSON (the tokenizer used is printed).
 
-Run: python -m bench.discovery_search
+Run: python -m bench.discovery_search (or `make bench`, section `discovery`)
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import random
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from mcp_gateway.config import Discovery
 from mcp_gateway.discovery.index import ToolDoc, ToolIndex, allow_all
-from mcp_gateway.discovery.meta import meta_tool_definitions
+from mcp_gateway.discovery.meta import inner_call, meta_tool_definitions
+from mcp_gateway.discovery.serve import _rewrite
 
 DATA = Path(__file__).resolve().parent.parent / "tests/data/discovery"
 
@@ -95,14 +98,32 @@ def listing(tools: list[dict[str, Any]]) -> str:
     return json.dumps({"tools": [{k: v for k, v in t.items() if k != "origin"} for t in tools]})
 
 
-def main() -> None:
+def call_tool_cost(tools: list[dict[str, Any]], rounds: int = 2000) -> float:
+    """Microseconds the gateway adds to a call made through `call_tool`: checking the inner name and
+    arguments and rewriting the request into the inner tools/call (discovery/serve.py)."""
+    catalog = SimpleNamespace(tools={t["name"]: ("k8s", SimpleNamespace(input_schema=t["inputSchema"])) for t in tools})
+    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call"}
+    message["params"] = {
+        "name": "call_tool",
+        "arguments": {"name": "readCoreV1NamespacedPod", "arguments": {"name": "web", "namespace": "prod"}},
+    }
+    headers = [(b"content-type", b"application/json"), (b"mcp-name", b"call_tool"), (b"content-length", b"120")]
+    samples = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        name, arguments = inner_call(catalog, allow_all, message["params"])
+        _rewrite(message, headers, name, arguments, catalog.tools[name][1].input_schema)
+        samples.append((time.perf_counter() - began) * 1e6)
+    return statistics.median(samples)
+
+
+def run() -> dict[str, Any]:
     tools, queries = load_catalog(), load_queries()
-    print(f"evaluation set: {len(tools)} tools, {len(queries)} requests")
-    print("catalog  requests  top-1   top-5")
+    quality = []
     for size in (16, 50, 100, 200, len(tools)):
         subset = tools if size == len(tools) else sample(tools, queries, size)
         top1, top5, evaluated = hit_rates(subset, queries)
-        print(f"{size:7d}  {evaluated:8d}  {top1:6.1%}  {top5:6.1%}")
+        quality.append({"tools": size, "requests": evaluated, "top1": round(top1, 3), "top5": round(top5, 3)})
 
     big = padded(tools, 1000)
     started = time.perf_counter()
@@ -115,20 +136,36 @@ def main() -> None:
             index.search(q["query"], 10, allow_all)
             samples.append((time.perf_counter() - began) * 1000)
     cuts = statistics.quantiles(samples, n=100)
-    print(
-        f"search at 1000 tools: p50 {cuts[49]:.3f} ms  p95 {cuts[94]:.3f} ms  p99 {cuts[98]:.3f} ms "
-        f"({len(samples)} searches; index build {build_ms:.0f} ms)"
-    )
+    latency = {"tools": 1000, "searches": len(samples), "p50_ms": round(cuts[49], 3), "p95_ms": round(cuts[94], 3)}
+    latency |= {"p99_ms": round(cuts[98], 3), "index_build_ms": round(build_ms)}
 
-    name, count = token_counter()
+    tokenizer, count = token_counter()
     meta = count(json.dumps({"tools": meta_tool_definitions(Discovery(mode="search"))}))
-    print(f"tokens of tools/list ({name}):")
-    print("  tools   discovery off   search   saved")
-    for size in (100, 500, 1000):
-        full = count(listing(padded(tools, size)))
-        print(f"  {size:5d}   {full:13d}   {meta:6d}   {1 - meta / full:6.1%}")
-    search_result = count(json.dumps(index.search("scale a deployment", 10, allow_all), default=vars))
-    print(f"  (one search_tools answer of 10 hits costs about {search_result} tokens more)")
+    tokens = [
+        {
+            "tools": size,
+            "off": (full := count(listing(padded(tools, size)))),
+            "search": meta,
+            "saved": round(1 - meta / full, 4),
+        }
+        for size in (100, 500, 1000)
+    ]
+    hits = [{"name": h.name, "score": h.score} for h in index.search("scale a deployment", 10, allow_all)]
+    return {
+        "catalog": {"tools": len(tools), "requests": len(queries)},
+        "quality": quality,
+        "latency": latency,
+        "tokenizer": tokenizer,
+        "tokens": tokens,
+        "search_answer_tokens": count(json.dumps({"tools": hits})),
+        "call_tool_added_us": round(call_tool_cost(tools), 1),
+    }
+
+
+def main() -> None:
+    from bench.report import discovery
+
+    print(discovery(run()))
 
 
 if __name__ == "__main__":
