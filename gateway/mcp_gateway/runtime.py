@@ -266,6 +266,7 @@ class Gateway:
 
     def _config_changed(self, config: RoutingConfig) -> None:
         self.policies.clear()
+        self.discovery_indexes.forget({p.id for p in config.profiles if p.discovery.mode != "off"})
         self.metrics.config_generation.set(self.holder.generation)
         with contextlib.suppress(RuntimeError):  # no running loop yet at start-up
             asyncio.get_running_loop()

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 from mcp_gateway.config import Discovery
 from mcp_gateway.discovery.index import MAX_RESULTS, QueryError, ToolDoc, ToolIndex
 
@@ -119,26 +122,42 @@ class CatalogIndex:
 
 class Indexes:
     """One index per profile, rebuilt when the profile's merged catalog changes (upstream list_changed,
-    reconnects, routing changes that rebuild the backend)."""
+    reconnects, routing changes that rebuild the backend).
+
+    A build takes ~0.2 s of CPU at 1,000 tools, so it runs in a worker thread (the event loop keeps
+    serving) and one at a time (concurrent searches after a change wait for the same build).
+    """
 
     def __init__(self) -> None:
         self._by_profile: dict[str, CatalogIndex] = {}
+        self._lock = anyio.Lock()
 
-    def of(self, profile_id: str, catalog: Any) -> ToolIndex:
+    def _cached(self, profile_id: str, catalog: Any) -> ToolIndex | None:
         cached = self._by_profile.get(profile_id)
-        if cached is not None and cached.catalog is catalog:
-            return cached.index
-        index = ToolIndex(
-            ToolDoc.from_tool(name, tool.title, tool.description, tool.input_schema)
-            for name, (_, tool) in catalog.tools.items()
-        )
-        self._by_profile[profile_id] = CatalogIndex(catalog, index)
-        return index
+        return cached.index if cached is not None and cached.catalog is catalog else None
+
+    async def of(self, profile_id: str, catalog: Any) -> ToolIndex:
+        index = self._cached(profile_id, catalog)
+        if index is not None:
+            return index
+        async with self._lock:
+            index = self._cached(profile_id, catalog)
+            if index is None:
+                index = await anyio.to_thread.run_sync(build_index, catalog)
+                self._by_profile[profile_id] = CatalogIndex(catalog, index)
+            return index
 
     def forget(self, keep: set[str]) -> None:
         for pid in list(self._by_profile):
             if pid not in keep:
                 del self._by_profile[pid]
+
+
+def build_index(catalog: Any) -> ToolIndex:
+    return ToolIndex(
+        ToolDoc.from_tool(name, tool.title, tool.description, tool.input_schema)
+        for name, (_, tool) in catalog.tools.items()
+    )
 
 
 def _arguments(params: dict[str, Any]) -> dict[str, Any]:

@@ -85,7 +85,7 @@ async def route(
             inner, inner_args = meta.inner_call(catalog, allowed, params)
             return _rewrite(message, headers, inner, inner_args, catalog.tools[inner][1].input_schema)
         if name == meta.SEARCH_TOOLS:
-            index = gateway.discovery_indexes.of(profile.id, catalog)
+            index = await gateway.discovery_indexes.of(profile.id, catalog)
             payload = meta.search(discovery, index, catalog, allowed, arguments)
         else:
             payload = meta.describe(catalog, allowed, arguments)

@@ -9,6 +9,7 @@ merges unrelated API words ("policy"/"police"), and tool vocabularies are short.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"[A-Za-z]+|[0-9]+")
 # camelCase / PascalCase humps, keeping acronyms together: "APIResources" -> "API", "Resources".
@@ -78,6 +79,7 @@ ABBREVIATIONS: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=65536)  # a catalog's vocabulary is small and repeats: index builds are dominated by this
 def stem(word: str) -> str:
     """A light suffix stripper: plurals, -ing, -ed; keeps short words and -ss words as they are."""
     if len(word) <= 3 or word.isdigit():
@@ -109,8 +111,13 @@ def split_words(text: str) -> list[str]:
         if chunk.isdigit() or chunk.islower() or chunk.isupper():
             words.append(chunk.lower())
         else:
-            words.extend(hump.lower() for hump in _HUMP.findall(chunk))
+            words.extend(_humps(chunk))
     return words
+
+
+@lru_cache(maxsize=65536)
+def _humps(chunk: str) -> tuple[str, ...]:
+    return tuple(hump.lower() for hump in _HUMP.findall(chunk))
 
 
 def terms(text: str) -> list[str]:
