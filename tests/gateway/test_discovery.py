@@ -4,6 +4,7 @@ meta-tools instead of the catalog, policy-hidden tools unreachable through every
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -187,3 +188,38 @@ def test_hybrid_mode_is_refused_with_a_clear_config_error(
     )
     with pytest.raises(ValueError, match=r"'hybrid' is not served by this gateway version"):
         load_config_file(path)
+
+
+def test_cli_and_admin_search_show_what_a_caller_would_find(gateway: GatewayProc) -> None:
+    from tests.gateway.support import ADMIN_TOKEN
+    from tests.gateway.test_cli import cli
+
+    env = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "MCP_GATEWAY_URL": gateway.base}
+    shown = cli("tools", "search", "--search", "add two integers", "--limit", "3", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "Profile search (discovery search)" in shown.stdout
+    assert shown.stdout.splitlines()[2].split()[1] == "add"  # title, header, then the best hit
+    as_json = json.loads(cli("tools", "plain", "--search", "fail", "-o", "json", env=env).stdout)
+    assert as_json["mode"] == "off" and as_json["tools"][0]["name"] == "fail"
+    hidden = json.loads(cli("tools", "search", "--search", "fail", "-o", "json", env=env).stdout)
+    assert "fail" not in [t["name"] for t in hidden["tools"]]  # the policy applies here too
+    refused = cli("tools", "search", "--search", "   ", env=env)
+    assert refused.returncode == 1
+    assert "query is empty" in refused.stderr
+
+
+async def test_search_follows_upstream_list_changed(gateway: GatewayProc) -> None:
+    async with mcp_client(gateway.url("search")) as client:
+        before = structured(await client.call_tool("search_tools", {"query": "zebra crossing"}))
+        assert before["tools"] == []
+        await client.call_tool("call_tool", {"name": "add_tool", "arguments": {"name": "zebra_crossing"}})
+        found: list[str] = []
+        for _ in range(50):  # the upstream's list_changed reaches the gateway, which re-lists
+            found = [t["name"] for t in structured(await client.call_tool("search_tools", {"query": "zebra"}))["tools"]]
+            if found:
+                break
+            await asyncio.sleep(0.1)
+        assert found == ["zebra_crossing"]
+        result = await client.call_tool("call_tool", {"name": "zebra_crossing", "arguments": {"text": "hi"}})
+        assert result.content[0].text == "zebra_crossing: hi"  # type: ignore[union-attr]
+        await client.call_tool("call_tool", {"name": "remove_tool", "arguments": {"name": "zebra_crossing"}})

@@ -122,3 +122,16 @@ def _rewrite(
         for header, value in mcp_param_headers(x_mcp_header_map(schema), arguments).items():
             kept.append((header.lower().encode(), value.encode()))
     return Rewrite(inner, body, kept)
+
+
+async def operator_search(gateway: Gateway, profile: Profile, query: str, limit: int) -> dict[str, Any]:
+    """What `search_tools` would answer a caller of this profile (admin API, CLI, console); any mode.
+
+    Raises meta.DiscoveryError for a bad query or limit."""
+    aggregator = getattr(await gateway.backends.get(profile), "aggregator", None)
+    if aggregator is None:
+        return {"tools": [], "total": 0}
+    catalog = aggregator.catalog
+    index = await gateway.discovery_indexes.of(profile.id, catalog)
+    allowed = gateway.policies.of(profile).allows_tool
+    return meta.search(profile.discovery, index, catalog, allowed, {"query": query, "limit": limit})
