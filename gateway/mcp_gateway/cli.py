@@ -6,6 +6,7 @@
     mcp-gateway validate FILE...            # routing/local configs, Tenant/Profile/Upstream manifests
     mcp-gateway keys create|list|revoke ... # API keys, through the admin API
     mcp-gateway tools PROFILE               # what a profile exposes (and hides)
+    mcp-gateway tools PROFILE --search "q"  # the tools search_tools would find for a request
 
 `serve` is the default subcommand (see cli_commands.py for the others). The database URL may also come from
 MCP_GATEWAY_DATABASE_URL; without one, state is in-process (single replica).

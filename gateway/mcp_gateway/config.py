@@ -157,6 +157,30 @@ class Policy(_Model):
     audit_arguments: Literal["hash", "redact", "omit"] = "hash"
 
 
+class Discovery(_Model):
+    """Tool discovery: `search` lists meta-tools (search_tools, describe_tools, call_tool) instead of every tool."""
+
+    mode: Literal["off", "search", "hybrid"] = "off"
+    # Tools listed as well in search mode (globs over the profile's tool names; policy still applies).
+    always_visible: list[str] = Field(default_factory=list, max_length=256)
+    max_results: int = Field(default=10, ge=1, le=50)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false.
+        return "off" if value is False else value
+
+    @field_validator("mode")
+    @classmethod
+    def _served(cls, value: str) -> str:
+        if value == "hybrid":
+            raise ValueError(
+                "discovery.mode 'hybrid' is not served by this gateway version; use 'search' (meta-tools) or 'off'"
+            )
+        return value
+
+
 class Profile(_Model):
     id: str
     tenant: str
@@ -165,6 +189,7 @@ class Profile(_Model):
     policy: Policy = Field(default_factory=Policy)
     limits: Limits = Field(default_factory=Limits)
     retries: RetrySettings | None = None
+    discovery: Discovery = Field(default_factory=Discovery)
 
     _id_is_label = field_validator("id")(_check_label)
 

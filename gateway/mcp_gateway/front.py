@@ -34,6 +34,7 @@ from mcp_gateway.auth import AuthFailure, Principal
 from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
+from mcp_gateway.discovery.serve import Answer, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.request_state import gateway_minted
@@ -164,7 +165,7 @@ class McpFront:
                     scope, receive, send
                 )
                 return "-"
-            receive = replay(body, receive)
+            raw_receive, receive = receive, replay(body, receive)
 
         method = self._metric_method(message)
         session = self._session(headers, profile, principal, message)
@@ -179,6 +180,16 @@ class McpFront:
                 return method
 
         if message is not None and "method" in message and known_version:
+            if profile.discovery.mode != "off":  # discovery/serve.py: meta-tools answered or rewritten
+                routed = await route(self.gw, profile, message, scope["headers"])
+                if isinstance(routed, Answer):
+                    # Rate-limited like any request, but not charged to the quota, whatever the allow list.
+                    refusal = await self._admit(config, profile, principal, {"id": message["id"], "method": "-"})
+                    await (refusal or routed.respond())(scope, receive, send)
+                    return method
+                if routed is not None:
+                    message, receive = routed.message, replay(routed.body, raw_receive)
+                    scope = {**scope, "headers": routed.headers}
             refusal = await self._admit(config, profile, principal, message)
             if refusal is not None:
                 await refusal(scope, receive, send)

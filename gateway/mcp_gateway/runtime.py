@@ -26,6 +26,7 @@ from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.context import current_call
+from mcp_gateway.discovery.meta import Indexes
 from mcp_gateway.limits import Limiter, LimitExceeded
 from mcp_gateway.metrics import Metrics
 from mcp_gateway.policy import PolicyCache
@@ -167,6 +168,7 @@ class Gateway:
         self.relay = Relay()
         self.streams = SessionStreams(self)
         self.policies = PolicyCache()
+        self.discovery_indexes = Indexes()
         self.revoked: RevokedSessions
         self.authenticator: Authenticator
         self.secret_keys: SecretKeyTable
@@ -282,6 +284,7 @@ class Gateway:
 
     def _config_changed(self, config: RoutingConfig) -> None:
         self.policies.clear()
+        self.discovery_indexes.forget({p.id for p in config.profiles if p.discovery.mode != "off"})
         self.metrics.config_generation.set(self.holder.generation)
         with contextlib.suppress(RuntimeError):  # no running loop yet at start-up
             asyncio.get_running_loop()

@@ -155,7 +155,7 @@ class _ProfileRenderer:
             reason = "ForeignUpstream" if any("belongs to" in p for p in problems) else "UpstreamNotFound"
             return refused(reason, "; ".join(problems))
         entry = {"id": profile_id, "tenant": tenant, "upstreams": entries}
-        for key in ("auth", "policy", "limits", "retries"):
+        for key in ("auth", "policy", "limits", "retries", "discovery"):
             if spec.get(key):
                 entry[key] = spec[key]
         try:
