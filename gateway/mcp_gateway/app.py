@@ -86,7 +86,12 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
     @api.get("/readyz", tags=["ops"])
     async def readyz() -> JSONResponse:
         ok = gateway.started and await gateway.store.ready()
-        body = {"status": "ready" if ok else "not ready", "configGeneration": gateway.holder.generation}
+        # Upstream health is detail, not the gateway's readiness: one down upstream must not take replicas out.
+        body = {
+            "status": "ready" if ok else "not ready",
+            "configGeneration": gateway.holder.generation,
+            "upstreams": gateway.backends.health(),
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @api.get("/.well-known/oauth-protected-resource/{profile_id}/mcp", tags=["oauth"])

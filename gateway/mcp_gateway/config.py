@@ -75,12 +75,43 @@ class Tenant(_Model):
     _id_is_label = field_validator("id")(_check_label)
 
 
+class HealthCheck(_Model):
+    """Active MCP-level probe of an upstream (`server/discover`, or `initialize` + `ping`); see health.py."""
+
+    # False for an upstream that answers only with a user's own credentials: it is never probed as
+    # the gateway's system user and is reported `unprobed` (its breaker still watches real calls).
+    enabled: bool = True
+    interval_seconds: float = Field(default=10, ge=0.05, le=3600)
+    timeout_seconds: float = Field(default=5, gt=0, le=300)
+    # Consecutive probe results needed to change state: the hysteresis that keeps status from flapping.
+    healthy_threshold: int = Field(default=2, ge=1, le=100)
+    unhealthy_threshold: int = Field(default=3, ge=1, le=100)
+    # Leave the upstream's tools out of tools/list while it is unhealthy (sessions get list_changed).
+    hide_tools_when_unhealthy: bool = False
+
+
+class CircuitBreaker(_Model):
+    """Per-upstream circuit breaker over real tool calls; see breaker.py."""
+
+    enabled: bool = True
+    # Open after this many consecutive failed calls...
+    consecutive_failures: int = Field(default=5, ge=1, le=1000)
+    # ...or when this share of the last `windowCalls` calls failed (once at least `minimumCalls` were made).
+    error_rate: float = Field(default=0.5, gt=0, le=1)
+    window_calls: int = Field(default=20, ge=1, le=10_000)
+    minimum_calls: int = Field(default=10, ge=1, le=10_000)
+    # How long calls are refused before one trial call (half-open) may test the upstream again.
+    open_seconds: float = Field(default=30, gt=0, le=3600)
+
+
 class Upstream(_Model):
     name: str
     url: str
     prefix: Literal["auto", "always", "never"] = "auto"
     timeout_seconds: float = Field(default=30, gt=0)
     headers_from_env: dict[str, str] = Field(default_factory=dict)
+    health_check: HealthCheck = Field(default_factory=HealthCheck)
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 
     @field_validator("url")
     @classmethod

@@ -30,7 +30,7 @@ import mcp_types as types
 from mcp.server.caching import CacheHint
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
-from mcp_adapter.aggregate import Aggregator, Proceed, ToolCall, ToolResult
+from mcp_adapter.aggregate import Proceed, ToolCall, ToolResult
 from mcp_adapter.config import FromEnv, McpRemoteSource
 from mcp_adapter.server import Runtime, build_mcp_server
 from mcp_adapter.upstream import UNAVAILABLE
@@ -44,6 +44,7 @@ from mcp_gateway.backchannel import serve_handshake
 from mcp_gateway.caching import LIST_KINDS, HintedMcpSource, LiveCacheHints, list_hint
 from mcp_gateway.config import Profile, Upstream, profile_timeouts
 from mcp_gateway.context import current_call
+from mcp_gateway.health import HealthAwareAggregator, HealthMonitor
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
@@ -107,7 +108,9 @@ class ProfileBackend:
     def __init__(self, gateway: Gateway, profile: Profile) -> None:
         self.gateway = gateway
         self.profile_id = profile.id
-        self.aggregator = Aggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
+        self.aggregator = HealthAwareAggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
+        # Probes, circuit breakers, hidden tools of unhealthy upstreams (health.py).
+        self.health = self.aggregator.monitor = HealthMonitor(profile, gateway.metrics, self._tools_changed)
         self.sources: list[HintedMcpSource] = []
         for upstream in profile.upstreams:
             source = HintedMcpSource(
@@ -182,6 +185,7 @@ class ProfileBackend:
                 log.warning("profile %s: upstreams not connected yet: %s", self.profile_id, ", ".join(down))
             await self.aggregator.refresh(strict=False)
             tg.start_soon(self._prune)
+            self.health.start(tg)
             try:
                 async with self.manager.run(), self.server.lifespan(self.server) as state:
                     self._tg, self._lifespan_state = tg, state
@@ -189,6 +193,7 @@ class ProfileBackend:
             finally:
                 with anyio.CancelScope(shield=True):
                     await self.aggregator.stop()
+                self.health.forget()
                 tg.cancel_scope.cancel()
 
     async def _continuation(self, envelope: str) -> None:
@@ -203,6 +208,9 @@ class ProfileBackend:
 
     async def _list_changed(self, kind: str) -> None:
         self.gateway.streams.list_changed(self.profile_id, kind)
+
+    def _tools_changed(self) -> None:
+        self.gateway.streams.list_changed(self.profile_id, "tools")
 
     async def _resource_updated(self, source: str, caller: str, uri: str) -> None:
         self.gateway.streams.resource_updated(self.profile_id, uri)
@@ -225,21 +233,24 @@ class ProfileBackend:
         limit = per_tool.get(call.name, timeout)
         idempotent = self.gateway.policies.of(profile).idempotent(call.name)
         started = time.monotonic()
-        outcome, error = "ok", None
+        outcome, error, trial = "ok", None, False
         try:
-            result = await self._attempts(call, proceed, limit, idempotent)
+            trial = self.health.admit(call.source)  # refused at once while the upstream's circuit is open
+            result = await self._attempts(call, self.health.guard(call.source, proceed), limit, idempotent)
             if isinstance(result, types.CallToolResult) and result.is_error:
                 outcome = "tool_error"
             elif isinstance(result, types.InputRequiredResult):
                 outcome = "input_required"
             return result
         except MCPError as exc:
-            outcome, error = ("timeout" if exc.code == errors.UPSTREAM_TIMEOUT else "error"), exc.error.message
+            outcome, error = _OUTCOMES.get(exc.code, "error"), exc.error.message
             raise
         except BaseException as exc:
             outcome, error = "cancelled", type(exc).__name__
             raise
         finally:
+            if trial:
+                self.health.release(call.source)
             self._record(profile, caller, call, outcome, error, time.monotonic() - started)
 
     async def _attempts(self, call: ToolCall, proceed: Proceed, limit: float | None, idempotent: bool) -> ToolResult:
@@ -274,8 +285,8 @@ class ProfileBackend:
         metrics = self.gateway.metrics
         tool = metrics.tool_label(profile.id, call.name)
         metrics.tool_calls.labels(profile.tenant, profile.id, tool, outcome).inc()
-        if outcome in ("error", "timeout"):
-            metrics.error(profile, "upstream_timeout" if outcome == "timeout" else "upstream_error")
+        if outcome in _ERROR_KINDS:
+            metrics.error(profile, _ERROR_KINDS[outcome])
         metrics.upstream_latency.labels(profile.tenant, profile.id, tool).observe(seconds)
         self.gateway.audit.record(
             AuditRecord(
@@ -291,6 +302,10 @@ class ProfileBackend:
                 error=error,
             )
         )
+
+
+_OUTCOMES = {errors.UPSTREAM_TIMEOUT: "timeout", errors.UPSTREAM_UNAVAILABLE: "circuit_open"}
+_ERROR_KINDS = {"error": "upstream_error", "timeout": "upstream_timeout", "circuit_open": "upstream_unavailable"}
 
 
 def _protocol_version(scope: Scope) -> str | None:
