@@ -84,13 +84,15 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
         return {"status": "ok"}
 
     @api.get("/readyz", tags=["ops"])
-    async def readyz() -> JSONResponse:
+    async def readyz(request: Request) -> JSONResponse:
         ok = gateway.started and await gateway.store.ready()
         # Upstream health is detail, not the gateway's readiness: one down upstream must not take replicas out.
+        # Error texts (which may name internal hosts) only with the admin token.
+        admin_view = admin.admin_refusal(gateway, request.headers.get("authorization", "")) is None
         body = {
             "status": "ready" if ok else "not ready",
             "configGeneration": gateway.holder.generation,
-            "upstreams": gateway.backends.health(),
+            "upstreams": gateway.backends.health(errors=admin_view),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 

@@ -81,13 +81,11 @@ class Breaker:
         self._trial = True
         return None
 
-    def record(self, failed: bool | None, detail: str = "") -> None:
-        """The outcome of an admitted call: failed, succeeded, or None (cancelled: tells nothing)."""
+    def record(self, failed: bool, detail: str = "") -> None:
+        """The outcome of an admitted call (a cancelled call tells nothing and is not recorded)."""
         if not self.settings.enabled:
             return
         trial, self._trial = self._trial, False
-        if failed is None:
-            return
         if self.state is State.HALF_OPEN and trial:
             if failed:
                 self._open(f"the trial call failed ({detail})" if detail else "the trial call failed")

@@ -139,17 +139,18 @@ class UpstreamHealth:
         self.status, self.since = status, datetime.now(UTC)
         return True
 
-    def detail(self) -> dict[str, Any]:
-        return {
+    def detail(self, *, errors: bool) -> dict[str, Any]:
+        report: dict[str, Any] = {
             "health": self.status.value,
             "since": self.since.isoformat(timespec="seconds"),
             "circuit": self.breaker.state.value,
-            "circuitReason": self.breaker.reason or None,
             "probes": self.probes,
             "consecutiveFailures": self.failures,
-            "lastError": self.last_error,
             "lastProbe": self.last_probe.isoformat(timespec="seconds") if self.last_probe else None,
         }
+        if errors:
+            report.update(lastError=self.last_error, circuitReason=self.breaker.reason or None)
+        return report
 
 
 class HealthMonitor:
@@ -247,13 +248,17 @@ class HealthMonitor:
             except Exception as exc:
                 breaker.record(True, describe(exc))
                 raise
-            except BaseException:
-                breaker.record(None)
-                raise
+            # Cancelled (also by the profile's timeout: `timed_out` records that): nothing to record.
             breaker.record(False)
             return result
 
         return recorded
+
+    def timed_out(self, upstream: str, detail: str) -> None:
+        """A call hit the profile's timeout (outside `guard`, which sees only its cancellation): a failure."""
+        health = self.upstreams.get(upstream)
+        if health is not None:
+            health.breaker.record(True, detail[:200])
 
     def release(self, upstream: str) -> None:
         """A trial call ended: free the half-open trial slot if no attempt of it recorded an outcome."""
@@ -283,8 +288,8 @@ class HealthMonitor:
 
     # -- reporting -----------------------------------------------------------------
 
-    def detail(self) -> dict[str, Any]:
-        return {name: health.detail() for name, health in self.upstreams.items()}
+    def detail(self, *, errors: bool) -> dict[str, Any]:
+        return {name: health.detail(errors=errors) for name, health in self.upstreams.items()}
 
     def _circuit_moved(self, upstream: str) -> Callable[[State, str], None]:
         def moved(state: State, reason: str) -> None:

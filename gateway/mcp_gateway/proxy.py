@@ -244,6 +244,8 @@ class ProfileBackend:
             return result
         except MCPError as exc:
             outcome, error = _OUTCOMES.get(exc.code, "error"), exc.error.message
+            if outcome == "timeout":
+                self.health.timed_out(call.source, error)
             raise
         except BaseException as exc:
             outcome, error = "cancelled", type(exc).__name__
