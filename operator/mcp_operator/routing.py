@@ -194,14 +194,18 @@ class _ProfileRenderer:
                 )
                 continue
             url = workload.service_url(ref_ns, ref["name"], self.settings)
-            entries.append(
-                {
-                    "name": ref["name"],
-                    "url": url,
-                    "prefix": ref.get("prefix", "auto"),
-                    "timeoutSeconds": ref.get("timeoutSeconds", 30),
-                }
-            )
+            entry = {
+                "name": ref["name"],
+                "url": url,
+                "prefix": ref.get("prefix", "auto"),
+                "timeoutSeconds": ref.get("timeoutSeconds", 30),
+            }
+            # The gateway probes and breaks the circuit of the Upstream's adapter per these (health.py).
+            upstream_spec = upstream.get("spec") or {}
+            for key in ("healthCheck", "circuitBreaker"):
+                if upstream_spec.get(key):
+                    entry[key] = upstream_spec[key]
+            entries.append(entry)
             status = upstream.get("status") or {}
             members.append(
                 {
