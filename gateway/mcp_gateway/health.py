@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -156,7 +156,7 @@ class UpstreamHealth:
 class HealthMonitor:
     """Probes, breakers and tool visibility for one profile backend's upstreams."""
 
-    def __init__(self, profile: Profile, metrics: Metrics, tools_changed: Callable[[], None]) -> None:
+    def __init__(self, profile: Profile, metrics: Metrics, tools_changed: Callable[[], Awaitable[None]]) -> None:
         self.profile = profile
         self.metrics = metrics
         self._tools_changed = tools_changed
@@ -186,10 +186,10 @@ class HealthMonitor:
                 await probe(health.settings.url, headers, check.timeout_seconds)
             except Exception as exc:
                 error = describe(exc)
-            self._observe(health, error)
+            await self._observe(health, error)
             await anyio.sleep(max(0.0, health.next_probe - time.monotonic()))
 
-    def _observe(self, health: UpstreamHealth, error: str | None) -> None:
+    async def _observe(self, health: UpstreamHealth, error: str | None) -> None:
         before = health.status
         if not health.observe(error):
             return
@@ -209,7 +209,7 @@ class HealthMonitor:
                 log.warning("upstream %s of profile %s is healthy again", health.name, self.profile.id)
             health.breaker.release()
         if health.settings.health_check.hide_tools_when_unhealthy and Status.UNHEALTHY in (before, health.status):
-            self._tools_changed()
+            await self._tools_changed()
 
     def hidden(self) -> set[str]:
         """Upstreams whose tools are left out of tools/list now."""
@@ -356,3 +356,7 @@ class HealthAwareAggregator(Aggregator):
         if hidden:
             policy = VisiblePolicy(policy or self.policy, self, hidden)
         return await super().list_tools(cursor, policy)
+
+    async def tools_changed(self) -> None:
+        """Tell every listener (handshake sessions, 2026-07-28 listen streams) that tools/list changed."""
+        await self._changed("tools")

@@ -110,7 +110,7 @@ class ProfileBackend:
         self.profile_id = profile.id
         self.aggregator = HealthAwareAggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
         # Probes, circuit breakers, hidden tools of unhealthy upstreams (health.py).
-        self.health = self.aggregator.monitor = HealthMonitor(profile, gateway.metrics, self._tools_changed)
+        self.health = self.aggregator.monitor = HealthMonitor(profile, gateway.metrics, self.aggregator.tools_changed)
         self.sources: list[HintedMcpSource] = []
         for upstream in profile.upstreams:
             source = HintedMcpSource(
@@ -208,9 +208,6 @@ class ProfileBackend:
 
     async def _list_changed(self, kind: str) -> None:
         self.gateway.streams.list_changed(self.profile_id, kind)
-
-    def _tools_changed(self) -> None:
-        self.gateway.streams.list_changed(self.profile_id, "tools")
 
     async def _resource_updated(self, source: str, caller: str, uri: str) -> None:
         self.gateway.streams.resource_updated(self.profile_id, uri)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import mcp_types as types
 import pytest
@@ -20,7 +21,16 @@ from mcp_gateway.breaker import Breaker, State
 from mcp_gateway.config import CircuitBreaker, HealthCheck, Upstream
 from mcp_gateway.health import Status, UpstreamHealth
 
-from tests.gateway.support import ADMIN_TOKEN, GatewayProc, Spawn, TcpProxy, mcp_client, start_feature, start_gateway
+from tests.gateway.support import (
+    ADMIN_TOKEN,
+    MODERN,
+    GatewayProc,
+    Spawn,
+    TcpProxy,
+    mcp_client,
+    start_feature,
+    start_gateway,
+)
 from tests.gateway.test_notifications import Inbox, wait_streams
 
 WAIT = 20.0
@@ -106,15 +116,22 @@ async def test_dead_and_hung_upstream_is_unhealthy_hidden_and_refused_then_recov
     gateway = start_gateway(spawn, config)
     inbox = Inbox()
     try:
-        async with mcp_client(gateway.url("two"), message_handler=inbox) as client:
+        async with (
+            mcp_client(gateway.url("two"), message_handler=inbox) as client,
+            mcp_client(gateway.url("two"), mode=MODERN) as modern,
+        ):
             assert "b__echo" in {t.name for t in (await client.list_tools()).tools}
             await wait_streams(gateway, 1)
             await until("healthy", lambda: upstream_state(gateway, "two", "b").get("health") == "healthy")
 
             for phase, target in (("dead", None), ("hung", blackhole)):
-                proxy.target_port = target
-                proxy.cut()
-                await until(phase, lambda: upstream_state(gateway, "two", "b")["health"] == "unhealthy")
+                async with modern.listen(tools_list_changed=True) as events:
+                    proxy.target_port = target
+                    proxy.cut()
+                    await until(phase, lambda: upstream_state(gateway, "two", "b")["health"] == "unhealthy")
+                    with anyio.fail_after(WAIT):
+                        event: Any = await events.__anext__()
+                    assert type(event).__name__ == "ToolsListChanged"
                 state = upstream_state(gateway, "two", "b")
                 assert state["circuit"] == "open" and state["lastError"], state
                 if phase == "hung":
@@ -134,7 +151,13 @@ async def test_dead_and_hung_upstream_is_unhealthy_hidden_and_refused_then_recov
                 message = refused.value.error.message
                 assert "upstream 'b'" in message and "tried again" in message, message
                 assert "Traceback" not in message
+                with pytest.raises(MCPError) as refused:  # the same for a 2026-07-28 client (relayed path)
+                    await modern.call_tool("b__echo", {"text": "x"})
+                assert (
+                    refused.value.code == errors.UPSTREAM_UNAVAILABLE and "upstream 'b'" in refused.value.error.message
+                )
                 assert await call_text(client, "a__echo", text="alive") == "alive"
+                assert await call_text(modern, "a__echo", text="alive") == "alive"
 
                 inbox.messages.clear()
                 proxy.target_port = port_of(url_b)
