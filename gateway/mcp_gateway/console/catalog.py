@@ -56,11 +56,19 @@ async def _aggregator(gateway: Gateway, profile: Profile) -> Any:
 
 def _health(profile: Profile, aggregator: Any) -> list[UpstreamHealth]:
     out = []
+    monitor = getattr(aggregator, "monitor", None)  # probes and circuit breakers (health.py)
     for upstream in profile.upstreams:
         source = aggregator.sources.get(upstream.name)
         status: dict[str, Any] = source.status() if source is not None else {"ready": False}
         up = bool(status.get("ready"))
         detail = "connected" if up else str(status.get("lastError") or "not connected")
+        probed = monitor.upstreams.get(upstream.name) if monitor is not None else None
+        if probed is not None:
+            circuit = probed.breaker.state.value.replace("_", "-")
+            detail += f"; health {probed.status.value}, circuit {circuit}"
+            if probed.breaker.state.value == "open":
+                up = False
+                detail += f" ({probed.breaker.reason})"
         out.append(UpstreamHealth(upstream.name, upstream.url, up, detail))
     return out
 
