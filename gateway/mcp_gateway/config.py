@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic.alias_generators import to_camel
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# SEP-986 tool names: at most 128 of these characters.
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class _Model(BaseModel):
@@ -104,6 +106,34 @@ class CircuitBreaker(_Model):
     open_seconds: float = Field(default=30, gt=0, le=3600)
 
 
+class ToolAnnotationsOverride(_Model):
+    """Tool annotations to add or replace (the upstream's others are kept)."""
+
+    title: str | None = Field(default=None, max_length=256)
+    read_only_hint: bool | None = None
+    destructive_hint: bool | None = None
+    idempotent_hint: bool | None = None
+    open_world_hint: bool | None = None
+
+
+class ToolOverride(_Model):
+    """How one of the upstream's tools is shown to this profile's clients (overrides.py)."""
+
+    name: str | None = None
+    title: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=16_384)
+    annotations: ToolAnnotationsOverride | None = None
+    # Parameters the gateway fills in: removed from the tool's inputSchema, set on every call.
+    fixed_arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _sep986(cls, value: str | None) -> str | None:
+        if value is not None and not _TOOL_NAME.match(value):
+            raise ValueError(f"tool name {value!r} must be 1-128 of letters, digits, '.', '_' or '-' (SEP-986)")
+        return value
+
+
 class Upstream(_Model):
     name: str
     url: str
@@ -112,6 +142,8 @@ class Upstream(_Model):
     headers_from_env: dict[str, str] = Field(default_factory=dict)
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    # Keyed by the upstream's own tool name (before any prefix).
+    tool_overrides: dict[str, ToolOverride] = Field(default_factory=dict, max_length=1000)
 
     @field_validator("url")
     @classmethod
@@ -119,6 +151,19 @@ class Upstream(_Model):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"upstream url {value!r} must start with http:// or https://")
         return value
+
+    @model_validator(mode="after")
+    def _renames_are_unique(self) -> Upstream:
+        exposed: dict[str, str] = {}
+        for original, override in self.tool_overrides.items():
+            name = override.name or original
+            if name in exposed:
+                raise ValueError(
+                    f"upstream {self.name!r}: toolOverrides would name both {exposed[name]!r} and {original!r} "
+                    f"{name!r}; give one of them another name"
+                )
+            exposed[name] = original
+        return self
 
 
 class OidcSettings(_Model):

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import anyio
@@ -41,11 +41,12 @@ from starlette.types import Receive, Scope, Send
 from mcp_gateway import errors
 from mcp_gateway.audit import render_arguments
 from mcp_gateway.backchannel import serve_handshake
-from mcp_gateway.caching import LIST_KINDS, HintedMcpSource, LiveCacheHints, list_hint
+from mcp_gateway.caching import LIST_KINDS, LiveCacheHints, list_hint
 from mcp_gateway.config import Profile, Upstream, profile_timeouts
 from mcp_gateway.context import current_call
 from mcp_gateway.health import HealthAwareAggregator, HealthMonitor
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
+from mcp_gateway.overrides import ProfileSource, ToolOverrides
 from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.request_state import SealedRequestState, boundary_for
@@ -81,11 +82,15 @@ def source_config(upstream: Upstream) -> McpRemoteSource:
 
 
 class LivePolicy:
-    """The profile's access policy as of the current routing config (one memoised object per version)."""
+    """The profile's access policy as of the current routing config (one memoised object per version).
 
-    def __init__(self, gateway: Gateway, profile_id: str) -> None:
+    A renamed tool (overrides.py) is judged under both its names.
+    """
+
+    def __init__(self, gateway: Gateway, profile_id: str, real_name: Callable[[str], str | None]) -> None:
         self.gateway = gateway
         self.profile_id = profile_id
+        self.real_name = real_name
 
     def _policy(self) -> ProfilePolicy | None:
         profile = self.gateway.holder.config.profile(self.profile_id)
@@ -93,7 +98,10 @@ class LivePolicy:
 
     def allows_tool(self, name: str) -> bool:
         policy = self._policy()
-        return policy is not None and policy.allows_tool(name)
+        if policy is None:
+            return False
+        real = self.real_name(name)
+        return policy.allows_tool(name) if real is None else policy.allows_renamed_tool(name, real)
 
     def allows_resource(self, uri: str) -> bool:
         policy = self._policy()
@@ -108,14 +116,17 @@ class ProfileBackend:
     def __init__(self, gateway: Gateway, profile: Profile) -> None:
         self.gateway = gateway
         self.profile_id = profile.id
-        self.aggregator = HealthAwareAggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
+        policy = LivePolicy(gateway, profile.id, self.real_tool_name)
+        self.aggregator = HealthAwareAggregator([], policy=policy, interceptor=self.intercept)
         # Probes, circuit breakers, hidden tools of unhealthy upstreams (health.py).
         self.health = self.aggregator.monitor = HealthMonitor(profile, gateway.metrics, self.aggregator.tools_changed)
-        self.sources: list[HintedMcpSource] = []
+        self.sources: list[ProfileSource] = []
         for upstream in profile.upstreams:
-            source = HintedMcpSource(
+            source = ProfileSource(
                 source_config(upstream), self.aggregator.source_changed, self.aggregator.resource_updated
             )
+            if upstream.tool_overrides:
+                source.overrides = ToolOverrides(upstream.name, upstream.tool_overrides)
             source.http_auth = UPSTREAM_AUTH
             source.relay_headers = upstream_headers
             self.aggregator.sources[source.name] = source
@@ -142,6 +153,15 @@ class ProfileBackend:
         self.aggregator.on_resource_updated(self._resource_updated)
         self._tg: anyio.abc.TaskGroup | None = None
         self._lifespan_state: object = None
+
+    def real_tool_name(self, name: str) -> str | None:
+        """The upstream's own name of the exposed tool `name` when a tool override renamed it, else None."""
+        route = self.aggregator.catalog.tool_routes.get(name)
+        if route is None:
+            return None
+        source = self.aggregator.sources.get(route[0])
+        overrides = getattr(source, "overrides", None)
+        return overrides.real_name(route[1]) if isinstance(overrides, ToolOverrides) else None
 
     def list_cache_hint(self, method: str) -> CacheHint | None:
         kind = LIST_KINDS.get(method)
@@ -229,6 +249,10 @@ class ProfileBackend:
         timeout, per_tool = profile_timeouts(config, profile)
         limit = per_tool.get(call.name, timeout)
         idempotent = self.gateway.policies.of(profile).idempotent(call.name)
+        real = self.real_tool_name(call.name)
+        if real is not None:  # a renamed tool: settings naming its upstream name apply too (overrides.py)
+            limit = per_tool.get(call.name, per_tool.get(real, timeout))
+            idempotent = idempotent or self.gateway.policies.of(profile).idempotent(real)
         started = time.monotonic()
         outcome, error, trial = "ok", None, False
         try:
@@ -292,7 +316,7 @@ class ProfileBackend:
                 tenant=profile.tenant,
                 profile=profile.id,
                 caller=caller,
-                tool=call.name,
+                tool=self.real_tool_name(call.name) or call.name,  # the upstream's own name of a renamed tool
                 outcome=outcome,
                 latency_ms=seconds * 1000,
                 arguments=render_arguments(
