@@ -1,4 +1,5 @@
-"""An Upstream's healthCheck and circuitBreaker reach the gateway's routing entry for it (pure render)."""
+"""An Upstream's healthCheck, circuitBreaker and toolOverrides (and a Profile's toolOverrides)
+reach the gateway's routing entry (pure render)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,24 @@ def test_invalid_health_settings_leave_the_profile_out_with_a_reason() -> None:
     assert rendered.document["profiles"] == []
     status = rendered.profiles[("team", "p")]
     assert status.ready.reason == "InvalidProfile" and "unhealthyThreshold" in status.ready.message
+
+
+def test_tool_overrides_of_the_upstream_and_the_profile_are_merged_profile_first() -> None:
+    profile = {
+        "metadata": {"namespace": "team", "name": "p"},
+        "spec": {"upstreams": [{"name": "tools", "toolOverrides": {"echo": {"name": "say"}}}]},
+    }
+    shared = {"echo": {"name": "repeat"}, "add": {"fixedArguments": {"b": 1}}}
+    rendered = render([TENANT], [profile], [upstream(toolOverrides=shared)], parse([]))
+    entry = rendered.document["profiles"][0]["upstreams"][0]
+    assert entry["toolOverrides"] == {"echo": {"name": "say"}, "add": {"fixedArguments": {"b": 1}}}
+    config = RoutingConfig.model_validate(rendered.document)
+    assert config.profiles[0].upstreams[0].tool_overrides["echo"].name == "say"
+
+
+def test_a_rename_collision_leaves_the_profile_out_naming_both_tools() -> None:
+    clash = {"echo": {"name": "x"}, "add": {"name": "x"}}
+    rendered = render([TENANT], [PROFILE], [upstream(toolOverrides=clash)], parse([]))
+    assert rendered.document["profiles"] == []
+    message = rendered.profiles[("team", "p")].ready.message
+    assert "'echo'" in message and "'add'" in message
