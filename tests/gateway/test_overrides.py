@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from mcp_gateway.config import parse_config
 
-from tests.gateway.support import MODERN, Spawn, mcp_client, start_gateway
+from tests.gateway.support import ADMIN_TOKEN, MODERN, Spawn, mcp_client, start_gateway
+from tests.gateway.test_cli import cli
 
 OVERRIDES = {
     "echo": {
@@ -83,8 +84,16 @@ async def test_overrides_rename_describe_annotate_and_fill_in_arguments(
 
     with gateway.admin() as admin:
         records = admin.get("/admin/v1/audit", params={"profile": "ov"}).json()["items"]
+        listed = {t["name"]: t for t in admin.get("/admin/v1/profiles/ov-deny/tools").json()["tools"]}
     tools_audited = {r["tool"] for r in records}
     assert "echo" in tools_audited and "say" not in tools_audited  # the upstream's real name
+    assert listed["say"]["upstreamName"] == "echo" and listed["say"]["allowed"] is False
+    assert listed["add"]["upstreamName"] is None and listed["add"]["allowed"] is True
+
+    shown = cli("tools", "ov-deny", env={"MCP_GATEWAY_URL": gateway.base, "MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN})
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if line.startswith("say "))
+    assert "(upstream: echo)" in row and "hidden" in row
 
 
 @pytest.mark.parametrize(
