@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_gateway import errors
 from mcp_gateway.breaker import Breaker, State
 from mcp_gateway.config import CircuitBreaker, HealthCheck, Upstream
-from mcp_gateway.health import Status, UpstreamHealth
+from mcp_gateway.health import Status, UpstreamHealth, describe, probe
 
 from tests.gateway.support import (
     ADMIN_TOKEN,
@@ -32,6 +32,8 @@ from tests.gateway.support import (
     start_gateway,
 )
 from tests.gateway.test_notifications import Inbox, wait_streams
+from tests.servers.launch import everything_command
+from tests.support.processes import free_port
 
 WAIT = 20.0
 FAST_PROBES = {"intervalSeconds": 0.1, "timeoutSeconds": 1, "healthyThreshold": 2, "unhealthyThreshold": 2}
@@ -344,3 +346,17 @@ def test_health_status_needs_thresholds_in_a_row() -> None:
     assert health.observe("x") and health.status is Status.UNHEALTHY
     assert not health.observe(None) and not health.observe("x") and not health.observe(None)
     assert health.observe(None) and health.status is Status.HEALTHY
+
+
+async def test_the_probe_speaks_each_era(spawn: Spawn, feature: str) -> None:
+    """A 2026-07-28 upstream answers `server/discover`; a handshake-only one (the reference TypeScript
+    server) gets `initialize` and `ping`."""
+    assert await probe(feature, {}, 10) == MODERN
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    spawn(everything_command("streamableHttp"), name="everything", env={"PORT": str(port)}, ready_url=url)
+    version = await probe(url, {}, 10)
+    assert version != MODERN and version.startswith("20"), version
+    with pytest.raises(Exception) as failed:
+        await probe(f"http://127.0.0.1:{free_port()}/mcp", {}, 5)
+    assert "Connect" in describe(failed.value), describe(failed.value)
