@@ -148,7 +148,7 @@ async def test_dead_and_hung_upstream_is_unhealthy_hidden_and_refused_then_recov
                 started = time.monotonic()
                 with pytest.raises(MCPError) as refused:
                     await client.call_tool("b__echo", {"text": "x"})
-                assert time.monotonic() - started < 2  # refused at once, not after a timeout
+                assert time.monotonic() - started < 5  # refused at once, not after b's 30 s call timeout
                 assert refused.value.code == errors.UPSTREAM_UNAVAILABLE
                 message = refused.value.error.message
                 assert "upstream 'b'" in message and "tried again" in message, message
