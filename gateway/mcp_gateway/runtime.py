@@ -124,6 +124,15 @@ class BackendPool:
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
 
+    def health(self, *, errors: bool) -> dict[str, Any]:
+        """Per running profile backend, its upstreams' health and circuits (health.py), for /readyz."""
+        report: dict[str, Any] = {}
+        for profile_id, running in self._running.items():
+            monitor = getattr(running.backend, "health", None)
+            if monitor is not None and running.ready.is_set():
+                report[profile_id] = monitor.detail(errors=errors)
+        return report
+
     def reconcile(self, config: RoutingConfig) -> None:
         """Retire backends of profiles that are gone or whose upstreams changed."""
         for profile_id, running in list(self._running.items()):

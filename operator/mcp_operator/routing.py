@@ -204,6 +204,15 @@ class _ProfileRenderer:
             }
             if ref.get("retries"):
                 entry["retries"] = ref["retries"]
+            # The gateway probes and breaks the circuit of the Upstream's adapter per these (health.py).
+            upstream_spec = upstream.get("spec") or {}
+            for key in ("healthCheck", "circuitBreaker"):
+                if upstream_spec.get(key):
+                    entry[key] = upstream_spec[key]
+            # Tool overrides: the Upstream's for every Profile, a Profile's own entry replacing one of them.
+            overrides = {**(upstream_spec.get("toolOverrides") or {}), **(ref.get("toolOverrides") or {})}
+            if overrides:
+                entry["toolOverrides"] = overrides
             entries.append(entry)
             status = upstream.get("status") or {}
             members.append(
