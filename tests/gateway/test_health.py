@@ -309,7 +309,7 @@ def test_breaker_opens_on_consecutive_failures_or_error_rate_and_half_opens_with
     moves: list[State] = []
     settings = CircuitBreaker(consecutive_failures=3, error_rate=0.5, window_calls=10, minimum_calls=6, open_seconds=5)
     breaker = Breaker(settings, lambda state, _: moves.append(state), clock=lambda: now[0])
-    for failed in (True, True, False, True, True, False):  # never 3 in a row, but 4 of 6 failed
+    for failed in (True, True, False, True, False, True):  # never 3 in a row, but 4 of 6 failed
         assert breaker.admit() is None
         breaker.record(failed)
     assert breaker.state is State.OPEN and "4 of the last 6 calls failed" in breaker.reason
