@@ -77,6 +77,20 @@ class Tenant(_Model):
     _id_is_label = field_validator("id")(_check_label)
 
 
+# Failure kinds a retry may answer (mcp_gateway.retry says which calls are safe to retry).
+Failure = Literal["unavailable", "error", "timeout"]
+
+
+class RetrySettings(_Model):
+    """`retries` of a profile or an upstream; unset fields fall back (upstream -> profile -> default)."""
+
+    attempts: int = Field(default=3, ge=1, le=10, description="tries in all, the first included; 1 = no retry")
+    backoff_base_seconds: float = Field(default=0.2, ge=0, le=60, description="wait before the first retry")
+    backoff_max_seconds: float = Field(default=2.0, ge=0, le=300, description="cap of the doubling waits")
+    jitter: float = Field(default=0.5, ge=0, le=1, description="share of each wait that is random (0-1)")
+    retry_on: tuple[Failure, ...] = Field(default=("unavailable", "error", "timeout"), description="failure kinds")
+
+
 class HealthCheck(_Model):
     """Active MCP-level probe of an upstream (`server/discover`, or `initialize` + `ping`); see health.py."""
 
@@ -140,6 +154,10 @@ class Upstream(_Model):
     prefix: Literal["auto", "always", "never"] = "auto"
     timeout_seconds: float = Field(default=30, gt=0)
     headers_from_env: dict[str, str] = Field(default_factory=dict)
+    retries: RetrySettings | None = None  # overrides the profile's, field by field
+    # Send `x-mcp-caller: <tenant>/<caller>` (per-caller isolation in an adapter with trustCallerHeader).
+    # Off by default: a third-party MCP server has no business learning tenant and key ids.
+    send_caller_header: bool = False
     health_check: HealthCheck = Field(default_factory=HealthCheck)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     # Keyed by the upstream's own tool name (before any prefix).
@@ -215,6 +233,30 @@ class Policy(_Model):
     audit_arguments: Literal["hash", "redact", "omit"] = "hash"
 
 
+class Discovery(_Model):
+    """Tool discovery: `search` lists meta-tools (search_tools, describe_tools, call_tool) instead of every tool."""
+
+    mode: Literal["off", "search", "hybrid"] = "off"
+    # Tools listed as well in search mode (globs over the profile's tool names; policy still applies).
+    always_visible: list[str] = Field(default_factory=list, max_length=256)
+    max_results: int = Field(default=10, ge=1, le=50)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false.
+        return "off" if value is False else value
+
+    @field_validator("mode")
+    @classmethod
+    def _served(cls, value: str) -> str:
+        if value == "hybrid":
+            raise ValueError(
+                "discovery.mode 'hybrid' is not served by this gateway version; use 'search' (meta-tools) or 'off'"
+            )
+        return value
+
+
 class Profile(_Model):
     id: str
     tenant: str
@@ -222,6 +264,8 @@ class Profile(_Model):
     auth: Auth = Field(default_factory=Auth)
     policy: Policy = Field(default_factory=Policy)
     limits: Limits = Field(default_factory=Limits)
+    retries: RetrySettings | None = None
+    discovery: Discovery = Field(default_factory=Discovery)
 
     _id_is_label = field_validator("id")(_check_label)
 
@@ -239,6 +283,8 @@ class GatewaySettings(_Model):
 
     allowed_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Bodies of console forms and admin API requests (413 beyond): small documents only.
+    max_admin_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Rate limits and quotas while the database is unreachable: refuse (503) or admit uncounted.
     limits_when_store_down: Literal["closed", "open"] = "closed"
     # PostgreSQL commit of rate/quota counts: `async` acknowledges before the WAL flush (a database

@@ -31,6 +31,15 @@ class Metrics:
         self.tool_calls = Series(
             Counter("mcp_gateway_tool_calls_total", "Tool calls", ["tenant", "profile", "tool", "outcome"], registry=r)
         )
+        # reason: unavailable (never sent) | error | timeout (sent; idempotent tools only), see retry.py
+        self.tool_call_retries = Series(
+            Counter(
+                "mcp_gateway_tool_call_retries_total",
+                "Tool call attempts sent again after a failure",
+                ["tenant", "profile", "upstream", "reason"],
+                registry=r,
+            )
+        )
         # kind: internal | store_unavailable | upstream_error | upstream_timeout | upstream_unavailable
         self.errors = Counter("mcp_gateway_errors_total", "Errors by kind", ["tenant", "profile", "kind"], registry=r)
         self.auth_failures = Counter(
