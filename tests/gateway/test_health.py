@@ -22,6 +22,7 @@ from mcp_gateway.config import CircuitBreaker, HealthCheck, Upstream
 from mcp_gateway.health import Status, UpstreamHealth, describe, probe
 
 from tests.gateway.support import (
+    ADMIN_HEADERS,
     ADMIN_TOKEN,
     MODERN,
     GatewayProc,
@@ -179,7 +180,7 @@ async def test_dead_and_hung_upstream_is_unhealthy_hidden_and_refused_then_recov
     finally:
         await proxy.close()
 
-    metrics = httpx.get(f"{gateway.base}/metrics").text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     labels = 'profile="two",state="healthy",tenant="acme",upstream="b"'
     assert f"mcp_gateway_upstream_health{{{labels}}} 1.0" in metrics
     moved = 'profile="two",tenant="acme",to="{}",upstream="b"'
@@ -256,7 +257,7 @@ async def test_slow_and_hanging_calls_open_the_circuit_under_load_without_failin
         await _eventually(trial)
         assert upstream_state(gateway, "two", "b")["circuit"] == "closed"
 
-    metrics = httpx.get(f"{gateway.base}/metrics").text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     assert 'outcome="circuit_open",profile="two",tenant="acme",tool="b__echo"' in metrics
     assert 'mcp_gateway_errors_total{kind="upstream_unavailable",profile="two",tenant="acme"}' in metrics
 
@@ -297,7 +298,7 @@ async def test_a_flapping_upstream_does_not_flap_its_status(
         assert state["lastError"], state  # probes did fail, one at a time
     finally:
         await proxy.close()
-    metrics = httpx.get(f"{gateway.base}/metrics").text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     assert 'to="unhealthy"' not in metrics
 
 
