@@ -166,6 +166,8 @@ async def test_call_tool_is_charged_and_audited_as_the_inner_tool(gateway: Gatew
     metrics = httpx.get(f"{gateway.base}/metrics").text
     assert 'tool="echo"' in metrics
     assert 'tool="call_tool"' not in metrics
+    searches = 'mcp_gateway_discovery_requests_total{meta="search_tools",outcome="ok",profile="quota",tenant="acme"}'
+    assert searches in metrics
 
 
 async def test_discovery_off_lists_every_tool(gateway: GatewayProc) -> None:

@@ -35,6 +35,7 @@ class Answer:
     """Answered by the gateway; `respond` runs only once the request passed the rate limit."""
 
     respond: Callable[[], Response]
+    invalid: bool = False  # bad meta-tool input: answered with a JSON-RPC error
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def _result(rid: Any, result: dict[str, Any]) -> Response:
 
 
 def _invalid(rid: Any, message: str) -> Answer:
-    return Answer(lambda: errors.error_response(200, INVALID_PARAMS, message, rid))
+    return Answer(lambda: errors.error_response(200, INVALID_PARAMS, message, rid), invalid=True)
 
 
 async def route(
@@ -60,20 +61,35 @@ async def route(
     method = message.get("method")
     if "id" not in message or method not in ("tools/list", "tools/call"):
         return None
-    params = message.get("params") or {}
-    name = params.get("name") if method == "tools/call" else None
+    name = (message.get("params") or {}).get("name") if method == "tools/call" else None
     if method == "tools/call" and name not in meta.META_NAMES:
         return None  # a direct call of a listed (alwaysVisible) or known tool: the ordinary path
     backend = await gateway.backends.get(profile)
     aggregator = getattr(backend, "aggregator", None)
     if aggregator is None:
         return None
-    catalog = aggregator.catalog
-    allowed = gateway.policies.of(profile).allows_tool
+    meta_name = name if isinstance(name, str) else "tools/list"
+    routed = await _route(gateway, profile, message, headers, backend, aggregator.catalog, meta_name)
+    invalid = isinstance(routed, Answer) and routed.invalid
+    gateway.metrics.discovery.labels(profile.tenant, profile.id, meta_name, "invalid" if invalid else "ok").inc()
+    return routed
+
+
+async def _route(
+    gateway: Gateway,
+    profile: Profile,
+    message: dict[str, Any],
+    headers: list[tuple[bytes, bytes]],
+    backend: Any,
+    catalog: Any,
+    name: str,
+) -> Answer | Rewrite:
     rid = message["id"]
+    params = message.get("params") or {}
+    allowed = gateway.policies.of(profile).allows_tool
     discovery = profile.discovery
     modern = _protocol_version(headers) in MODERN_PROTOCOL_VERSIONS
-    if method == "tools/list":
+    if message["method"] == "tools/list":
         listing: dict[str, Any] = {"tools": meta.visible_tools(discovery, catalog, allowed)}
         hint = getattr(backend, "list_cache_hint", lambda _: None)("tools/list")
         if modern and hint is not None:  # 2026-07-28 list results carry their cache hint
