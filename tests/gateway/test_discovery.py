@@ -41,8 +41,10 @@ def gateway(spawn_module: Spawn, feature_module: str, tmp_path_factory: pytest.T
                         "search",
                         "free",
                         [("feat", feature_module)],
-                        discovery={"mode": "search", "alwaysVisible": ["echo"], "maxResults": 5},
+                        # `fail` matches alwaysVisible but the policy hides it: it is not listed.
+                        discovery={"mode": "search", "alwaysVisible": ["echo", "fail"], "maxResults": 5},
                         policy={"tools": {"deny": ["fail", "protocol_error"]}},
+                        limits={"toolTimeouts": {"slow": 0.5}},
                         **open_profile,
                     ),
                     profile("quota", "acme", [("feat", feature_module)], discovery={"mode": "search"}, **open_profile),
@@ -98,6 +100,14 @@ async def test_policy_hidden_tool_is_unreachable_through_every_meta_tool(gateway
         with pytest.raises(MCPError) as missing:
             await client.call_tool("call_tool", {"name": "no_such_tool"})
         assert missing.value.error.message == called.value.error.message.replace("'fail'", "'no_such_tool'")
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_call_tool_applies_the_inner_tool_s_timeout(gateway: GatewayProc, mode: str) -> None:
+    async with mcp_client(gateway.url("search"), mode=mode) as client:
+        with pytest.raises(MCPError) as timed_out:
+            await client.call_tool("call_tool", {"name": "slow", "arguments": {"seconds": 3}})
+    assert "tool 'slow' timed out after 0.5 s" in timed_out.value.error.message
 
 
 @pytest.mark.parametrize(
