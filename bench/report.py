@@ -106,7 +106,11 @@ def discovery(data: dict[str, Any]) -> str:
     quality = _table(
         f"discovery: search_tools hit rate ({catalog['tools']} real tools, {catalog['requests']} requests)",
         ["catalog tools", "requests", "top-1", "top-5"],
-        [[q["tools"], q["requests"], f"{q['top1']:.1%}", f"{q['top5']:.1%}"] for q in data["quality"]],
+        [[q["tools"], q["requests"], f"{q['top1']:.1%}", f"{q['top5']:.1%}"] for q in data["quality"]]
+        + [
+            [f"{h['tools']} (held-out)", h["requests"], f"{h['top1']:.1%}", f"{h['top5']:.1%}"]
+            for h in [data["heldout"]]
+        ],
     )
     lat = data["latency"]
     latency = _table(
