@@ -119,6 +119,43 @@ def call_tool_cost(tools: list[dict[str, Any]], rounds: int = 2000) -> float:
     return statistics.median(samples)
 
 
+def end_to_end(calls: int = 300) -> dict[str, Any]:
+    """`tools/call echo` vs `call_tool` of echo through a real gateway (2026-07-28, no auth), interleaved
+    so machine load hits both alike; medians and their difference."""
+    import httpx
+
+    from bench.client import call
+    from bench.stack import Stack
+
+    with Stack("discovery") as stack:
+        echo_base, _ = stack.python_module("echo", "bench.echo_server", ready_path="/mcp")
+        upstreams = [{"name": "echo", "url": f"{echo_base}/mcp"}]
+        open_profile = {"tenant": "bench", "upstreams": upstreams, "auth": {"mode": "none"}}
+        routing = {
+            "tenants": [{"id": "bench"}],
+            "profiles": [
+                {"id": "direct", **open_profile},
+                {"id": "meta", **open_profile, "discovery": {"mode": "search"}},
+            ],
+        }
+        gateway = stack.gateway("discovery", routing)
+        direct, meta = [], []
+        with httpx.Client(timeout=30) as client:
+            inner = {"name": "echo", "arguments": {"text": "x"}}
+            requests = [
+                (direct, gateway.url("direct"), {"name": "echo", "arguments": {"text": "x"}}),
+                (meta, gateway.url("meta"), {"name": "call_tool", "arguments": inner}),
+            ]
+            for i in range(calls + 20):
+                for samples, url, params in requests if i % 2 else requests[::-1]:  # alternate the order
+                    began = time.perf_counter()
+                    call(client, url, "tools/call", params)
+                    if i >= 20:  # warm-up: connections, backends
+                        samples.append((time.perf_counter() - began) * 1000)
+    d, m = statistics.median(direct), statistics.median(meta)
+    return {"calls": calls, "direct_p50_ms": round(d, 3), "call_tool_p50_ms": round(m, 3), "added_ms": round(m - d, 3)}
+
+
 def run() -> dict[str, Any]:
     tools, queries = load_catalog(), load_queries()
     quality = []
@@ -165,6 +202,7 @@ def run() -> dict[str, Any]:
         "tokens": tokens,
         "search_answer_tokens": count(json.dumps({"tools": hits})),
         "call_tool_added_us": round(call_tool_cost(tools), 1),
+        "end_to_end": end_to_end(),
     }
 
 

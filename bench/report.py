@@ -121,6 +121,11 @@ def discovery(data: dict[str, Any]) -> str:
             ["call_tool added work (us, median)", data["call_tool_added_us"], "", ""],
         ],
     )
+    e2e = data["end_to_end"]
+    latency += (
+        f"\n  through a gateway ({e2e['calls']} calls each, interleaved): tools/call echo p50"
+        f" {e2e['direct_p50_ms']} ms, call_tool echo p50 {e2e['call_tool_p50_ms']} ms, added {e2e['added_ms']} ms"
+    )
     tokens = _table(
         f"discovery: tokens of tools/list ({data['tokenizer']})",
         ["tools", "discovery off", "search", "saved"],
