@@ -27,7 +27,7 @@ from typing import Any
 from mcp_gateway.config import Discovery
 from mcp_gateway.discovery.index import ToolDoc, ToolIndex, allow_all
 from mcp_gateway.discovery.meta import inner_call, meta_tool_definitions
-from mcp_gateway.discovery.serve import _rewrite
+from mcp_gateway.discovery.serve import rewrite_call
 
 DATA = Path(__file__).resolve().parent.parent / "tests/data/discovery"
 
@@ -114,7 +114,7 @@ def call_tool_cost(tools: list[dict[str, Any]], rounds: int = 2000) -> float:
     for _ in range(rounds):
         began = time.perf_counter()
         name, arguments = inner_call(catalog, allow_all, message["params"])
-        _rewrite(message, headers, name, arguments, catalog.tools[name][1].input_schema)
+        rewrite_call(message, headers, name, arguments, catalog.tools[name][1].input_schema)
         samples.append((time.perf_counter() - began) * 1e6)
     return statistics.median(samples)
 

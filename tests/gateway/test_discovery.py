@@ -103,6 +103,16 @@ async def test_policy_hidden_tool_is_unreachable_through_every_meta_tool(gateway
 
 
 @pytest.mark.parametrize("mode", ERAS)
+async def test_call_tool_mirrors_the_inner_tool_s_header_arguments(gateway: GatewayProc, mode: str) -> None:
+    """A 2026-07-28 tool with `x-mcp-header` arguments needs them as Mcp-Param-* headers; the client
+    mirrored call_tool's (none), so the rewrite adds the inner tool's (else the upstream refuses)."""
+    async with mcp_client(gateway.url("search"), mode=mode) as client:
+        arguments = {"name": "test_custom_header_echo", "arguments": {"region": "eu-west-1"}}
+        result = await client.call_tool("call_tool", arguments)
+    assert result.content[0].text == "region=eu-west-1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ERAS)
 async def test_call_tool_applies_the_inner_tool_s_timeout(gateway: GatewayProc, mode: str) -> None:
     async with mcp_client(gateway.url("search"), mode=mode) as client:
         with pytest.raises(MCPError) as timed_out:

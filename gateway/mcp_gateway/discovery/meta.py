@@ -160,7 +160,7 @@ def build_index(catalog: Any) -> ToolIndex:
     )
 
 
-def _arguments(params: dict[str, Any]) -> dict[str, Any]:
+def call_arguments(params: dict[str, Any]) -> dict[str, Any]:
     arguments = params.get("arguments")
     if arguments is None:
         return {}
@@ -219,7 +219,7 @@ def describe(catalog: Any, allowed: Callable[[str], bool], arguments: dict[str, 
 
 def inner_call(catalog: Any, allowed: Callable[[str], bool], params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The (name, arguments) a `call_tool` call stands for; hidden and unknown tools look alike."""
-    arguments = _arguments(params)
+    arguments = call_arguments(params)
     unexpected = set(arguments) - {"name", "arguments"}
     if unexpected:
         raise DiscoveryError(f"unexpected arguments {sorted(unexpected)}; call_tool takes name and arguments")

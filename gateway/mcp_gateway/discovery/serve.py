@@ -96,10 +96,10 @@ async def _route(
             listing |= {"resultType": "complete", "ttlMs": hint.ttl_ms, "cacheScope": hint.scope}
         return Answer(lambda: _result(rid, listing))
     try:
-        arguments = meta._arguments(params)
+        arguments = meta.call_arguments(params)
         if name == meta.CALL_TOOL:
             inner, inner_args = meta.inner_call(catalog, allowed, params)
-            return _rewrite(message, headers, inner, inner_args, catalog.tools[inner][1].input_schema)
+            return rewrite_call(message, headers, inner, inner_args, catalog.tools[inner][1].input_schema)
         if name == meta.SEARCH_TOOLS:
             index = await gateway.discovery_indexes.of(profile.id, catalog)
             payload = meta.search(discovery, index, catalog, allowed, arguments)
@@ -118,7 +118,7 @@ def _protocol_version(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-def _rewrite(
+def rewrite_call(
     message: dict[str, Any], headers: list[tuple[bytes, bytes]], name: str, arguments: dict[str, Any], schema: Any
 ) -> Rewrite:
     params = {**(message.get("params") or {}), "name": name, "arguments": arguments}
