@@ -49,6 +49,13 @@ def gateway(spawn_module: Spawn, feature_module: str, tmp_path_factory: pytest.T
                     ),
                     profile("quota", "acme", [("feat", feature_module)], discovery={"mode": "search"}, **open_profile),
                     profile("plain", "free", [("feat", feature_module)], **open_profile),
+                    profile(
+                        "reveal",
+                        "free",
+                        [("feat", feature_module)],
+                        discovery={"mode": "search", "reveal": True},
+                        **open_profile,
+                    ),
                 ],
             }
         )
@@ -245,3 +252,31 @@ async def test_search_follows_upstream_list_changed(gateway: GatewayProc) -> Non
         result = await client.call_tool("call_tool", {"name": "zebra_crossing", "arguments": {"text": "hi"}})
         assert result.content[0].text == "zebra_crossing: hi"  # type: ignore[union-attr]
         await client.call_tool("call_tool", {"name": "remove_tool", "arguments": {"name": "zebra_crossing"}})
+
+
+async def test_reveal_adds_found_tools_to_a_handshake_session_and_announces_it(gateway: GatewayProc) -> None:
+    from mcp_types import ToolListChangedNotification
+
+    from tests.gateway.test_notifications import Inbox, wait_streams
+
+    inbox = Inbox()
+    async with (
+        mcp_client(gateway.url("reveal"), message_handler=inbox) as session,
+        mcp_client(gateway.url("reveal"), mode=MODERN) as stateless,
+    ):
+        assert [t.name for t in (await session.list_tools()).tools] == ["search_tools", "describe_tools", "call_tool"]
+        await wait_streams(gateway, 1)
+        found = structured(await session.call_tool("search_tools", {"query": "add two integers", "limit": 1}))
+        assert [t["name"] for t in found["tools"]] == ["add"]
+        await inbox.wait_for(ToolListChangedNotification)
+        names = [t.name for t in (await session.list_tools(cache_mode="refresh")).tools]
+        assert names == ["search_tools", "describe_tools", "call_tool", "add"]
+        assert (await session.call_tool("add", {"a": 1, "b": 2})).structured_content == {"a": 1, "b": 2, "sum": 3}
+
+        # A stateless client has no session to reveal into: its list stays the meta-tools.
+        structured(await stateless.call_tool("search_tools", {"query": "echo text"}))
+        listed = [t.name for t in (await stateless.list_tools(cache_mode="refresh")).tools]
+        assert listed == ["search_tools", "describe_tools", "call_tool"]
+    # Another session starts with the meta-tools only.
+    async with mcp_client(gateway.url("reveal")) as fresh:
+        assert [t.name for t in (await fresh.list_tools()).tools] == ["search_tools", "describe_tools", "call_tool"]
