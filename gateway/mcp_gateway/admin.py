@@ -166,7 +166,7 @@ async def revoke_key(key_id: str, gateway: Admin) -> dict[str, Any]:
 async def usage(tenant_id: str, gateway: Admin) -> dict[str, Any]:
     tenant = _tenant_or_404(gateway, tenant_id)
     tenant_rows = await gateway.store.usage(f"tenant:{tenant_id}")
-    caller_rows = await gateway.store.usage(f"caller:{tenant_id}:")
+    caller_rows = await gateway.store.usage(f"caller:{tenant_id}:", nested=True)
     quota = tenant.limits.quota.model_dump(by_alias=True) if tenant.limits.quota else None
     return {
         "tenant": tenant_id,

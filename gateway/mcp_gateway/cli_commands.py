@@ -241,7 +241,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
     hidden = len(tools) - len(shown)
     print(f"Profile {data['profile']} (tenant {data['tenant']}): {len(shown)} tools exposed, {hidden} hidden")
     rows = [
-        [t["name"], t["upstream"], "exposed" if t["allowed"] else "hidden", _short(t["description"])] for t in tools
+        [_tool_name(t), t["upstream"], "exposed" if t["allowed"] else "hidden", _short(t["description"])] for t in tools
     ]
     if rows:
         _table(rows, ["TOOL", "UPSTREAM", "STATUS", "DESCRIPTION"])
@@ -261,6 +261,12 @@ def _search_tools(args: argparse.Namespace) -> int:
     if rows:
         _table(rows, ["SCORE", "TOOL", "DESCRIPTION"])
     return 0
+
+
+def _tool_name(tool: dict[str, Any]) -> str:
+    """The exposed name, and the upstream's own one when a tool override renamed it."""
+    real = tool.get("upstreamName")
+    return f"{tool['name']} (upstream: {real})" if real else str(tool["name"])
 
 
 def _short(text: str, width: int = 60) -> str:
