@@ -27,6 +27,7 @@ from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.context import current_call
 from mcp_gateway.discovery.meta import Indexes
+from mcp_gateway.discovery.reveal import Revealed
 from mcp_gateway.limits import Limiter, LimitExceeded
 from mcp_gateway.metrics import Metrics
 from mcp_gateway.policy import PolicyCache
@@ -178,6 +179,7 @@ class Gateway:
         self.streams = SessionStreams(self)
         self.policies = PolicyCache()
         self.discovery_indexes = Indexes()
+        self.revealed = Revealed(self)
         self.revoked: RevokedSessions
         self.authenticator: Authenticator
         self.secret_keys: SecretKeyTable
@@ -256,6 +258,8 @@ class Gateway:
             await self.relay.on_published(payload)
         elif kind == "subscription":
             self.streams.on_published(payload)
+        elif kind == "reveal":
+            self.revealed.on_published(payload)
         elif kind == "revoked":
             expires = payload.get("expires")
             self.revoked.add(str(payload.get("session")), float(expires) if isinstance(expires, int | float) else None)
