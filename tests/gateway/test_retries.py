@@ -149,13 +149,16 @@ async def test_retries_of_a_hanging_upstream_end_at_the_call_deadline(spawn: Spa
         spawn, tmp_path, [upstream], retries={**FAST, "attempts": 10}, limits={"timeoutSeconds": 2}
     )  # fmt: skip
     async with mcp_client(gateway.url("p")) as client:
+        flaky.set(slow=0.2)  # slow but within the upstream's 0.5 s: an answer, not a failure
+        assert (await client.call_tool("read_value", {})).content[0].text == "read_value ok"  # type: ignore[union-attr]
+        assert flaky.calls("read_value") == 1
         flaky.set(hang=30)
         with pytest.raises(MCPError) as failed:
             await client.call_tool("read_value", {})
         # The call's deadline ended it (the gateway's timeout error), not the attempts running out.
         assert failed.value.error.code == errors.UPSTREAM_TIMEOUT
         assert "timed out after 2 s" in failed.value.error.message
-    attempts = flaky.calls("read_value")
+    attempts = flaky.calls("read_value") - 1
     assert 2 <= attempts <= 4, attempts  # 0.5 s each within 2 s, never all ten
     assert _retries(gateway, "flaky", "timeout") == attempts - 1
 
