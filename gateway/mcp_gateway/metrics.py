@@ -8,6 +8,8 @@ profile the rest are counted as `other`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mcp_common.metrics import LATENCY_BUCKETS_SECONDS, Series
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -38,7 +40,7 @@ class Metrics:
                 registry=r,
             )
         )
-        # kind: internal | store_unavailable | upstream_error | upstream_timeout
+        # kind: internal | store_unavailable | upstream_error | upstream_timeout | upstream_unavailable
         self.errors = Counter("mcp_gateway_errors_total", "Errors by kind", ["tenant", "profile", "kind"], registry=r)
         self.auth_failures = Counter(
             "mcp_gateway_auth_failures_total", "Rejected credentials", ["tenant", "profile", "status"], registry=r
@@ -71,6 +73,33 @@ class Metrics:
         self.notification_streams = Gauge(
             "mcp_gateway_notification_streams", "Open handshake-era session GET streams on this replica", registry=r
         )
+        upstream = ["tenant", "profile", "upstream"]
+        self.upstream_health = Gauge(
+            "mcp_gateway_upstream_health",
+            "Upstream probe status (1 for the current state: healthy, unhealthy, unknown, unprobed)",
+            [*upstream, "state"],
+            registry=r,
+        )
+        self.health_transitions = Counter(
+            "mcp_gateway_upstream_health_transitions_total",
+            "Upstream probe status changes",
+            [*upstream, "to"],
+            registry=r,
+        )
+        self.upstream_circuit = Gauge(
+            "mcp_gateway_upstream_circuit",
+            "Upstream circuit breaker (1 for the current state: closed, open, half_open)",
+            [*upstream, "state"],
+            registry=r,
+        )
+        self.circuit_transitions = Counter(
+            "mcp_gateway_upstream_circuit_transitions_total",
+            "Circuit breaker state changes",
+            [*upstream, "to"],
+            registry=r,
+        )
+        # The health monitor (health.py) that owns each profile's upstream series now.
+        self.health_owners: dict[str, Any] = {}
         self._tools: dict[str, set[str]] = {}
 
     def tool_label(self, profile: str, tool: str) -> str:

@@ -21,13 +21,23 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_adapter.upstream import UNAVAILABLE
 
+from mcp_gateway import errors
 from mcp_gateway.config import Failure, RetrySettings
 
 # "Not connected" said within this long means the request never left the adapter (a slow one
 # already waited for a reconnect, and may have been sent to a server that then went away).
 FAST_FAILURE_SECONDS = 1.0
-# Errors about the request itself: sending it again cannot help.
-_CLIENT_ERRORS = frozenset({types.INVALID_PARAMS, types.INVALID_REQUEST, types.METHOD_NOT_FOUND, types.PARSE_ERROR})
+# Errors about the request itself, and an open circuit (which refuses at once until its own
+# retry time, health.py): sending it again cannot help.
+_NOT_RETRIED = frozenset(
+    {
+        types.INVALID_PARAMS,
+        types.INVALID_REQUEST,
+        types.METHOD_NOT_FOUND,
+        types.PARSE_ERROR,
+        errors.UPSTREAM_UNAVAILABLE,
+    }
+)
 
 
 DEFAULT = RetrySettings()
@@ -55,7 +65,7 @@ def failure_kind(exc: MCPError, seconds: float) -> tuple[Failure | None, bool]:
         return "unavailable", seconds < FAST_FAILURE_SECONDS
     if exc.code == types.REQUEST_TIMEOUT:
         return "timeout", False
-    if exc.code in _CLIENT_ERRORS:
+    if exc.code in _NOT_RETRIED:
         return None, False
     return "error", False
 

@@ -17,7 +17,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_gateway import errors
 
-from tests.gateway.support import GatewayProc, Spawn, mcp_client, start_gateway, write_config
+from tests.gateway.support import ADMIN_HEADERS, GatewayProc, Spawn, mcp_client, start_gateway, write_config
 from tests.support.processes import free_port
 
 FLAKY = Path(__file__).resolve().parent / "servers" / "flaky_server.py"
@@ -52,7 +52,7 @@ def _gateway(spawn: Spawn, tmp_path: Path, upstreams: list[dict[str, Any]], **pr
 def _retries(gateway: GatewayProc, upstream: str, reason: str) -> float:
     """mcp_gateway_tool_call_retries_total for this upstream and reason, from /metrics."""
     wanted = {"tenant": "acme", "profile": "p", "upstream": upstream, "reason": reason}
-    for line in httpx.get(f"{gateway.base}/metrics").text.splitlines():
+    for line in httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text.splitlines():
         series = re.match(r"^mcp_gateway_tool_call_retries_total\{(.*)\} (\S+)$", line)
         if series and dict(re.findall(r'(\w+)="([^"]*)"', series.group(1))) == wanted:
             return float(series.group(2))
@@ -173,7 +173,8 @@ async def test_an_unsent_call_is_retried_for_any_tool(spawn: Spawn, tmp_path: Pa
         flaky.process.kill()
         with pytest.raises(MCPError) as failed:
             await client.call_tool("charge_card", {})
-        assert failed.value.error.code == -32002 and "not connected" in failed.value.error.message
+        # -32002: the upstream is unavailable (not connected, or could not be reached at all).
+        assert failed.value.error.code == -32002 and "source 'flaky'" in failed.value.error.message
     # Never sent, so safe to send again although charge_card is not idempotent: all three attempts ran.
     assert flaky.calls("charge_card") == 1
     assert _retries(gateway, "flaky", "unavailable") == 2

@@ -49,6 +49,7 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
         },
         "policy": {"tools": {"allow": ["get_*"], "deny": ["get_secret"]}, "idempotentTools": ["get_*"]},
         "limits": {"perKeyRate": {"perSecond": 1, "burst": 2}, "toolTimeouts": {"slow": 60}},
+        "discovery": {"mode": "search", "alwaysVisible": ["get_*"], "maxResults": 8},
     }
     res.create("profiles", namespace, "dev", spec)
 
@@ -65,12 +66,14 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
                 "prefix": "always",
                 "timeoutSeconds": 12,
                 "retries": {"attempts": 1},
+                "sendCallerHeader": True,  # the operator's own adapter, which trusts the gateway's caller header
             }
         ],
         "auth": spec["auth"],
         "policy": spec["policy"],
         "limits": spec["limits"],
         "retries": spec["retries"],
+        "discovery": spec["discovery"],
     }
     tenants = {t["id"]: t for t in res.routing(env.system_namespace)["tenants"]}
     assert tenants[tenant] == {"id": tenant, "displayName": "Acme", "limits": LIMITS}
