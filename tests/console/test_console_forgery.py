@@ -16,9 +16,9 @@ import asyncpg
 from mcp_gateway.console.session import Session, SessionCodec
 from mcp_gateway.store.postgres import PostgresStore
 
-from tests.console.support import Stack, csrf_of, start_stack
+from tests.console.support import Stack, csrf_of, routing, start_stack
 from tests.console.tokens import console_login, forge, logged_in, mint_console_token, with_cookie
-from tests.gateway.support import Spawn
+from tests.gateway.support import Spawn, start_feature, start_gateway, write_config
 
 OLD_KEY_NAME = "console-session-key"  # where gateways before the fix kept the cookie key, in plain form
 
@@ -103,3 +103,24 @@ def test_signing_keys_rotate_newest_first() -> None:
     assert rotated.encode(session) == SessionCodec([new]).encode(session), "new cookies are signed with the newest key"
     assert SessionCodec([new]).decode(issued_before) is None, "a retired key signs nothing valid"
     assert rotated.fingerprint_matches("admin-token", SessionCodec([old]).fingerprint("admin-token"))
+
+
+def test_adding_a_session_key_rotates_the_console_key_without_logging_anyone_out(
+    spawn: Spawn, tmp_path: Path, pg_dsn: str
+) -> None:
+    stack = start_stack(spawn, tmp_path, pg_dsn)
+    token = mint_console_token(stack, "acme")
+    with console_login(stack, token) as before:
+        old_cookie = before.cookies.get("mcp_console")
+    assert old_cookie
+    feature = start_feature(spawn)[1]
+    config = write_config(tmp_path / "rotated.yaml", routing(feature, stack.hostile_url))
+    env = {"MCP_GATEWAY_SESSION_KEYS": "rotated-session-key-0123456789abcdef"}
+    rotated = Stack(start_gateway(spawn, config, dsn=pg_dsn, name="rotated", env=env), feature, stack.hostile_url)
+    with with_cookie(rotated, old_cookie) as kept:
+        assert logged_in(kept.get("/console/keys")), "a cookie signed before the rotation still works"
+    with console_login(rotated, token) as after:
+        new_cookie = after.cookies.get("mcp_console")
+    assert new_cookie
+    with with_cookie(stack, new_cookie) as unknown:
+        assert not logged_in(unknown.get("/console/keys")), "new cookies are signed with the new key"
