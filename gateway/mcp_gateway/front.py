@@ -31,8 +31,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mcp_gateway import errors
 from mcp_gateway.auth import AuthFailure, Principal
+from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
+from mcp_gateway.discovery.serve import Answer, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.request_state import gateway_minted
@@ -54,40 +56,6 @@ _STRIPPED = {
     b"traceparent",
     b"tracestate",
 }
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def metadata_url(base: str, profile_id: str) -> str:
@@ -140,7 +108,9 @@ class McpFront:
         finally:
             tenant = profile.tenant if profile else "unknown"
             pid = profile.id if profile else "unknown"
-            self.gw.metrics.requests.labels(tenant, pid, method, str(status_box["status"])).inc()
+            status = status_box["status"]
+            self.gw.metrics.requests.labels(tenant, pid, method, str(status)).inc()
+            self._access_line(scope, pid, method, status)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, config: RoutingConfig, profile: Profile) -> str:
         """Serve one request; return the JSON-RPC method for metrics (bounded: known methods or '-')."""
@@ -175,8 +145,8 @@ class McpFront:
                 )(scope, receive, send)
                 return "-"
             try:
-                body = await _read_body(receive, config.gateway.max_request_bytes)
-            except _TooLarge:
+                body = await read_body(receive, config.gateway.max_request_bytes)
+            except TooLarge:
                 await errors.error_response(
                     413, errors.TOO_LARGE, f"request body exceeds {config.gateway.max_request_bytes} bytes"
                 )(scope, receive, send)
@@ -195,7 +165,7 @@ class McpFront:
                     scope, receive, send
                 )
                 return "-"
-            receive = _replay(body, receive)
+            raw_receive, receive = receive, replay(body, receive)
 
         method = self._metric_method(message)
         session = self._session(headers, profile, principal, message)
@@ -210,6 +180,16 @@ class McpFront:
                 return method
 
         if message is not None and "method" in message and known_version:
+            if profile.discovery.mode != "off":  # discovery/serve.py: meta-tools answered or rewritten
+                routed = await route(self.gw, profile, message, scope["headers"])
+                if isinstance(routed, Answer):
+                    # Rate-limited like any request, but not charged to the quota, whatever the allow list.
+                    refusal = await self._admit(config, profile, principal, {"id": message["id"], "method": "-"})
+                    await (refusal or routed.respond())(scope, receive, send)
+                    return method
+                if routed is not None:
+                    message, receive = routed.message, replay(routed.body, raw_receive)
+                    scope = {**scope, "headers": routed.headers}
             refusal = await self._admit(config, profile, principal, message)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -227,6 +207,14 @@ class McpFront:
             inbound_trace.reset(trace)
             current_call.reset(token)
         return method
+
+    def _access_line(self, scope: Scope, profile_id: str, method: str, status: int) -> None:
+        """Refusals always get a line (at INFO); successful requests only with `--access-log`."""
+        if status < 400 and not self.gw.access_log:
+            return
+        message = "request refused" if status >= 400 else "request"
+        extra = {"profile": profile_id, "http_method": scope.get("method"), "method": method, "status": status}
+        log.info(message, extra=extra)
 
     def _check_origin(self, headers: Headers) -> Response | None:
         origin = headers.get("origin")
@@ -277,6 +265,8 @@ class McpFront:
         rid = message.get("id")
         name = tool_name(message)
         if name is not None and not self.gw.policies.of(profile).allows_tool(name):
+            # A JSON-RPC error inside an HTTP 200: logged here, as the status does not show it.
+            log.info("tool call refused by policy", extra={"profile": profile.id, "tool": name[:128]})
             return errors.error_response(
                 200,
                 INVALID_PARAMS,

@@ -26,6 +26,7 @@ from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.context import current_call
+from mcp_gateway.discovery.meta import Indexes
 from mcp_gateway.limits import Limiter, LimitExceeded
 from mcp_gateway.metrics import Metrics
 from mcp_gateway.policy import PolicyCache
@@ -123,6 +124,15 @@ class BackendPool:
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
 
+    def health(self, *, errors: bool) -> dict[str, Any]:
+        """Per running profile backend, its upstreams' health and circuits (health.py), for /readyz."""
+        report: dict[str, Any] = {}
+        for profile_id, running in self._running.items():
+            monitor = getattr(running.backend, "health", None)
+            if monitor is not None and running.ready.is_set():
+                report[profile_id] = monitor.detail(errors=errors)
+        return report
+
     def reconcile(self, config: RoutingConfig) -> None:
         """Retire backends of profiles that are gone or whose upstreams changed."""
         for profile_id, running in list(self._running.items()):
@@ -167,6 +177,7 @@ class Gateway:
         self.relay = Relay()
         self.streams = SessionStreams(self)
         self.policies = PolicyCache()
+        self.discovery_indexes = Indexes()
         self.revoked: RevokedSessions
         self.authenticator: Authenticator
         self.secret_keys: SecretKeyTable
@@ -174,6 +185,8 @@ class Gateway:
         self.signer: SessionSigner
         self.console_keys: list[bytes]
         self.started = False
+        # One INFO line per MCP request (`serve --access-log`); refusals and errors are logged regardless.
+        self.access_log = False
         holder.on_change(self._config_changed)
         self.metrics.config_generation.set(holder.generation)
 
@@ -280,6 +293,7 @@ class Gateway:
 
     def _config_changed(self, config: RoutingConfig) -> None:
         self.policies.clear()
+        self.discovery_indexes.forget({p.id for p in config.profiles if p.discovery.mode != "off"})
         self.metrics.config_generation.set(self.holder.generation)
         with contextlib.suppress(RuntimeError):  # no running loop yet at start-up
             asyncio.get_running_loop()

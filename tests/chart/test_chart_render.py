@@ -249,7 +249,13 @@ def test_metrics_get_their_own_port_that_ingress_and_routes_never_publish() -> N
     assert not any(a.startswith("--metrics-port") for a in container["args"])
     assert [p["name"] for p in container["ports"]] == ["http"]
     assert [d["metadata"]["name"] for d in by_kind(legacy, "Service")] == ["mcp-gateway-gateway"]
-    assert one(legacy, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http"
+    endpoint = one(legacy, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["port"] == "http"
+    # There /metrics needs the admin token: Prometheus sends it from the gateway's Secret.
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "mcp-gateway-gateway", "key": "admin-token"},
+    }
 
 
 def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
@@ -258,6 +264,7 @@ def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
             "gateway.publicUrl=https://mcp.example.com/",
             "gateway.allowPrivateJwks=true",
             "gateway.limitsCommit=sync",
+            "gateway.maxAdminRequestBytes=131072",
         )
     )
     gateway = one(docs, "Deployment", "-gateway")
@@ -268,6 +275,7 @@ def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
     routing = render_routing([], [], [], parse(flags)).document  # the operator's own parsing and rendering
     settings = RoutingConfig.model_validate(routing).gateway
     assert settings.allow_private_jwks is True and settings.limits_commit == "sync"
+    assert settings.max_admin_request_bytes == 131072
 
     defaults = render()
     assert "MCP_GATEWAY_PUBLIC_URL" not in env_of(one(defaults, "Deployment", "-gateway"))
@@ -298,6 +306,7 @@ def test_a_wrong_value_type_is_refused_with_its_path() -> None:
         ("gateway.publicUrl=mcp.example.com", "/gateway/publicUrl"),
         ("gateway.metrics.port=80", "/gateway/metrics/port"),
         ("gateway.limitsCommit=never", "/gateway/limitsCommit"),
+        ("gateway.maxAdminRequestBytes=100", "/gateway/maxAdminRequestBytes"),
     ],
 )
 def test_schema_refuses_unknown_keys_and_bad_values(setting: str, message: str) -> None:
@@ -354,6 +363,9 @@ def test_operator_rbac_is_cluster_wide_only_without_a_namespace_list() -> None:
     home = roles[("Role", "tools")]
     assert resources(home, "update") == {"leases"}
     assert next(r for r in home if r["resources"] == ["configmaps"])["resourceNames"] == ["mcp-gateway-routing"]
+    # Its own Deployment only, read for the uid it puts in owner references (uninstall deletes what it made).
+    owner = {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["mcp-gateway-operator"]}
+    assert [r for r in home if r["resources"] == ["deployments"]] == [{**owner, "verbs": ["get"]}]
 
 
 def test_listed_namespaces_get_namespaced_roles_and_globs_stay_cluster_wide() -> None:
