@@ -299,6 +299,12 @@ def admin_profile_tools(world: World, me: TenantData, other: TenantData) -> None
     assert_clean(str(tools), other, "the profile's tools")
 
 
+def admin_profile_tool_search(world: World, me: TenantData, other: TenantData) -> None:
+    found = _get(world, f"/admin/v1/profiles/{me.profile}/tools/search?q=simple")
+    assert found["profile"] == me.profile
+    assert_clean(str(found), other, "the profile's tool search")
+
+
 def admin_create_key(world: World, me: TenantData, other: TenantData) -> None:
     with world.admin() as admin:
         foreign = admin.post(f"/admin/v1/tenants/{me.id}/keys", json={"profiles": [other.profile]})
@@ -339,6 +345,7 @@ ADMIN_CHECKS: dict[tuple[str, str], Check] = {
     ("GET", "/admin/v1/profiles"): admin_profiles,
     ("GET", "/admin/v1/profiles/{profile_id}"): admin_profiles,
     ("GET", "/admin/v1/profiles/{profile_id}/tools"): admin_profile_tools,
+    ("GET", "/admin/v1/profiles/{profile_id}/tools/search"): admin_profile_tool_search,
     ("POST", "/admin/v1/tenants/{tenant_id}/keys"): admin_create_key,
     ("GET", "/admin/v1/tenants/{tenant_id}/keys"): admin_keys,
     ("DELETE", "/admin/v1/keys/{key_id}"): admin_revoke,
