@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from mcp_gateway.front import METRIC_METHODS
 
 from tests.conftest import _in_thread
 from tests.gateway.support import Spawn, start_feature, start_gateway, write_config
@@ -53,6 +54,11 @@ def test_every_console_and_admin_route_is_covered() -> None:
     missing = declared - covered
     assert not missing, f"routes without a tenant-isolation check in tests/hardening/isolation.py: {sorted(missing)}"
     assert not covered - declared, f"checks for routes the app no longer has: {sorted(covered - declared)}"
+
+
+def test_every_mcp_method_the_gateway_knows_is_covered() -> None:
+    missing = METRIC_METHODS - set(MCP_METHODS)
+    assert not missing, f"MCP methods without a tenant-isolation check in tests/hardening/isolation.py: {missing}"
 
 
 @pytest.mark.parametrize("me", TENANTS)
