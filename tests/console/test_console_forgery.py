@@ -3,6 +3,7 @@
 The cookie's signing keys are derived from secrets that live only in the environment (the
 API-key pepper, the session keys), so whoever holds every row of the database, including the
 signing key older gateways stored there, still cannot forge a tenant session and mint API keys.
+No other signing key (MCP sessions, sealed requestState) is stored in the database either.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from mcp_gateway.store.postgres import PostgresStore
 
 from tests.console.support import Stack, csrf_of, routing, start_stack
 from tests.console.tokens import console_login, forge, logged_in, mint_console_token, with_cookie
-from tests.gateway.support import Spawn, start_feature, start_gateway, write_config
+from tests.gateway.support import Spawn, mcp_client, start_feature, start_gateway, write_config
 
 OLD_KEY_NAME = "console-session-key"  # where gateways before the fix kept the cookie key, in plain form
 
@@ -45,6 +46,11 @@ async def _dump(dsn: str) -> tuple[dict[str, bytes], list[tuple[str, str]]]:
     finally:
         await conn.close()
     return stored, keys
+
+
+async def _open_mcp_session(url: str, key: str) -> None:
+    async with mcp_client(url, {"Authorization": f"Bearer {key}"}) as client:
+        await client.list_tools()
 
 
 def _key_count(stack: Stack, tenant: str) -> int:
@@ -76,16 +82,18 @@ def test_a_database_dump_cannot_forge_a_tenant_session(spawn: Spawn, tmp_path: P
     assert OLD_KEY_NAME not in stored, "the plain-form console key is still in the database after the upgrade"
 
 
-def test_the_console_key_is_no_stored_secret_and_logins_work_on_every_replica(
-    spawn: Spawn, tmp_path: Path, pg_dsn: str
-) -> None:
+def test_no_signing_key_is_stored_and_logins_work_on_every_replica(spawn: Spawn, tmp_path: Path, pg_dsn: str) -> None:
     stack = start_stack(spawn, tmp_path, pg_dsn)
     token = mint_console_token(stack, "acme")
     with console_login(stack, token) as tenant:
         cookie = tenant.cookies.get("mcp_console")
         csrf = csrf_of(tenant.get("/console/keys").text)
+    # An MCP session too: its token (and sealed requestState) key is not in the database either.
+    with stack.gateway.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "mcp"}).json()["key"]
+    asyncio.run(_open_mcp_session(stack.gateway.url("acme-tools"), key))
     stored, _ = asyncio.run(_dump(pg_dsn))
-    assert all("console" not in name for name in stored), stored
+    assert stored == {}, f"signing keys stored in the database: {sorted(stored)}"
     assert cookie is not None and csrf
     # Another replica (same environment) accepts the login: the key is derived, not random per process.
     (tmp_path / "other").mkdir()
