@@ -15,6 +15,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from tests.gateway.support import (
+    ADMIN_HEADERS,
     MODERN,
     GatewayProc,
     Spawn,
@@ -163,7 +164,7 @@ async def test_call_tool_is_charged_and_audited_as_the_inner_tool(gateway: Gatew
         audit = admin.get("/admin/v1/audit", params={"limit": 100}).json()["items"]
     tools = {item["tool"] for item in audit if item["profile"] == "quota"}
     assert tools == {"echo"}  # the inner tool, never call_tool or search_tools
-    metrics = httpx.get(f"{gateway.base}/metrics").text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     assert 'tool="echo"' in metrics
     assert 'tool="call_tool"' not in metrics
 

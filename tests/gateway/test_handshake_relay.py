@@ -16,14 +16,24 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_gateway import errors
 
-from tests.gateway.support import LEGACY, GatewayProc, Spawn, mcp_client, profile, rpc, start_feature, start_gateway
+from tests.gateway.support import (
+    ADMIN_HEADERS,
+    LEGACY,
+    GatewayProc,
+    Spawn,
+    mcp_client,
+    profile,
+    rpc,
+    start_feature,
+    start_gateway,
+)
 
 JSON_SSE = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 CLIENT_INFO = {"name": "raw", "version": "1"}
 
 
 def relayed(gateway: GatewayProc, pid: str) -> float:
-    for line in httpx.get(f"{gateway.base}/metrics").text.splitlines():
+    for line in httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text.splitlines():
         if line.startswith("mcp_gateway_relayed_calls_total{") and f'profile="{pid}"' in line:
             return float(line.split()[-1])
     return 0.0

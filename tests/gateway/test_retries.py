@@ -17,7 +17,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_gateway import errors
 
-from tests.gateway.support import GatewayProc, Spawn, mcp_client, start_gateway, write_config
+from tests.gateway.support import ADMIN_HEADERS, GatewayProc, Spawn, mcp_client, start_gateway, write_config
 from tests.support.processes import free_port
 
 FLAKY = Path(__file__).resolve().parent / "servers" / "flaky_server.py"
@@ -52,7 +52,7 @@ def _gateway(spawn: Spawn, tmp_path: Path, upstreams: list[dict[str, Any]], **pr
 def _retries(gateway: GatewayProc, upstream: str, reason: str) -> float:
     """mcp_gateway_tool_call_retries_total for this upstream and reason, from /metrics."""
     wanted = {"tenant": "acme", "profile": "p", "upstream": upstream, "reason": reason}
-    for line in httpx.get(f"{gateway.base}/metrics").text.splitlines():
+    for line in httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text.splitlines():
         series = re.match(r"^mcp_gateway_tool_call_retries_total\{(.*)\} (\S+)$", line)
         if series and dict(re.findall(r'(\w+)="([^"]*)"', series.group(1))) == wanted:
             return float(series.group(2))
