@@ -20,6 +20,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mcp_common import jsonlog
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
@@ -60,6 +62,8 @@ def setup(service: str) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
+    for header in os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", "").split(","):
+        jsonlog.register_secret(header.partition("=")[2].strip())  # a collector's credentials never reach logs
     # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES still override the default name.
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
     exporters = {e.strip().lower() for e in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")}

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from mcp_common import tracing
 
 from tests.gateway.support import Spawn, modern_call, modern_headers, profile, start_feature, start_gateway
 from tests.gateway.test_caller_scope import new_key
@@ -149,3 +150,18 @@ def test_refused_request_is_an_error_span(
     assert server.status_code == STATUS_ERROR and server.attributes["http.response.status_code"] == 401
     assert auth_span.status_code == STATUS_ERROR and auth_span.parent_span_id == server.span_id
     assert wrong.removeprefix("Bearer ") not in all_values(spans)
+
+
+@pytest.mark.parametrize(
+    ("env", "on"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+    ],
+)
+def test_tracing_is_off_unless_the_standard_variables_ask_for_it(env: dict[str, str], on: bool) -> None:
+    assert tracing.wanted(env) is on
