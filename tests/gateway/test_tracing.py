@@ -130,11 +130,12 @@ def test_tool_call_is_one_trace_across_gateway_and_adapter(
         assert secret not in everything
 
 
-def test_refused_request_is_an_error_span(
+def test_refused_requests_are_error_spans(
     spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
 ) -> None:
     upstream = start_feature(spawn)[1]
-    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", upstream)])]})
+    hidden = profile("acme-dev", "acme", [("feat", upstream)], policy={"tools": {"deny": ["echo"]}})
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [hidden]})
     gateway = start_gateway(spawn, config, env=otel_env(receiver))
     trace_id = secrets.token_hex(16)
     wrong = "Bearer wrong-" + secrets.token_hex(8)
@@ -150,6 +151,17 @@ def test_refused_request_is_an_error_span(
     assert server.status_code == STATUS_ERROR and server.attributes["http.response.status_code"] == 401
     assert auth_span.status_code == STATUS_ERROR and auth_span.parent_span_id == server.span_id
     assert wrong.removeprefix("Bearer ") not in all_values(spans)
+
+    # A tool the policy hides: HTTP 200 with a JSON-RPC error, still an error span, with the reason.
+    trace_id = secrets.token_hex(16)
+    headers = modern_headers("tools/call", "echo", traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01")
+    headers.update(new_key(gateway, "acme"))
+    answer = httpx.post(gateway.url("acme-dev"), json=modern_call("echo", {"text": "x"}), headers=headers)
+    assert answer.status_code == 200 and "error" in answer.json()
+    spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_SERVER for s in found))
+    server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
+    assert server.status_code == STATUS_ERROR and server.attributes["mcp.gateway.refusal"] == "policy"
+    assert not any(s.name == "mcp.gateway.relay" for s in spans)  # refused before reaching any upstream
 
 
 @pytest.mark.parametrize(
