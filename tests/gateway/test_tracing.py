@@ -19,7 +19,7 @@ import pytest
 import yaml
 from mcp_common import tracing
 
-from tests.gateway.support import Spawn, modern_call, modern_headers, profile, start_feature, start_gateway
+from tests.gateway.support import Spawn, mcp_client, modern_call, modern_headers, profile, start_feature, start_gateway
 from tests.gateway.test_caller_scope import new_key
 from tests.support.otlp_receiver import STATUS_ERROR, OtlpReceiver, ReceivedSpan, start_otlp_receiver
 from tests.support.processes import free_port
@@ -128,6 +128,38 @@ def test_tool_call_is_one_trace_across_gateway_and_adapter(
     everything = all_values(receiver.received())
     for secret in (secret_text, key, auth["Authorization"]):
         assert secret not in everything
+
+
+async def test_handshake_era_tool_call_joins_the_clients_trace_too(
+    spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
+) -> None:
+    """The SDK path (2025-11-25 sessions) rather than the pass-through: still one trace, adapter included."""
+    env = otel_env(receiver)
+    adapter = start_traced_adapter(spawn, tmp_path, start_feature(spawn)[1], env)
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", adapter)])]})
+    gateway = start_gateway(spawn, config, env=env)
+    trace_id = secrets.token_hex(16)
+    headers = {**new_key(gateway, "acme"), "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    async with mcp_client(gateway.url("acme-dev"), headers, mode="legacy") as client:
+        result = await client.call_tool("echo", {"text": "legacy"})
+    assert not result.is_error
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return any(
+            s.service == "mcp-adapter" and s.name == "tools/call echo" and s.kind == SPAN_KIND_CLIENT for s in spans
+        )
+
+    spans = trace_of(receiver, trace_id, complete)
+    by_id = {s.span_id: s for s in spans}
+    gw_server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
+    upstream_call = one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_CLIENT)
+    # Walk up from the adapter's call to the upstream: it must reach the gateway's span of this call.
+    ancestors, span = [], upstream_call
+    while span.parent_span_id in by_id:
+        span = by_id[span.parent_span_id]
+        ancestors.append(span)
+    assert gw_server in ancestors, [(s.service, s.name) for s in ancestors]
+    assert any(s.service == "mcp-adapter" and s.kind == SPAN_KIND_SERVER for s in ancestors)
 
 
 def test_refused_requests_are_error_spans(
