@@ -12,7 +12,7 @@ import warnings
 
 import uvicorn
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp_common import jsonlog
+from mcp_common import jsonlog, tracing
 
 from mcp_adapter.config import ConfigError, load_config
 from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     # Per-request lines (uvicorn's access log, one per upstream HTTP call) cost real CPU per call and
     # name upstream URLs: only with `accessLog: true` or at DEBUG. Warnings and errors still come through.
     jsonlog.access_log(config.access_log, config.log_level)
+    tracing.setup("mcp-adapter")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER ask for it
     warnings.simplefilter("ignore", MCPDeprecationWarning)
     from mcp_adapter.app import create_app
 

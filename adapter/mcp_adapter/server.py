@@ -68,12 +68,14 @@ from mcp.shared.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
+from mcp_common import tracing
 from mcp_common.jsonrpc_errors import JsonRpcErrors
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator, UnknownToolError
 from mcp_adapter.downstream import (
@@ -89,6 +91,7 @@ from mcp_adapter.downstream import (
 from mcp_adapter.http_guard import GuardSettings, HttpGuard
 from mcp_adapter.metrics import exposition
 from mcp_adapter.passthrough import PassThrough
+from mcp_adapter.traced import TracedRequests
 
 logger = logging.getLogger(__name__)
 
@@ -299,7 +302,8 @@ def build_mcp_server(
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
         try:
-            return await _interactive(runtime, ctx, params, agg.call_tool)
+            with tracing.within(getattr(ctx.request, "headers", None)):
+                return await _interactive(runtime, ctx, params, agg.call_tool)
         except UnknownToolError as exc:
             if not unknown_tool_as_result:
                 raise
@@ -469,7 +473,9 @@ def build_app(
         trust_caller_header=runtime.trust_caller_header,
         max_body_bytes=MAX_REQUEST_BYTES,
     )
-    mcp_app = HttpGuard(JsonRpcErrors(passthrough, max_body_bytes=MAX_REQUEST_BYTES), guard)
+    mcp_app: ASGIApp = HttpGuard(JsonRpcErrors(passthrough, max_body_bytes=MAX_REQUEST_BYTES), guard)
+    if tracing.enabled():  # not even a wrapper when off
+        mcp_app = TracedRequests(mcp_app, MAX_REQUEST_BYTES)
     agg = runtime.aggregator
 
     async def healthz(request: Request) -> Response:

@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 
 import uvicorn
 from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
-from mcp_common import jsonlog
+from mcp_common import jsonlog, tracing
 
 from mcp_gateway.app import Source, create_app, metrics_app
 from mcp_gateway.auth.secret_keys import SecretKeyWatch
@@ -86,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     jsonlog.configure(args.log_level.upper(), component="gateway")
     jsonlog.access_log(args.access_log, args.log_level.upper())
+    tracing.setup("mcp-gateway")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER ask for it
     database_url = args.database_url or os.environ.get(DATABASE_URL_ENV)
     jsonlog.register_secret(database_url)
     holder = ConfigHolder()

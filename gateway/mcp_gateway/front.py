@@ -17,6 +17,7 @@ from typing import Any
 
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_common import tracing
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from mcp_types.version import (
     HANDSHAKE_PROTOCOL_VERSIONS,
@@ -78,6 +79,20 @@ class McpFront:
         self.gw = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, profile_id: str) -> None:
+        if not tracing.enabled():
+            await self._handle(scope, receive, send, profile_id)
+            return
+        # One SERVER span per MCP request, child of the client's traceparent (mcp_common/tracing.py).
+        with tracing.server_span(f"mcp {scope['method']}", Headers(scope=scope)) as span:
+
+            async def recorded(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    tracing.http_status(span, message["status"])
+                await send(message)
+
+            await self._handle(scope, receive, recorded, profile_id)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, profile_id: str) -> None:
         config = self.gw.holder.config
         profile = config.profile(profile_id)
         method = "-"
@@ -98,6 +113,7 @@ class McpFront:
                 )
                 await response(scope, receive, counting_send)
                 return
+            tracing.annotate(**{tracing.TENANT: profile.tenant, tracing.PROFILE: profile.id})
             method = await self._serve(scope, receive, counting_send, config, profile)
         except Exception:
             log.exception("unexpected error serving profile %s", profile_id)
@@ -124,7 +140,8 @@ class McpFront:
             # Only an OIDC challenge names the metadata URL; building it costs a URL parse per request.
             oidc = profile.auth.mode == "oidc"
             metadata = metadata_url(self.gw.public_base(str(request.base_url)), profile.id) if oidc else ""
-            principal = await self.gw.authenticator.authenticate(profile, headers, metadata)
+            with tracing.child_span("mcp.gateway.auth"):
+                principal = await self.gw.authenticator.authenticate(profile, headers, metadata)
         except AuthFailure as failure:
             self.gw.metrics.auth_failures.labels(profile.tenant, profile.id, str(failure.status)).inc()
             extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None
@@ -169,6 +186,8 @@ class McpFront:
 
         method = self._metric_method(message)
         session = self._session(headers, profile, principal, message)
+        if tracing.enabled():  # the session's nonce, not its signed token (which the client presents)
+            tracing.annotate_message(message, session[1].nonce if isinstance(session, tuple) and session[1] else None)
         if isinstance(session, Response):
             await session(scope, receive, send)
             return method
@@ -202,7 +221,8 @@ class McpFront:
         trace = inbound_trace.set(trace_headers(headers))
         try:
             backend = await self.gw.backends.get(profile)
-            await backend(forwarded, receive, send)
+            with tracing.child_span("mcp.gateway.relay"):
+                await backend(forwarded, receive, send)
         finally:
             inbound_trace.reset(trace)
             current_call.reset(token)
@@ -267,6 +287,7 @@ class McpFront:
         if name is not None and not self.gw.policies.of(profile).allows_tool(name):
             # A JSON-RPC error inside an HTTP 200: logged here, as the status does not show it.
             log.info("tool call refused by policy", extra={"profile": profile.id, "tool": name[:128]})
+            tracing.refused("policy", "tool hidden by the profile's policy")
             return errors.error_response(
                 200,
                 INVALID_PARAMS,
@@ -275,8 +296,10 @@ class McpFront:
             )
         charge = name is not None and not self._continuation(message)
         try:
-            await self.gw.limiter.admit(config, profile, principal.caller, rate=True, charge=charge)
+            with tracing.child_span("mcp.gateway.limits"):
+                await self.gw.limiter.admit(config, profile, principal.caller, rate=True, charge=charge)
         except LimitsUnavailable as unavailable:
+            tracing.refused("store_unavailable")
             self.gw.metrics.error(profile, "store_unavailable")
             return errors.error_response(
                 503,
@@ -286,6 +309,7 @@ class McpFront:
                 headers={"Retry-After": str(unavailable.retry_after)},
             )
         except LimitExceeded as exceeded:
+            tracing.refused(exceeded.kind)
             self.gw.metrics.limit_rejections.labels(profile.tenant, profile.id, exceeded.kind).inc()
             return errors.error_response(
                 429,

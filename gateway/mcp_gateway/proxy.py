@@ -35,6 +35,7 @@ from mcp_adapter.aggregate import AccessPolicy, Proceed, ToolCall, ToolResult, U
 from mcp_adapter.config import FromEnv, McpRemoteSource
 from mcp_adapter.downstream import Downstream
 from mcp_adapter.server import Runtime, build_mcp_server
+from mcp_common import tracing
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import Receive, Scope, Send
@@ -286,6 +287,7 @@ class ProfileBackend:
         real = self.real_tool_name(call.name)
         if real is not None:  # a renamed tool: settings naming its upstream name apply too (overrides.py)
             limit = per_tool.get(call.name, per_tool.get(real, timeout))
+        tracing.annotate(**{tracing.UPSTREAM: call.source})
         started = time.monotonic()
         outcome, error, trial = "ok", None, False
         try:

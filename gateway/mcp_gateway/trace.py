@@ -24,6 +24,7 @@ from collections.abc import Callable, Generator
 from contextvars import ContextVar
 
 import httpx2
+from mcp_common import tracing
 from starlette.datastructures import Headers
 
 from mcp_gateway.context import current_call
@@ -46,7 +47,13 @@ def trace_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
 
 
 def trace_only() -> list[tuple[str, str]]:
-    """The headers to add to an upstream request made now: trace context."""
+    """The headers to add to an upstream request made now: trace context.
+
+    With tracing on, the span current when the request is sent is the upstream's parent
+    (mcp_common/tracing.py); otherwise the client's own trace context passes through.
+    """
+    if tracing.enabled():
+        return tracing.outgoing() or list(inbound_trace.get())
     return list(inbound_trace.get())
 
 

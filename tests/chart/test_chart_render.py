@@ -283,6 +283,24 @@ def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
     assert not any(a.startswith("--gateway-settings") for a in operator_args)
 
 
+def test_tracing_reaches_the_gateway_and_the_adapters_only_when_an_endpoint_is_given() -> None:
+    docs = render(
+        sets=("gateway.tracing.endpoint=http://jaeger.observability:4318/", "gateway.tracing.samplingRatio=0.25")
+    )
+    env = env_of(one(docs, "Deployment", "-gateway"))
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://jaeger.observability:4318"
+    assert env["OTEL_TRACES_SAMPLER"]["value"] == "parentbased_traceidratio"
+    assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.25"
+    operator_args = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    adapters = parse([a for a in operator_args if a.startswith("--adapter-")])  # the operator's own parsing
+    assert adapters.adapter_otlp_endpoint == "http://jaeger.observability:4318"
+    assert adapters.adapter_trace_sampling_ratio == 0.25
+    defaults = render()
+    assert not any(name.startswith("OTEL_") for name in env_of(one(defaults, "Deployment", "-gateway")))
+    operator_args = one(defaults, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(a.startswith("--adapter-otlp") for a in operator_args)
+
+
 def test_helm_test_hook_checks_the_gateway_through_its_service() -> None:
     pod = one(render(), "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
@@ -307,6 +325,8 @@ def test_a_wrong_value_type_is_refused_with_its_path() -> None:
         ("gateway.metrics.port=80", "/gateway/metrics/port"),
         ("gateway.limitsCommit=never", "/gateway/limitsCommit"),
         ("gateway.maxAdminRequestBytes=100", "/gateway/maxAdminRequestBytes"),
+        ("gateway.tracing.endpoint=jaeger:4318", "/gateway/tracing/endpoint"),
+        ("gateway.tracing.samplingRatio=2", "/gateway/tracing/samplingRatio"),
     ],
 )
 def test_schema_refuses_unknown_keys_and_bad_values(setting: str, message: str) -> None:

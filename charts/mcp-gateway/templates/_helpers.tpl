@@ -126,6 +126,11 @@ key: {{ .key }}
 - --owner-deployment={{ include "mcp-gateway.operator.fullname" . }}
 - --health-port={{ .Values.operator.healthPort }}
 - --log-level={{ .Values.operator.logLevel }}
+{{- with .Values.gateway.tracing.endpoint }}
+{{- /* The adapters the operator runs export to the same place: one trace from gateway to upstream. */}}
+- --adapter-otlp-endpoint={{ . | trimSuffix "/" }}
+- --adapter-trace-sampling-ratio={{ $.Values.gateway.tracing.samplingRatio }}
+{{- end }}
 - --gateway-namespace={{ .Release.Namespace }}
 - --gateway-pod-selector={{ include "mcp-gateway.selectorArg" (dict "ctx" $ "component" "gateway") }}
 - --operator-namespace={{ .Release.Namespace }}
