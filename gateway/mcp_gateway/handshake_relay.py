@@ -106,8 +106,6 @@ class HandshakeRelay:
             return None
         source_name, _ = self._agg.catalog.tool_routes[name]
         source = self._agg.sources.get(source_name)
-        if getattr(source, "caller_scoped", False):
-            return None  # see ProfileSource.caller_scoped
         relay_target = getattr(source, "relay_target", None)
         target = relay_target() if relay_target is not None else None
         schema = entry[1].input_schema

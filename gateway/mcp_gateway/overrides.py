@@ -110,11 +110,6 @@ class ProfileSource(HintedMcpSource):
     """A profile's upstream: cache hints (caching.py) and, when configured, tool overrides."""
 
     overrides: ToolOverrides | None = None
-    # The upstream keys sessions by caller (`sendCallerHeader`): an mcp-adapter with per-caller scope
-    # keeps one child per caller *and* protocol era, so a handshake session's tool calls must not be
-    # relayed as 2026-07-28 calls (handshake_relay.py), or they would reach another child than the
-    # session's other requests.
-    caller_scoped: bool = False
 
     async def list_tools(self) -> list[types.Tool]:
         tools = await super().list_tools()

@@ -154,7 +154,6 @@ class ProfileBackend:
                 source.overrides = ToolOverrides(upstream.name, upstream.tool_overrides)
             source.http_auth = upstream_auth(upstream.send_caller_header)
             source.relay_headers = upstream_headers(upstream.send_caller_header)
-            source.caller_scoped = upstream.send_caller_header
             self.aggregator.sources[source.name] = source
             self.sources.append(source)
         self.runtime = Runtime(self.aggregator)

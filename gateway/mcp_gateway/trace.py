@@ -5,7 +5,7 @@
   rather than forwarded.
 - The caller, `x-mcp-caller: <tenant>/<caller>` (from `current_call`), only to
   upstreams with `sendCallerHeader: true` (the operator sets it for its own
-  per-caller adapters; a third-party MCP server never learns tenant and key ids): an adapter
+  adapters; a third-party MCP server never learns tenant and key ids): an adapter
   configured with `server.trustCallerHeader: true` keys `scope: per-caller`
   upstream sessions by it, so callers and tenants never share one. Without a
   current call (the profile's own catalog listing) no caller is sent: that is

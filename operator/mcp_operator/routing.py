@@ -199,14 +199,13 @@ class _ProfileRenderer:
                 "url": url,
                 "prefix": ref.get("prefix", "auto"),
                 "timeoutSeconds": ref.get("timeoutSeconds", 30),
+                # The operator's own adapter (trustCallerHeader): it keys per-caller sessions by the caller.
+                "sendCallerHeader": True,
             }
-            upstream_spec = upstream.get("spec") or {}
-            if upstream_spec.get("scope") == "per-caller":
-                # The operator's own adapter (trustCallerHeader) keys per-caller sessions by the caller.
-                entry["sendCallerHeader"] = True
             if ref.get("retries"):
                 entry["retries"] = ref["retries"]
             # The gateway probes and breaks the circuit of the Upstream's adapter per these (health.py).
+            upstream_spec = upstream.get("spec") or {}
             for key in ("healthCheck", "circuitBreaker"):
                 if upstream_spec.get(key):
                     entry[key] = upstream_spec[key]

@@ -38,16 +38,10 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
     tenant = f"acme-{_uid()}"
     res.tenant(tenant, [namespace], limits=LIMITS, displayName="Acme")
     res.create("upstreams", namespace, "tools", {"mcp": {"url": "https://tools.example.com/mcp"}})
-    res.create(
-        "upstreams", namespace, "private", {"mcp": {"url": "https://private.example.com/mcp"}, "scope": "per-caller"}
-    )
     profile_id = f"dev-{_uid()}"
     spec = {
         "id": profile_id,
-        "upstreams": [
-            {"name": "tools", "prefix": "always", "timeoutSeconds": 12, "retries": {"attempts": 1}},
-            {"name": "private"},
-        ],
+        "upstreams": [{"name": "tools", "prefix": "always", "timeoutSeconds": 12, "retries": {"attempts": 1}}],
         "retries": {"attempts": 4, "backoffBaseSeconds": 0.1, "jitter": 0, "retryOn": ["unavailable"]},
         "auth": {
             "mode": "oidc",
@@ -72,15 +66,8 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
                 "prefix": "always",
                 "timeoutSeconds": 12,
                 "retries": {"attempts": 1},
-            },
-            {
-                "name": "private",
-                "url": env.adapter_url(namespace, "private"),
-                "prefix": "auto",
-                "timeoutSeconds": 30,
-                # Only a per-caller adapter learns the caller (it keys its upstream sessions by it).
-                "sendCallerHeader": True,
-            },
+                "sendCallerHeader": True,  # the operator's own adapter, which trusts the gateway's caller header
+            }
         ],
         "auth": spec["auth"],
         "policy": spec["policy"],
