@@ -70,7 +70,7 @@ from mcp.shared.subscriptions import (
 )
 from mcp_common import tracing
 from mcp_common.jsonrpc_errors import JsonRpcErrors
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -182,6 +182,17 @@ def caller_of(ctx: ServerRequestContext[Any, Any], *, trust_header: bool = False
     return ""
 
 
+CLIENT_ERA_HEADER = "x-mcp-client-era"
+
+
+def client_era(ctx: ServerRequestContext[Any, Any], runtime: Runtime) -> str:
+    """The era of the client behind a 2026-07-28 request: a trusted gateway says when it relays a
+    handshake-era client's call as 2026-07-28, so per-caller sources serve it from that era's session."""
+    headers = getattr(ctx.request, "headers", None)
+    claimed = headers.get(CLIENT_ERA_HEADER) if runtime.trust_caller_header and headers is not None else None
+    return LEGACY if claimed in HANDSHAKE_PROTOCOL_VERSIONS else MODERN
+
+
 def is_modern(ctx: ServerRequestContext[Any, Any]) -> bool:
     return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
 
@@ -231,7 +242,7 @@ async def _interactive(runtime: Runtime, ctx: ServerRequestContext[Any, Any], pa
         exchange.ctx = ctx
         exchange.answer(dict(params.input_responses or {}))
     else:
-        exchange = Exchange(caller, ctx, answer_timeout=runtime.round_timeout)
+        exchange = Exchange(caller, ctx, answer_timeout=runtime.round_timeout, era=client_era(ctx, runtime))
         runtime.exchanges[exchange.token] = exchange
         assert runtime.tg is not None
         runtime.tg.start_soon(_run_exchange, runtime, exchange, params, op)

@@ -25,8 +25,8 @@ declared it cannot answer: the client gets the spec's missing-capability error
 (-32021), as from the SDK path. Everything the relay is not sure about takes the
 SDK path unchanged: sessions declaring back-channel capabilities (or declarations
 too large to keep in the token), tools whose upstream does not speak 2026-07-28,
-calls answering a round (`requestState`), and requests without both JSON and SSE
-in `Accept`.
+calls answering a round (`requestState`), task-augmented calls, and requests without
+both JSON and SSE in `Accept`.
 """
 
 from __future__ import annotations
@@ -97,6 +97,8 @@ class HandshakeRelay:
         message, session = ctx.message or {}, ctx.session
         params = message.get("params")
         if session is None or not isinstance(params, dict) or not _accepts_both(scope):
+            return None
+        if "task" in params:  # a task-augmented call (2025-11-25 tasks): the SDK path knows what to make of it
             return None
         name, arguments = params.get("name"), params.get("arguments")
         if not isinstance(name, str) or not isinstance(arguments, dict | None):

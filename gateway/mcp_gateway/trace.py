@@ -46,6 +46,9 @@ def trace_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
     return (("traceparent", parent),)
 
 
+CLIENT_ERA_HEADER = "x-mcp-client-era"
+
+
 def trace_only() -> list[tuple[str, str]]:
     """The headers to add to an upstream request made now: trace context.
 
@@ -63,6 +66,10 @@ def with_caller() -> list[tuple[str, str]]:
     call = current_call.get()
     if call is not None:
         headers.append((CALLER_HEADER, f"{call.principal.tenant}/{call.principal.caller}"))
+        if call.session is not None:
+            # A handshake-era client's call relayed as 2026-07-28 (handshake_relay.py): an adapter that
+            # keeps upstream sessions per caller and era serves it from the caller's handshake-era one.
+            headers.append((CLIENT_ERA_HEADER, call.session.protocol_version))
     return headers
 
 

@@ -414,3 +414,13 @@ def test_adapter_network_policies_admit_this_releases_gateway_and_operator() -> 
         assert selector.items() <= pod_labels.items(), component
         assert selector["app.kubernetes.io/component"] == component
         assert selector["app.kubernetes.io/instance"] == "mcp-gateway"
+
+
+def test_access_log_is_off_by_default_and_a_value_turns_it_on() -> None:
+    def gateway_args(*sets: str) -> list[str]:
+        deployment = one(render(sets=sets), "Deployment", "-gateway")
+        args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args
+
+    assert "--access-log" not in gateway_args()
+    assert "--access-log" in gateway_args("gateway.accessLog=true")
