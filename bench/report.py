@@ -101,10 +101,36 @@ def operator(data: dict[str, Any]) -> str:
     return _table("operator at scale", ["measure", "value"], rows)
 
 
+def discovery(data: dict[str, Any]) -> str:
+    catalog = data["catalog"]
+    quality = _table(
+        f"discovery: search_tools hit rate ({catalog['tools']} real tools, {catalog['requests']} requests)",
+        ["catalog tools", "requests", "top-1", "top-5"],
+        [[q["tools"], q["requests"], f"{q['top1']:.1%}", f"{q['top5']:.1%}"] for q in data["quality"]],
+    )
+    lat = data["latency"]
+    latency = _table(
+        "discovery: latency",
+        ["what", "p50", "p95", "p99"],
+        [
+            [f"search at {lat['tools']} tools (ms)", lat["p50_ms"], lat["p95_ms"], lat["p99_ms"]],
+            ["call_tool added work (us, median)", data["call_tool_added_us"], "", ""],
+        ],
+    )
+    tokens = _table(
+        f"discovery: tokens of tools/list ({data['tokenizer']})",
+        ["tools", "discovery off", "search", "saved"],
+        [[t["tools"], t["off"], t["search"], f"{t['saved']:.2%}"] for t in data["tokens"]],
+    )
+    note = f"\n  one search_tools answer (10 hits) adds about {data['search_answer_tokens']} tokens"
+    return quality + latency + tokens + note
+
+
 SECTIONS = {
     "overhead": overhead,
     "aggregation": aggregation,
     "sessions": sessions,
     "auth": auth,
     "operator": operator,
+    "discovery": discovery,
 }

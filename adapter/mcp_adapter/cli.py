@@ -42,11 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     jsonlog.configure(config.log_level, component="mcp-adapter")
-    # One INFO line per upstream HTTP request repeats the access log at a real cost per call
-    # (and names upstream URLs); the clients' warnings and errors still come through.
-    if config.log_level != "DEBUG":
-        for noisy in ("httpx", "httpx2"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Per-request lines (uvicorn's access log, one per upstream HTTP call) cost real CPU per call and
+    # name upstream URLs: only with `accessLog: true` or at DEBUG. Warnings and errors still come through.
+    jsonlog.access_log(config.access_log, config.log_level)
     warnings.simplefilter("ignore", MCPDeprecationWarning)
     from mcp_adapter.app import create_app
 
@@ -60,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             lifespan="on",
             timeout_graceful_shutdown=10,
             http=header_limited(args.max_header_bytes),
+            access_log=config.access_log or config.log_level == "DEBUG",
         )
     )
     server.run()

@@ -334,6 +334,8 @@ class AdapterConfig(_Model):
     server: ServerSettings = ServerSettings()
     sources: list[SourceConfig] = Field(min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="logLevel")
+    # One INFO line per HTTP request (uvicorn's access log and the upstream clients'); off by default.
+    access_log: bool = Field(default=False, alias="accessLog")
 
     def caller_scope_warning(self) -> str | None:
         """Why `scope: per-caller` sources would be shared, when the config cannot tell callers apart.

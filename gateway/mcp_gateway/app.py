@@ -97,10 +97,23 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
         return {"status": "ok"}
 
     @api.get("/readyz", tags=["ops"])
-    async def readyz() -> JSONResponse:
-        ok = gateway.started and await gateway.store.ready()
-        body = {"status": "ready" if ok else "not ready", "configGeneration": gateway.holder.generation}
-        return JSONResponse(body, status_code=200 if ok else 503)
+    async def readyz(request: Request) -> JSONResponse:
+        reason = ""
+        if gateway.holder.generation == 0:
+            reason = "no routing config loaded yet"
+        elif not gateway.started:
+            reason = "starting"
+        elif not await gateway.store.ready():
+            reason = "state store unavailable"
+        body: dict[str, Any] = {"status": "not ready" if reason else "ready"}
+        if reason:
+            body["reason"] = reason
+        body["configGeneration"] = gateway.holder.generation
+        # Upstream health is detail, not the gateway's readiness: one down upstream must not take replicas out.
+        # Error texts (which may name internal hosts) only with the admin token.
+        admin_view = admin.admin_refusal(gateway, request.headers.get("authorization", "")) is None
+        body["upstreams"] = gateway.backends.health(errors=admin_view)
+        return JSONResponse(body, status_code=503 if reason else 200)
 
     @api.get("/.well-known/oauth-protected-resource/{profile_id}/mcp", tags=["oauth"])
     async def protected_resource(profile_id: str, request: Request) -> dict[str, Any]:

@@ -6,6 +6,7 @@
     mcp-gateway validate FILE...            # routing/local configs, Tenant/Profile/Upstream manifests
     mcp-gateway keys create|list|revoke ... # API keys, through the admin API
     mcp-gateway tools PROFILE               # what a profile exposes (and hides)
+    mcp-gateway tools PROFILE --search "q"  # the tools search_tools would find for a request
 
 `serve` is the default subcommand (see cli_commands.py for the others). The database URL may also come from
 MCP_GATEWAY_DATABASE_URL; without one, state is in-process (single replica).
@@ -71,16 +72,25 @@ def _parser() -> argparse.ArgumentParser:
         help="largest request head (request line and headers) in bytes; larger ones get 431",
     )
     serve.add_argument("--log-level", default=os.environ.get("MCP_GATEWAY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=jsonlog.env_flag(os.environ.get(jsonlog.ACCESS_LOG_ENV)),
+        help=f"one INFO line per MCP request (default: ${jsonlog.ACCESS_LOG_ENV}, else off; "
+        "refusals and errors are always logged)",
+    )
     add_commands(sub)
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
     jsonlog.configure(args.log_level.upper(), component="gateway")
+    jsonlog.access_log(args.access_log, args.log_level.upper())
     database_url = args.database_url or os.environ.get(DATABASE_URL_ENV)
     jsonlog.register_secret(database_url)
     holder = ConfigHolder()
     sources: list[Source] = []
+    found = True  # False: the ConfigMap does not exist yet (not ready until the watch sees it)
     try:
         if args.config:
             file_source = FileSource(args.config, holder)
@@ -88,16 +98,17 @@ def _serve(args: argparse.Namespace) -> int:
             sources.append(file_source)
         else:
             configmap = ConfigMapSource(args.routing_configmap, holder, args.kubeconfig)
-            configmap.load_now()
+            found = configmap.load_now()
             sources.append(configmap)
     except (OSError, ValueError) as exc:
         log.error("cannot load the routing config: %s", exc)
         return 2
-    if holder.generation == 0:
+    if found and holder.generation == 0:
         log.error("the routing config is invalid (see above); fix it and start again")
         return 2
     store: Store = PostgresStore(database_url) if database_url else MemoryStore()
     gateway = Gateway(holder, store, build_backend, os.environ)
+    gateway.access_log = args.access_log
     # Started after the gateway (it hashes keys with the gateway's pepper); idle unless tenants name Secrets.
     sources.append(SecretKeyWatch(holder, lambda: gateway.secret_keys, args.kubeconfig))
     app = create_app(gateway, sources, public_metrics=args.metrics_port is None)

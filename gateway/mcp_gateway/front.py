@@ -35,6 +35,7 @@ from mcp_gateway.auth import AuthFailure, Principal
 from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
+from mcp_gateway.discovery.serve import Answer, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.request_state import gateway_minted
@@ -102,7 +103,9 @@ class McpFront:
         finally:
             tenant = profile.tenant if profile else "unknown"
             pid = profile.id if profile else "unknown"
-            self.gw.metrics.requests.labels(tenant, pid, method, str(status_box["status"])).inc()
+            status = status_box["status"]
+            self.gw.metrics.requests.labels(tenant, pid, method, str(status)).inc()
+            self._access_line(scope, pid, method, status)
 
     async def _unknown(self, scope: Scope, receive: Receive, send: Send, profile_id: str) -> None:
         """A profile that does not exist: refused like an `apiKey` profile until a valid key is shown.
@@ -185,7 +188,7 @@ class McpFront:
                     scope, receive, send
                 )
                 return "-"
-            receive = replay(body, receive)
+            raw_receive, receive = receive, replay(body, receive)
 
         method = self._metric_method(message)
         session = self._session(headers, profile, principal, message)
@@ -200,6 +203,16 @@ class McpFront:
                 return method
 
         if message is not None and "method" in message and known_version:
+            if profile.discovery.mode != "off":  # discovery/serve.py: meta-tools answered or rewritten
+                routed = await route(self.gw, profile, message, scope["headers"])
+                if isinstance(routed, Answer):
+                    # Rate-limited like any request, but not charged to the quota, whatever the allow list.
+                    refusal = await self._admit(config, profile, principal, {"id": message["id"], "method": "-"})
+                    await (refusal or routed.respond())(scope, receive, send)
+                    return method
+                if routed is not None:
+                    message, receive = routed.message, replay(routed.body, raw_receive)
+                    scope = {**scope, "headers": routed.headers}
             refusal = await self._admit(config, profile, principal, message)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -217,6 +230,14 @@ class McpFront:
             inbound_trace.reset(trace)
             current_call.reset(token)
         return method
+
+    def _access_line(self, scope: Scope, profile_id: str, method: str, status: int) -> None:
+        """Refusals always get a line (at INFO); successful requests only with `--access-log`."""
+        if status < 400 and not self.gw.access_log:
+            return
+        message = "request refused" if status >= 400 else "request"
+        extra = {"profile": profile_id, "http_method": scope.get("method"), "method": method, "status": status}
+        log.info(message, extra=extra)
 
     def _check_origin(self, headers: Headers) -> Response | None:
         origin = headers.get("origin")
@@ -267,6 +288,8 @@ class McpFront:
         rid = message.get("id")
         name = tool_name(message)
         if name is not None and not self.gw.policies.of(profile).allows_tool(name):
+            # A JSON-RPC error inside an HTTP 200: logged here, as the status does not show it.
+            log.info("tool call refused by policy", extra={"profile": profile.id, "tool": name[:128]})
             return errors.error_response(
                 200,
                 INVALID_PARAMS,

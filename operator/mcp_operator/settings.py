@@ -50,6 +50,8 @@ class Settings:
     gateway_pod_labels: Labels = DEFAULT_GATEWAY_PODS
     operator_namespace: str = ""
     operator_pod_labels: Labels = DEFAULT_OPERATOR_PODS
+    # The operator's own Deployment (in operator_namespace): owner of the routing ConfigMap and the Lease.
+    owner_deployment: str = ""
     log_level: str = "INFO"
     # The routing config's `gateway:` section (allowPrivateJwks, allowedOrigins...), rendered as given.
     gateway_settings: dict[str, Any] = field(default_factory=dict)
@@ -169,6 +171,12 @@ def parse(argv: list[str] | None = None) -> Settings:
         default=_env("GATEWAY_SETTINGS", ""),
         help='JSON of the routing config\'s gateway section, e.g. {"allowPrivateJwks": true}',
     )
+    parser.add_argument(
+        "--owner-deployment",
+        default=_env("OWNER_DEPLOYMENT", ""),
+        help="name of the operator's own Deployment (in --operator-namespace); it becomes the owner of the "
+        "routing ConfigMap and the Lease, so deleting it (helm uninstall) deletes them",
+    )
     parser.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "0")))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
     args = parser.parse_args(argv)
@@ -199,4 +207,5 @@ def parse(argv: list[str] | None = None) -> Settings:
         operator_namespace=args.operator_namespace or lease_namespace,
         operator_pod_labels=parse_labels(args.operator_pod_selector, "--operator-pod-selector"),
         gateway_settings=parse_gateway_settings(args.gateway_settings),
+        owner_deployment=args.owner_deployment,
     )

@@ -363,6 +363,9 @@ def test_operator_rbac_is_cluster_wide_only_without_a_namespace_list() -> None:
     home = roles[("Role", "tools")]
     assert resources(home, "update") == {"leases"}
     assert next(r for r in home if r["resources"] == ["configmaps"])["resourceNames"] == ["mcp-gateway-routing"]
+    # Its own Deployment only, read for the uid it puts in owner references (uninstall deletes what it made).
+    owner = {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["mcp-gateway-operator"]}
+    assert [r for r in home if r["resources"] == ["deployments"]] == [{**owner, "verbs": ["get"]}]
 
 
 def test_listed_namespaces_get_namespaced_roles_and_globs_stay_cluster_wide() -> None:

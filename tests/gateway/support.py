@@ -104,6 +104,25 @@ def rpc(method: str, params: dict[str, Any] | None = None, rid: int = 1) -> dict
     return body
 
 
+def open_session(url: str, headers: dict[str, str] | None = None) -> str:
+    """A handshake-era initialize over raw HTTP; returns the Mcp-Session-Id the gateway signed."""
+    init = rpc(
+        "initialize",
+        {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    )
+    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    response = httpx.post(url, json=init, headers={**base, **(headers or {})}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.headers["mcp-session-id"]
+
+
+def session_ping(url: str, session: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    """A ping inside an existing session (the status tells whether the gateway accepted the session)."""
+    base = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    base["Mcp-Session-Id"] = session
+    return httpx.post(url, json=rpc("ping", rid=2), headers={**base, **(headers or {})}, timeout=10)
+
+
 def modern_call(name: str, arguments: dict[str, Any], rid: int = 1) -> dict[str, Any]:
     """A 2026-07-28 tools/call envelope."""
     meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
@@ -135,6 +154,7 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self.accepted = 0  # connections opened through the proxy (counted to check connection reuse)
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     async def start(self) -> TcpProxy:
@@ -145,6 +165,7 @@ class TcpProxy:
         return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         if self.target_port is None:
             writer.close()
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,16 @@ import pytest
 from mcp_gateway.store.key_cache import KEY_CACHE_SECONDS
 from mcp_gateway.store.migrate import migration_files
 
-from tests.gateway.support import GatewayProc, Spawn, mcp_client, profile, rpc, start_gateway
+from tests.gateway.support import (
+    GatewayProc,
+    Spawn,
+    mcp_client,
+    open_session,
+    profile,
+    rpc,
+    session_ping,
+    start_gateway,
+)
 
 JSON_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
@@ -112,10 +122,29 @@ async def test_missing_bad_revoked_and_expired_keys(gateway: GatewayProc) -> Non
     after = list_status(gateway, "acme-dev", key["key"])
     assert after.status_code == 401 and "revoked" in after.json()["error"]["message"]
 
-    short = create_key(gateway, "acme", expiresInSeconds=1)
+    # Expiry: a margin wide enough for a loaded machine before it, then a wait past the
+    # expiresAt the gateway itself reported (not a guess), with the key cached meanwhile.
+    short = create_key(gateway, "acme", expiresInSeconds=5)
+    expires_at = datetime.fromisoformat(short["expiresAt"])
     assert list_status(gateway, "acme-dev", short["key"]).status_code == 200
-    await asyncio.sleep(1.5)
-    assert list_status(gateway, "acme-dev", short["key"]).status_code == 401
+    assert datetime.now(UTC) < expires_at, "the machine was too slow to see the key before it expired"
+    await asyncio.sleep((expires_at - datetime.now(UTC)).total_seconds() + 0.2)
+    expired = list_status(gateway, "acme-dev", short["key"])
+    assert expired.status_code == 401 and "expired" in expired.json()["error"]["message"]
+
+
+async def test_a_session_replayed_under_another_key_is_not_found(gateway: GatewayProc) -> None:
+    """A session id is bound to the caller that opened it: another valid key of the same tenant,
+    on the same profile, cannot ride on it (it would inherit the first caller's upstream session)."""
+    owner = {"Authorization": f"Bearer {create_key(gateway, 'acme', name='owner')['key']}"}
+    other = {"Authorization": f"Bearer {create_key(gateway, 'acme', name='other')['key']}"}
+    session = open_session(gateway.url("acme-dev"), owner)
+    assert session_ping(gateway.url("acme-dev"), session, owner).status_code == 200
+    replay = session_ping(gateway.url("acme-dev"), session, other)
+    assert replay.status_code == 404
+    assert "session not found" in replay.json()["error"]["message"]
+    # The owner's session is unaffected by the failed replay.
+    assert session_ping(gateway.url("acme-dev"), session, owner).status_code == 200
 
 
 async def test_a_revoked_key_stops_working_on_every_replica(

@@ -40,7 +40,7 @@ async def hammer(urls: list[str], calls: int) -> list[httpx.Response]:
 async def test_shared_quota_is_exact_across_two_gateways(
     spawn: Spawn, feature: str, routing: Callable[[dict[str, Any]], Path], pg_dsn: str
 ) -> None:
-    quota = 25
+    quota = 40
     config = routing(
         {
             "tenants": [{"id": "acme", "limits": {"quota": {"daily": quota, "monthly": 1000}}}],
@@ -49,18 +49,23 @@ async def test_shared_quota_is_exact_across_two_gateways(
     )
     first = start_gateway(spawn, config, dsn=pg_dsn, name="gw-a")
     second = start_gateway(spawn, config, dsn=pg_dsn, name="gw-b")
-    responses = await hammer([first.url("open"), second.url("open")], 80)
+    calls = 3 * quota
+    responses = await hammer([first.url("open"), second.url("open")], calls)
     ok = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
     assert len(ok) == quota, [r.text for r in responses if r.status_code not in (200, 429)]
-    assert len(ok) + len(refused) == 80
+    assert len(ok) + len(refused) == calls
+    # The quota was contended: both replicas admitted calls (hammer sends even calls to the first).
+    by_first = sum(r.status_code == 200 for r in responses[0::2])
+    by_second = sum(r.status_code == 200 for r in responses[1::2])
+    assert by_first > 0 and by_second > 0, (by_first, by_second)
     assert all("result" in r.json() for r in ok)
     sample = refused[0]
     assert int(sample.headers["Retry-After"]) > 0
     error = sample.json()["error"]
-    assert "daily quota of 25 tool calls for tenant:acme" in error["message"]
+    assert f"daily quota of {quota} tool calls for tenant:acme" in error["message"]
     assert error["data"]["kind"] == "quota"
-    # Both replicas served some of the admitted calls, and usage is visible to the admin API.
+    # Usage is visible to the admin API.
     with first.admin() as admin:
         usage = admin.get("/admin/v1/tenants/acme/usage").json()
     daily = next(c for c in usage["counters"] if c["period"].startswith("d:"))
@@ -82,7 +87,7 @@ async def test_rate_limit_per_key(spawn: Spawn, feature: str, routing: Callable[
                     "acme",
                     [("feat", feature)],
                     auth={"mode": "none"},
-                    limits={"perKeyRate": {"perSecond": 0.5, "burst": 3}},
+                    limits={"perKeyRate": {"perSecond": 0.1, "burst": 3}},  # 10 s per refill: margin when slow
                 )
             ],
         }
@@ -102,7 +107,7 @@ async def test_rate_limit_per_key(spawn: Spawn, feature: str, routing: Callable[
         gateway.url("open"), json=modern_call("echo", {"text": "x"}), headers=modern_headers("tools/call", "echo")
     )
     assert last.status_code == 429
-    assert 1 <= int(last.headers["Retry-After"]) <= 2
+    assert 1 <= int(last.headers["Retry-After"]) <= 10
     assert "rate limit exceeded: caller:open:anonymous" in last.json()["error"]["message"]
 
 

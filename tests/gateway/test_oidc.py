@@ -16,7 +16,17 @@ import httpx
 import jwt
 import pytest
 
-from tests.gateway.support import GatewayProc, Spawn, mcp_client, profile, rpc, start_gateway, write_config
+from tests.gateway.support import (
+    GatewayProc,
+    Spawn,
+    mcp_client,
+    open_session,
+    profile,
+    rpc,
+    session_ping,
+    start_gateway,
+    write_config,
+)
 from tests.support.jwks import AUDIENCE, ISSUER, Issuer, oidc_settings, running_issuer
 
 
@@ -107,6 +117,18 @@ async def test_bad_tokens_are_401(
     assert response.status_code == 401
     assert fragment in response.json()["error"]["message"]
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_a_session_replayed_under_another_subject_is_not_found(gateway: GatewayProc, issuer: Issuer) -> None:
+    """A valid token for another subject cannot use alice's session id; a fresh token for alice can."""
+    alice = {"Authorization": f"Bearer {issuer.token('k1')}"}
+    session = open_session(gateway.url("sso"), alice)
+    mallory = {"Authorization": f"Bearer {issuer.token('k1', sub='mallory')}"}
+    replay = session_ping(gateway.url("sso"), session, mallory)
+    assert replay.status_code == 404
+    assert "session not found" in replay.json()["error"]["message"]
+    renewed = {"Authorization": f"Bearer {issuer.token('k1', jti='renewed')}"}
+    assert session_ping(gateway.url("sso"), session, renewed).status_code == 200
 
 
 async def test_missing_scope_is_403(gateway: GatewayProc, issuer: Issuer) -> None:

@@ -27,16 +27,21 @@ T = TypeVar("T")
 
 
 def wait_for(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> T:
-    """Poll `check` until it returns something truthy; fail with the last value after `timeout`."""
+    """Poll `check` until it returns something truthy; fail with the last value after `timeout`.
+
+    An API error (e.g. a 404 before an object exists) means "not yet", never success: an
+    exception object is truthy, so it is kept apart from the check's own results."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            last = check()
+            result = check()
         except ApiException as exc:
             last = exc
-        if last:
-            return last
+        else:
+            if result:
+                return result
+            last = result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}")
 
@@ -55,11 +60,17 @@ def render_rbac(namespace: str, release: str, watch_namespaces: list[str] | None
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def install_rbac(kube: ControlPlane, namespace: str, workdir: Path, watch_namespaces: list[str] | None = None) -> Path:
+def install_rbac(
+    kube: ControlPlane,
+    namespace: str,
+    workdir: Path,
+    watch_namespaces: list[str] | None = None,
+    release: str | None = None,
+) -> Path:
     """Create the chart's operator ServiceAccount (in `namespace`) and RBAC for `watch_namespaces`
-    (none: cluster-wide), under a unique release name, and return a kubeconfig that authenticates
-    as that ServiceAccount."""
-    release = f"op{uuid.uuid4().hex[:6]}"
+    (none: cluster-wide), under `release` (default: a unique name), and return a kubeconfig that
+    authenticates as that ServiceAccount."""
+    release = release or f"op{uuid.uuid4().hex[:6]}"
     with kube.api_client() as api:
         rbac = k8s.RbacAuthorizationV1Api(api)
         core = k8s.CoreV1Api(api)

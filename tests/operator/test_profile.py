@@ -41,13 +41,15 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
     profile_id = f"dev-{_uid()}"
     spec = {
         "id": profile_id,
-        "upstreams": [{"name": "tools", "prefix": "always", "timeoutSeconds": 12}],
+        "upstreams": [{"name": "tools", "prefix": "always", "timeoutSeconds": 12, "retries": {"attempts": 1}}],
+        "retries": {"attempts": 4, "backoffBaseSeconds": 0.1, "jitter": 0, "retryOn": ["unavailable"]},
         "auth": {
             "mode": "oidc",
             "oidc": {"issuer": "https://issuer.test", "audience": "mcp", "jwksUrl": "https://issuer.test/jwks"},
         },
         "policy": {"tools": {"allow": ["get_*"], "deny": ["get_secret"]}, "idempotentTools": ["get_*"]},
         "limits": {"perKeyRate": {"perSecond": 1, "burst": 2}, "toolTimeouts": {"slow": 60}},
+        "discovery": {"mode": "search", "alwaysVisible": ["get_*"], "maxResults": 8},
     }
     res.create("profiles", namespace, "dev", spec)
 
@@ -63,12 +65,15 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
                 "url": env.adapter_url(namespace, "tools"),
                 "prefix": "always",
                 "timeoutSeconds": 12,
+                "retries": {"attempts": 1},
                 "sendCallerHeader": True,  # the operator's own adapter, which trusts the gateway's caller header
             }
         ],
         "auth": spec["auth"],
         "policy": spec["policy"],
         "limits": spec["limits"],
+        "retries": spec["retries"],
+        "discovery": spec["discovery"],
     }
     tenants = {t["id"]: t for t in res.routing(env.system_namespace)["tenants"]}
     assert tenants[tenant] == {"id": tenant, "displayName": "Acme", "limits": LIMITS}

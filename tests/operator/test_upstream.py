@@ -4,16 +4,21 @@ collector."""
 
 from __future__ import annotations
 
+import base64
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
-from mcp_adapter.config import OpenApiSource, parse_config
+from mcp_adapter.config import HttpSource, OpenApiSource, parse_config
 
+from tests.gateway.support import Spawn, mcp_client, start_feature
 from tests.operator.conftest import OperatorEnv
 from tests.operator.support import wait_for
+from tests.support.processes import free_port
 
 SECRET_VALUE = "s3cr3t-token-value-never-copied"
 CREDS = {"name": "remote-creds", "key": "token"}
@@ -290,3 +295,130 @@ def test_openapi_allowed_networks_reach_the_adapter_config(operator_env: Operato
     assert "allowPrivateNetwork" not in config["sources"][0]
     parsed = parse_config(config).sources[0]
     assert isinstance(parsed, OpenApiSource) and parsed.allowed_networks == ["10.0.12.0/24", "fd00::/64"]
+
+
+HTTP_TOOLS = {
+    "baseUrl": "https://api.example.com/v1",
+    "auth": {"type": "bearer", "secretName": "api-creds"},
+    "headers": [{"name": "X-Team", "value": "blue"}],
+    "tools": [
+        {
+            "name": "get_user",
+            "description": "Read one user",
+            "url": "/users/{id}",
+            "inputSchema": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+        },
+        {
+            "name": "create_ticket",
+            "method": "POST",
+            "url": "https://tickets.example.com/tickets",
+            "inputSchema": {"type": "object", "properties": {"title": {"type": "string"}}},
+            "bodyFields": {"summary": "title"},
+        },
+    ],
+}
+
+
+def test_http_tools_reach_the_adapter_config(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    res.create("upstreams", namespace, "api", {"http": HTTP_TOOLS})
+    configmap, deployment, _ = wait_for(lambda: _workload(env, namespace, "api"), what="adapter workload")
+    config = yaml.safe_load(configmap.data["adapter.yaml"])
+    source = config["sources"][0]
+    assert (source["type"], source["baseUrl"], source["headers"]) == (
+        "http",
+        "https://api.example.com/v1",
+        {"X-Team": "blue"},
+    )
+    assert source["auth"] == {"type": "bearer", "token": {"fromEnv": "UPSTREAM_AUTH_TOKEN"}}
+    get_user, create_ticket = source["tools"]
+    assert get_user["url"] == "/users/{id}" and get_user["method"] == "GET"
+    assert create_ticket["body"] == {"summary": "title"} and create_ticket["method"] == "POST"
+    (env_var,) = deployment.spec.template.spec.containers[0].env
+    assert (env_var.name, env_var.value_from.secret_key_ref.name) == ("UPSTREAM_AUTH_TOKEN", "api-creds")
+    os.environ["UPSTREAM_AUTH_TOKEN"] = "x"
+    try:
+        parsed = parse_config(config).sources[0]
+    finally:
+        del os.environ["UPSTREAM_AUTH_TOKEN"]
+    assert isinstance(parsed, HttpSource) and [t.name for t in parsed.tools] == ["get_user", "create_ticket"]
+    obj = wait_for(lambda: _observed(env, namespace, "api"), what="observed status")
+    assert obj["status"]["sourceType"] == "http"
+
+
+def test_http_tools_the_adapter_would_refuse_make_the_upstream_invalid(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    undeclared = {"tools": [{"name": "get_user", "url": "https://api.example.com/users/{id}"}]}
+    res.create("upstreams", namespace, "undeclared", {"http": undeclared})
+    relative = {"tools": [{"name": "list_users", "url": "/users"}]}
+    res.create("upstreams", namespace, "relative", {"http": relative})
+
+    def invalid(name: str) -> str | None:
+        obj = _observed(env, namespace, name)
+        ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready") if obj else None
+        return ready["message"] if ready and ready["reason"] == "InvalidSpec" else None
+
+    message = wait_for(lambda: invalid("undeclared"), what="InvalidSpec for an undeclared placeholder")
+    assert "spec.http.tools[0]: URL placeholder {id} is not a property of inputSchema" in message
+    message = wait_for(lambda: invalid("relative"), what="InvalidSpec for a relative URL")
+    assert "spec.http.tools[0].url '/users' is relative: set spec.http.baseUrl" in message
+    assert _workload(env, namespace, "undeclared") is None and _workload(env, namespace, "relative") is None
+
+    # Fixing the spec brings the workload.
+    fixed = {"tools": [{**undeclared["tools"][0], "inputSchema": {"type": "object", "properties": {"id": {}}}}]}
+    res.patch_spec("upstreams", namespace, "undeclared", {"http": fixed})
+    wait_for(lambda: _workload(env, namespace, "undeclared"), what="adapter workload once fixed")
+
+
+async def test_the_rendered_config_runs_in_a_real_adapter(
+    operator_env: OperatorEnv, spawn: Spawn, tmp_path: Path
+) -> None:
+    """No kubelet runs the adapter Pod here, so the test plays the Pod: the ConfigMap the operator
+    rendered, mounted as a file, and the Secret the Deployment maps into the container's env,
+    given to a real `mcp-adapter` process in front of a real MCP server."""
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    _, feature_url = start_feature(spawn, name="rendered-feature")
+    res.core.create_namespaced_secret(
+        namespace, k8s.V1Secret(metadata=k8s.V1ObjectMeta(name="remote-creds"), string_data={"token": SECRET_VALUE})
+    )
+    spec = {
+        "mcp": {
+            "url": feature_url,
+            "headers": [
+                {"name": "Authorization", "prefix": "Bearer ", "secretKeyRef": CREDS},
+                # The feature server redacts Authorization; this one shows the Secret's value arrived.
+                {"name": "X-Upstream-Token", "prefix": "t=", "secretKeyRef": CREDS},
+                {"name": "X-Team", "value": "blue"},
+            ],
+        }
+    }
+    res.create("upstreams", namespace, "rendered", spec)
+    configmap, deployment, _ = wait_for(lambda: _workload(env, namespace, "rendered"), what="adapter workload")
+    config = tmp_path / "adapter.yaml"
+    config.write_text(configmap.data["adapter.yaml"])
+    pod_env = {}
+    for var in deployment.spec.template.spec.containers[0].env:
+        ref = var.value_from.secret_key_ref
+        secret = res.core.read_namespaced_secret(ref.name, namespace)
+        pod_env[var.name] = base64.b64decode(secret.data[ref.key]).decode()
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn(cmd, name="rendered-adapter", env=pod_env, ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
+
+    async with mcp_client(feature_url) as direct:
+        expected = {t.name for t in (await direct.list_tools()).tools}
+    async with mcp_client(f"http://127.0.0.1:{port}/mcp") as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert len(tools) == len(expected) > 5
+        echo = next(name for name in tools if name.endswith("echo"))
+        result = await client.call_tool(echo, {"text": "rendered"})
+        assert result.content[0].text == "rendered"  # type: ignore[union-attr]
+        whoami = next(name for name in tools if name.endswith("whoami"))
+        seen = ((await client.call_tool(whoami, {})).structured_content or {})["headers"]
+    # The rendered header settings reached the upstream: the Secret's value and the plain one.
+    assert seen["authorization"] == "<redacted>"
+    assert seen["x-upstream-token"] == f"t={SECRET_VALUE}"
+    assert seen["x-team"] == "blue"

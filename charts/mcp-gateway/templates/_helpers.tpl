@@ -123,6 +123,7 @@ key: {{ .key }}
 - --cluster-domain={{ .Values.clusterDomain }}
 - --gateway-url={{ include "mcp-gateway.gatewayUrl" . }}
 - --lease={{ .Release.Namespace }}/{{ include "mcp-gateway.operator.fullname" . }}
+- --owner-deployment={{ include "mcp-gateway.operator.fullname" . }}
 - --health-port={{ .Values.operator.healthPort }}
 - --log-level={{ .Values.operator.logLevel }}
 - --gateway-namespace={{ .Release.Namespace }}
@@ -222,6 +223,12 @@ owned objects. No Secrets: Upstreams only reference them.
   resources: [configmaps]
   resourceNames: [{{ include "mcp-gateway.routingConfigMapName" . }}]
   verbs: [get, create, patch]
+# Its own Deployment, read once for its uid: the owner of the Lease and the routing ConfigMap,
+# so that helm uninstall garbage-collects both.
+- apiGroups: [apps]
+  resources: [deployments]
+  resourceNames: [{{ include "mcp-gateway.operator.fullname" . }}]
+  verbs: [get]
 {{- end }}
 
 {{/* Selector labels as a k=v,... flag value. Takes (dict "ctx" $ "component" "gateway"). */}}

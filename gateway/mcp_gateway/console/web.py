@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -111,8 +110,7 @@ async def _codec(request: Request) -> SessionCodec:
     codec: SessionCodec | None = getattr(state, "console_codec", None)
     if codec is None:
         gateway: Gateway = state.gateway
-        key = await gateway.store.shared_secret("console-session-key", secrets.token_bytes(32))
-        codec = state.console_codec = SessionCodec(key)
+        codec = state.console_codec = SessionCodec(gateway.console_keys)
     return codec
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
-from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal
+from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal, nested_prefix
 
 AUDIT_KEPT = 20_000
 PRUNE_MIN = 1024  # a table is pruned when it doubles past its size after the last pruning (at least this)
@@ -96,8 +96,11 @@ class MemoryStore:
             slot: used for slot, used in self._counters.items() if self._periods.get(slot[1][:2], slot[1]) == slot[1]
         }
 
-    async def usage(self, scope_prefix: str) -> list[tuple[str, str, int]]:
-        return sorted((s, p, n) for (s, p), n in self._counters.items() if s.startswith(scope_prefix))
+    async def usage(self, scope: str, *, nested: bool = False) -> list[tuple[str, str, int]]:
+        if nested:
+            prefix = nested_prefix(scope)
+            return sorted((s, p, n) for (s, p), n in self._counters.items() if s.startswith(prefix))
+        return sorted((s, p, n) for (s, p), n in self._counters.items() if s == scope)
 
     async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
         async with self._lock:

@@ -1,0 +1,84 @@
+"""The README's performance figures come from the recorded benchmark run in bench/README.md.
+
+The README's table is recomputed from the raw `make bench` output recorded under "Latest full
+run"; every other figure with a unit in the Performance section must appear, with its unit,
+in bench/README.md. A figure rounded, improved or invented in the README fails here.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURE = re.compile(
+    r"(?<![\w.,])(\d[\d,]*(?:\.\d+)?(?:\s?\u2013\s?\d[\d,]*(?:\.\d+)?)?)\s?(ms|µs|MB|calls/s|CPU-seconds|s|%)(?!\w)"
+)
+# README table row label -> the target's name in the raw run.
+TARGETS = {
+    "direct (SDK server)": "direct",
+    "adapter → upstream": "adapter",
+    "gateway (in-process state) → adapter → upstream": "gateway_memory",
+    "gateway (PostgreSQL) → adapter → upstream": "gateway_postgres",
+}
+
+
+def performance_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("\n## Performance\n", 1)[1].split("\n## ", 1)[0]
+
+
+def raw_run() -> tuple[dict[tuple[str, int], list[str]], dict[tuple[str, int], list[str]]]:
+    """(the per-target table, the 'against direct' table) of the recorded run, keyed by (target, concurrency)."""
+    bench = (ROOT / "bench" / "README.md").read_text()
+    block = bench.split("\n## Latest full run\n", 1)[1].split("```", 2)[1]
+    measured, against = block.split("against direct", 1)
+    return _rows(measured), _rows(against)
+
+
+def _rows(text: str) -> dict[tuple[str, int], list[str]]:
+    rows = {}
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) > 2 and cells[1].isdigit():
+            rows[(cells[0], int(cells[1]))] = cells[2:]
+    return rows
+
+
+def _round(text: str, places: str = "0.01") -> Decimal:
+    """Rounded as a person would (0.215 -> 0.22), not as binary floats do."""
+    return Decimal(text).quantize(Decimal(places), ROUND_HALF_UP)
+
+
+def _normal(figure: str) -> str:
+    return figure.replace(",", "").replace(" ", "")
+
+
+def test_readme_table_is_the_recorded_run() -> None:
+    measured, against = raw_run()
+    lines = performance_section().splitlines()
+    rows = [line for line in lines if line.startswith("| ") and line.split("|")[1].strip() in TARGETS]
+    seen = set()
+    for row in rows:
+        label, added, kept, cpu = (cell.strip().replace("*", "") for cell in row.strip("|").split("|"))
+        target = TARGETS[label]
+        seen.add(target)
+        assert cpu == f"{_round(measured[(target, 64)][4])} ms", row
+        if target == "direct":
+            p50, _, _, _, _ = measured[(target, 1)]
+            assert added.startswith(f"{_round(p50)} ms"), row
+            assert kept == f"{_round(measured[(target, 64)][2], '1'):,} calls/s", row
+        else:
+            assert added == f"+{_round(against[(target, 1)][0])} ms", row
+            assert kept == f"{_round(against[(target, 64)][2]) * 100:.0f} %", row
+    assert seen == set(TARGETS.values())
+
+
+def test_every_other_figure_is_recorded_in_bench_readme() -> None:
+    bench = {(_normal(m.group(1)), m.group(2)) for m in FIGURE.finditer((ROOT / "bench" / "README.md").read_text())}
+    prose = "\n".join(line for line in performance_section().splitlines() if not line.startswith("|"))
+    figures = [(_normal(m.group(1)), m.group(2)) for m in FIGURE.finditer(prose)]
+    assert len(figures) > 5  # the pattern still finds the README's figures
+    missing = [f"{number} {unit}" for number, unit in figures if (number, unit) not in bench]
+    assert not missing, f"README figures not in bench/README.md: {missing}"
