@@ -13,7 +13,7 @@ import httpx
 import yaml
 from kubernetes import client as k8s
 
-from tests.gateway.support import ADMIN_HEADERS, Spawn, profile, rpc, start_gateway
+from tests.gateway.support import ADMIN_HEADERS, ADMIN_TOKEN, Spawn, profile, rpc, start_gateway
 from tests.support.kube import ControlPlane
 from tests.support.processes import ManagedProcess, free_port
 
@@ -89,7 +89,9 @@ async def test_configmap_watch(spawn: Spawn, feature: str, kube: ControlPlane) -
     port = free_port()
     cmd = [sys.executable, "-m", "mcp_gateway.cli", "serve", "--routing-configmap", f"{namespace}/routing"]
     cmd += ["--kubeconfig", str(kube.kubeconfig), "--port", str(port)]
-    process = spawn(cmd, name="gw-configmap", ready_url=f"http://127.0.0.1:{port}/readyz")
+    # The admin token: /metrics (config generation) on the public port needs it.
+    admin = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    process = spawn(cmd, name="gw-configmap", env=admin, ready_url=f"http://127.0.0.1:{port}/readyz")
     base = f"http://127.0.0.1:{port}"
     wait_status(f"{base}/one/mcp", 200)
     core.patch_namespaced_config_map(
@@ -114,7 +116,8 @@ async def test_configmap_created_after_start(spawn: Spawn, feature: str, kube: C
     cmd = [sys.executable, "-m", "mcp_gateway.cli", "serve", "--routing-configmap", f"{namespace}/routing"]
     cmd += ["--kubeconfig", str(kube.kubeconfig), "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
-    gateway = spawn(cmd, name="gw-configmap-late", ready_url=f"{base}/healthz")
+    admin = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}  # /metrics on the public port needs it
+    gateway = spawn(cmd, name="gw-configmap-late", env=admin, ready_url=f"{base}/healthz")
 
     waiting = httpx.get(f"{base}/readyz", timeout=5)
     assert waiting.status_code == 503
