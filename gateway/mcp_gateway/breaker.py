@@ -59,6 +59,7 @@ class Breaker:
         self._on_transition = on_transition
         self._consecutive = 0
         self._window: deque[bool] = deque(maxlen=settings.window_calls)  # True: the call failed
+        self._failures = 0  # failed calls in the window, kept as calls come (record runs on every call)
         self._opened_at = 0.0
         self._held = False  # held open by the health monitor
         self._trial = False  # a half-open trial call is in flight
@@ -94,17 +95,20 @@ class Breaker:
             return
         if self.state is not State.CLOSED:
             return  # a call admitted before the circuit opened: its outcome is already accounted for
-        self._window.append(failed)
-        self._consecutive = self._consecutive + 1 if failed else 0
+        window = self._window
+        if len(window) == window.maxlen and window[0]:
+            self._failures -= 1  # the oldest call leaves the window
+        window.append(failed)
+        if not failed:
+            self._consecutive = 0
+            return
+        self._failures += 1
+        self._consecutive += 1
         suffix = f" (last: {detail})" if detail else ""
         if self._consecutive >= self.settings.consecutive_failures:
             self._open(f"{self._consecutive} consecutive calls failed{suffix}")
-            return
-        failures = sum(self._window)
-        if len(self._window) >= self.settings.minimum_calls and failures >= self.settings.error_rate * len(
-            self._window
-        ):
-            self._open(f"{failures} of the last {len(self._window)} calls failed{suffix}")
+        elif len(window) >= self.settings.minimum_calls and self._failures >= self.settings.error_rate * len(window):
+            self._open(f"{self._failures} of the last {len(window)} calls failed{suffix}")
 
     def end_trial(self) -> None:
         """A trial call ended without an outcome (cancelled before reaching the upstream)."""
@@ -127,7 +131,7 @@ class Breaker:
         self._move(State.OPEN, reason)
 
     def _close(self, reason: str) -> None:
-        self._consecutive = 0
+        self._consecutive = self._failures = 0
         self._window.clear()
         self._move(State.CLOSED, reason)
 

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -167,11 +167,18 @@ class HealthMonitor:
             if not upstream.health_check.enabled:
                 health.status = Status.UNPROBED
             self.upstreams[upstream.name] = health
-            self._export(health)
 
     # -- probing -----------------------------------------------------------------
 
     def start(self, tg: anyio.abc.TaskGroup) -> None:
+        # The profile's series are this monitor's now; a replaced backend's monitor must not remove them.
+        owners = self.metrics.health_owners
+        previous, owners[self.profile.id] = owners.get(self.profile.id), self
+        if previous is not None:
+            same_tenant = previous.profile.tenant == self.profile.tenant
+            previous._remove_series(previous.upstreams.keys() - (self.upstreams.keys() if same_tenant else set()))
+        for health in self.upstreams.values():
+            self._export(health)
         for health in self.upstreams.values():
             if health.status is not Status.UNPROBED:
                 tg.start_soon(self._watch, health)
@@ -312,9 +319,14 @@ class HealthMonitor:
             self.metrics.upstream_circuit.labels(profile.tenant, profile.id, health.name, state.value).set(value)
 
     def forget(self) -> None:
-        """Drop this backend's series (it was replaced or its profile removed)."""
+        """Drop this backend's series when the profile is gone (not when a newer backend took them over)."""
+        if self.metrics.health_owners.get(self.profile.id) is self:
+            del self.metrics.health_owners[self.profile.id]
+            self._remove_series(self.upstreams.keys())
+
+    def _remove_series(self, names: Iterable[str]) -> None:
         profile = self.profile
-        for name in self.upstreams:
+        for name in names:
             for status in Status:
                 _remove(self.metrics.upstream_health, profile.tenant, profile.id, name, status.value)
             for state in State:

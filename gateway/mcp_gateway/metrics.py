@@ -8,6 +8,8 @@ profile the rest are counted as `other`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mcp_common.metrics import LATENCY_BUCKETS_SECONDS, Series
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -96,6 +98,8 @@ class Metrics:
             [*upstream, "to"],
             registry=r,
         )
+        # The health monitor (health.py) that owns each profile's upstream series now.
+        self.health_owners: dict[str, Any] = {}
         self._tools: dict[str, set[str]] = {}
 
     def tool_label(self, profile: str, tool: str) -> str:

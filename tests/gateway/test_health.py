@@ -37,7 +37,8 @@ from tests.servers.launch import everything_command
 from tests.support.processes import free_port
 
 WAIT = 20.0
-FAST_PROBES = {"intervalSeconds": 0.1, "timeoutSeconds": 1, "healthyThreshold": 2, "unhealthyThreshold": 2}
+# Generous probe timeouts: a probe slowed by a busy machine must not look like a hung upstream.
+FAST_PROBES = {"intervalSeconds": 0.1, "timeoutSeconds": 3, "healthyThreshold": 2, "unhealthyThreshold": 2}
 
 
 @pytest.fixture
@@ -81,6 +82,12 @@ async def until(what: str, check: Callable[[], bool]) -> None:
 def upstream_state(gateway: GatewayProc, profile: str, upstream: str) -> dict[str, Any]:
     state: dict[str, Any] = readyz(gateway).get("upstreams", {}).get(profile, {}).get(upstream, {})
     return state
+
+
+def sample(metrics: str, series: str) -> float:
+    line = next((line for line in metrics.splitlines() if line.startswith(series + " ")), None)
+    assert line is not None, f"{series} not in the metrics"
+    return float(line.rsplit(" ", 1)[1])
 
 
 def port_of(url: str) -> int:
@@ -177,8 +184,8 @@ async def test_dead_and_hung_upstream_is_unhealthy_hidden_and_refused_then_recov
     labels = 'profile="two",state="healthy",tenant="acme",upstream="b"'
     assert f"mcp_gateway_upstream_health{{{labels}}} 1.0" in metrics
     moved = 'profile="two",tenant="acme",to="{}",upstream="b"'
-    assert f"mcp_gateway_upstream_health_transitions_total{{{moved.format('unhealthy')}}} 2.0" in metrics
-    assert f"mcp_gateway_upstream_circuit_transitions_total{{{moved.format('open')}}} 2.0" in metrics
+    assert sample(metrics, f"mcp_gateway_upstream_health_transitions_total{{{moved.format('unhealthy')}}}") >= 2
+    assert sample(metrics, f"mcp_gateway_upstream_circuit_transitions_total{{{moved.format('open')}}}") >= 2
 
 
 async def test_slow_and_hanging_calls_open_the_circuit_under_load_without_failing_healthy_calls(
@@ -303,7 +310,7 @@ def test_breaker_opens_on_consecutive_failures_or_error_rate_and_half_opens_with
     moves: list[State] = []
     settings = CircuitBreaker(consecutive_failures=3, error_rate=0.5, window_calls=10, minimum_calls=6, open_seconds=5)
     breaker = Breaker(settings, lambda state, _: moves.append(state), clock=lambda: now[0])
-    for failed in (True, True, False, True, True, False):  # never 3 in a row, but 4 of 6 failed
+    for failed in (True, True, False, True, False, True):  # never 3 in a row, but 4 of 6 failed
         assert breaker.admit() is None
         breaker.record(failed)
     assert breaker.state is State.OPEN and "4 of the last 6 calls failed" in breaker.reason
