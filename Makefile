@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench soak tools kind-up sync clean
+.PHONY: help run test lint bench soak tools kind-up sync lock clean
 
 help:
 	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database)"
 	@echo "make test    - install everything the tests need, then ruff, mypy and pytest"
 	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
 	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
+	@echo "make lock    - re-resolve the dependency locks (requirements/*.txt) after editing pyproject.toml"
 
 run:
 	@scripts/setup-python.sh
@@ -34,6 +35,10 @@ tools:
 
 kind-up:
 	scripts/kind-up.sh
+
+# Re-resolve requirements/*.txt from pyproject.toml (ARGS=--upgrade for the newest allowed versions).
+lock:
+	scripts/lock.sh $(ARGS)
 
 # crds/ is the source of the CRDs; the chart ships a copy (tests/chart checks they are equal).
 sync:

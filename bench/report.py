@@ -106,7 +106,11 @@ def discovery(data: dict[str, Any]) -> str:
     quality = _table(
         f"discovery: search_tools hit rate ({catalog['tools']} real tools, {catalog['requests']} requests)",
         ["catalog tools", "requests", "top-1", "top-5"],
-        [[q["tools"], q["requests"], f"{q['top1']:.1%}", f"{q['top5']:.1%}"] for q in data["quality"]],
+        [[q["tools"], q["requests"], f"{q['top1']:.1%}", f"{q['top5']:.1%}"] for q in data["quality"]]
+        + [
+            [f"{h['tools']} (held-out)", h["requests"], f"{h['top1']:.1%}", f"{h['top5']:.1%}"]
+            for h in [data["heldout"]]
+        ],
     )
     lat = data["latency"]
     latency = _table(
@@ -116,6 +120,11 @@ def discovery(data: dict[str, Any]) -> str:
             [f"search at {lat['tools']} tools (ms)", lat["p50_ms"], lat["p95_ms"], lat["p99_ms"]],
             ["call_tool added work (us, median)", data["call_tool_added_us"], "", ""],
         ],
+    )
+    e2e = data["end_to_end"]
+    latency += (
+        f"\n  through a gateway ({e2e['calls']} calls each, interleaved): tools/call echo p50"
+        f" {e2e['direct_p50_ms']} ms, call_tool echo p50 {e2e['call_tool_p50_ms']} ms, added {e2e['added_ms']} ms"
     )
     tokens = _table(
         f"discovery: tokens of tools/list ({data['tokenizer']})",

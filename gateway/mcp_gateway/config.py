@@ -240,6 +240,8 @@ class Discovery(_Model):
     # Tools listed as well in search mode (globs over the profile's tool names; policy still applies).
     always_visible: list[str] = Field(default_factory=list, max_length=256)
     max_results: int = Field(default=10, ge=1, le=50)
+    # Handshake sessions: tools found by search_tools join the session's tools/list (list_changed sent).
+    reveal: bool = False
 
     @field_validator("mode", mode="before")
     @classmethod

@@ -204,11 +204,11 @@ class McpFront:
 
         if message is not None and "method" in message and known_version:
             if profile.discovery.mode != "off":  # discovery/serve.py: meta-tools answered or rewritten
-                routed = await route(self.gw, profile, message, scope["headers"])
+                routed = await route(self.gw, profile, message, scope["headers"], info)
                 if isinstance(routed, Answer):
                     # Rate-limited like any request, but not charged to the quota, whatever the allow list.
                     refusal = await self._admit(config, profile, principal, {"id": message["id"], "method": "-"})
-                    await (refusal or routed.respond())(scope, receive, send)
+                    await (refusal or await routed.respond())(scope, receive, send)
                     return method
                 if routed is not None:
                     message, receive = routed.message, replay(routed.body, raw_receive)

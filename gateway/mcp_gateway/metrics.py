@@ -68,6 +68,15 @@ class Metrics:
                 buckets=LATENCY_BUCKETS_SECONDS,
             )
         )
+        # meta: tools/list | search_tools | describe_tools | call_tool; outcome: ok | invalid (bad input)
+        self.discovery = Series(
+            Counter(
+                "mcp_gateway_discovery_requests_total",
+                "Requests answered or rewritten by tool discovery (discovery.mode search)",
+                ["tenant", "profile", "meta", "outcome"],
+                registry=r,
+            )
+        )
         self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
         self.audit_pending = Gauge("mcp_gateway_audit_pending", "Audit records waiting to be stored", registry=r)
         self.notification_streams = Gauge(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mcp_gateway.proxy")
 
 STARTUP_WAIT_SECONDS = 5.0
+UNKNOWN_NAME_CHARS = 128  # of a client's unknown tool name, kept in its audit record
 # Stateless handshake connections end with their request; the adapter's registry of them
 # (used for list_changed fan-out on long-lived sessions) is pruned so it cannot grow.
 PRUNE_SECONDS = 30.0
@@ -352,9 +354,15 @@ class ProfileBackend:
     def _unknown_tool(self, call: ToolCall, error: str) -> None:
         ctx = current_call.get()
         profile = ctx.profile if ctx else self.gateway.holder.config.profile(self.profile_id)
-        if profile is not None:
-            # Audit only: the name is the client's, not a label the metrics may carry.
-            self._audit(profile, ctx.principal.caller if ctx else call.caller, call, "unknown_tool", error, 0.0)
+        if profile is None:
+            return
+        # Audit only: the name is the client's, not a label the metrics may carry. Bounded and
+        # without NUL (which PostgreSQL text refuses: one such record would stall every flush).
+        name = call.name.replace("\x00", "\ufffd")
+        name = name if len(name) <= UNKNOWN_NAME_CHARS else name[:UNKNOWN_NAME_CHARS] + "…"
+        shown = dataclasses.replace(call, name=name)
+        caller = ctx.principal.caller if ctx else call.caller
+        self._audit(profile, caller, shown, "unknown_tool", "no such tool on this profile", 0.0)
 
     def _record(
         self, profile: Profile, caller: str, call: ToolCall, outcome: str, error: str | None, seconds: float

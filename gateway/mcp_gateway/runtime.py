@@ -27,6 +27,7 @@ from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.context import current_call
 from mcp_gateway.discovery.meta import Indexes
+from mcp_gateway.discovery.reveal import Revealed
 from mcp_gateway.limits import Limiter, LimitExceeded
 from mcp_gateway.metrics import Metrics
 from mcp_gateway.policy import PolicyCache
@@ -155,6 +156,7 @@ class BackendPool:
 PEPPER_ENV = "MCP_GATEWAY_KEY_PEPPER"
 SESSION_KEYS_ENV = "MCP_GATEWAY_SESSION_KEYS"
 CONSOLE_KEY_LABEL = b"console-session"  # a key per purpose: console cookie keys sign nothing else
+MCP_SESSION_KEY_LABEL = b"mcp-session"
 ADMIN_TOKEN_ENV = "MCP_GATEWAY_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
 PUBLIC_URL_ENV = "MCP_GATEWAY_PUBLIC_URL"
 
@@ -178,6 +180,7 @@ class Gateway:
         self.streams = SessionStreams(self)
         self.policies = PolicyCache()
         self.discovery_indexes = Indexes()
+        self.revealed = Revealed(self)
         self.revoked: RevokedSessions
         self.authenticator: Authenticator
         self.secret_keys: SecretKeyTable
@@ -200,7 +203,7 @@ class Gateway:
             self.store, hasher, self.secret_keys, lambda: self.holder.config.gateway.allow_private_jwks
         )
         env_keys = self._env_session_keys()
-        self.signer = SessionSigner(env_keys or [await self._stored_session_key()])
+        self.signer = SessionSigner(env_keys or [self._default_session_key(pepper)])
         self.console_keys = self._console_keys(env_keys, pepper)
         self.state_codec = state_codec(self.signer.keys)
         self.revoked = RevokedSessions(self.store, self.signer.max_age)
@@ -236,9 +239,16 @@ class Gateway:
             register_secret(key.decode())
         return keys
 
-    async def _stored_session_key(self) -> bytes:
-        # Replicas sharing a database share a generated key, so sessions move between them.
-        return await self.store.shared_secret("session-signing-key", secrets.token_bytes(32))
+    def _default_session_key(self, pepper: bytes) -> bytes:
+        """The `Mcp-Session-Id` / requestState key when `MCP_GATEWAY_SESSION_KEYS` is unset.
+
+        With a shared store, derived from the pepper every replica has, so sessions move between
+        replicas and a copy of the database cannot seal a requestState; without one, random per
+        process, like the ended sessions it remembers.
+        """
+        if not self.store.shared:
+            return secrets.token_bytes(32)
+        return hmac.new(pepper, MCP_SESSION_KEY_LABEL, hashlib.sha256).digest()
 
     def _console_keys(self, env_keys: list[bytes], pepper: bytes) -> list[bytes]:
         """Console cookie keys from environment secrets only: a database dump must not be enough to forge one.
@@ -256,6 +266,8 @@ class Gateway:
             await self.relay.on_published(payload)
         elif kind == "subscription":
             self.streams.on_published(payload)
+        elif kind == "reveal":
+            self.revealed.on_published(payload)
         elif kind == "revoked":
             expires = payload.get("expires")
             self.revoked.add(str(payload.get("session")), float(expires) if isinstance(expires, int | float) else None)

@@ -3,6 +3,7 @@
 The cookie's signing keys are derived from secrets that live only in the environment (the
 API-key pepper, the session keys), so whoever holds every row of the database, including the
 signing key older gateways stored there, still cannot forge a tenant session and mint API keys.
+No other signing key (MCP sessions, sealed requestState) is stored in the database either.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import asyncpg
 from mcp_gateway.console.session import Session, SessionCodec
 from mcp_gateway.store.postgres import PostgresStore
 
-from tests.console.support import Stack, csrf_of, start_stack
+from tests.console.support import Stack, csrf_of, routing, start_stack
 from tests.console.tokens import console_login, forge, logged_in, mint_console_token, with_cookie
-from tests.gateway.support import Spawn
+from tests.gateway.support import Spawn, mcp_client, start_feature, start_gateway, write_config
 
 OLD_KEY_NAME = "console-session-key"  # where gateways before the fix kept the cookie key, in plain form
 
@@ -45,6 +46,11 @@ async def _dump(dsn: str) -> tuple[dict[str, bytes], list[tuple[str, str]]]:
     finally:
         await conn.close()
     return stored, keys
+
+
+async def _open_mcp_session(url: str, key: str) -> None:
+    async with mcp_client(url, {"Authorization": f"Bearer {key}"}) as client:
+        await client.list_tools()
 
 
 def _key_count(stack: Stack, tenant: str) -> int:
@@ -76,16 +82,18 @@ def test_a_database_dump_cannot_forge_a_tenant_session(spawn: Spawn, tmp_path: P
     assert OLD_KEY_NAME not in stored, "the plain-form console key is still in the database after the upgrade"
 
 
-def test_the_console_key_is_no_stored_secret_and_logins_work_on_every_replica(
-    spawn: Spawn, tmp_path: Path, pg_dsn: str
-) -> None:
+def test_no_signing_key_is_stored_and_logins_work_on_every_replica(spawn: Spawn, tmp_path: Path, pg_dsn: str) -> None:
     stack = start_stack(spawn, tmp_path, pg_dsn)
     token = mint_console_token(stack, "acme")
     with console_login(stack, token) as tenant:
         cookie = tenant.cookies.get("mcp_console")
         csrf = csrf_of(tenant.get("/console/keys").text)
+    # An MCP session too: its token (and sealed requestState) key is not in the database either.
+    with stack.gateway.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "mcp"}).json()["key"]
+    asyncio.run(_open_mcp_session(stack.gateway.url("acme-tools"), key))
     stored, _ = asyncio.run(_dump(pg_dsn))
-    assert all("console" not in name for name in stored), stored
+    assert stored == {}, f"signing keys stored in the database: {sorted(stored)}"
     assert cookie is not None and csrf
     # Another replica (same environment) accepts the login: the key is derived, not random per process.
     (tmp_path / "other").mkdir()
@@ -103,3 +111,24 @@ def test_signing_keys_rotate_newest_first() -> None:
     assert rotated.encode(session) == SessionCodec([new]).encode(session), "new cookies are signed with the newest key"
     assert SessionCodec([new]).decode(issued_before) is None, "a retired key signs nothing valid"
     assert rotated.fingerprint_matches("admin-token", SessionCodec([old]).fingerprint("admin-token"))
+
+
+def test_adding_a_session_key_rotates_the_console_key_without_logging_anyone_out(
+    spawn: Spawn, tmp_path: Path, pg_dsn: str
+) -> None:
+    stack = start_stack(spawn, tmp_path, pg_dsn)
+    token = mint_console_token(stack, "acme")
+    with console_login(stack, token) as before:
+        old_cookie = before.cookies.get("mcp_console")
+    assert old_cookie
+    feature = start_feature(spawn)[1]
+    config = write_config(tmp_path / "rotated.yaml", routing(feature, stack.hostile_url))
+    env = {"MCP_GATEWAY_SESSION_KEYS": "rotated-session-key-0123456789abcdef"}
+    rotated = Stack(start_gateway(spawn, config, dsn=pg_dsn, name="rotated", env=env), feature, stack.hostile_url)
+    with with_cookie(rotated, old_cookie) as kept:
+        assert logged_in(kept.get("/console/keys")), "a cookie signed before the rotation still works"
+    with console_login(rotated, token) as after:
+        new_cookie = after.cookies.get("mcp_console")
+    assert new_cookie
+    with with_cookie(stack, new_cookie) as unknown:
+        assert not logged_in(unknown.get("/console/keys")), "new cookies are signed with the new key"

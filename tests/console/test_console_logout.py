@@ -1,9 +1,10 @@
 """Logging out ends the session on the server: a copy of the cookie taken before logout (a shared
 computer, a proxy log, malware) is refused afterwards, on both stores and, with PostgreSQL, on
-every replica, including one started after the logout."""
+every replica: running ones hear of it, new ones read it from the database."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_a_cookie_copied_before_logout_is_refused_after_it(
         assert logged_in(again.get("/console/keys")) and cookie_of(again) != cookie
 
 
-def test_a_logout_holds_on_a_replica_started_after_it(spawn: Spawn, tmp_path: Path, pg_dsn: str) -> None:
+def test_a_logout_holds_on_every_replica(spawn: Spawn, tmp_path: Path, pg_dsn: str) -> None:
     first = start_stack(spawn, tmp_path, pg_dsn)
     token = mint_console_token(first, "acme")
     with console_login(first, token) as user:
@@ -68,3 +69,15 @@ def test_a_logout_holds_on_a_replica_started_after_it(spawn: Spawn, tmp_path: Pa
     third = start_stack(spawn, tmp_path / "third", pg_dsn)
     for stack in (first, third):
         _assert_refused(stack, cookie_again, csrf, "acme")
+    # A replica running during the logout hears of it through the database (LISTEN/NOTIFY).
+    _wait_until_refused(second, cookie_again)
+    _assert_refused(second, cookie_again, csrf, "acme")
+
+
+def _wait_until_refused(stack: Stack, cookie: str) -> None:
+    """Wait (bounded) for a replica to receive a logout made on another one."""
+    deadline = time.monotonic() + 15
+    with with_cookie(stack, cookie) as copy:
+        while logged_in(copy.get("/console/keys")):
+            assert time.monotonic() < deadline, "the running replica never heard of the logout"
+            time.sleep(0.1)

@@ -54,18 +54,23 @@ async def test_rejected_calls_count_in_quota_and_chart_alike(
             assert rejected.value.error.code == -32602
         unknown = await client.call_tool("no_such_tool", {})
         assert unknown.is_error
+        # A name no audit column should take whole: kept bounded, NUL replaced (PostgreSQL refuses NUL).
+        hostile = await client.call_tool("bad\x00" + "x" * 5000, {})
+        assert hostile.is_error
         with pytest.raises(MCPError):  # hidden by policy: refused before admission
             await client.call_tool("slow", {"seconds": 0})
         assert (await client.call_tool("echo", {"text": "hi"})).is_error is False
 
     console = http_login(Stack(gateway, feature, feature), ADMIN_TOKEN)
     page = console.get("/console/profiles/p").text
-    assert _quota_used(page) == {"tenant:acme": 5, "caller:acme:p": 5}
-    assert _chart_total(page) == 5
+    assert _quota_used(page) == {"tenant:acme": 6, "caller:acme:p": 6}
+    assert _chart_total(page) == 6
     assert "Every admitted tool call counts" in page
     audit = console.get("/console/audit", params={"profile": "p"}).text
     assert "unknown_tool" in audit and "no_such_tool" in audit
     with httpx.Client(base_url=gateway.base, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin_api:
         records = admin_api.get("/admin/v1/audit", params={"tenant": "acme", "profile": "p"}).json()["items"]
     outcomes = sorted(r["outcome"] for r in records)
-    assert outcomes == ["error", "error", "error", "ok", "unknown_tool"]
+    assert outcomes == ["error", "error", "error", "ok", "unknown_tool", "unknown_tool"]
+    long_name = next(r["tool"] for r in records if r["tool"].startswith("bad"))
+    assert long_name == "bad\ufffd" + "x" * 124 + "…"

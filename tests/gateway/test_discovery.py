@@ -42,12 +42,21 @@ def gateway(spawn_module: Spawn, feature_module: str, tmp_path_factory: pytest.T
                         "search",
                         "free",
                         [("feat", feature_module)],
-                        discovery={"mode": "search", "alwaysVisible": ["echo"], "maxResults": 5},
+                        # `fail` matches alwaysVisible but the policy hides it: it is not listed.
+                        discovery={"mode": "search", "alwaysVisible": ["echo", "fail"], "maxResults": 5},
                         policy={"tools": {"deny": ["fail", "protocol_error"]}},
+                        limits={"toolTimeouts": {"slow": 0.5}},
                         **open_profile,
                     ),
                     profile("quota", "acme", [("feat", feature_module)], discovery={"mode": "search"}, **open_profile),
                     profile("plain", "free", [("feat", feature_module)], **open_profile),
+                    profile(
+                        "reveal",
+                        "free",
+                        [("feat", feature_module)],
+                        discovery={"mode": "search", "reveal": True},
+                        **open_profile,
+                    ),
                 ],
             }
         )
@@ -99,6 +108,24 @@ async def test_policy_hidden_tool_is_unreachable_through_every_meta_tool(gateway
         with pytest.raises(MCPError) as missing:
             await client.call_tool("call_tool", {"name": "no_such_tool"})
         assert missing.value.error.message == called.value.error.message.replace("'fail'", "'no_such_tool'")
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_call_tool_mirrors_the_inner_tool_s_header_arguments(gateway: GatewayProc, mode: str) -> None:
+    """A 2026-07-28 tool with `x-mcp-header` arguments needs them as Mcp-Param-* headers; the client
+    mirrored call_tool's (none), so the rewrite adds the inner tool's (else the upstream refuses)."""
+    async with mcp_client(gateway.url("search"), mode=mode) as client:
+        arguments = {"name": "test_custom_header_echo", "arguments": {"region": "eu-west-1"}}
+        result = await client.call_tool("call_tool", arguments)
+    assert result.content[0].text == "region=eu-west-1"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_call_tool_applies_the_inner_tool_s_timeout(gateway: GatewayProc, mode: str) -> None:
+    async with mcp_client(gateway.url("search"), mode=mode) as client:
+        with pytest.raises(MCPError) as timed_out:
+            await client.call_tool("call_tool", {"name": "slow", "arguments": {"seconds": 3}})
+    assert "tool 'slow' timed out after 0.5 s" in timed_out.value.error.message
 
 
 @pytest.mark.parametrize(
@@ -167,6 +194,8 @@ async def test_call_tool_is_charged_and_audited_as_the_inner_tool(gateway: Gatew
     metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     assert 'tool="echo"' in metrics
     assert 'tool="call_tool"' not in metrics
+    searches = 'mcp_gateway_discovery_requests_total{meta="search_tools",outcome="ok",profile="quota",tenant="acme"}'
+    assert searches in metrics
 
 
 async def test_discovery_off_lists_every_tool(gateway: GatewayProc) -> None:
@@ -224,3 +253,31 @@ async def test_search_follows_upstream_list_changed(gateway: GatewayProc) -> Non
         result = await client.call_tool("call_tool", {"name": "zebra_crossing", "arguments": {"text": "hi"}})
         assert result.content[0].text == "zebra_crossing: hi"  # type: ignore[union-attr]
         await client.call_tool("call_tool", {"name": "remove_tool", "arguments": {"name": "zebra_crossing"}})
+
+
+async def test_reveal_adds_found_tools_to_a_handshake_session_and_announces_it(gateway: GatewayProc) -> None:
+    from mcp_types import ToolListChangedNotification
+
+    from tests.gateway.test_notifications import Inbox, wait_streams
+
+    inbox = Inbox()
+    async with (
+        mcp_client(gateway.url("reveal"), message_handler=inbox) as session,
+        mcp_client(gateway.url("reveal"), mode=MODERN) as stateless,
+    ):
+        assert [t.name for t in (await session.list_tools()).tools] == ["search_tools", "describe_tools", "call_tool"]
+        await wait_streams(gateway, 1)
+        found = structured(await session.call_tool("search_tools", {"query": "add two integers", "limit": 1}))
+        assert [t["name"] for t in found["tools"]] == ["add"]
+        await inbox.wait_for(ToolListChangedNotification)
+        names = [t.name for t in (await session.list_tools(cache_mode="refresh")).tools]
+        assert names == ["search_tools", "describe_tools", "call_tool", "add"]
+        assert (await session.call_tool("add", {"a": 1, "b": 2})).structured_content == {"a": 1, "b": 2, "sum": 3}
+
+        # A stateless client has no session to reveal into: its list stays the meta-tools.
+        structured(await stateless.call_tool("search_tools", {"query": "echo text"}))
+        listed = [t.name for t in (await stateless.list_tools(cache_mode="refresh")).tools]
+        assert listed == ["search_tools", "describe_tools", "call_tool"]
+    # Another session starts with the meta-tools only.
+    async with mcp_client(gateway.url("reveal")) as fresh:
+        assert [t.name for t in (await fresh.list_tools()).tools] == ["search_tools", "describe_tools", "call_tool"]

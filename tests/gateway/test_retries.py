@@ -31,7 +31,7 @@ class Flaky:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/mcp"
         cmd = [sys.executable, str(FLAKY), "--port", str(port), "--control", str(self.control)]
-        spawn(cmd, name=name, ready_url=self.url)
+        self.process = spawn(cmd, name=name, ready_url=self.url)
 
     def set(self, **state: float) -> None:
         self.control.write_text(json.dumps(state))
@@ -149,12 +149,32 @@ async def test_retries_of_a_hanging_upstream_end_at_the_call_deadline(spawn: Spa
         spawn, tmp_path, [upstream], retries={**FAST, "attempts": 10}, limits={"timeoutSeconds": 2}
     )  # fmt: skip
     async with mcp_client(gateway.url("p")) as client:
+        flaky.set(slow=0.2)  # slow but within the upstream's 0.5 s: an answer, not a failure
+        assert (await client.call_tool("read_value", {})).content[0].text == "read_value ok"  # type: ignore[union-attr]
+        assert flaky.calls("read_value") == 1
         flaky.set(hang=30)
         with pytest.raises(MCPError) as failed:
             await client.call_tool("read_value", {})
         # The call's deadline ended it (the gateway's timeout error), not the attempts running out.
         assert failed.value.error.code == errors.UPSTREAM_TIMEOUT
         assert "timed out after 2 s" in failed.value.error.message
-    attempts = flaky.calls("read_value")
+    attempts = flaky.calls("read_value") - 1
     assert 2 <= attempts <= 4, attempts  # 0.5 s each within 2 s, never all ten
     assert _retries(gateway, "flaky", "timeout") == attempts - 1
+
+
+async def test_an_unsent_call_is_retried_for_any_tool(spawn: Spawn, tmp_path: Path) -> None:
+    flaky = Flaky(spawn, tmp_path, "flaky")
+    # 0.5 s to reconnect: a call while the upstream is down fails fast with "not connected".
+    upstream = {"name": "flaky", "url": flaky.url, "timeoutSeconds": 0.5}
+    gateway = _gateway(spawn, tmp_path, [upstream], retries=FAST)
+    async with mcp_client(gateway.url("p")) as client:
+        assert not (await client.call_tool("charge_card", {})).is_error
+        flaky.process.kill()
+        with pytest.raises(MCPError) as failed:
+            await client.call_tool("charge_card", {})
+        # -32002: the upstream is unavailable (not connected, or could not be reached at all).
+        assert failed.value.error.code == -32002 and "source 'flaky'" in failed.value.error.message
+    # Never sent, so safe to send again although charge_card is not idempotent: all three attempts ran.
+    assert flaky.calls("charge_card") == 1
+    assert _retries(gateway, "flaky", "unavailable") == 2

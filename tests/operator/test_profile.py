@@ -49,7 +49,7 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
         },
         "policy": {"tools": {"allow": ["get_*"], "deny": ["get_secret"]}, "idempotentTools": ["get_*"]},
         "limits": {"perKeyRate": {"perSecond": 1, "burst": 2}, "toolTimeouts": {"slow": 60}},
-        "discovery": {"mode": "search", "alwaysVisible": ["get_*"], "maxResults": 8},
+        "discovery": {"mode": "search", "alwaysVisible": ["get_*"], "maxResults": 8, "reveal": True},
     }
     res.create("profiles", namespace, "dev", spec)
 

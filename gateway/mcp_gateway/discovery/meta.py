@@ -160,7 +160,7 @@ def build_index(catalog: Any) -> ToolIndex:
     )
 
 
-def _arguments(params: dict[str, Any]) -> dict[str, Any]:
+def call_arguments(params: dict[str, Any]) -> dict[str, Any]:
     arguments = params.get("arguments")
     if arguments is None:
         return {}
@@ -219,7 +219,7 @@ def describe(catalog: Any, allowed: Callable[[str], bool], arguments: dict[str, 
 
 def inner_call(catalog: Any, allowed: Callable[[str], bool], params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """The (name, arguments) a `call_tool` call stands for; hidden and unknown tools look alike."""
-    arguments = _arguments(params)
+    arguments = call_arguments(params)
     unexpected = set(arguments) - {"name", "arguments"}
     if unexpected:
         raise DiscoveryError(f"unexpected arguments {sorted(unexpected)}; call_tool takes name and arguments")
@@ -242,12 +242,16 @@ def tool_result(payload: dict[str, Any]) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": text}], "structuredContent": payload, "isError": False}
 
 
-def visible_tools(discovery: Discovery, catalog: Any, allowed: Callable[[str], bool]) -> list[dict[str, Any]]:
-    """tools/list in search mode: the meta-tools, then the allowed tools matching alwaysVisible."""
+def visible_tools(
+    discovery: Discovery, catalog: Any, allowed: Callable[[str], bool], revealed: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """tools/list in search mode: the meta-tools, then the allowed tools matching alwaysVisible or
+    revealed to this session (reveal.py), in catalog order."""
     listed = meta_tool_definitions(discovery)
+    shown = set(revealed or ())
     for name, (_, tool) in catalog.tools.items():
         if name in META_NAMES or not allowed(name):
             continue
-        if any(fnmatchcase(name, pattern) for pattern in discovery.always_visible):
+        if name in shown or any(fnmatchcase(name, pattern) for pattern in discovery.always_visible):
             listed.append(tool.model_dump(by_alias=True, exclude_none=True, mode="json"))
     return listed

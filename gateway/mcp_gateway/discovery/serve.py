@@ -10,7 +10,7 @@ whose discovery mode is not `off`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from mcp_gateway import errors
 from mcp_gateway.config import Profile
 from mcp_gateway.discovery import meta
+from mcp_gateway.sessions import SessionInfo
 
 if TYPE_CHECKING:
     from mcp_gateway.runtime import Gateway
@@ -34,7 +35,8 @@ _PARAM_PREFIX = b"mcp-param-"
 class Answer:
     """Answered by the gateway; `respond` runs only once the request passed the rate limit."""
 
-    respond: Callable[[], Response]
+    respond: Callable[[], Awaitable[Response]]
+    invalid: bool = False  # bad meta-tool input: answered with a JSON-RPC error
 
 
 @dataclass(frozen=True)
@@ -50,40 +52,73 @@ def _result(rid: Any, result: dict[str, Any]) -> Response:
     return JSONResponse({"jsonrpc": "2.0", "id": rid, "result": result})
 
 
+def _answer(response: Callable[[], Response], then: Callable[[], Awaitable[None]] | None = None) -> Answer:
+    async def respond() -> Response:
+        if then is not None:
+            await then()
+        return response()
+
+    return Answer(respond)
+
+
 def _invalid(rid: Any, message: str) -> Answer:
-    return Answer(lambda: errors.error_response(200, INVALID_PARAMS, message, rid))
+    answer = _answer(lambda: errors.error_response(200, INVALID_PARAMS, message, rid))
+    return Answer(answer.respond, invalid=True)
 
 
 async def route(
-    gateway: Gateway, profile: Profile, message: dict[str, Any], headers: list[tuple[bytes, bytes]]
+    gateway: Gateway,
+    profile: Profile,
+    message: dict[str, Any],
+    headers: list[tuple[bytes, bytes]],
+    session: SessionInfo | None = None,
 ) -> Answer | Rewrite | None:
     method = message.get("method")
     if "id" not in message or method not in ("tools/list", "tools/call"):
         return None
-    params = message.get("params") or {}
-    name = params.get("name") if method == "tools/call" else None
+    name = (message.get("params") or {}).get("name") if method == "tools/call" else None
     if method == "tools/call" and name not in meta.META_NAMES:
         return None  # a direct call of a listed (alwaysVisible) or known tool: the ordinary path
     backend = await gateway.backends.get(profile)
     aggregator = getattr(backend, "aggregator", None)
     if aggregator is None:
         return None
+    meta_name = name if isinstance(name, str) else "tools/list"
     catalog = aggregator.catalog
-    allowed = gateway.policies.of(profile).allows_tool
+    routed = await _route(gateway, profile, message, headers, backend, catalog, meta_name, session)
+    invalid = isinstance(routed, Answer) and routed.invalid
+    gateway.metrics.discovery.labels(profile.tenant, profile.id, meta_name, "invalid" if invalid else "ok").inc()
+    return routed
+
+
+async def _route(
+    gateway: Gateway,
+    profile: Profile,
+    message: dict[str, Any],
+    headers: list[tuple[bytes, bytes]],
+    backend: Any,
+    catalog: Any,
+    name: str,
+    session: SessionInfo | None,
+) -> Answer | Rewrite:
     rid = message["id"]
+    params = message.get("params") or {}
+    allowed = gateway.policies.of(profile).allows_tool
     discovery = profile.discovery
     modern = _protocol_version(headers) in MODERN_PROTOCOL_VERSIONS
-    if method == "tools/list":
-        listing: dict[str, Any] = {"tools": meta.visible_tools(discovery, catalog, allowed)}
+    revealing = discovery.reveal and session is not None and not modern
+    if message["method"] == "tools/list":
+        revealed = gateway.revealed.of(session) if revealing and session is not None else []
+        listing: dict[str, Any] = {"tools": meta.visible_tools(discovery, catalog, allowed, revealed)}
         hint = getattr(backend, "list_cache_hint", lambda _: None)("tools/list")
         if modern and hint is not None:  # 2026-07-28 list results carry their cache hint
             listing |= {"resultType": "complete", "ttlMs": hint.ttl_ms, "cacheScope": hint.scope}
-        return Answer(lambda: _result(rid, listing))
+        return _answer(lambda: _result(rid, listing))
     try:
-        arguments = meta._arguments(params)
+        arguments = meta.call_arguments(params)
         if name == meta.CALL_TOOL:
             inner, inner_args = meta.inner_call(catalog, allowed, params)
-            return _rewrite(message, headers, inner, inner_args, catalog.tools[inner][1].input_schema)
+            return rewrite_call(message, headers, inner, inner_args, catalog.tools[inner][1].input_schema)
         if name == meta.SEARCH_TOOLS:
             index = await gateway.discovery_indexes.of(profile.id, catalog)
             payload = meta.search(discovery, index, catalog, allowed, arguments)
@@ -92,7 +127,15 @@ async def route(
     except meta.DiscoveryError as exc:
         return _invalid(rid, f"{name}: {exc}")
     result = meta.tool_result(payload) | ({"resultType": "complete"} if modern else {})
-    return Answer(lambda: _result(rid, result))
+    then = None
+    if name == meta.SEARCH_TOOLS and revealing and session is not None and payload["tools"]:
+        found, known = [t["name"] for t in payload["tools"]], session
+
+        async def reveal() -> None:  # only once the request passed the rate limit
+            await gateway.revealed.reveal(known, found)
+
+        then = reveal
+    return _answer(lambda: _result(rid, result), then)
 
 
 def _protocol_version(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -102,7 +145,7 @@ def _protocol_version(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-def _rewrite(
+def rewrite_call(
     message: dict[str, Any], headers: list[tuple[bytes, bytes]], name: str, arguments: dict[str, Any], schema: Any
 ) -> Rewrite:
     params = {**(message.get("params") or {}), "name": name, "arguments": arguments}

@@ -126,10 +126,6 @@ class Store(Protocol):
 
     async def query_audit(self, query: AuditQuery) -> list[AuditRecord]: ...
 
-    async def shared_secret(self, name: str, generate: bytes) -> bytes:
-        """The stored secret `name`, storing `generate` first if there is none."""
-        ...
-
     # --- sessions and replica messages (see sessions.py, backchannel.py) ------
 
     async def revoke_session(self, nonce: str, expires_at: datetime) -> None:

@@ -41,7 +41,6 @@ class MemoryStore:
         self._audit_next_id = 1
         self._continuations: dict[bytes, datetime] = {}
         self._continuations_mark = 0
-        self._secrets: dict[str, bytes] = {}
         self._lock = asyncio.Lock()
         self._revoked: dict[str, datetime] = {}
         self._listeners: list[Listener] = []
@@ -157,9 +156,6 @@ class MemoryStore:
             if len(out) >= query.limit:
                 break
         return out
-
-    async def shared_secret(self, name: str, generate: bytes) -> bytes:
-        return self._secrets.setdefault(name, generate)
 
     async def revoke_session(self, nonce: str, expires_at: datetime) -> None:
         now = datetime.now(UTC)

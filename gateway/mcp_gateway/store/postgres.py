@@ -261,13 +261,6 @@ class PostgresStore:
             for row in rows
         ]
 
-    async def shared_secret(self, name: str, generate: bytes) -> bytes:
-        await self.pool.execute(
-            "INSERT INTO gateway_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, generate
-        )
-        value = await self.pool.fetchval("SELECT value FROM gateway_secrets WHERE name = $1", name)
-        return bytes(value)
-
     # --- sessions and replica messages ------------------------------------------
 
     async def revoke_session(self, nonce: str, expires_at: datetime) -> None:
