@@ -1,7 +1,8 @@
 """The profile endpoint `/{profile_id}/mcp`: everything that happens before
 a request reaches the profile's MCP server.
 
-Order: profile lookup (404) -> Origin (403) -> auth (401/403) -> size limit
+Order: Origin (403) -> auth (401/403) -> profile lookup (404; an unknown profile is
+refused like an apiKey profile first, so ids cannot be enumerated) -> size limit
 (413) -> JSON-RPC shape (400) -> header/body agreement (400) -> session token
 (404 when invalid) -> rate limit (429) -> tool policy and quota (tools/call)
 -> the profile's MCP backend. Credentials are stripped before forwarding.
@@ -105,13 +106,7 @@ class McpFront:
 
         try:
             if profile is None:
-                response = errors.error_response(
-                    404,
-                    errors.UNKNOWN_PROFILE,
-                    f"unknown profile {profile_id[:64]!r}: this gateway serves no such MCP endpoint; "
-                    "check the profile id in your client's URL",
-                )
-                await response(scope, receive, counting_send)
+                await self._unknown(scope, receive, counting_send, profile_id)
                 return
             tracing.annotate(**{tracing.TENANT: profile.tenant, tracing.PROFILE: profile.id})
             method = await self._serve(scope, receive, counting_send, config, profile)
@@ -127,6 +122,36 @@ class McpFront:
             status = status_box["status"]
             self.gw.metrics.requests.labels(tenant, pid, method, str(status)).inc()
             self._access_line(scope, pid, method, status)
+
+    async def _unknown(self, scope: Scope, receive: Receive, send: Send, profile_id: str) -> None:
+        """A profile that does not exist: refused like an `apiKey` profile until a valid key is shown.
+
+        So an unauthenticated client cannot tell existing profile ids from made-up ones (both get
+        the same 401 and challenge); only the holder of a valid API key learns it is unknown (404).
+        """
+        headers = Headers(scope=scope)
+        refusal = self._check_origin(headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        try:
+            await self.gw.authenticator.unknown_profile(headers)
+        except AuthFailure as failure:
+            await self._auth_refusal(failure)(scope, receive, send)
+            return
+        response = errors.error_response(
+            404,
+            errors.UNKNOWN_PROFILE,
+            f"unknown profile {profile_id[:64]!r}: this gateway serves no such MCP endpoint; "
+            "check the profile id in your client's URL",
+        )
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _auth_refusal(failure: AuthFailure) -> Response:
+        extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None
+        code = errors.UNAUTHORIZED if failure.status == 401 else errors.FORBIDDEN
+        return errors.error_response(failure.status, code, failure.message, headers=extra)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, config: RoutingConfig, profile: Profile) -> str:
         """Serve one request; return the JSON-RPC method for metrics (bounded: known methods or '-')."""
@@ -144,9 +169,7 @@ class McpFront:
                 principal = await self.gw.authenticator.authenticate(profile, headers, metadata)
         except AuthFailure as failure:
             self.gw.metrics.auth_failures.labels(profile.tenant, profile.id, str(failure.status)).inc()
-            extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None
-            code = errors.UNAUTHORIZED if failure.status == 401 else errors.FORBIDDEN
-            await errors.error_response(failure.status, code, failure.message, headers=extra)(scope, receive, send)
+            await self._auth_refusal(failure)(scope, receive, send)
             return "-"
 
         # An unknown MCP-Protocol-Version is refused by the SDK's entry (the spec's

@@ -60,7 +60,8 @@ async def test_file_reload_and_last_good_config(
     path = routing(routing_doc(feature, ["one"]))
     gateway = start_gateway(spawn, path)
     wait_status(gateway.url("one"), 200)
-    wait_status(gateway.url("two"), 404)
+    # Not served: without an API key an unknown profile answers like an apiKey profile (401).
+    wait_status(gateway.url("two"), 401)
 
     path.write_text(yaml.safe_dump(routing_doc(feature, ["one", "two"])))
     wait_status(gateway.url("two"), 200, timeout=WATCH_SECONDS)
@@ -72,7 +73,7 @@ async def test_file_reload_and_last_good_config(
     assert "unknown tenant 'nobody'" in log
     assert config_generation(gateway.base) == 2  # the bad text was seen and not installed
     wait_status(gateway.url("two"), 200)
-    wait_status(gateway.url("three"), 404)
+    wait_status(gateway.url("three"), 401)
 
 
 async def test_configmap_watch(spawn: Spawn, feature: str, kube: ControlPlane) -> None:
@@ -121,7 +122,7 @@ async def test_configmap_created_after_start(spawn: Spawn, feature: str, kube: C
         "configGeneration": 0,
         "upstreams": {},
     }
-    wait_status(f"{base}/one/mcp", 404)
+    wait_status(f"{base}/one/mcp", 401)  # no profile yet: answered like an apiKey profile
     log = gateway.log_text()
     assert f"routing ConfigMap {namespace}/routing does not exist yet" in log
     assert "Traceback" not in log

@@ -51,7 +51,10 @@ def assert_no_trace(response: httpx.Response) -> None:
 
 
 async def test_unknown_profile_is_404_with_jsonrpc_error(gateway: GatewayProc) -> None:
-    response = post(gateway, rpc("tools/list"), pid="nope")
+    # Only to the holder of a valid API key: others get an apiKey profile's 401 (tests/hardening/test_auth_attacks.py).
+    with gateway.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "typo"}).json()["key"]
+    response = post(gateway, rpc("tools/list"), {"Authorization": f"Bearer {key}"}, pid="nope")
     assert response.status_code == 404
     error = response.json()["error"]
     assert "unknown profile" in error["message"] and "'nope'" in error["message"]

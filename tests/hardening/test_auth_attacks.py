@@ -147,3 +147,29 @@ def test_oversized_headers_are_refused_cleanly(gateway: GatewayProc) -> None:
     # Large but sane heads pass; the gateway is unharmed.
     assert post(gateway.url("open"), **{"X-Padding": "p" * 16_000}).status_code == 200
     assert post(gateway.url("open")).status_code == 200
+
+
+def test_unknown_profiles_answer_like_existing_ones(gateway: GatewayProc) -> None:
+    """No profile enumeration: without a valid API key, a made-up profile id gets exactly the 401
+    an existing apiKey profile gives (status, challenge, body); RFC 9728 discovery still works."""
+    with gateway.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "enum"}).json()["key"]
+    tampered = key[:-1] + ("A" if key[-1] != "A" else "B")  # a real key's prefix, a wrong secret
+    for token in (None, "not-a-key", tampered):
+        existing = post(gateway.url("acme-dev"), token)
+        for made_up in ("acme-prod", "zz-unknown"):
+            unknown = post(gateway.url(made_up), token)
+            assert existing.status_code == 401
+            assert (unknown.status_code, unknown.json()) == (existing.status_code, existing.json())
+            assert unknown.headers["www-authenticate"] == existing.headers["www-authenticate"]
+    # A valid key's holder is told the truth, and may still use its own profile.
+    assert post(gateway.url("zz-unknown"), key).status_code == 404
+    assert "unknown profile" in post(gateway.url("zz-unknown"), key).json()["error"]["message"]
+    assert post(gateway.url("acme-dev"), key).status_code == 200
+    # OIDC profiles still point clients to their RFC 9728 metadata.
+    sso = post(gateway.url("acme-sso"))
+    assert sso.status_code == 401
+    challenge = sso.headers["www-authenticate"]
+    metadata_url = challenge.split('resource_metadata="', 1)[1].split('"', 1)[0]
+    metadata = httpx.get(metadata_url, timeout=10).json()
+    assert metadata["resource"] == gateway.url("acme-sso")
