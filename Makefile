@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench soak mutation tools kind-up sync clean
+.PHONY: help run test lint bench soak mutation tools kind-up sync lock clean
 
 help:
 	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database)"
@@ -10,6 +10,7 @@ help:
 	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
 	@echo "make mutation - mutation testing (mutmut) of the security core; scores in tests/README.md"
 	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
+	@echo "make lock    - re-resolve the dependency locks (requirements/*.txt) after editing pyproject.toml"
 
 run:
 	@scripts/setup-python.sh
@@ -41,6 +42,10 @@ tools:
 
 kind-up:
 	scripts/kind-up.sh
+
+# Re-resolve requirements/*.txt from pyproject.toml (ARGS=--upgrade for the newest allowed versions).
+lock:
+	scripts/lock.sh $(ARGS)
 
 # crds/ is the source of the CRDs; the chart ships a copy (tests/chart checks they are equal).
 sync:

@@ -1,5 +1,6 @@
 """The upstream under test: an SDK MCP server with one trivial `echo` tool,
-served over streamable HTTP in both protocol eras."""
+served over streamable HTTP in both protocol eras. `PORT --json` answers POSTs as
+JSON instead of SSE."""
 
 from __future__ import annotations
 
@@ -19,5 +20,9 @@ def echo(text: str) -> str:
 
 if __name__ == "__main__":
     uvicorn.run(
-        server.streamable_http_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False
+        server.streamable_http_app(json_response="--json" in sys.argv[2:]),
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        log_level="warning",
+        access_log=False,
     )

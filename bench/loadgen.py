@@ -15,7 +15,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 MODERN = "2026-07-28"
+LEGACY = "2025-11-25"
 
 
 @dataclass(frozen=True)
@@ -36,15 +39,29 @@ class LoadResult:
         }
 
 
-def tools_call_body(tool: str, arguments: dict[str, object]) -> str:
-    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
-    request = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "tools/call",
-        "params": {"name": tool, "arguments": arguments, "_meta": meta},
-    }
-    return json.dumps(request)
+def tools_call_body(tool: str, arguments: dict[str, object], era: str = MODERN) -> str:
+    params: dict[str, object] = {"name": tool, "arguments": arguments}
+    if era == MODERN:
+        params["_meta"] = {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
+
+
+def open_session(url: str, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """A handshake-era session (`initialize`, then `notifications/initialized`), as a client declaring no
+    capabilities opens it; returns the headers its calls carry."""
+    base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **(headers or {})}
+    params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
+    with httpx.Client(timeout=30) as http:
+        init = http.post(url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, headers=base)
+        init.raise_for_status()
+        session = {**base, "MCP-Protocol-Version": LEGACY}
+        if sid := init.headers.get("mcp-session-id"):
+            session["Mcp-Session-Id"] = sid
+        http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+    return session
 
 
 def _lua_script(body: str, headers: dict[str, str]) -> str:
@@ -81,19 +98,17 @@ def run_wrk(
     headers: dict[str, str] | None = None,
     concurrency: int = 1,
     seconds: int = 5,
+    era: str = MODERN,
 ) -> LoadResult:
+    """wrk replaying one `tools/call`; for the handshake era, `headers` carry the session (`open_session`)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is missing: `apt-get install wrk` (make bench does it)")
-    all_headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": MODERN,
-        "Mcp-Method": "tools/call",
-        "Mcp-Name": tool,
-        **(headers or {}),
-    }
-    body = tools_call_body(tool, arguments or {"text": "hello"})
+    all_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if era == MODERN:
+        all_headers |= {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": tool}
+    all_headers |= headers or {}
+    body = tools_call_body(tool, arguments or {"text": "hello"}, era)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua_script(body, all_headers))
     threads = min(concurrency, 2)

@@ -3,7 +3,10 @@
 Targets, all on this machine in one run: the load generator's ceiling (a bare
 ASGI app), the echo upstream directly, the adapter in front of it, and the
 gateway in front of the adapter with API-key auth, a tool policy, rate limits
-and quotas on - once with in-process state, once backed by PostgreSQL.
+and quotas on - once with in-process state, once backed by PostgreSQL; each in
+both protocol eras (2026-07-28 stateless calls, and 2025-11-25 calls in one
+session opened by a client that declares no capabilities), and direct and
+gateway again with the upstream answering as JSON instead of SSE.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.loadgen import LoadResult, run_wrk
+from bench.loadgen import LEGACY, MODERN, LoadResult, open_session, run_wrk
 from bench.stack import UNREACHED_QUOTA, UNREACHED_RATE, Stack, ThrowawayDatabase, cpu_seconds, rss_mb
 
 CONCURRENCY = (1, 16, 64)
@@ -59,19 +62,20 @@ def measure(
     repeat: int,
     concurrency: tuple[int, ...] = CONCURRENCY,
     pids: dict[str, int] | None = None,
+    era: str = MODERN,
 ) -> list[dict[str, Any]]:
     """wrk at each concurrency; with `pids`, also the CPU each process spent per call.
 
     CPU per call does not depend on what else the machine runs, unlike latency and
     throughput on a shared two-core box, so it is the steadiest before/after figure.
     """
-    run_wrk(url, headers=headers, concurrency=16, seconds=WARMUP_SECONDS)  # connections and caches warm
+    run_wrk(url, headers=headers, concurrency=16, seconds=WARMUP_SECONDS, era=era)  # connections and caches warm
     points = []
     for c in concurrency:
         runs, cpu = [], dict.fromkeys(pids or {}, 0.0)
         for _ in range(repeat):
             before = {name: cpu_seconds(pid) for name, pid in (pids or {}).items()}
-            runs.append(run_wrk(url, headers=headers, concurrency=c, seconds=seconds))
+            runs.append(run_wrk(url, headers=headers, concurrency=c, seconds=seconds, era=era))
             calls = max(1.0, runs[-1].calls_per_s * seconds)
             for name, pid in (pids or {}).items():
                 cpu[name] += (cpu_seconds(pid) - before[name]) * 1000 / calls / repeat
@@ -96,40 +100,63 @@ def _ratios(gateway: list[dict[str, Any]], direct: list[dict[str, Any]]) -> list
     return out
 
 
+ERAS = (MODERN, LEGACY)
+
+
+def _session_headers(url: str, era: str, headers: dict[str, str] | None) -> dict[str, str] | None:
+    """What each call carries: for the handshake era, the session a capability-less client opens."""
+    return open_session(url, headers) if era == LEGACY else headers
+
+
 def run(seconds: int, repeat: int) -> dict[str, Any]:
+    """Both eras, side by side in one run; the SDK upstream answering as SSE (its default) and as JSON."""
     with Stack("overhead") as stack, ThrowawayDatabase() as db:
         ceiling_base, _ = stack.python_module("ceiling", "bench.ceiling_app")
         echo_base, echo_pid = stack.python_module("echo", "bench.echo_server", ready_path="/mcp")
+        json_base, json_pid = stack.python_module("echo-json", "bench.echo_server", "--json", ready_path="/mcp")
         adapter_url, adapter_pid = stack.adapter("echo", echo_adapter_config(f"{echo_base}/mcp"))
+        json_adapter_url, json_adapter_pid = stack.adapter("echo-json", echo_adapter_config(f"{json_base}/mcp"))
         routing = limited_routing(adapter_url)
         memory_gw = stack.gateway("memory", routing)
         pg_gw = stack.gateway("postgres", routing, dsn=db.dsn)
+        json_gw = stack.gateway("memory-json", limited_routing(json_adapter_url))
         memory_key = {"Authorization": f"Bearer {memory_gw.mint_key('bench', ['bench'])}"}
         pg_key = {"Authorization": f"Bearer {pg_gw.mint_key('bench', ['bench'])}"}
+        json_key = {"Authorization": f"Bearer {json_gw.mint_key('bench', ['bench'])}"}
 
-        targets: dict[str, list[dict[str, Any]]] = {}
         echo, adapter = {"upstream": echo_pid}, {"upstream": echo_pid, "adapter": adapter_pid}
+        json_adapter = {"upstream": json_pid, "adapter": json_adapter_pid}
+        # name -> (url, auth headers, pids); "+json": the same path to the JSON-answering upstream.
+        paths: dict[str, tuple[str, dict[str, str] | None, dict[str, int]]] = {
+            "direct": (f"{echo_base}/mcp", None, echo),
+            "adapter": (adapter_url, None, adapter),
+            "gateway_memory": (memory_gw.url("bench"), memory_key, {**adapter, "gateway": memory_gw.pid}),
+            "gateway_postgres": (pg_gw.url("bench"), pg_key, {**adapter, "gateway": pg_gw.pid}),
+            "direct+json": (f"{json_base}/mcp", None, {"upstream": json_pid}),
+            "gateway_memory+json": (json_gw.url("bench"), json_key, {**json_adapter, "gateway": json_gw.pid}),
+        }
+        targets: dict[str, list[dict[str, Any]]] = {}
         targets["loadgen_ceiling"] = measure(f"{ceiling_base}/", None, seconds, repeat)
-        targets["direct"] = measure(f"{echo_base}/mcp", None, seconds, repeat, pids=echo)
-        targets["adapter"] = measure(adapter_url, None, seconds, repeat, pids=adapter)
-        memory_pids = {**adapter, "gateway": memory_gw.pid}
-        targets["gateway_memory"] = measure(memory_gw.url("bench"), memory_key, seconds, repeat, pids=memory_pids)
-        pg_pids = {**adapter, "gateway": pg_gw.pid}
-        targets["gateway_postgres"] = measure(pg_gw.url("bench"), pg_key, seconds, repeat, pids=pg_pids)
+        for era in ERAS:
+            for name, (url, auth, pids) in paths.items():
+                headers = _session_headers(url, era, auth)
+                targets[f"{name} {era}"] = measure(url, headers, seconds, repeat, pids=pids, era=era)
         rss = {
             "echo_upstream": rss_mb(echo_pid),
             "adapter": rss_mb(adapter_pid),
             "gateway_memory": rss_mb(memory_gw.pid),
             "gateway_postgres": rss_mb(pg_gw.pid),
         }
+    ratios = {}
+    for era in ERAS:
+        for name in paths:
+            if not name.startswith("direct"):
+                direct = "direct+json" if name.endswith("+json") else "direct"
+                ratios[f"{name} {era}"] = _ratios(targets[f"{name} {era}"], targets[f"{direct} {era}"])
     return {
         "seconds_per_point": seconds,
         "repeat": repeat,
         "targets": targets,
-        "ratios_vs_direct": {
-            "adapter": _ratios(targets["adapter"], targets["direct"]),
-            "gateway_memory": _ratios(targets["gateway_memory"], targets["direct"]),
-            "gateway_postgres": _ratios(targets["gateway_postgres"], targets["direct"]),
-        },
+        "ratios_vs_direct": ratios,
         "rss_mb_after_load": {k: round(v, 1) for k, v in rss.items()},
     }

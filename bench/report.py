@@ -101,10 +101,45 @@ def operator(data: dict[str, Any]) -> str:
     return _table("operator at scale", ["measure", "value"], rows)
 
 
+def discovery(data: dict[str, Any]) -> str:
+    catalog = data["catalog"]
+    quality = _table(
+        f"discovery: search_tools hit rate ({catalog['tools']} real tools, {catalog['requests']} requests)",
+        ["catalog tools", "requests", "top-1", "top-5"],
+        [[q["tools"], q["requests"], f"{q['top1']:.1%}", f"{q['top5']:.1%}"] for q in data["quality"]]
+        + [
+            [f"{h['tools']} (held-out)", h["requests"], f"{h['top1']:.1%}", f"{h['top5']:.1%}"]
+            for h in [data["heldout"]]
+        ],
+    )
+    lat = data["latency"]
+    latency = _table(
+        "discovery: latency",
+        ["what", "p50", "p95", "p99"],
+        [
+            [f"search at {lat['tools']} tools (ms)", lat["p50_ms"], lat["p95_ms"], lat["p99_ms"]],
+            ["call_tool added work (us, median)", data["call_tool_added_us"], "", ""],
+        ],
+    )
+    e2e = data["end_to_end"]
+    latency += (
+        f"\n  through a gateway ({e2e['calls']} calls each, interleaved): tools/call echo p50"
+        f" {e2e['direct_p50_ms']} ms, call_tool echo p50 {e2e['call_tool_p50_ms']} ms, added {e2e['added_ms']} ms"
+    )
+    tokens = _table(
+        f"discovery: tokens of tools/list ({data['tokenizer']})",
+        ["tools", "discovery off", "search", "saved"],
+        [[t["tools"], t["off"], t["search"], f"{t['saved']:.2%}"] for t in data["tokens"]],
+    )
+    note = f"\n  one search_tools answer (10 hits) adds about {data['search_answer_tokens']} tokens"
+    return quality + latency + tokens + note
+
+
 SECTIONS = {
     "overhead": overhead,
     "aggregation": aggregation,
     "sessions": sessions,
     "auth": auth,
     "operator": operator,
+    "discovery": discovery,
 }

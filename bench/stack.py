@@ -94,7 +94,7 @@ class Stack:
     def adapter(self, name: str, config: dict[str, Any]) -> tuple[str, int]:
         """An `mcp-adapter` process; return its /mcp URL and pid."""
         path = self.workdir / f"adapter-{name}.yaml"
-        path.write_text(yaml.safe_dump({"logLevel": "WARNING", **config}, sort_keys=False))
+        path.write_text(yaml.safe_dump({"logLevel": "INFO", **config}, sort_keys=False))  # the default
         port = free_port()
         cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(path), "--port", str(port)]
         pid = self.start(name, cmd, "/readyz", port)
@@ -105,7 +105,7 @@ class Stack:
         path.write_text(yaml.safe_dump({"version": 1, **routing}, sort_keys=False))
         port = free_port()
         cmd = [sys.executable, "-m", "mcp_gateway.cli", "serve", "--config", str(path), "--port", str(port)]
-        cmd += ["--log-level", "WARNING"]
+        cmd += ["--log-level", "INFO"]  # the default: no line per call (refusals and errors only)
         if dsn:
             cmd += ["--database-url", dsn]
         env = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "MCP_GATEWAY_KEY_PEPPER": PEPPER}

@@ -9,12 +9,15 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/mcp-gateway
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.txt requirements/runtime.txt
 COPY common/mcp_common common/mcp_common
 COPY adapter/mcp_adapter adapter/mcp_adapter
 COPY gateway/mcp_gateway gateway/mcp_gateway
 COPY operator/mcp_operator operator/mcp_operator
 # pip compiles bytecode here, so the read-only runtime never needs to write .pyc files.
-RUN /opt/mcp-gateway/bin/pip install . \
+# The locked versions, hash-checked (requirements/runtime.txt), then the project without resolving again.
+RUN /opt/mcp-gateway/bin/pip install --require-hashes -r requirements/runtime.txt \
+ && /opt/mcp-gateway/bin/pip install --no-deps . \
  && /opt/mcp-gateway/bin/pip uninstall -y pip setuptools wheel
 
 # ---- runtime: the venv only; no compiler, no pip

@@ -3,7 +3,7 @@
 # cluster -> images built and loaded -> chart installed -> example applied ->
 # API key minted -> one MCP tool call through the gateway.
 # Needs: docker (or podman with KIND_EXPERIMENTAL_PROVIDER=podman), kind, kubectl,
-# helm 3, curl, and this repository's Python environment (.venv, `make install`)
+# helm 3, curl, and this repository's Python environment (.venv, scripts/setup-python.sh)
 # for the MCP client. The stdio example runs `npx` inside the adapter pod, so the
 # cluster needs to reach the npm registry.
 # Re-running is safe: every step is create-or-update.
@@ -27,7 +27,7 @@ need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
 need kubectl "https://kubernetes.io/docs/tasks/tools/"
 need helm "https://helm.sh/docs/intro/install/"
 need curl "install curl from your package manager"
-[[ -x $PYTHON ]] || { echo "kind-up: $PYTHON not found: run 'make install' first (the MCP client runs from it)" >&2; exit 1; }
+[[ -x $PYTHON ]] || { echo "kind-up: $PYTHON not found: run scripts/setup-python.sh first (the MCP client runs from it)" >&2; exit 1; }
 
 step "1/7 kind cluster '$CLUSTER' (kind-config.yaml: gateway on $GATEWAY_URL)"
 if ! kind get clusters | grep -qx "$CLUSTER"; then

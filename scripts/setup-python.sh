@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Creates .venv and installs the project with its test extras; reinstalls only
-# when pyproject.toml changed since the last install.
+# Creates .venv with exactly the locked dependencies (requirements/dev.txt: versions and hashes)
+# and the project itself, editable. Reinstalls only when pyproject.toml or the lock changed
+# since the last install. scripts/lock.sh updates the lock.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.installed-$(cat pyproject.toml requirements/dev.txt | sha256sum | cut -c1-16)
 [[ -f $stamp ]] && exit 0
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[test,demo]"
+# Hash-checked: any file that differs from the one locked is refused.
+.venv/bin/python -m pip install -q --require-hashes -r requirements/dev.txt
+.venv/bin/python -m pip install -q --no-deps -e .
 rm -f .venv/.installed-*
 touch "$stamp"

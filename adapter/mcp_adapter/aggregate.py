@@ -43,6 +43,7 @@ import anyio
 import anyio.abc
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
+from mcp_common import tracing
 
 from mcp_adapter.downstream import Downstream
 from mcp_adapter.metrics import call_series
@@ -402,7 +403,15 @@ class Aggregator:
         upstream_params = params if upstream == params.name else params.model_copy(update={"name": upstream})
 
         async def proceed() -> ToolResult:
-            return await measured(source.name, "tools/call", params.name, source.call_tool(upstream_params, downstream))
+            work = measured(source.name, "tools/call", params.name, source.call_tool(upstream_params, downstream))
+            if not tracing.enabled():
+                return await work
+            attributes = {tracing.METHOD: "tools/call", tracing.TOOL: upstream, tracing.UPSTREAM: source.name}
+            with tracing.child_span(f"tools/call {upstream}", client=True, **attributes):
+                result = await work
+                if isinstance(result, types.CallToolResult) and result.is_error:
+                    tracing.refused("tool_error", "the tool reported an error")
+                return result
 
         return await self.interceptor(call, proceed)
 

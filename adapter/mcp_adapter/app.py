@@ -69,8 +69,14 @@ async def apply_config(agg: Aggregator, old: AdapterConfig, new: AdapterConfig) 
         await agg.add_source(make_source(cfg, agg))
 
 
+def _warn_caller_scope(config: AdapterConfig) -> None:
+    if warning := config.caller_scope_warning():
+        logger.warning(warning)
+
+
 def create_app(config_path: str | Path, config: AdapterConfig | None = None, bind_host: str = "127.0.0.1") -> ASGIApp:
     config = config or load_config(config_path)
+    _warn_caller_scope(config)
     agg = build_aggregator(config)
     runtime = Runtime(agg, trust_caller_header=config.server.trust_caller_header)
     server = build_mcp_server(
@@ -85,6 +91,7 @@ def create_app(config_path: str | Path, config: AdapterConfig | None = None, bin
     async def reload(new: AdapterConfig) -> None:
         await apply_config(agg, state["config"], new)
         state["config"] = new
+        _warn_caller_scope(new)
 
     @contextlib.asynccontextmanager
     async def lifespan(tg: anyio.abc.TaskGroup) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""`mcp-adapter --config FILE [--host H] [--port P]`: serve the adapter with uvicorn.
+"""`mcp-adapter --config FILE [--host H] [--port P] [--max-header-bytes N]`: serve the adapter with uvicorn.
 
 Exit status 2 with one line per problem when the configuration is invalid.
 """
@@ -12,9 +12,10 @@ import warnings
 
 import uvicorn
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp_common import jsonlog
+from mcp_common import jsonlog, tracing
 
 from mcp_adapter.config import ConfigError, load_config
+from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="adapter YAML configuration file")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=DEFAULT_MAX_HEADER_BYTES,
+        help="largest request head (request line and headers) in bytes; larger ones get 431",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -35,18 +42,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     jsonlog.configure(config.log_level, component="mcp-adapter")
-    # One INFO line per upstream HTTP request repeats the access log at a real cost per call
-    # (and names upstream URLs); the clients' warnings and errors still come through.
-    if config.log_level != "DEBUG":
-        for noisy in ("httpx", "httpx2"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Per-request lines (uvicorn's access log, one per upstream HTTP call) cost real CPU per call and
+    # name upstream URLs: only with `accessLog: true` or at DEBUG. Warnings and errors still come through.
+    jsonlog.access_log(config.access_log, config.log_level)
+    tracing.setup("mcp-adapter")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER ask for it
     warnings.simplefilter("ignore", MCPDeprecationWarning)
     from mcp_adapter.app import create_app
 
     app = create_app(args.config, config, bind_host=args.host)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host=args.host, port=args.port, log_config=None, lifespan="on", timeout_graceful_shutdown=10
+            app,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+            http=header_limited(args.max_header_bytes),
+            access_log=config.access_log or config.log_level == "DEBUG",
         )
     )
     server.run()

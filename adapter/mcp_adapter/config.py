@@ -295,6 +295,9 @@ class ServerSettings(_Model):
     client sent) and the operator sets `trustCallerHeader: true` on the adapters it deploys, which
     only the gateway reaches. When false the header is ignored, whoever sends it: a handshake
     client is scoped by its `Mcp-Session-Id`, a 2026-07-28 client is anonymous (one shared scope).
+    `scope: per-caller` sources with `trustCallerHeader: false` are allowed (direct handshake
+    clients are still kept apart) but log a WARNING at start-up and on reload: behind the
+    gateway that combination gives every caller one shared upstream session.
     """
 
     name: str = "mcp-adapter"
@@ -331,6 +334,24 @@ class AdapterConfig(_Model):
     server: ServerSettings = ServerSettings()
     sources: list[SourceConfig] = Field(min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="logLevel")
+    # One INFO line per HTTP request (uvicorn's access log and the upstream clients'); off by default.
+    access_log: bool = Field(default=False, alias="accessLog")
+
+    def caller_scope_warning(self) -> str | None:
+        """Why `scope: per-caller` sources would be shared, when the config cannot tell callers apart.
+
+        A warning, not an error: without the gateway in front, handshake clients are still told
+        apart by their session. Behind the gateway every caller arrives through the same
+        connections, so without `trustCallerHeader` they all share one upstream session.
+        """
+        per_caller = [s.name for s in self.sources if getattr(s, "scope", "shared") == "per-caller"]
+        if not per_caller or self.server.trust_caller_header:
+            return None
+        return (
+            f"sources {', '.join(per_caller)} have scope: per-caller but server.trustCallerHeader is false: "
+            "behind the gateway every caller shares ONE upstream session (only handshake clients connecting "
+            "directly are kept apart); set server.trustCallerHeader: true on adapters only the gateway reaches"
+        )
 
     @model_validator(mode="after")
     def _unique_names(self) -> AdapterConfig:

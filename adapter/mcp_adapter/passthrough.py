@@ -41,6 +41,7 @@ from typing import Any
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, decode_header_value, encode_header_value
+from mcp_common import tracing
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -205,6 +206,16 @@ class _Relay:
         await self._finish(message, None)
 
     async def _proceed(self) -> ToolResult:
+        if not tracing.enabled():
+            return await self._counted()
+        attributes = {tracing.METHOD: "tools/call", tracing.TOOL: self.upstream, tracing.UPSTREAM: self.source}
+        with tracing.child_span(f"tools/call {self.upstream}", client=True, **attributes):
+            result = await self._counted()
+            if isinstance(result, types.CallToolResult) and result.is_error:
+                tracing.refused("tool_error", "the tool reported an error")
+            return result
+
+    async def _counted(self) -> ToolResult:
         if not self.owner.count_calls:
             return await self._exchange()
         METRICS.passthrough.labels(self.source).inc()
@@ -253,7 +264,10 @@ class _Relay:
     async def _upstream_answer(self) -> dict[str, Any]:
         """Send the request upstream; relay notifications as they come; the final JSON-RPC response."""
         body = _renamed(self.request, self.upstream)
-        async with self.target.client.post(body, _upstream_headers(self.request, self.upstream)) as response:
+        headers = _upstream_headers(self.request, self.upstream)
+        if tracing.enabled():  # the upstream's parent is this call's span, not the request's
+            headers.update(tracing.outgoing())
+        async with self.target.client.post(body, headers) as response:
             content_type = response.content_type
             if content_type.startswith("text/event-stream"):
                 return await self._relay_events(response)

@@ -68,12 +68,14 @@ from mcp.shared.subscriptions import (
     ServerEvent,
     ToolsListChanged,
 )
+from mcp_common import tracing
 from mcp_common.jsonrpc_errors import JsonRpcErrors
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator, UnknownToolError
 from mcp_adapter.downstream import (
@@ -89,6 +91,7 @@ from mcp_adapter.downstream import (
 from mcp_adapter.http_guard import GuardSettings, HttpGuard
 from mcp_adapter.metrics import exposition
 from mcp_adapter.passthrough import PassThrough
+from mcp_adapter.traced import TracedRequests
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +182,17 @@ def caller_of(ctx: ServerRequestContext[Any, Any], *, trust_header: bool = False
     return ""
 
 
+CLIENT_ERA_HEADER = "x-mcp-client-era"
+
+
+def client_era(ctx: ServerRequestContext[Any, Any], runtime: Runtime) -> str:
+    """The era of the client behind a 2026-07-28 request: a trusted gateway says when it relays a
+    handshake-era client's call as 2026-07-28, so per-caller sources serve it from that era's session."""
+    headers = getattr(ctx.request, "headers", None)
+    claimed = headers.get(CLIENT_ERA_HEADER) if runtime.trust_caller_header and headers is not None else None
+    return LEGACY if claimed in HANDSHAKE_PROTOCOL_VERSIONS else MODERN
+
+
 def is_modern(ctx: ServerRequestContext[Any, Any]) -> bool:
     return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
 
@@ -228,7 +242,7 @@ async def _interactive(runtime: Runtime, ctx: ServerRequestContext[Any, Any], pa
         exchange.ctx = ctx
         exchange.answer(dict(params.input_responses or {}))
     else:
-        exchange = Exchange(caller, ctx, answer_timeout=runtime.round_timeout)
+        exchange = Exchange(caller, ctx, answer_timeout=runtime.round_timeout, era=client_era(ctx, runtime))
         runtime.exchanges[exchange.token] = exchange
         assert runtime.tg is not None
         runtime.tg.start_soon(_run_exchange, runtime, exchange, params, op)
@@ -299,7 +313,8 @@ def build_mcp_server(
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> Any:
         try:
-            return await _interactive(runtime, ctx, params, agg.call_tool)
+            with tracing.within(getattr(ctx.request, "headers", None)):
+                return await _interactive(runtime, ctx, params, agg.call_tool)
         except UnknownToolError as exc:
             if not unknown_tool_as_result:
                 raise
@@ -469,7 +484,9 @@ def build_app(
         trust_caller_header=runtime.trust_caller_header,
         max_body_bytes=MAX_REQUEST_BYTES,
     )
-    mcp_app = HttpGuard(JsonRpcErrors(passthrough, max_body_bytes=MAX_REQUEST_BYTES), guard)
+    mcp_app: ASGIApp = HttpGuard(JsonRpcErrors(passthrough, max_body_bytes=MAX_REQUEST_BYTES), guard)
+    if tracing.enabled():  # not even a wrapper when off
+        mcp_app = TracedRequests(mcp_app, MAX_REQUEST_BYTES)
     agg = runtime.aggregator
 
     async def healthz(request: Request) -> Response:

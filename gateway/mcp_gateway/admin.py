@@ -18,6 +18,8 @@ from pydantic.alias_generators import to_camel
 
 from mcp_gateway.auth.apikeys import new_key
 from mcp_gateway.catalog import tool_catalog
+from mcp_gateway.discovery.meta import DiscoveryError
+from mcp_gateway.discovery.serve import operator_search
 from mcp_gateway.runtime import Gateway
 from mcp_gateway.store.base import AuditQuery
 
@@ -112,6 +114,21 @@ async def profile_tools(profile_id: str, gateway: Admin) -> dict[str, Any]:
     return {"profile": profile_id, "tenant": profile.tenant, "tools": tools}
 
 
+@router.get("/profiles/{profile_id}/tools/search", summary="Rank a profile's tools for a query (as search_tools)")
+async def profile_tool_search(
+    profile_id: str, gateway: Admin, q: str = "", limit: Annotated[int, Query(ge=1, le=50)] = 10
+) -> dict[str, Any]:
+    """The tools a caller of the profile would find with `search_tools` (policy applied), whatever its mode."""
+    profile = gateway.holder.config.profile(profile_id)
+    if profile is None:
+        raise HTTPException(404, f"unknown profile {profile_id!r}")
+    try:
+        found = await operator_search(gateway, profile, q, min(limit, profile.discovery.max_results))
+    except DiscoveryError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return {"profile": profile_id, "mode": profile.discovery.mode, "query": q, **found}
+
+
 @router.post("/tenants/{tenant_id}/keys", status_code=201, summary="Create an API key (the secret is shown once)")
 async def create_key(tenant_id: str, body: KeyCreate, gateway: Admin) -> dict[str, Any]:
     tenant = _tenant_or_404(gateway, tenant_id)
@@ -149,7 +166,7 @@ async def revoke_key(key_id: str, gateway: Admin) -> dict[str, Any]:
 async def usage(tenant_id: str, gateway: Admin) -> dict[str, Any]:
     tenant = _tenant_or_404(gateway, tenant_id)
     tenant_rows = await gateway.store.usage(f"tenant:{tenant_id}")
-    caller_rows = await gateway.store.usage(f"caller:{tenant_id}:")
+    caller_rows = await gateway.store.usage(f"caller:{tenant_id}:", nested=True)
     quota = tenant.limits.quota.model_dump(by_alias=True) if tenant.limits.quota else None
     return {
         "tenant": tenant_id,

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_gateway import admin, console
+from mcp_gateway.body_limit import limited
 from mcp_gateway.front import PROFILE_PATH, McpFront
 from mcp_gateway.runtime import Gateway, StartupError
 
@@ -30,8 +31,17 @@ class Source(Protocol):
     async def stop(self) -> None: ...
 
 
+# Served on the public port to admin-token holders only: metrics name tenants, profiles and tools,
+# and the OpenAPI document maps the admin API. (The interactive /docs and /redoc pages are off:
+# a browser cannot send the token.)
+ADMIN_ONLY_PATHS = frozenset({"/metrics", "/openapi.json"})
+
+
 def create_app(gateway: Gateway, sources: list[Source] | None = None, *, public_metrics: bool = True) -> ASGIApp:
-    """The gateway's app; `public_metrics=False` leaves `/metrics` to `metrics_app` on another port."""
+    """The gateway's app; `public_metrics=False` leaves `/metrics` to `metrics_app` on another port.
+
+    On the public port `/metrics` (when served there) and `/openapi.json` need the admin token.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +63,8 @@ def create_app(gateway: Gateway, sources: list[Source] | None = None, *, public_
         title="mcp-gateway",
         description="Profile-scoped MCP endpoints live at /{profile_id}/mcp (streamable HTTP, not in this schema).",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.gateway = gateway
     api.include_router(admin.router)
@@ -61,7 +73,8 @@ def create_app(gateway: Gateway, sources: list[Source] | None = None, *, public_
     if public_metrics:
         api.add_api_route("/metrics", _metrics_endpoint(gateway), methods=["GET"], tags=["ops"])
     _add_error_handlers(api)
-    return _Dispatch(api, McpFront(gateway))
+    admin_only = ADMIN_ONLY_PATHS if public_metrics else ADMIN_ONLY_PATHS - {"/metrics"}
+    return _Dispatch(api, McpFront(gateway), admin_only)
 
 
 def _metrics_endpoint(gateway: Gateway) -> Callable[[Request], Awaitable[Response]]:
@@ -84,10 +97,23 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
         return {"status": "ok"}
 
     @api.get("/readyz", tags=["ops"])
-    async def readyz() -> JSONResponse:
-        ok = gateway.started and await gateway.store.ready()
-        body = {"status": "ready" if ok else "not ready", "configGeneration": gateway.holder.generation}
-        return JSONResponse(body, status_code=200 if ok else 503)
+    async def readyz(request: Request) -> JSONResponse:
+        reason = ""
+        if gateway.holder.generation == 0:
+            reason = "no routing config loaded yet"
+        elif not gateway.started:
+            reason = "starting"
+        elif not await gateway.store.ready():
+            reason = "state store unavailable"
+        body: dict[str, Any] = {"status": "not ready" if reason else "ready"}
+        if reason:
+            body["reason"] = reason
+        body["configGeneration"] = gateway.holder.generation
+        # Upstream health is detail, not the gateway's readiness: one down upstream must not take replicas out.
+        # Error texts (which may name internal hosts) only with the admin token.
+        admin_view = admin.admin_refusal(gateway, request.headers.get("authorization", "")) is None
+        body["upstreams"] = gateway.backends.health(errors=admin_view)
+        return JSONResponse(body, status_code=503 if reason else 200)
 
     @api.get("/.well-known/oauth-protected-resource/{profile_id}/mcp", tags=["oauth"])
     async def protected_resource(profile_id: str, request: Request) -> dict[str, Any]:
@@ -124,14 +150,16 @@ TRIM_ONLY = GuardSettings(allowed_hosts=None, allowed_origins=("*",))
 class _Dispatch:
     """Send `/{profile_id}/mcp` to the MCP front, everything else to FastAPI.
 
-    Admin API requests are authenticated here, before FastAPI reads their body: a request
+    Admin API requests (and the admin-only ops paths) are authenticated here, before FastAPI reads their body: a request
     without the admin token gets 401 whatever it sends (FastAPI would answer an unparsable
     body with 400 or 422 first, telling an unauthenticated caller about the API's shapes).
+    Admin and console bodies are then capped (body_limit.py) before any parser buffers them.
     """
 
-    def __init__(self, api: FastAPI, front: McpFront) -> None:
+    def __init__(self, api: FastAPI, front: McpFront, admin_only: frozenset[str]) -> None:
         self.api = api
         self.front = front
+        self.admin_only = admin_only
         self.guarded_front = HttpGuard(self._front, TRIM_ONLY)
 
     async def _front(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -143,11 +171,15 @@ class _Dispatch:
             if match:
                 await self.guarded_front({**scope, "mcp_gateway.profile": match.group(1)}, receive, send)
                 return
-            if scope["path"].startswith(admin.router.prefix + "/"):
+            if scope["path"].startswith(admin.router.prefix + "/") or scope["path"] in self.admin_only:
                 authorization = Headers(scope=scope).get("authorization", "")
                 refusal = admin.admin_refusal(self.front.gw, authorization)
                 if refusal is not None:
                     body = {"detail": refusal.detail}
                     await JSONResponse(body, refusal.status_code, headers=refusal.headers)(scope, receive, send)
                     return
+            if scope["path"].startswith((admin.router.prefix + "/", console.router.prefix)):
+                limit = self.front.gw.holder.config.gateway.max_admin_request_bytes
+                await limited(self.api, limit, scope, receive, send)
+                return
         await self.api(scope, receive, send)

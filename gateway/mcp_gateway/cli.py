@@ -6,9 +6,13 @@
     mcp-gateway validate FILE...            # routing/local configs, Tenant/Profile/Upstream manifests
     mcp-gateway keys create|list|revoke ... # API keys, through the admin API
     mcp-gateway tools PROFILE               # what a profile exposes (and hides)
+    mcp-gateway tools PROFILE --search "q"  # the tools search_tools would find for a request
 
 `serve` is the default subcommand (see cli_commands.py for the others). The database URL may also come from
 MCP_GATEWAY_DATABASE_URL; without one, state is in-process (single replica).
+
+`--max-header-bytes` (env MCP_GATEWAY_MAX_HEADER_BYTES, default 64 KiB) caps a request's head:
+larger ones get 431 before the app sees them (mcp_adapter/header_limit.py).
 
 `--metrics-port` serves `/metrics` on a port of its own (bound to `--metrics-host`, default the
 `--host`) and no longer on the public one; without it `/metrics` is on the public port as before.
@@ -26,7 +30,8 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import uvicorn
-from mcp_common import jsonlog
+from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
+from mcp_common import jsonlog, tracing
 
 from mcp_gateway.app import Source, create_app, metrics_app
 from mcp_gateway.auth.secret_keys import SecretKeyWatch
@@ -60,17 +65,33 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", default=None, help=f"PostgreSQL DSN (default: ${DATABASE_URL_ENV})")
     serve.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port only")
     serve.add_argument("--metrics-host", default=None, help="address of the metrics port (default: --host)")
+    serve.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=int(os.environ.get("MCP_GATEWAY_MAX_HEADER_BYTES", DEFAULT_MAX_HEADER_BYTES)),
+        help="largest request head (request line and headers) in bytes; larger ones get 431",
+    )
     serve.add_argument("--log-level", default=os.environ.get("MCP_GATEWAY_LOG_LEVEL", "INFO"))
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=jsonlog.env_flag(os.environ.get(jsonlog.ACCESS_LOG_ENV)),
+        help=f"one INFO line per MCP request (default: ${jsonlog.ACCESS_LOG_ENV}, else off; "
+        "refusals and errors are always logged)",
+    )
     add_commands(sub)
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
     jsonlog.configure(args.log_level.upper(), component="gateway")
+    jsonlog.access_log(args.access_log, args.log_level.upper())
+    tracing.setup("mcp-gateway")  # off unless OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_TRACES_EXPORTER ask for it
     database_url = args.database_url or os.environ.get(DATABASE_URL_ENV)
     jsonlog.register_secret(database_url)
     holder = ConfigHolder()
     sources: list[Source] = []
+    found = True  # False: the ConfigMap does not exist yet (not ready until the watch sees it)
     try:
         if args.config:
             file_source = FileSource(args.config, holder)
@@ -78,29 +99,45 @@ def _serve(args: argparse.Namespace) -> int:
             sources.append(file_source)
         else:
             configmap = ConfigMapSource(args.routing_configmap, holder, args.kubeconfig)
-            configmap.load_now()
+            found = configmap.load_now()
             sources.append(configmap)
     except (OSError, ValueError) as exc:
         log.error("cannot load the routing config: %s", exc)
         return 2
-    if holder.generation == 0:
+    if found and holder.generation == 0:
         log.error("the routing config is invalid (see above); fix it and start again")
         return 2
     store: Store = PostgresStore(database_url) if database_url else MemoryStore()
     gateway = Gateway(holder, store, build_backend, os.environ)
+    gateway.access_log = args.access_log
     # Started after the gateway (it hashes keys with the gateway's pepper); idle unless tenants name Secrets.
     sources.append(SecretKeyWatch(holder, lambda: gateway.secret_keys, args.kubeconfig))
     app = create_app(gateway, sources, public_metrics=args.metrics_port is None)
     state = "postgres" if database_url else "memory"
     log.info("mcp-gateway listening on %s:%d (state: %s)", args.host, args.port, state)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, proxy_headers=True, access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        access_log=False,
+        http=header_limited(args.max_header_bytes),
+    )
     if args.metrics_port is None:
         uvicorn.Server(config).run()
         return 0
     host = args.metrics_host or args.host
     log.info("metrics on %s:%d/metrics", host, args.metrics_port)
     metrics = _Companion(
-        uvicorn.Config(metrics_app(gateway), host=host, port=args.metrics_port, log_config=None, lifespan="off")
+        uvicorn.Config(
+            metrics_app(gateway),
+            host=host,
+            port=args.metrics_port,
+            log_config=None,
+            lifespan="off",
+            http=header_limited(args.max_header_bytes),
+        )
     )
     _WithCompanion(config, metrics).run()
     return 0

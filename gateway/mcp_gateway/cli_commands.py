@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -54,6 +55,8 @@ def add_commands(sub: Any) -> None:
 
     tools = sub.add_parser("tools", help="list the tools a profile exposes, and those its policy hides")
     tools.add_argument("profile")
+    tools.add_argument("--search", metavar="QUERY", help="rank the profile's tools for QUERY, as search_tools does")
+    tools.add_argument("--limit", type=int, default=10, help="with --search: how many tools (1-50)")
     _admin_options(tools)
 
 
@@ -225,6 +228,8 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
+    if args.search is not None:
+        return _search_tools(args)
     status, data = _call(args, "GET", f"/profiles/{args.profile}/tools")
     if status != 200:
         return _refused(args, status, data)
@@ -236,11 +241,32 @@ def cmd_tools(args: argparse.Namespace) -> int:
     hidden = len(tools) - len(shown)
     print(f"Profile {data['profile']} (tenant {data['tenant']}): {len(shown)} tools exposed, {hidden} hidden")
     rows = [
-        [t["name"], t["upstream"], "exposed" if t["allowed"] else "hidden", _short(t["description"])] for t in tools
+        [_tool_name(t), t["upstream"], "exposed" if t["allowed"] else "hidden", _short(t["description"])] for t in tools
     ]
     if rows:
         _table(rows, ["TOOL", "UPSTREAM", "STATUS", "DESCRIPTION"])
     return 0
+
+
+def _search_tools(args: argparse.Namespace) -> int:
+    query = urlencode({"q": args.search, "limit": args.limit})
+    status, data = _call(args, "GET", f"/profiles/{args.profile}/tools/search?{query}")
+    if status != 200:
+        return _refused(args, status, data)
+    if args.output == "json":
+        _emit_json(data)
+        return 0
+    print(f"Profile {data['profile']} (discovery {data['mode']}): {data['total']} tools for {data['query']!r}")
+    rows = [[f"{t['score']:.2f}", t["name"], _short(t["description"])] for t in data["tools"]]
+    if rows:
+        _table(rows, ["SCORE", "TOOL", "DESCRIPTION"])
+    return 0
+
+
+def _tool_name(tool: dict[str, Any]) -> str:
+    """The exposed name, and the upstream's own one when a tool override renamed it."""
+    real = tool.get("upstreamName")
+    return f"{tool['name']} (upstream: {real})" if real else str(tool["name"])
 
 
 def _short(text: str, width: int = 60) -> str:

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic.alias_generators import to_camel
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# SEP-986 tool names: at most 128 of these characters.
+_TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
 class _Model(BaseModel):
@@ -75,12 +77,91 @@ class Tenant(_Model):
     _id_is_label = field_validator("id")(_check_label)
 
 
+# Failure kinds a retry may answer (mcp_gateway.retry says which calls are safe to retry).
+Failure = Literal["unavailable", "error", "timeout"]
+
+
+class RetrySettings(_Model):
+    """`retries` of a profile or an upstream; unset fields fall back (upstream -> profile -> default)."""
+
+    attempts: int = Field(default=3, ge=1, le=10, description="tries in all, the first included; 1 = no retry")
+    backoff_base_seconds: float = Field(default=0.2, ge=0, le=60, description="wait before the first retry")
+    backoff_max_seconds: float = Field(default=2.0, ge=0, le=300, description="cap of the doubling waits")
+    jitter: float = Field(default=0.5, ge=0, le=1, description="share of each wait that is random (0-1)")
+    retry_on: tuple[Failure, ...] = Field(default=("unavailable", "error", "timeout"), description="failure kinds")
+
+
+class HealthCheck(_Model):
+    """Active MCP-level probe of an upstream (`server/discover`, or `initialize` + `ping`); see health.py."""
+
+    # False for an upstream that answers only with a user's own credentials: it is never probed as
+    # the gateway's system user and is reported `unprobed` (its breaker still watches real calls).
+    enabled: bool = True
+    interval_seconds: float = Field(default=10, ge=0.05, le=3600)
+    timeout_seconds: float = Field(default=5, gt=0, le=300)
+    # Consecutive probe results needed to change state: the hysteresis that keeps status from flapping.
+    healthy_threshold: int = Field(default=2, ge=1, le=100)
+    unhealthy_threshold: int = Field(default=3, ge=1, le=100)
+    # Leave the upstream's tools out of tools/list while it is unhealthy (sessions get list_changed).
+    hide_tools_when_unhealthy: bool = False
+
+
+class CircuitBreaker(_Model):
+    """Per-upstream circuit breaker over real tool calls; see breaker.py."""
+
+    enabled: bool = True
+    # Open after this many consecutive failed calls...
+    consecutive_failures: int = Field(default=5, ge=1, le=1000)
+    # ...or when this share of the last `windowCalls` calls failed (once at least `minimumCalls` were made).
+    error_rate: float = Field(default=0.5, gt=0, le=1)
+    window_calls: int = Field(default=20, ge=1, le=10_000)
+    minimum_calls: int = Field(default=10, ge=1, le=10_000)
+    # How long calls are refused before one trial call (half-open) may test the upstream again.
+    open_seconds: float = Field(default=30, gt=0, le=3600)
+
+
+class ToolAnnotationsOverride(_Model):
+    """Tool annotations to add or replace (the upstream's others are kept)."""
+
+    title: str | None = Field(default=None, max_length=256)
+    read_only_hint: bool | None = None
+    destructive_hint: bool | None = None
+    idempotent_hint: bool | None = None
+    open_world_hint: bool | None = None
+
+
+class ToolOverride(_Model):
+    """How one of the upstream's tools is shown to this profile's clients (overrides.py)."""
+
+    name: str | None = None
+    title: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=16_384)
+    annotations: ToolAnnotationsOverride | None = None
+    # Parameters the gateway fills in: removed from the tool's inputSchema, set on every call.
+    fixed_arguments: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _sep986(cls, value: str | None) -> str | None:
+        if value is not None and not _TOOL_NAME.match(value):
+            raise ValueError(f"tool name {value!r} must be 1-128 of letters, digits, '.', '_' or '-' (SEP-986)")
+        return value
+
+
 class Upstream(_Model):
     name: str
     url: str
     prefix: Literal["auto", "always", "never"] = "auto"
     timeout_seconds: float = Field(default=30, gt=0)
     headers_from_env: dict[str, str] = Field(default_factory=dict)
+    retries: RetrySettings | None = None  # overrides the profile's, field by field
+    # Send `x-mcp-caller: <tenant>/<caller>` (per-caller isolation in an adapter with trustCallerHeader).
+    # Off by default: a third-party MCP server has no business learning tenant and key ids.
+    send_caller_header: bool = False
+    health_check: HealthCheck = Field(default_factory=HealthCheck)
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
+    # Keyed by the upstream's own tool name (before any prefix).
+    tool_overrides: dict[str, ToolOverride] = Field(default_factory=dict, max_length=1000)
 
     @field_validator("url")
     @classmethod
@@ -88,6 +169,19 @@ class Upstream(_Model):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"upstream url {value!r} must start with http:// or https://")
         return value
+
+    @model_validator(mode="after")
+    def _renames_are_unique(self) -> Upstream:
+        exposed: dict[str, str] = {}
+        for original, override in self.tool_overrides.items():
+            name = override.name or original
+            if name in exposed:
+                raise ValueError(
+                    f"upstream {self.name!r}: toolOverrides would name both {exposed[name]!r} and {original!r} "
+                    f"{name!r}; give one of them another name"
+                )
+            exposed[name] = original
+        return self
 
 
 class OidcSettings(_Model):
@@ -139,6 +233,32 @@ class Policy(_Model):
     audit_arguments: Literal["hash", "redact", "omit"] = "hash"
 
 
+class Discovery(_Model):
+    """Tool discovery: `search` lists meta-tools (search_tools, describe_tools, call_tool) instead of every tool."""
+
+    mode: Literal["off", "search", "hybrid"] = "off"
+    # Tools listed as well in search mode (globs over the profile's tool names; policy still applies).
+    always_visible: list[str] = Field(default_factory=list, max_length=256)
+    max_results: int = Field(default=10, ge=1, le=50)
+    # Handshake sessions: tools found by search_tools join the session's tools/list (list_changed sent).
+    reveal: bool = False
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted `off` as false.
+        return "off" if value is False else value
+
+    @field_validator("mode")
+    @classmethod
+    def _served(cls, value: str) -> str:
+        if value == "hybrid":
+            raise ValueError(
+                "discovery.mode 'hybrid' is not served by this gateway version; use 'search' (meta-tools) or 'off'"
+            )
+        return value
+
+
 class Profile(_Model):
     id: str
     tenant: str
@@ -146,6 +266,8 @@ class Profile(_Model):
     auth: Auth = Field(default_factory=Auth)
     policy: Policy = Field(default_factory=Policy)
     limits: Limits = Field(default_factory=Limits)
+    retries: RetrySettings | None = None
+    discovery: Discovery = Field(default_factory=Discovery)
 
     _id_is_label = field_validator("id")(_check_label)
 
@@ -163,6 +285,8 @@ class GatewaySettings(_Model):
 
     allowed_origins: list[str] = Field(default_factory=list)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # Bodies of console forms and admin API requests (413 beyond): small documents only.
+    max_admin_request_bytes: int = Field(default=64 * 1024, ge=1024)
     # Rate limits and quotas while the database is unreachable: refuse (503) or admit uncounted.
     limits_when_store_down: Literal["closed", "open"] = "closed"
     # PostgreSQL commit of rate/quota counts: `async` acknowledges before the WAL flush (a database

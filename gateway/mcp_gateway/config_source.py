@@ -169,13 +169,34 @@ class ConfigMapSource:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.holder.apply_text, text, origin)
 
-    def load_now(self) -> None:
-        """Read once synchronously (at start-up, before serving)."""
-        obj = self._core_api().read_namespaced_config_map(self.name, self.namespace)
+    def load_now(self) -> bool:
+        """Read once synchronously (at start-up, before serving); False when the ConfigMap does not exist yet.
+
+        A missing ConfigMap is normal in a cluster (the operator may start after the gateway):
+        the gateway then serves, reports not ready, and the watch picks the ConfigMap up.
+        """
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        ref = f"{self.namespace}/{self.name}"
+        try:
+            obj = self._core_api().read_namespaced_config_map(self.name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                log.warning(
+                    "routing ConfigMap %s does not exist yet; not ready until it is created (watching it)",
+                    ref,
+                    extra={"event": "config_missing"},
+                )
+                return False
+            raise ValueError(f"cannot read ConfigMap {ref}: HTTP {exc.status} {exc.reason}") from None
+        except HTTPError as exc:
+            raise ValueError(f"cannot reach the API server to read ConfigMap {ref}: {exc}") from None
         data = obj.data or {}
         if CONFIGMAP_KEY not in data:
             raise ValueError(f"ConfigMap {self.namespace}/{self.name} has no key {CONFIGMAP_KEY}")
-        self.holder.apply_text(data[CONFIGMAP_KEY], f"configmap {self.namespace}/{self.name}")
+        self.holder.apply_text(data[CONFIGMAP_KEY], f"configmap {ref}")
+        return True
 
     def _watch_forever(self) -> None:
         from kubernetes import watch

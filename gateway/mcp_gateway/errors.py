@@ -16,6 +16,8 @@ FORBIDDEN = -32003
 RATE_LIMITED = -32029
 UPSTREAM_ERROR = -32050
 UPSTREAM_TIMEOUT = -32051
+# The upstream's circuit is open (health.py): refused without trying it.
+UPSTREAM_UNAVAILABLE = -32052
 UNKNOWN_PROFILE = -32004
 STORE_UNAVAILABLE = -32053
 
@@ -33,6 +35,7 @@ __all__ = [
     "UNKNOWN_PROFILE",
     "UPSTREAM_ERROR",
     "UPSTREAM_TIMEOUT",
+    "UPSTREAM_UNAVAILABLE",
     "error_response",
     "is_json_media_type",
 ]

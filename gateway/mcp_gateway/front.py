@@ -1,7 +1,8 @@
 """The profile endpoint `/{profile_id}/mcp`: everything that happens before
 a request reaches the profile's MCP server.
 
-Order: profile lookup (404) -> Origin (403) -> auth (401/403) -> size limit
+Order: Origin (403) -> auth (401/403) -> profile lookup (404; an unknown profile is
+refused like an apiKey profile first, so ids cannot be enumerated) -> size limit
 (413) -> JSON-RPC shape (400) -> header/body agreement (400) -> session token
 (404 when invalid) -> rate limit (429) -> tool policy and quota (tools/call)
 -> the profile's MCP backend. Credentials are stripped before forwarding.
@@ -17,6 +18,7 @@ from typing import Any
 
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_common import tracing
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from mcp_types.version import (
     HANDSHAKE_PROTOCOL_VERSIONS,
@@ -31,8 +33,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mcp_gateway import errors
 from mcp_gateway.auth import AuthFailure, Principal
+from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
+from mcp_gateway.discovery.serve import Answer, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
 from mcp_gateway.request_state import gateway_minted
@@ -56,40 +60,6 @@ _STRIPPED = {
 }
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
 def metadata_url(base: str, profile_id: str) -> str:
     """RFC 9728 metadata of a profile, under the gateway's public base URL."""
     return f"{base}/.well-known/oauth-protected-resource/{profile_id}/mcp"
@@ -110,6 +80,20 @@ class McpFront:
         self.gw = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, profile_id: str) -> None:
+        if not tracing.enabled():
+            await self._handle(scope, receive, send, profile_id)
+            return
+        # One SERVER span per MCP request, child of the client's traceparent (mcp_common/tracing.py).
+        with tracing.server_span(f"mcp {scope['method']}", Headers(scope=scope)) as span:
+
+            async def recorded(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    tracing.http_status(span, message["status"])
+                await send(message)
+
+            await self._handle(scope, receive, recorded, profile_id)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, profile_id: str) -> None:
         config = self.gw.holder.config
         profile = config.profile(profile_id)
         method = "-"
@@ -122,14 +106,9 @@ class McpFront:
 
         try:
             if profile is None:
-                response = errors.error_response(
-                    404,
-                    errors.UNKNOWN_PROFILE,
-                    f"unknown profile {profile_id[:64]!r}: this gateway serves no such MCP endpoint; "
-                    "check the profile id in your client's URL",
-                )
-                await response(scope, receive, counting_send)
+                await self._unknown(scope, receive, counting_send, profile_id)
                 return
+            tracing.annotate(**{tracing.TENANT: profile.tenant, tracing.PROFILE: profile.id})
             method = await self._serve(scope, receive, counting_send, config, profile)
         except Exception:
             log.exception("unexpected error serving profile %s", profile_id)
@@ -140,7 +119,39 @@ class McpFront:
         finally:
             tenant = profile.tenant if profile else "unknown"
             pid = profile.id if profile else "unknown"
-            self.gw.metrics.requests.labels(tenant, pid, method, str(status_box["status"])).inc()
+            status = status_box["status"]
+            self.gw.metrics.requests.labels(tenant, pid, method, str(status)).inc()
+            self._access_line(scope, pid, method, status)
+
+    async def _unknown(self, scope: Scope, receive: Receive, send: Send, profile_id: str) -> None:
+        """A profile that does not exist: refused like an `apiKey` profile until a valid key is shown.
+
+        So an unauthenticated client cannot tell existing profile ids from made-up ones (both get
+        the same 401 and challenge); only the holder of a valid API key learns it is unknown (404).
+        """
+        headers = Headers(scope=scope)
+        refusal = self._check_origin(headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        try:
+            await self.gw.authenticator.unknown_profile(headers)
+        except AuthFailure as failure:
+            await self._auth_refusal(failure)(scope, receive, send)
+            return
+        response = errors.error_response(
+            404,
+            errors.UNKNOWN_PROFILE,
+            f"unknown profile {profile_id[:64]!r}: this gateway serves no such MCP endpoint; "
+            "check the profile id in your client's URL",
+        )
+        await response(scope, receive, send)
+
+    @staticmethod
+    def _auth_refusal(failure: AuthFailure) -> Response:
+        extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None
+        code = errors.UNAUTHORIZED if failure.status == 401 else errors.FORBIDDEN
+        return errors.error_response(failure.status, code, failure.message, headers=extra)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, config: RoutingConfig, profile: Profile) -> str:
         """Serve one request; return the JSON-RPC method for metrics (bounded: known methods or '-')."""
@@ -154,12 +165,11 @@ class McpFront:
             # Only an OIDC challenge names the metadata URL; building it costs a URL parse per request.
             oidc = profile.auth.mode == "oidc"
             metadata = metadata_url(self.gw.public_base(str(request.base_url)), profile.id) if oidc else ""
-            principal = await self.gw.authenticator.authenticate(profile, headers, metadata)
+            with tracing.child_span("mcp.gateway.auth"):
+                principal = await self.gw.authenticator.authenticate(profile, headers, metadata)
         except AuthFailure as failure:
             self.gw.metrics.auth_failures.labels(profile.tenant, profile.id, str(failure.status)).inc()
-            extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None
-            code = errors.UNAUTHORIZED if failure.status == 401 else errors.FORBIDDEN
-            await errors.error_response(failure.status, code, failure.message, headers=extra)(scope, receive, send)
+            await self._auth_refusal(failure)(scope, receive, send)
             return "-"
 
         # An unknown MCP-Protocol-Version is refused by the SDK's entry (the spec's
@@ -175,8 +185,8 @@ class McpFront:
                 )(scope, receive, send)
                 return "-"
             try:
-                body = await _read_body(receive, config.gateway.max_request_bytes)
-            except _TooLarge:
+                body = await read_body(receive, config.gateway.max_request_bytes)
+            except TooLarge:
                 await errors.error_response(
                     413, errors.TOO_LARGE, f"request body exceeds {config.gateway.max_request_bytes} bytes"
                 )(scope, receive, send)
@@ -195,10 +205,12 @@ class McpFront:
                     scope, receive, send
                 )
                 return "-"
-            receive = _replay(body, receive)
+            raw_receive, receive = receive, replay(body, receive)
 
         method = self._metric_method(message)
         session = self._session(headers, profile, principal, message)
+        if tracing.enabled():  # the session's nonce, not its signed token (which the client presents)
+            tracing.annotate_message(message, session[1].nonce if isinstance(session, tuple) and session[1] else None)
         if isinstance(session, Response):
             await session(scope, receive, send)
             return method
@@ -210,6 +222,16 @@ class McpFront:
                 return method
 
         if message is not None and "method" in message and known_version:
+            if profile.discovery.mode != "off":  # discovery/serve.py: meta-tools answered or rewritten
+                routed = await route(self.gw, profile, message, scope["headers"], info)
+                if isinstance(routed, Answer):
+                    # Rate-limited like any request, but not charged to the quota, whatever the allow list.
+                    refusal = await self._admit(config, profile, principal, {"id": message["id"], "method": "-"})
+                    await (refusal or await routed.respond())(scope, receive, send)
+                    return method
+                if routed is not None:
+                    message, receive = routed.message, replay(routed.body, raw_receive)
+                    scope = {**scope, "headers": routed.headers}
             refusal = await self._admit(config, profile, principal, message)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -222,11 +244,20 @@ class McpFront:
         trace = inbound_trace.set(trace_headers(headers))
         try:
             backend = await self.gw.backends.get(profile)
-            await backend(forwarded, receive, send)
+            with tracing.child_span("mcp.gateway.relay"):
+                await backend(forwarded, receive, send)
         finally:
             inbound_trace.reset(trace)
             current_call.reset(token)
         return method
+
+    def _access_line(self, scope: Scope, profile_id: str, method: str, status: int) -> None:
+        """Refusals always get a line (at INFO); successful requests only with `--access-log`."""
+        if status < 400 and not self.gw.access_log:
+            return
+        message = "request refused" if status >= 400 else "request"
+        extra = {"profile": profile_id, "http_method": scope.get("method"), "method": method, "status": status}
+        log.info(message, extra=extra)
 
     def _check_origin(self, headers: Headers) -> Response | None:
         origin = headers.get("origin")
@@ -277,6 +308,9 @@ class McpFront:
         rid = message.get("id")
         name = tool_name(message)
         if name is not None and not self.gw.policies.of(profile).allows_tool(name):
+            # A JSON-RPC error inside an HTTP 200: logged here, as the status does not show it.
+            log.info("tool call refused by policy", extra={"profile": profile.id, "tool": name[:128]})
+            tracing.refused("policy", "tool hidden by the profile's policy")
             return errors.error_response(
                 200,
                 INVALID_PARAMS,
@@ -285,8 +319,10 @@ class McpFront:
             )
         charge = name is not None and not self._continuation(message)
         try:
-            await self.gw.limiter.admit(config, profile, principal.caller, rate=True, charge=charge)
+            with tracing.child_span("mcp.gateway.limits"):
+                await self.gw.limiter.admit(config, profile, principal.caller, rate=True, charge=charge)
         except LimitsUnavailable as unavailable:
+            tracing.refused("store_unavailable")
             self.gw.metrics.error(profile, "store_unavailable")
             return errors.error_response(
                 503,
@@ -296,6 +332,7 @@ class McpFront:
                 headers={"Retry-After": str(unavailable.retry_after)},
             )
         except LimitExceeded as exceeded:
+            tracing.refused(exceeded.kind)
             self.gw.metrics.limit_rejections.labels(profile.tenant, profile.id, exceeded.kind).inc()
             return errors.error_response(
                 429,

@@ -231,8 +231,9 @@ def _print_banner(routing: RoutingConfig, base_url: str, admin_token: str, workd
         snippet = json.dumps(client_config(f"mcp-gateway-{profile.id}", url, key), indent=2)
         print("    " + snippet.replace("\n", "\n    "))
         print()
+    print(f"  console    {base_url}/console/  (open it in a browser; log in with the admin token below)")
     print(f"  admin API  {base_url}/admin/v1  (bearer token {admin_token})")
-    print(f"  metrics    {base_url}/metrics")
+    print(f"  metrics    {base_url}/metrics  (same bearer token)")
     print(f"  logs       {workdir}/")
     print("\nPress Ctrl-C to stop.", flush=True)
 

@@ -8,6 +8,8 @@ profile the rest are counted as `other`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mcp_common.metrics import LATENCY_BUCKETS_SECONDS, Series
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -29,7 +31,16 @@ class Metrics:
         self.tool_calls = Series(
             Counter("mcp_gateway_tool_calls_total", "Tool calls", ["tenant", "profile", "tool", "outcome"], registry=r)
         )
-        # kind: internal | store_unavailable | upstream_error | upstream_timeout
+        # reason: unavailable (never sent) | error | timeout (sent; idempotent tools only), see retry.py
+        self.tool_call_retries = Series(
+            Counter(
+                "mcp_gateway_tool_call_retries_total",
+                "Tool call attempts sent again after a failure",
+                ["tenant", "profile", "upstream", "reason"],
+                registry=r,
+            )
+        )
+        # kind: internal | store_unavailable | upstream_error | upstream_timeout | upstream_unavailable
         self.errors = Counter("mcp_gateway_errors_total", "Errors by kind", ["tenant", "profile", "kind"], registry=r)
         self.auth_failures = Counter(
             "mcp_gateway_auth_failures_total", "Rejected credentials", ["tenant", "profile", "status"], registry=r
@@ -57,11 +68,47 @@ class Metrics:
                 buckets=LATENCY_BUCKETS_SECONDS,
             )
         )
+        # meta: tools/list | search_tools | describe_tools | call_tool; outcome: ok | invalid (bad input)
+        self.discovery = Series(
+            Counter(
+                "mcp_gateway_discovery_requests_total",
+                "Requests answered or rewritten by tool discovery (discovery.mode search)",
+                ["tenant", "profile", "meta", "outcome"],
+                registry=r,
+            )
+        )
         self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
         self.audit_pending = Gauge("mcp_gateway_audit_pending", "Audit records waiting to be stored", registry=r)
         self.notification_streams = Gauge(
             "mcp_gateway_notification_streams", "Open handshake-era session GET streams on this replica", registry=r
         )
+        upstream = ["tenant", "profile", "upstream"]
+        self.upstream_health = Gauge(
+            "mcp_gateway_upstream_health",
+            "Upstream probe status (1 for the current state: healthy, unhealthy, unknown, unprobed)",
+            [*upstream, "state"],
+            registry=r,
+        )
+        self.health_transitions = Counter(
+            "mcp_gateway_upstream_health_transitions_total",
+            "Upstream probe status changes",
+            [*upstream, "to"],
+            registry=r,
+        )
+        self.upstream_circuit = Gauge(
+            "mcp_gateway_upstream_circuit",
+            "Upstream circuit breaker (1 for the current state: closed, open, half_open)",
+            [*upstream, "state"],
+            registry=r,
+        )
+        self.circuit_transitions = Counter(
+            "mcp_gateway_upstream_circuit_transitions_total",
+            "Circuit breaker state changes",
+            [*upstream, "to"],
+            registry=r,
+        )
+        # The health monitor (health.py) that owns each profile's upstream series now.
+        self.health_owners: dict[str, Any] = {}
         self._tools: dict[str, set[str]] = {}
 
     def tool_label(self, profile: str, tool: str) -> str:

@@ -34,6 +34,14 @@ class ProfilePolicy:
                 self._tools[name] = allowed
         return allowed
 
+    def allows_renamed_tool(self, name: str, real: str) -> bool:
+        """A renamed tool (overrides.py) under both names: denied if either is, allowed if either is."""
+        rules = self.policy.tools
+        names = (name, real)
+        if any(fnmatchcase(n, pattern) for n in names for pattern in rules.deny):
+            return False
+        return not rules.allow or any(fnmatchcase(n, pattern) for n in names for pattern in rules.allow)
+
     def allows_resource(self, uri: str) -> bool:
         return _permits(self.policy.resources, uri)
 

@@ -5,7 +5,7 @@ Each upstream of a profile becomes a remote `mcp` source of an
 merged surface. The gateway adds, through the core's hooks:
 - access policy (read from the *current* routing config, so policy edits
   apply without rebuilding the backend);
-- a tool-call interceptor: per-profile/per-tool timeouts, safe retries,
+- a tool-call interceptor: per-profile/per-tool timeouts, safe retries (retry.py),
   audit records and metrics.
 
 No session lives in process memory: handshake-era sessions are the gateway's
@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -30,26 +31,30 @@ import mcp_types as types
 from mcp.server.caching import CacheHint
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
-from mcp_adapter.aggregate import Aggregator, Proceed, ToolCall, ToolResult
+from mcp_adapter.aggregate import AccessPolicy, Proceed, ToolCall, ToolResult, UnknownToolError
 from mcp_adapter.config import FromEnv, McpRemoteSource
+from mcp_adapter.downstream import Downstream
 from mcp_adapter.server import Runtime, build_mcp_server
-from mcp_adapter.upstream import UNAVAILABLE
+from mcp_common import tracing
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import Receive, Scope, Send
 
-from mcp_gateway import errors
+from mcp_gateway import errors, retry
 from mcp_gateway.audit import render_arguments
 from mcp_gateway.backchannel import serve_handshake
-from mcp_gateway.caching import LIST_KINDS, HintedMcpSource, LiveCacheHints, list_hint
-from mcp_gateway.config import Profile, Upstream, profile_timeouts
+from mcp_gateway.caching import LIST_KINDS, LiveCacheHints, list_hint
+from mcp_gateway.config import Profile, RetrySettings, Upstream, profile_timeouts
 from mcp_gateway.context import current_call
+from mcp_gateway.handshake_relay import HandshakeRelay, no_back_channel
+from mcp_gateway.health import HealthAwareAggregator, HealthMonitor
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
+from mcp_gateway.overrides import ProfileSource, ToolOverrides
 from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.request_state import SealedRequestState, boundary_for
 from mcp_gateway.store.base import AuditRecord
-from mcp_gateway.trace import UpstreamContextAuth, upstream_headers
+from mcp_gateway.trace import upstream_auth, upstream_headers
 
 if TYPE_CHECKING:
     from mcp_gateway.runtime import Gateway
@@ -57,9 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mcp_gateway.proxy")
 
 STARTUP_WAIT_SECONDS = 5.0
-RETRY_DELAYS = (0.2, 0.5)
-FAST_FAILURE_SECONDS = 1.0
-UPSTREAM_AUTH = UpstreamContextAuth()
+UNKNOWN_NAME_CHARS = 128  # of a client's unknown tool name, kept in its audit record
 # Stateless handshake connections end with their request; the adapter's registry of them
 # (used for list_changed fan-out on long-lived sessions) is pruned so it cannot grow.
 PRUNE_SECONDS = 30.0
@@ -80,11 +83,15 @@ def source_config(upstream: Upstream) -> McpRemoteSource:
 
 
 class LivePolicy:
-    """The profile's access policy as of the current routing config (one memoised object per version)."""
+    """The profile's access policy as of the current routing config (one memoised object per version).
 
-    def __init__(self, gateway: Gateway, profile_id: str) -> None:
+    A renamed tool (overrides.py) is judged under both its names.
+    """
+
+    def __init__(self, gateway: Gateway, profile_id: str, real_name: Callable[[str], str | None]) -> None:
         self.gateway = gateway
         self.profile_id = profile_id
+        self.real_name = real_name
 
     def _policy(self) -> ProfilePolicy | None:
         profile = self.gateway.holder.config.profile(self.profile_id)
@@ -92,7 +99,10 @@ class LivePolicy:
 
     def allows_tool(self, name: str) -> bool:
         policy = self._policy()
-        return policy is not None and policy.allows_tool(name)
+        if policy is None:
+            return False
+        real = self.real_name(name)
+        return policy.allows_tool(name) if real is None else policy.allows_renamed_tool(name, real)
 
     def allows_resource(self, uri: str) -> bool:
         policy = self._policy()
@@ -103,18 +113,47 @@ class LivePolicy:
         return policy is not None and policy.allows_prompt(name)
 
 
+class AuditedAggregator(HealthAwareAggregator):
+    """The aggregator, reporting calls it refuses before the interceptor sees them.
+
+    A call naming a tool the profile does not offer was admitted, and charged to quotas, by
+    the front (which cannot know the catalog); auditing it too keeps the quota counters and the
+    audit log (the console's tool-call chart) counting the same calls.
+    """
+
+    def __init__(self, *args: Any, on_unknown_tool: Callable[[ToolCall, str], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_unknown_tool = on_unknown_tool
+
+    async def call_tool(
+        self, params: types.CallToolRequestParams, downstream: Downstream, policy: AccessPolicy | None = None
+    ) -> ToolResult:
+        try:
+            return await super().call_tool(params, downstream, policy)
+        except UnknownToolError as exc:
+            self.on_unknown_tool(ToolCall(downstream.caller, params.name, "", "", params.arguments), exc.error.message)
+            raise
+
+
 class ProfileBackend:
     def __init__(self, gateway: Gateway, profile: Profile) -> None:
         self.gateway = gateway
         self.profile_id = profile.id
-        self.aggregator = Aggregator([], policy=LivePolicy(gateway, profile.id), interceptor=self.intercept)
-        self.sources: list[HintedMcpSource] = []
+        policy = LivePolicy(gateway, profile.id, self.real_tool_name)
+        self.aggregator = AuditedAggregator(
+            [], policy=policy, interceptor=self.intercept, on_unknown_tool=self._unknown_tool
+        )
+        # Probes, circuit breakers, hidden tools of unhealthy upstreams (health.py).
+        self.health = self.aggregator.monitor = HealthMonitor(profile, gateway.metrics, self.aggregator.tools_changed)
+        self.sources: list[ProfileSource] = []
         for upstream in profile.upstreams:
-            source = HintedMcpSource(
+            source = ProfileSource(
                 source_config(upstream), self.aggregator.source_changed, self.aggregator.resource_updated
             )
-            source.http_auth = UPSTREAM_AUTH
-            source.relay_headers = upstream_headers
+            if upstream.tool_overrides:
+                source.overrides = ToolOverrides(upstream.name, upstream.tool_overrides)
+            source.http_auth = upstream_auth(upstream.send_caller_header)
+            source.relay_headers = upstream_headers(upstream.send_caller_header)
             self.aggregator.sources[source.name] = source
             self.sources.append(source)
         self.runtime = Runtime(self.aggregator)
@@ -134,11 +173,29 @@ class ProfileBackend:
             boundary_for(gateway.state_codec, profile.id),
             gateway.metrics.relayed_calls.labels(profile.tenant, profile.id).inc,
         )
+        # Handshake-era tool calls that need no back channel take the same relay (handshake_relay.py).
+        self.handshake_relay = HandshakeRelay(
+            self.aggregator,
+            self.intercept,
+            self.server.server_info_stamp,
+            boundary_for(gateway.state_codec, profile.id),
+            gateway.metrics.relayed_calls.labels(profile.tenant, profile.id).inc,
+            self._serve_handshake,
+        )
         # Upstream list changes and resource updates also go to handshake sessions' GET streams.
         self.aggregator.on_change(self._list_changed)
         self.aggregator.on_resource_updated(self._resource_updated)
         self._tg: anyio.abc.TaskGroup | None = None
         self._lifespan_state: object = None
+
+    def real_tool_name(self, name: str) -> str | None:
+        """The upstream's own name of the exposed tool `name` when a tool override renamed it, else None."""
+        route = self.aggregator.catalog.tool_routes.get(name)
+        if route is None:
+            return None
+        source = self.aggregator.sources.get(route[0])
+        overrides = getattr(source, "overrides", None)
+        return overrides.real_name(route[1]) if isinstance(overrides, ToolOverrides) else None
 
     def list_cache_hint(self, method: str) -> CacheHint | None:
         kind = LIST_KINDS.get(method)
@@ -150,26 +207,27 @@ class ProfileBackend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         version = _protocol_version(scope)
-        if scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS):
-            assert self._tg is not None
-            ctx = current_call.get()
-            await serve_handshake(
-                self.server,
-                self._lifespan_state,
-                self._tg,
-                self.gateway.relay,
-                ctx.session if ctx else None,
-                version or DEFAULT_NEGOTIATED_VERSION,
-                scope,
-                receive,
-                send,
-            )
-            return
         ctx = current_call.get()
+        if scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS):
+            if ctx is not None and no_back_channel(ctx):
+                await self.handshake_relay(scope, receive, send, ctx)
+            else:
+                await self._serve_handshake(scope, receive, send)
+            return
         if scope["method"] == "POST" and relayable(ctx.message if ctx else None):
             await self.relay(scope, receive, send)
             return
         await self.manager.handle_request(scope, receive, send)
+
+    async def _serve_handshake(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A handshake-era POST on the SDK path, with its back channel (backchannel.py)."""
+        assert self._tg is not None
+        ctx = current_call.get()
+        version = _protocol_version(scope) or DEFAULT_NEGOTIATED_VERSION
+        session = ctx.session if ctx else None
+        await serve_handshake(
+            self.server, self._lifespan_state, self._tg, self.gateway.relay, session, version, scope, receive, send
+        )
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -182,6 +240,7 @@ class ProfileBackend:
                 log.warning("profile %s: upstreams not connected yet: %s", self.profile_id, ", ".join(down))
             await self.aggregator.refresh(strict=False)
             tg.start_soon(self._prune)
+            self.health.start(tg)
             try:
                 async with self.manager.run(), self.server.lifespan(self.server) as state:
                     self._tg, self._lifespan_state = tg, state
@@ -189,6 +248,7 @@ class ProfileBackend:
             finally:
                 with anyio.CancelScope(shield=True):
                     await self.aggregator.stop()
+                self.health.forget()
                 tg.cancel_scope.cancel()
 
     async def _continuation(self, envelope: str) -> None:
@@ -223,29 +283,38 @@ class ProfileBackend:
         caller = ctx.principal.caller if ctx else call.caller
         timeout, per_tool = profile_timeouts(config, profile)
         limit = per_tool.get(call.name, timeout)
-        idempotent = self.gateway.policies.of(profile).idempotent(call.name)
+        real = self.real_tool_name(call.name)
+        if real is not None:  # a renamed tool: settings naming its upstream name apply too (overrides.py)
+            limit = per_tool.get(call.name, per_tool.get(real, timeout))
+        tracing.annotate(**{tracing.UPSTREAM: call.source})
         started = time.monotonic()
-        outcome, error = "ok", None
+        outcome, error, trial = "ok", None, False
         try:
-            result = await self._attempts(call, proceed, limit, idempotent)
+            trial = self.health.admit(call.source)  # refused at once while the upstream's circuit is open
+            result = await self._attempts(call, self.health.guard(call.source, proceed), limit, profile)
             if isinstance(result, types.CallToolResult) and result.is_error:
                 outcome = "tool_error"
             elif isinstance(result, types.InputRequiredResult):
                 outcome = "input_required"
             return result
         except MCPError as exc:
-            outcome, error = ("timeout" if exc.code == errors.UPSTREAM_TIMEOUT else "error"), exc.error.message
+            outcome, error = _OUTCOMES.get(exc.code, "error"), exc.error.message
+            if outcome == "timeout":
+                self.health.timed_out(call.source, error)
             raise
         except BaseException as exc:
             outcome, error = "cancelled", type(exc).__name__
             raise
         finally:
+            if trial:
+                self.health.release(call.source)
             self._record(profile, caller, call, outcome, error, time.monotonic() - started)
 
-    async def _attempts(self, call: ToolCall, proceed: Proceed, limit: float | None, idempotent: bool) -> ToolResult:
+    async def _attempts(self, call: ToolCall, proceed: Proceed, limit: float | None, profile: Profile) -> ToolResult:
         # asyncio's own timeout, not anyio.fail_after: as cancellable, and far cheaper per call.
         deadline = time.monotonic() + limit if limit else None
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+        retries = 0
+        while True:
             began = time.monotonic()
             try:
                 async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
@@ -257,16 +326,45 @@ class ProfileBackend:
                     "raise limits.timeoutSeconds or limits.toolTimeouts to allow longer calls)",
                 ) from None
             except MCPError as exc:
-                # "Not connected", said at once, means the request was never sent: safe to retry
-                # (a slow "not connected" already waited for a reconnect). Anything else is
-                # retried only for tools the profile marks idempotent.
-                unsent = exc.code == UNAVAILABLE and time.monotonic() - began < FAST_FAILURE_SECONDS
-                retryable = unsent or (idempotent and exc.code != types.INVALID_PARAMS)
-                if delay is None or not retryable:
+                # Settings and idempotence are looked up only once a call failed: none of it on the hot path.
+                settings = retry.effective(profile.retries, self._upstream_retries(profile, call.source))
+                idempotent = self._idempotent(profile, call.name)
+                decision = retry.decide(settings, exc, time.monotonic() - began, retries, idempotent, deadline)
+                if not decision.retry:
                     raise
-                log.info("retrying tool %s after %s (attempt %d)", call.name, exc.error.message, attempt + 1)
-                await anyio.sleep(delay)
-        raise AssertionError("unreachable")
+                retries += 1
+                self.gateway.metrics.tool_call_retries.labels(
+                    profile.tenant, profile.id, call.source, decision.reason
+                ).inc()
+                log.info("retrying tool %s after %s (retry %d)", call.name, exc.error.message, retries)
+                await anyio.sleep(decision.wait)
+
+    @staticmethod
+    def _upstream_retries(profile: Profile, source: str) -> RetrySettings | None:
+        return next((u.retries for u in profile.upstreams if u.name == source), None)
+
+    def _idempotent(self, profile: Profile, name: str) -> bool:
+        """Safe to send twice: the profile says so (`idempotentTools`), or the tool's own annotations do."""
+        policy = self.gateway.policies.of(profile)
+        real = self.real_tool_name(name)  # a renamed tool: settings may name either (overrides.py)
+        if policy.idempotent(name) or (real is not None and policy.idempotent(real)):
+            return True
+        entry = self.aggregator.catalog.tools.get(name)
+        hints = entry[1].annotations if entry else None
+        return bool(hints and (hints.read_only_hint or hints.idempotent_hint))
+
+    def _unknown_tool(self, call: ToolCall, error: str) -> None:
+        ctx = current_call.get()
+        profile = ctx.profile if ctx else self.gateway.holder.config.profile(self.profile_id)
+        if profile is None:
+            return
+        # Audit only: the name is the client's, not a label the metrics may carry. Bounded and
+        # without NUL (which PostgreSQL text refuses: one such record would stall every flush).
+        name = call.name.replace("\x00", "\ufffd")
+        name = name if len(name) <= UNKNOWN_NAME_CHARS else name[:UNKNOWN_NAME_CHARS] + "…"
+        shown = dataclasses.replace(call, name=name)
+        caller = ctx.principal.caller if ctx else call.caller
+        self._audit(profile, caller, shown, "unknown_tool", "no such tool on this profile", 0.0)
 
     def _record(
         self, profile: Profile, caller: str, call: ToolCall, outcome: str, error: str | None, seconds: float
@@ -274,15 +372,20 @@ class ProfileBackend:
         metrics = self.gateway.metrics
         tool = metrics.tool_label(profile.id, call.name)
         metrics.tool_calls.labels(profile.tenant, profile.id, tool, outcome).inc()
-        if outcome in ("error", "timeout"):
-            metrics.error(profile, "upstream_timeout" if outcome == "timeout" else "upstream_error")
+        if outcome in _ERROR_KINDS:
+            metrics.error(profile, _ERROR_KINDS[outcome])
         metrics.upstream_latency.labels(profile.tenant, profile.id, tool).observe(seconds)
+        self._audit(profile, caller, call, outcome, error, seconds)
+
+    def _audit(
+        self, profile: Profile, caller: str, call: ToolCall, outcome: str, error: str | None, seconds: float
+    ) -> None:
         self.gateway.audit.record(
             AuditRecord(
                 tenant=profile.tenant,
                 profile=profile.id,
                 caller=caller,
-                tool=call.name,
+                tool=self.real_tool_name(call.name) or call.name,  # the upstream's own name of a renamed tool
                 outcome=outcome,
                 latency_ms=seconds * 1000,
                 arguments=render_arguments(
@@ -291,6 +394,10 @@ class ProfileBackend:
                 error=error,
             )
         )
+
+
+_OUTCOMES = {errors.UPSTREAM_TIMEOUT: "timeout", errors.UPSTREAM_UNAVAILABLE: "circuit_open"}
+_ERROR_KINDS = {"error": "upstream_error", "timeout": "upstream_timeout", "circuit_open": "upstream_unavailable"}
 
 
 def _protocol_version(scope: Scope) -> str | None:

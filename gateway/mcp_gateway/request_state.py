@@ -13,7 +13,7 @@ unreadable) and binds to
 - an expiry (`TTL_SECONDS`).
 
 Keys are derived from the session-signing keys (`MCP_GATEWAY_SESSION_KEYS`, or
-the key replicas share through the database): the first seals, all open, so
+the key replicas derive from the pepper): the first seals, all open, so
 rotation works as for sessions, and any replica opens any replica's state.
 Envelopes are at most `MAX_ENVELOPE_CHARS`, in both directions.
 

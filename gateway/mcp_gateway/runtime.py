@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Callable, Mapping
@@ -25,6 +26,8 @@ from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.context import current_call
+from mcp_gateway.discovery.meta import Indexes
+from mcp_gateway.discovery.reveal import Revealed
 from mcp_gateway.limits import Limiter, LimitExceeded
 from mcp_gateway.metrics import Metrics
 from mcp_gateway.policy import PolicyCache
@@ -122,6 +125,15 @@ class BackendPool:
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
 
+    def health(self, *, errors: bool) -> dict[str, Any]:
+        """Per running profile backend, its upstreams' health and circuits (health.py), for /readyz."""
+        report: dict[str, Any] = {}
+        for profile_id, running in self._running.items():
+            monitor = getattr(running.backend, "health", None)
+            if monitor is not None and running.ready.is_set():
+                report[profile_id] = monitor.detail(errors=errors)
+        return report
+
     def reconcile(self, config: RoutingConfig) -> None:
         """Retire backends of profiles that are gone or whose upstreams changed."""
         for profile_id, running in list(self._running.items()):
@@ -143,6 +155,8 @@ class BackendPool:
 
 PEPPER_ENV = "MCP_GATEWAY_KEY_PEPPER"
 SESSION_KEYS_ENV = "MCP_GATEWAY_SESSION_KEYS"
+CONSOLE_KEY_LABEL = b"console-session"  # a key per purpose: console cookie keys sign nothing else
+MCP_SESSION_KEY_LABEL = b"mcp-session"
 ADMIN_TOKEN_ENV = "MCP_GATEWAY_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a secret
 PUBLIC_URL_ENV = "MCP_GATEWAY_PUBLIC_URL"
 
@@ -165,12 +179,17 @@ class Gateway:
         self.relay = Relay()
         self.streams = SessionStreams(self)
         self.policies = PolicyCache()
+        self.discovery_indexes = Indexes()
+        self.revealed = Revealed(self)
         self.revoked: RevokedSessions
         self.authenticator: Authenticator
         self.secret_keys: SecretKeyTable
         self.state_codec: AESGCMRequestStateCodec
         self.signer: SessionSigner
+        self.console_keys: list[bytes]
         self.started = False
+        # One INFO line per MCP request (`serve --access-log`); refusals and errors are logged regardless.
+        self.access_log = False
         holder.on_change(self._config_changed)
         self.metrics.config_generation.set(holder.generation)
 
@@ -183,7 +202,9 @@ class Gateway:
         self.authenticator = Authenticator(
             self.store, hasher, self.secret_keys, lambda: self.holder.config.gateway.allow_private_jwks
         )
-        self.signer = SessionSigner(await self._session_keys())
+        env_keys = self._env_session_keys()
+        self.signer = SessionSigner(env_keys or [self._default_session_key(pepper)])
+        self.console_keys = self._console_keys(env_keys, pepper)
         self.state_codec = state_codec(self.signer.keys)
         self.revoked = RevokedSessions(self.store, self.signer.max_age)
         await self.revoked.load()
@@ -212,14 +233,32 @@ class Gateway:
         log.warning("%s is not set: using a random pepper; API keys created now stop working on restart", PEPPER_ENV)
         return secrets.token_bytes(32)
 
-    async def _session_keys(self) -> list[bytes]:
+    def _env_session_keys(self) -> list[bytes]:
         keys = parse_keys(self.env.get(SESSION_KEYS_ENV, ""))
         for key in keys:
             register_secret(key.decode())
-        if keys:
-            return keys
-        # Replicas sharing a database share a generated key, so sessions move between them.
-        return [await self.store.shared_secret("session-signing-key", secrets.token_bytes(32))]
+        return keys
+
+    def _default_session_key(self, pepper: bytes) -> bytes:
+        """The `Mcp-Session-Id` / requestState key when `MCP_GATEWAY_SESSION_KEYS` is unset.
+
+        With a shared store, derived from the pepper every replica has, so sessions move between
+        replicas and a copy of the database cannot seal a requestState; without one, random per
+        process, like the ended sessions it remembers.
+        """
+        if not self.store.shared:
+            return secrets.token_bytes(32)
+        return hmac.new(pepper, MCP_SESSION_KEY_LABEL, hashlib.sha256).digest()
+
+    def _console_keys(self, env_keys: list[bytes], pepper: bytes) -> list[bytes]:
+        """Console cookie keys from environment secrets only: a database dump must not be enough to forge one.
+
+        The session keys (newest first, so they rotate) and then the pepper. Without a shared store the
+        logged-out sessions are forgotten on restart, so the cookies are too: a random key per process.
+        """
+        if not self.store.shared:
+            return [secrets.token_bytes(32)]
+        return [hmac.new(s, CONSOLE_KEY_LABEL, hashlib.sha256).digest() for s in [*env_keys, pepper]]
 
     async def _replica_message(self, payload: dict[str, Any]) -> None:
         kind = payload.get("kind")
@@ -227,6 +266,8 @@ class Gateway:
             await self.relay.on_published(payload)
         elif kind == "subscription":
             self.streams.on_published(payload)
+        elif kind == "reveal":
+            self.revealed.on_published(payload)
         elif kind == "revoked":
             expires = payload.get("expires")
             self.revoked.add(str(payload.get("session")), float(expires) if isinstance(expires, int | float) else None)
@@ -264,6 +305,7 @@ class Gateway:
 
     def _config_changed(self, config: RoutingConfig) -> None:
         self.policies.clear()
+        self.discovery_indexes.forget({p.id for p in config.profiles if p.discovery.mode != "off"})
         self.metrics.config_generation.set(self.holder.generation)
         with contextlib.suppress(RuntimeError):  # no running loop yet at start-up
             asyncio.get_running_loop()

@@ -124,6 +124,9 @@ class RevokedSessions:
             self._mark = 2 * len(self._nonces)
 
     async def revoke(self, info: SessionInfo) -> None:
-        expires = info.issued_at + self.max_age
-        self.add(info.nonce, expires)
-        await self.store.revoke_session(info.nonce, datetime.fromtimestamp(expires, UTC))
+        await self.revoke_nonce(info.nonce, info.issued_at + self.max_age)
+
+    async def revoke_nonce(self, nonce: str, expires_at: float) -> None:
+        """End a session by nonce: here at once, and through the store on every replica (and after restarts)."""
+        self.add(nonce, expires_at)
+        await self.store.revoke_session(nonce, datetime.fromtimestamp(expires_at, UTC))

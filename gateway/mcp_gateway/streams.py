@@ -86,6 +86,12 @@ class SessionStreams:
         for stream in self._streams.get(profile_id, ()):
             stream.push({"jsonrpc": "2.0", "method": method})
 
+    def notify_session(self, profile_id: str, session: str, message: dict[str, Any]) -> None:
+        """One session's streams on this replica (discovery reveal: discovery/reveal.py)."""
+        for stream in self._streams.get(profile_id, ()):
+            if stream.session == session:
+                stream.push(message)
+
     def resource_updated(self, profile_id: str, uri: str) -> None:
         message = {"jsonrpc": "2.0", "method": "notifications/resources/updated", "params": {"uri": uri}}
         for stream in self._streams.get(profile_id, ()):

@@ -200,8 +200,12 @@ CEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "upstreams",
     ),
     "self.mode != 'oidc' || has(self.oidc)": (lambda o: o.get("mode") != "oidc" or _has(o, "oidc"), ""),
-    "[has(self.stdio), has(self.mcp), has(self.openapi)].filter(x, x).size() == 1": (
-        lambda o: _one_of(o, "stdio", "mcp", "openapi"),
+    "[has(self.stdio), has(self.mcp), has(self.openapi), has(self.http)].filter(x, x).size() == 1": (
+        lambda o: _one_of(o, "stdio", "mcp", "openapi", "http"),
+        "",
+    ),
+    "!has(self.bodyFields) || !has(self.body) || self.body == 'none'": (
+        lambda o: not _has(o, "bodyFields") or not _has(o, "body") or o.get("body") == "none",
         "",
     ),
     "has(self.value) != has(self.valueFrom)": (lambda o: _one_of(o, "value", "valueFrom"), ""),

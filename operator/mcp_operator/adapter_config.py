@@ -13,6 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_adapter.config import HttpSource
+from pydantic import ValidationError
+
 from mcp_operator.naming import OPENAPI_SPEC_DIR
 
 Spec = dict[str, Any]
@@ -30,10 +33,10 @@ class AdapterInputs:
 
 
 def source_type(spec: Spec) -> str:
-    for kind in ("stdio", "mcp", "openapi"):
+    for kind in ("stdio", "mcp", "openapi", "http"):
         if kind in spec:
             return kind
-    raise ValueError("set exactly one of spec.stdio, spec.mcp or spec.openapi")
+    raise ValueError("set exactly one of spec.stdio, spec.mcp, spec.openapi or spec.http")
 
 
 def _env_name(*parts: str) -> str:
@@ -138,18 +141,66 @@ def _openapi(builder: _Builder, inputs: AdapterInputs, source: dict[str, Any], s
         )
         inputs.mounts.append({"name": "openapi-spec", "mountPath": OPENAPI_SPEC_DIR, "readOnly": True})
         location = f"{OPENAPI_SPEC_DIR}/{ref['key']}"
-    source.update(type="openapi", spec=location, headers=builder.headers(openapi.get("headers", [])))
-    if openapi.get("baseUrl"):
-        source["baseUrl"] = openapi["baseUrl"]
-    if openapi.get("allowPrivateNetwork"):
-        source["allowPrivateNetwork"] = True
-    if openapi.get("allowedNetworks"):
-        source["allowedNetworks"] = list(openapi["allowedNetworks"])
-    if openapi.get("auth"):
-        source["auth"] = _auth(builder, openapi["auth"])
+    source.update(type="openapi", spec=location)
+    _http_common(builder, source, openapi)
     for key in ("include", "exclude"):
         if openapi.get(key):
             source[key] = {k: list(v) for k, v in openapi[key].items() if v}
+
+
+def _http_common(builder: _Builder, source: dict[str, Any], block: Spec) -> None:
+    """What openapi and http sources share: where they may call and with which credentials."""
+    source["headers"] = builder.headers(block.get("headers", []))
+    if block.get("baseUrl"):
+        source["baseUrl"] = block["baseUrl"]
+    if block.get("allowPrivateNetwork"):
+        source["allowPrivateNetwork"] = True
+    if block.get("allowedNetworks"):
+        source["allowedNetworks"] = list(block["allowedNetworks"])
+    if block.get("auth"):
+        source["auth"] = _auth(builder, block["auth"])
+
+
+def _http_tool(tool: Spec) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": tool["name"], "method": tool.get("method", "GET"), "url": tool["url"]}
+    for key in ("description", "inputSchema", "query", "headers"):
+        if key in tool:
+            out[key] = tool[key]
+    # The adapter's `body` is a word or a mapping; the CRD splits them (a structural schema has one type).
+    if tool.get("bodyFields"):
+        out["body"] = dict(tool["bodyFields"])
+    elif tool.get("body"):
+        out["body"] = tool["body"]
+    return out
+
+
+def _http(builder: _Builder, source: dict[str, Any], spec: Spec) -> None:
+    http = spec["http"]
+    source.update(type="http", tools=[_http_tool(tool) for tool in http["tools"]])
+    _http_common(builder, source, http)
+    check_http_source(source)
+
+
+def check_http_source(source: dict[str, Any]) -> None:
+    """Refuse what the adapter would refuse at start (as a ValueError naming spec.http fields), so the
+    Upstream says InvalidSpec instead of running an adapter that crash-loops."""
+    try:
+        HttpSource.model_validate(source)
+    except ValidationError as exc:
+        problems = [f"spec.http.{_loc(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in exc.errors()]
+        raise ValueError("; ".join(problems)) from None
+    for i, tool in enumerate(source["tools"]):
+        if not re.match(r"^https?://", tool["url"]) and not source.get("baseUrl"):
+            raise ValueError(
+                f"spec.http.tools[{i}].url {tool['url']!r} is relative: set spec.http.baseUrl or give an absolute URL"
+            )
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text.replace(".body", ".body/bodyFields") if text.endswith(".body") else text
 
 
 def build(name: str, namespace: str, spec: Spec) -> AdapterInputs:
@@ -163,6 +214,8 @@ def build(name: str, namespace: str, spec: Spec) -> AdapterInputs:
         inputs.image = spec["stdio"].get("image")
     elif kind == "mcp":
         _mcp(builder, source, spec)
+    elif kind == "http":
+        _http(builder, source, spec)
     else:
         _openapi(builder, inputs, source, spec)
     inputs.env = builder.env

@@ -12,7 +12,7 @@ import sys
 import kopf
 from mcp_common import jsonlog
 
-from mcp_operator import health
+from mcp_operator import health, ownership
 from mcp_operator.context import OperatorContext
 from mcp_operator.kube import Kube, load_api_client
 from mcp_operator.leader import LeaderElector
@@ -80,10 +80,16 @@ async def run(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        owner = await ownership.resolve(kube, settings)
         elector = None
         if settings.leader_election:
             elector = LeaderElector(
-                kube, settings.lease_namespace, settings.lease_name, settings.identity, settings.lease_duration
+                kube,
+                settings.lease_namespace,
+                settings.lease_name,
+                settings.identity,
+                settings.lease_duration,
+                owner_references=ownership.references(owner, settings.lease_namespace),
             )
             if not await _wait_for_leadership(elector, stop):
                 return 0
@@ -96,7 +102,7 @@ async def run(settings: Settings) -> int:
                 "adapter_image": settings.adapter_image,
             },
         )
-        return await _run_kopf(settings, OperatorContext.create(settings, kube), elector)
+        return await _run_kopf(settings, OperatorContext.create(settings, kube, owner), elector)
     finally:
         if runner:
             await runner.cleanup()

@@ -29,6 +29,7 @@ class LeaderElector:
     name: str
     identity: str
     duration: float = 15.0
+    owner_references: list[dict[str, Any]] = field(default_factory=list)  # written on every update
     _observed: tuple[Any, ...] = ()
     _observed_at: float = field(default_factory=time.monotonic)
     _last_renew: float = 0.0
@@ -45,6 +46,8 @@ class LeaderElector:
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if lease else 0)
         spec.update(holderIdentity=self.identity, leaseDurationSeconds=max(1, round(self.duration)), renewTime=now)
         meta: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if self.owner_references:
+            meta["ownerReferences"] = self.owner_references
         if lease:
             meta["resourceVersion"] = lease["metadata"]["resourceVersion"]
         return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": meta, "spec": spec}

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mcp_operator import conditions, events, naming, routing, scope
+from mcp_operator import conditions, events, naming, ownership, routing, scope
 from mcp_operator.kube import Kube, KubeError, collection_path, object_path
 from mcp_operator.settings import Settings
 
@@ -26,23 +26,22 @@ ROUTING_KEY = "routing.yaml"
 API = naming.API_VERSION
 
 
-def routing_configmap(settings: Settings, text: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": settings.routing_name,
-            "namespace": settings.routing_namespace,
-            "labels": {naming.MANAGED_BY: naming.COMPONENT, "app.kubernetes.io/component": "routing"},
-        },
-        "data": {ROUTING_KEY: text},
+def routing_configmap(settings: Settings, text: str, owners: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": settings.routing_name,
+        "namespace": settings.routing_namespace,
+        "labels": {naming.MANAGED_BY: naming.COMPONENT, "app.kubernetes.io/component": "routing"},
     }
+    if owners:
+        meta["ownerReferences"] = owners
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {ROUTING_KEY: text}}
 
 
 class RoutingPublisher:
-    def __init__(self, kube: Kube, settings: Settings) -> None:
+    def __init__(self, kube: Kube, settings: Settings, owner: ownership.Owner | None = None) -> None:
         self.kube = kube
         self.settings = settings
+        self.owners = ownership.references(owner, settings.routing_namespace)
         self._wake = asyncio.Event()
         self.renders = 0
 
@@ -75,8 +74,10 @@ class RoutingPublisher:
         live = await self.kube.get(
             object_path("v1", "configmaps", self.settings.routing_namespace, self.settings.routing_name)
         )
-        if ((live or {}).get("data") or {}).get(ROUTING_KEY) != text:
-            await self.kube.apply(routing_configmap(self.settings, text))
+        current = ((live or {}).get("data") or {}).get(ROUTING_KEY)
+        # The owner check also adopts a ConfigMap written before --owner-deployment was set.
+        if current != text or not ownership.carries((live or {}).get("metadata") or {}, self.owners):
+            await self.kube.apply(routing_configmap(self.settings, text, self.owners))
             log.info(
                 "published routing to ConfigMap %s: %d tenants, %d profiles",
                 self.settings.routing_ref,

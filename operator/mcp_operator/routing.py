@@ -155,7 +155,7 @@ class _ProfileRenderer:
             reason = "ForeignUpstream" if any("belongs to" in p for p in problems) else "UpstreamNotFound"
             return refused(reason, "; ".join(problems))
         entry = {"id": profile_id, "tenant": tenant, "upstreams": entries}
-        for key in ("auth", "policy", "limits"):
+        for key in ("auth", "policy", "limits", "retries", "discovery"):
             if spec.get(key):
                 entry[key] = spec[key]
         try:
@@ -194,14 +194,26 @@ class _ProfileRenderer:
                 )
                 continue
             url = workload.service_url(ref_ns, ref["name"], self.settings)
-            entries.append(
-                {
-                    "name": ref["name"],
-                    "url": url,
-                    "prefix": ref.get("prefix", "auto"),
-                    "timeoutSeconds": ref.get("timeoutSeconds", 30),
-                }
-            )
+            entry = {
+                "name": ref["name"],
+                "url": url,
+                "prefix": ref.get("prefix", "auto"),
+                "timeoutSeconds": ref.get("timeoutSeconds", 30),
+                # The operator's own adapter (trustCallerHeader): it keys per-caller sessions by the caller.
+                "sendCallerHeader": True,
+            }
+            if ref.get("retries"):
+                entry["retries"] = ref["retries"]
+            # The gateway probes and breaks the circuit of the Upstream's adapter per these (health.py).
+            upstream_spec = upstream.get("spec") or {}
+            for key in ("healthCheck", "circuitBreaker"):
+                if upstream_spec.get(key):
+                    entry[key] = upstream_spec[key]
+            # Tool overrides: the Upstream's for every Profile, a Profile's own entry replacing one of them.
+            overrides = {**(upstream_spec.get("toolOverrides") or {}), **(ref.get("toolOverrides") or {})}
+            if overrides:
+                entry["toolOverrides"] = overrides
+            entries.append(entry)
             status = upstream.get("status") or {}
             members.append(
                 {

@@ -50,9 +50,25 @@ class Settings:
     gateway_pod_labels: Labels = DEFAULT_GATEWAY_PODS
     operator_namespace: str = ""
     operator_pod_labels: Labels = DEFAULT_OPERATOR_PODS
+    # The operator's own Deployment (in operator_namespace): owner of the routing ConfigMap and the Lease.
+    owner_deployment: str = ""
     log_level: str = "INFO"
     # The routing config's `gateway:` section (allowPrivateJwks, allowedOrigins...), rendered as given.
     gateway_settings: dict[str, Any] = field(default_factory=dict)
+    # OpenTelemetry for the adapters (OTLP/HTTP base URL; empty: no tracing) and their sampling ratio.
+    adapter_otlp_endpoint: str = ""
+    adapter_trace_sampling_ratio: float = 1.0
+
+    @property
+    def adapter_trace_env(self) -> list[dict[str, str]]:
+        """The standard OTEL_* variables of each adapter container ([] while tracing is off)."""
+        if not self.adapter_otlp_endpoint:
+            return []
+        return [
+            {"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": self.adapter_otlp_endpoint},
+            {"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"},
+            {"name": "OTEL_TRACES_SAMPLER_ARG", "value": f"{self.adapter_trace_sampling_ratio:g}"},
+        ]
 
     @property
     def routing_ref(self) -> str:
@@ -169,9 +185,31 @@ def parse(argv: list[str] | None = None) -> Settings:
         default=_env("GATEWAY_SETTINGS", ""),
         help='JSON of the routing config\'s gateway section, e.g. {"allowPrivateJwks": true}',
     )
+    parser.add_argument(
+        "--owner-deployment",
+        default=_env("OWNER_DEPLOYMENT", ""),
+        help="name of the operator's own Deployment (in --operator-namespace); it becomes the owner of the "
+        "routing ConfigMap and the Lease, so deleting it (helm uninstall) deletes them",
+    )
+    parser.add_argument(
+        "--adapter-otlp-endpoint",
+        default=_env("ADAPTER_OTLP_ENDPOINT", ""),
+        help="OTLP/HTTP base URL the adapters export traces to (OTEL_EXPORTER_OTLP_ENDPOINT); empty: no tracing",
+    )
+    parser.add_argument(
+        "--adapter-trace-sampling-ratio",
+        type=float,
+        default=float(_env("ADAPTER_TRACE_SAMPLING_RATIO", "1.0")),
+        help="share of the traces an adapter starts that it records (parent-based), 0 to 1",
+    )
     parser.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "0")))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
     args = parser.parse_args(argv)
+    endpoint = args.adapter_otlp_endpoint.strip().rstrip("/")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise SystemExit(f"mcp-operator: --adapter-otlp-endpoint must be an http:// or https:// URL, not {endpoint!r}")
+    if not 0 <= args.adapter_trace_sampling_ratio <= 1:
+        raise SystemExit("mcp-operator: --adapter-trace-sampling-ratio must be between 0 and 1")
     env_namespaces = [n for n in _env("NAMESPACES", "").replace(",", " ").split() if n]
     routing_namespace, routing_name = _split_ref(args.routing_configmap)
     lease_namespace, lease_name = _split_ref(args.lease)
@@ -199,4 +237,7 @@ def parse(argv: list[str] | None = None) -> Settings:
         operator_namespace=args.operator_namespace or lease_namespace,
         operator_pod_labels=parse_labels(args.operator_pod_selector, "--operator-pod-selector"),
         gateway_settings=parse_gateway_settings(args.gateway_settings),
+        owner_deployment=args.owner_deployment,
+        adapter_otlp_endpoint=endpoint,
+        adapter_trace_sampling_ratio=args.adapter_trace_sampling_ratio,
     )

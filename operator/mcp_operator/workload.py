@@ -80,7 +80,7 @@ def _container(upstream: Obj, inputs: adapter_config.AdapterInputs, settings: Se
             str(naming.ADAPTER_PORT),
         ],
         "ports": [{"name": "mcp", "containerPort": naming.ADAPTER_PORT, "protocol": "TCP"}],
-        "env": inputs.env,
+        "env": [*inputs.env, *settings.adapter_trace_env],
         "volumeMounts": [
             {"name": "config", "mountPath": naming.ADAPTER_CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir, not a shared /tmp

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.adapter.support import PYTHON
+from tests.adapter.support import PYTHON, feature_stdio, start_adapter
+from tests.support.processes import ManagedProcess
 
 BAD = """
 server: {prefixSeparator: ":"}
@@ -53,3 +55,22 @@ def test_unset_env_reference_is_reported(tmp_path: Path) -> None:
     assert "sources[0].headers.Authorization: environment variable 'SURELY_UNSET_VARIABLE_FOR_TEST' is not set" in (
         done.stderr
     )
+
+
+def test_per_caller_scope_without_a_trusted_caller_header_warns_at_start(
+    spawn: Callable[..., ManagedProcess], tmp_path: Path
+) -> None:
+    """Behind the gateway such a source silently shared one session: now the log says so, loudly."""
+    for name in ("untrusted", "trusted", "shared"):
+        (tmp_path / name).mkdir()
+    shared = start_adapter(spawn, tmp_path / "untrusted", [feature_stdio(scope="per-caller")])
+    warning = "have scope: per-caller but server.trustCallerHeader is false"
+    lines = [line for line in shared.process.log_text().splitlines() if warning in line]
+    assert len(lines) == 1 and '"level": "warning"' in lines[0], shared.process.log_text()[-2000:]
+    assert "sources feat " in lines[0]
+
+    trusted = start_adapter(
+        spawn, tmp_path / "trusted", [feature_stdio(scope="per-caller")], server={"trustCallerHeader": True}
+    )
+    plain = start_adapter(spawn, tmp_path / "shared", [feature_stdio()])
+    assert warning not in trusted.process.log_text() + plain.process.log_text()

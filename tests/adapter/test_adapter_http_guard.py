@@ -48,3 +48,20 @@ async def test_rebinding_attempts_are_refused(spawn: Any, tmp_path: Path) -> Non
         assert (await http.get("/healthz", headers={"Host": "10.1.2.3:8080"})).status_code == 200
     async with connect(adapter.mcp_url, "legacy") as client:  # an ordinary client is unaffected
         assert (await client.call_tool("echo", {"text": "ok"})).content[0].text == "ok"  # type: ignore[union-attr]
+
+
+async def test_oversized_request_heads_get_431(spawn: Any, tmp_path: Path) -> None:
+    """uvicorn's httptools parser has no header limit: an 8 MiB header used to be read whole."""
+    adapter = start_adapter(spawn, tmp_path, [feature_stdio()])
+    async with httpx.AsyncClient(base_url=adapter.url, headers=HEADERS, timeout=30) as http:
+        for extra in (
+            {"X-Padding": "p" * (8 * 1024 * 1024)},
+            {"Authorization": "Bearer " + "a" * 100_000},
+            {f"X-H{i}": "v" * 100 for i in range(2000)},  # many small fields add up too
+        ):
+            refused = await http.post("/mcp", json=INITIALIZE, headers=extra)
+            assert refused.status_code == 431
+            assert refused.text == "request header fields exceed 65536 bytes"
+        # Large but sane heads still pass, and the adapter is unharmed.
+        assert (await http.post("/mcp", json=INITIALIZE, headers={"X-Padding": "p" * 16_000})).status_code == 200
+    assert "Traceback" not in adapter.process.log_text()

@@ -185,3 +185,6 @@ def test_installed_rbac_is_least_privilege(kube: ControlPlane, api: Any) -> None
     assert not can(api, operator, "update", "profiles", group="mcpgateway.dev", namespace="team-a")
     assert not can(api, operator, "create", "pods", namespace="team-a")
     assert not can(api, operator, "update", "leases", group="coordination.k8s.io", namespace="team-a")
+    # Its own Deployment: the owner of the routing ConfigMap and the Lease (--owner-deployment).
+    own = "rbac-mcp-gateway-operator"
+    assert can(api, operator, "get", "deployments", group="apps", namespace=namespace, name=own)

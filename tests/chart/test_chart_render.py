@@ -249,7 +249,13 @@ def test_metrics_get_their_own_port_that_ingress_and_routes_never_publish() -> N
     assert not any(a.startswith("--metrics-port") for a in container["args"])
     assert [p["name"] for p in container["ports"]] == ["http"]
     assert [d["metadata"]["name"] for d in by_kind(legacy, "Service")] == ["mcp-gateway-gateway"]
-    assert one(legacy, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "http"
+    endpoint = one(legacy, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["port"] == "http"
+    # There /metrics needs the admin token: Prometheus sends it from the gateway's Secret.
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "mcp-gateway-gateway", "key": "admin-token"},
+    }
 
 
 def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
@@ -258,6 +264,7 @@ def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
             "gateway.publicUrl=https://mcp.example.com/",
             "gateway.allowPrivateJwks=true",
             "gateway.limitsCommit=sync",
+            "gateway.maxAdminRequestBytes=131072",
         )
     )
     gateway = one(docs, "Deployment", "-gateway")
@@ -268,11 +275,30 @@ def test_public_url_private_jwks_and_limits_commit_reach_the_gateway() -> None:
     routing = render_routing([], [], [], parse(flags)).document  # the operator's own parsing and rendering
     settings = RoutingConfig.model_validate(routing).gateway
     assert settings.allow_private_jwks is True and settings.limits_commit == "sync"
+    assert settings.max_admin_request_bytes == 131072
 
     defaults = render()
     assert "MCP_GATEWAY_PUBLIC_URL" not in env_of(one(defaults, "Deployment", "-gateway"))
     operator_args = one(defaults, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not any(a.startswith("--gateway-settings") for a in operator_args)
+
+
+def test_tracing_reaches_the_gateway_and_the_adapters_only_when_an_endpoint_is_given() -> None:
+    docs = render(
+        sets=("gateway.tracing.endpoint=http://jaeger.observability:4318/", "gateway.tracing.samplingRatio=0.25")
+    )
+    env = env_of(one(docs, "Deployment", "-gateway"))
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://jaeger.observability:4318"
+    assert env["OTEL_TRACES_SAMPLER"]["value"] == "parentbased_traceidratio"
+    assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.25"
+    operator_args = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    adapters = parse([a for a in operator_args if a.startswith("--adapter-")])  # the operator's own parsing
+    assert adapters.adapter_otlp_endpoint == "http://jaeger.observability:4318"
+    assert adapters.adapter_trace_sampling_ratio == 0.25
+    defaults = render()
+    assert not any(name.startswith("OTEL_") for name in env_of(one(defaults, "Deployment", "-gateway")))
+    operator_args = one(defaults, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(a.startswith("--adapter-otlp") for a in operator_args)
 
 
 def test_helm_test_hook_checks_the_gateway_through_its_service() -> None:
@@ -298,6 +324,9 @@ def test_a_wrong_value_type_is_refused_with_its_path() -> None:
         ("gateway.publicUrl=mcp.example.com", "/gateway/publicUrl"),
         ("gateway.metrics.port=80", "/gateway/metrics/port"),
         ("gateway.limitsCommit=never", "/gateway/limitsCommit"),
+        ("gateway.maxAdminRequestBytes=100", "/gateway/maxAdminRequestBytes"),
+        ("gateway.tracing.endpoint=jaeger:4318", "/gateway/tracing/endpoint"),
+        ("gateway.tracing.samplingRatio=2", "/gateway/tracing/samplingRatio"),
     ],
 )
 def test_schema_refuses_unknown_keys_and_bad_values(setting: str, message: str) -> None:
@@ -354,6 +383,9 @@ def test_operator_rbac_is_cluster_wide_only_without_a_namespace_list() -> None:
     home = roles[("Role", "tools")]
     assert resources(home, "update") == {"leases"}
     assert next(r for r in home if r["resources"] == ["configmaps"])["resourceNames"] == ["mcp-gateway-routing"]
+    # Its own Deployment only, read for the uid it puts in owner references (uninstall deletes what it made).
+    owner = {"apiGroups": ["apps"], "resources": ["deployments"], "resourceNames": ["mcp-gateway-operator"]}
+    assert [r for r in home if r["resources"] == ["deployments"]] == [{**owner, "verbs": ["get"]}]
 
 
 def test_listed_namespaces_get_namespaced_roles_and_globs_stay_cluster_wide() -> None:
@@ -382,3 +414,13 @@ def test_adapter_network_policies_admit_this_releases_gateway_and_operator() -> 
         assert selector.items() <= pod_labels.items(), component
         assert selector["app.kubernetes.io/component"] == component
         assert selector["app.kubernetes.io/instance"] == "mcp-gateway"
+
+
+def test_access_log_is_off_by_default_and_a_value_turns_it_on() -> None:
+    def gateway_args(*sets: str) -> list[str]:
+        deployment = one(render(sets=sets), "Deployment", "-gateway")
+        args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args
+
+    assert "--access-log" not in gateway_args()
+    assert "--access-log" in gateway_args("gateway.accessLog=true")

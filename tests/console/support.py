@@ -60,7 +60,7 @@ def routing(feature: str, hostile: str) -> dict[str, object]:
     }
 
 
-def start_stack(spawn: Spawn, tmp_path: Path, dsn: str) -> Stack:
+def start_stack(spawn: Spawn, tmp_path: Path, dsn: str | None) -> Stack:
     feature = start_feature(spawn)[1]
     hostile = start_hostile(spawn)
     config = write_config(tmp_path / "routing.yaml", routing(feature, hostile))

@@ -21,6 +21,8 @@ from tests.support.processes import ManagedProcess, free_port
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 PEPPER = "test-pepper-0123456789abcdef"
+# /metrics and /openapi.json on the public port need the admin token too.
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 MODERN = "2026-07-28"
 LEGACY = "2025-11-25"
 
@@ -152,6 +154,7 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
+        self.accepted = 0  # connections opened through the proxy (counted to check connection reuse)
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
 
     async def start(self) -> TcpProxy:
@@ -162,6 +165,7 @@ class TcpProxy:
         return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         if self.target_port is None:
             writer.close()
             return

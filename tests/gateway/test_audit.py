@@ -16,7 +16,7 @@ from mcp_gateway.audit import AuditWriter
 from mcp_gateway.store.base import AuditQuery, AuditRecord
 from mcp_gateway.store.postgres import PostgresStore
 
-from tests.gateway.support import GatewayProc, Spawn, TcpProxy, mcp_client, profile, start_gateway
+from tests.gateway.support import ADMIN_HEADERS, GatewayProc, Spawn, TcpProxy, mcp_client, profile, start_gateway
 
 
 def audit_items(gateway: GatewayProc, **params: Any) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def audit_items(gateway: GatewayProc, **params: Any) -> dict[str, Any]:
 
 
 def pending(gateway: GatewayProc) -> float:
-    for line in httpx.get(f"{gateway.base}/metrics").text.splitlines():
+    for line in httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text.splitlines():
         if line.startswith("mcp_gateway_audit_pending "):
             return float(line.split()[1])
     return -1

@@ -31,6 +31,13 @@ def start_per_caller_adapter(spawn: Spawn, folder: Path) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def caller_aware(profile_doc: dict[str, Any]) -> dict[str, Any]:
+    """The profile with `sendCallerHeader: true` on its upstreams (as the operator renders its adapters)."""
+    for upstream in profile_doc["upstreams"]:
+        upstream["sendCallerHeader"] = True
+    return profile_doc
+
+
 def new_key(gateway: GatewayProc, tenant: str) -> dict[str, str]:
     with gateway.admin() as admin:
         created = admin.post(f"/admin/v1/tenants/{tenant}/keys", json={"name": tenant})
@@ -53,8 +60,8 @@ async def test_each_gateway_caller_gets_its_own_upstream_session(
         {
             "tenants": [{"id": "acme"}, {"id": "globex"}],
             "profiles": [
-                profile("acme-dev", "acme", [("feat", f"{adapter}/mcp")]),
-                profile("gx-dev", "globex", [("feat", f"{adapter}/mcp")]),
+                caller_aware(profile("acme-dev", "acme", [("feat", f"{adapter}/mcp")])),
+                caller_aware(profile("gx-dev", "globex", [("feat", f"{adapter}/mcp")])),
             ],
         }
     )

@@ -205,6 +205,21 @@ def test_validate_checks_the_crds_cel_rules_offline(tmp_path: Path) -> None:
     assert "spec.openapi.headers[0]: each header needs exactly one of value or secretKeyRef" in out
 
 
+def test_validate_checks_http_tools_offline(tmp_path: Path) -> None:
+    tool = {"name": "create", "method": "POST", "url": "https://api.example.com/x", "body": "arguments"}
+    upstream = {
+        "apiVersion": "mcpgateway.dev/v1alpha1",
+        "kind": "Upstream",
+        "metadata": {"name": "api", "namespace": "tools"},
+        "spec": {"http": {"tools": [tool, {**tool, "name": "bad", "bodyFields": {"k": "v"}}]}},
+    }
+    manifest = tmp_path / "upstream.yaml"
+    manifest.write_text(yaml.safe_dump(upstream))
+    out = cli("validate", str(manifest)).stdout
+    assert "spec.http.tools[1]: set either body (arguments or field) or bodyFields, not both" in out
+    assert "tools[0]" not in out
+
+
 def test_every_crd_cel_rule_is_checked_offline() -> None:
     """A CEL rule added to a CRD must be ported to `validate.CEL_RULES`, or `validate` would let it pass."""
     rules = {rule for schema in crd_schemas().values() for rule in cel_rules(schema)}

@@ -42,11 +42,9 @@ def wait_log(process: ManagedProcess, text: str, timeout: float = WATCH_SECONDS)
     return log
 
 
-def config_generation(base: str) -> float:
-    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
-        if line.startswith("mcp_gateway_config_generation "):
-            return float(line.split()[1])
-    raise AssertionError("no mcp_gateway_config_generation metric")
+def config_generation(base: str) -> int:
+    """The routing config generation the gateway serves (public in /readyz, unlike /metrics)."""
+    return int(httpx.get(f"{base}/readyz", timeout=10).json()["configGeneration"])
 
 
 def routing_doc(feature: str, profiles: list[str]) -> dict[str, Any]:
@@ -62,7 +60,8 @@ async def test_file_reload_and_last_good_config(
     path = routing(routing_doc(feature, ["one"]))
     gateway = start_gateway(spawn, path)
     wait_status(gateway.url("one"), 200)
-    wait_status(gateway.url("two"), 404)
+    # Not served: without an API key an unknown profile answers like an apiKey profile (401).
+    wait_status(gateway.url("two"), 401)
 
     path.write_text(yaml.safe_dump(routing_doc(feature, ["one", "two"])))
     wait_status(gateway.url("two"), 200, timeout=WATCH_SECONDS)
@@ -74,7 +73,7 @@ async def test_file_reload_and_last_good_config(
     assert "unknown tenant 'nobody'" in log
     assert config_generation(gateway.base) == 2  # the bad text was seen and not installed
     wait_status(gateway.url("two"), 200)
-    wait_status(gateway.url("three"), 404)
+    wait_status(gateway.url("three"), 401)
 
 
 async def test_configmap_watch(spawn: Spawn, feature: str, kube: ControlPlane) -> None:
@@ -102,3 +101,38 @@ async def test_configmap_watch(spawn: Spawn, feature: str, kube: ControlPlane) -
     assert "keeping the last good config (generation 2)" in log
     assert config_generation(base) == 2
     wait_status(f"{base}/two/mcp", 200)
+
+
+async def test_configmap_created_after_start(spawn: Spawn, feature: str, kube: ControlPlane) -> None:
+    """In a cluster the gateway may start before the operator writes its ConfigMap: it serves, reports
+    not ready with a clear reason, and picks the ConfigMap up once it is created (no crash loop)."""
+    namespace = kube.namespace("gw")
+    core = k8s.CoreV1Api(kube.api_client())
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_gateway.cli", "serve", "--routing-configmap", f"{namespace}/routing"]
+    cmd += ["--kubeconfig", str(kube.kubeconfig), "--port", str(port)]
+    base = f"http://127.0.0.1:{port}"
+    gateway = spawn(cmd, name="gw-configmap-late", ready_url=f"{base}/healthz")
+
+    waiting = httpx.get(f"{base}/readyz", timeout=5)
+    assert waiting.status_code == 503
+    assert waiting.json() == {
+        "status": "not ready",
+        "reason": "no routing config loaded yet",
+        "configGeneration": 0,
+        "upstreams": {},
+    }
+    wait_status(f"{base}/one/mcp", 401)  # no profile yet: answered like an apiKey profile
+    log = gateway.log_text()
+    assert f"routing ConfigMap {namespace}/routing does not exist yet" in log
+    assert "Traceback" not in log
+
+    body = k8s.V1ConfigMap(
+        metadata=k8s.V1ObjectMeta(name="routing"),
+        data={"routing.yaml": yaml.safe_dump(routing_doc(feature, ["one"]))},
+    )
+    core.create_namespaced_config_map(namespace, body)
+    wait_status(f"{base}/one/mcp", 200, timeout=WATCH_SECONDS)
+    ready = httpx.get(f"{base}/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready" and ready.json()["configGeneration"] == 1
+    assert gateway.alive()

@@ -13,6 +13,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from tests.gateway.support import (
+    ADMIN_HEADERS,
     Spawn,
     mcp_client,
     modern_call,
@@ -69,7 +70,10 @@ async def test_shared_quota_is_exact_across_two_gateways(
         usage = admin.get("/admin/v1/tenants/acme/usage").json()
     daily = next(c for c in usage["counters"] if c["period"].startswith("d:"))
     assert daily["used"] == quota
-    metrics = httpx.get(f"{first.base}/metrics").text + httpx.get(f"{second.base}/metrics").text
+    metrics = (
+        httpx.get(f"{first.base}/metrics", headers=ADMIN_HEADERS).text
+        + httpx.get(f"{second.base}/metrics", headers=ADMIN_HEADERS).text
+    )
     assert 'mcp_gateway_limit_rejections_total{kind="quota",profile="open",tenant="acme"}' in metrics
 
 

@@ -19,6 +19,7 @@ import pytest
 from mcp.client.session import IncomingMessage
 
 from tests.gateway.support import (
+    ADMIN_HEADERS,
     LEGACY,
     MODERN,
     GatewayProc,
@@ -60,7 +61,7 @@ def gateway(spawn_module: Spawn, adapter_url: str, tmp_path_factory: pytest.Temp
 
 
 def open_streams(gateway: GatewayProc) -> float:
-    for line in httpx.get(f"{gateway.base}/metrics", timeout=5).text.splitlines():
+    for line in httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS, timeout=5).text.splitlines():
         if line.startswith("mcp_gateway_notification_streams "):
             return float(line.split()[1])
     return -1

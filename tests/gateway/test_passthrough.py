@@ -13,14 +13,23 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.support import GatewayProc, Spawn, modern_call, modern_headers, profile, start_gateway
+from tests.gateway.support import (
+    ADMIN_HEADERS,
+    GatewayProc,
+    Spawn,
+    mcp_client,
+    modern_call,
+    modern_headers,
+    profile,
+    start_gateway,
+)
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 CONFIRM = {"confirm": {"action": "accept", "content": {"ok": True}}}
 
 
 def relayed(gateway: GatewayProc, pid: str) -> float:
-    for line in httpx.get(f"{gateway.base}/metrics").text.splitlines():
+    for line in httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text.splitlines():
         if line.startswith("mcp_gateway_relayed_calls_total{") and f'profile="{pid}"' in line:
             return float(line.split()[-1])
     return 0.0
@@ -33,20 +42,16 @@ def events(response: httpx.Response) -> list[dict[str, Any]]:
 @pytest.fixture
 def gateway(spawn: Spawn, feature: str, routing: Callable[[dict[str, Any]], Path]) -> GatewayProc:
     two = [("a", feature), ("b", feature)]  # the same tools twice: the profile prefixes them
-    config = routing(
-        {
-            "tenants": [{"id": "acme", "limits": {"quota": {"daily": 1000}}}],
-            "profiles": [
-                profile(
-                    "two",
-                    "acme",
-                    two,
-                    policy={"tools": {"allow": ["*"], "deny": ["b__fail"]}},
-                    limits={"toolTimeouts": {"a__slow": 1}, "rate": {"perSecond": 100, "burst": 100}},
-                ),
-            ],
-        }
+    two_profile = profile(
+        "two",
+        "acme",
+        two,
+        policy={"tools": {"allow": ["*"], "deny": ["b__fail"]}},
+        limits={"toolTimeouts": {"a__slow": 1}, "rate": {"perSecond": 100, "burst": 100}},
     )
+    # `a` stands for an adapter that asked for the caller; `b` for a third-party MCP server.
+    two_profile["upstreams"][0]["sendCallerHeader"] = True
+    config = routing({"tenants": [{"id": "acme", "limits": {"quota": {"daily": 1000}}}], "profiles": [two_profile]})
     return start_gateway(spawn, config)
 
 
@@ -91,6 +96,17 @@ async def test_relayed_call_carries_caller_and_trace_not_credentials(gateway: Ga
     ]
     assert audit[1]["arguments"].startswith("hmac-sha256:")
 
+    # The upstream that did not ask for the caller gets the trace context but never the caller.
+    third = call(gateway, key, "b__whoami", {}, traceparent=TRACEPARENT).json()["result"]["structuredContent"]
+    assert third["headers"]["traceparent"] == TRACEPARENT
+    assert "x-mcp-caller" not in third["headers"] and created["id"] not in json.dumps(third)
+    # The same on the SDK path (a handshake session), which both upstreams serve through the gateway's client.
+    async with mcp_client(gateway.url("two"), {"Authorization": f"Bearer {key}"}) as client:
+        own = (await client.call_tool("a__whoami", {})).structured_content or {}
+        other = (await client.call_tool("b__whoami", {})).structured_content or {}
+    assert own["headers"]["x-mcp-caller"] == f"acme/key:{created['id']}"
+    assert "x-mcp-caller" not in other["headers"]
+
 
 async def test_relayed_call_streams_times_out_and_seals_rounds(gateway: GatewayProc) -> None:
     with gateway.admin() as admin:
@@ -126,5 +142,5 @@ async def test_relayed_call_streams_times_out_and_seals_rounds(gateway: GatewayP
     with gateway.admin() as admin:
         audit = admin.get("/admin/v1/audit", params={"tool": "a__slow"}).json()["items"]
     assert audit[0]["outcome"] == "timeout"
-    metrics = httpx.get(f"{gateway.base}/metrics").text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     assert 'mcp_gateway_errors_total{kind="upstream_timeout",profile="two",tenant="acme"} 1.0' in metrics

@@ -16,6 +16,7 @@ import mcp_types as types
 import pytest
 
 from tests.gateway.support import (
+    ADMIN_HEADERS,
     MODERN,
     GatewayProc,
     Spawn,
@@ -154,7 +155,7 @@ async def test_an_input_required_round_resumes_after_its_replica_died(
 
 def _requests(base: str, method: str) -> float:
     total = 0.0
-    for line in httpx.get(f"{base}/metrics").text.splitlines():
+    for line in httpx.get(f"{base}/metrics", headers=ADMIN_HEADERS).text.splitlines():
         if line.startswith("mcp_gateway_requests_total{") and f'method="{method}"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total

@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 
-from tests.gateway.support import Spawn, TcpProxy, mcp_client, profile, start_gateway
+from tests.gateway.support import ADMIN_HEADERS, Spawn, TcpProxy, mcp_client, profile, start_gateway
 
 
 def initialize_count(base: str) -> float:
     total = 0.0
-    for line in httpx.get(f"{base}/metrics").text.splitlines():
+    for line in httpx.get(f"{base}/metrics", headers=ADMIN_HEADERS).text.splitlines():
         if line.startswith("mcp_gateway_requests_total{") and 'method="initialize"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.gateway.support import (
+    ADMIN_HEADERS,
     MODERN,
     GatewayProc,
     Spawn,
@@ -50,7 +51,10 @@ def assert_no_trace(response: httpx.Response) -> None:
 
 
 async def test_unknown_profile_is_404_with_jsonrpc_error(gateway: GatewayProc) -> None:
-    response = post(gateway, rpc("tools/list"), pid="nope")
+    # Only to the holder of a valid API key: others get an apiKey profile's 401 (tests/hardening/test_auth_attacks.py).
+    with gateway.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "typo"}).json()["key"]
+    response = post(gateway, rpc("tools/list"), {"Authorization": f"Bearer {key}"}, pid="nope")
     assert response.status_code == 404
     error = response.json()["error"]
     assert "unknown profile" in error["message"] and "'nope'" in error["message"]
@@ -141,11 +145,24 @@ async def test_both_eras_and_ops_endpoints(gateway: GatewayProc) -> None:
             assert result.structured_content == {"a": 2, "b": 3, "sum": 5}
     assert httpx.get(f"{gateway.base}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{gateway.base}/readyz").status_code == 200
-    metrics = httpx.get(f"{gateway.base}/metrics").text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     assert 'mcp_gateway_tool_calls_total{outcome="ok",profile="open",tenant="acme",tool="add"} 2.0' in metrics
     assert "mcp_gateway_requests_total" in metrics
-    openapi = httpx.get(f"{gateway.base}/openapi.json").json()
+    openapi = httpx.get(f"{gateway.base}/openapi.json", headers=ADMIN_HEADERS).json()
     assert "/admin/v1/tenants/{tenant_id}/keys" in openapi["paths"]
+
+
+async def test_metrics_and_api_document_need_the_admin_token(gateway: GatewayProc) -> None:
+    """Metrics name tenants, profiles and tools; the OpenAPI document maps the admin API: not for anyone."""
+    for path in ("/metrics", "/openapi.json"):
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            refused = httpx.get(f"{gateway.base}{path}", headers=headers)
+            assert refused.status_code == 401, (path, refused.status_code)
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert "acme" not in refused.text and "tool" not in refused.text
+    # The browsable pages (which could not send the token) are gone.
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert httpx.get(f"{gateway.base}{path}", headers=ADMIN_HEADERS).status_code == 404
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/jsonx", "application/json-seq"])

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from tests.gateway.support import Spawn, mcp_client, start_feature, start_gateway
+from tests.gateway.support import ADMIN_HEADERS, Spawn, mcp_client, start_feature, start_gateway
 
 
 async def test_hung_and_crashed_upstreams(spawn: Spawn, routing: Callable[[dict[str, Any]], Path]) -> None:
@@ -70,7 +70,7 @@ async def test_hung_and_crashed_upstreams(spawn: Spawn, routing: Callable[[dict[
         assert "source 'b'" in error.error.message, error.error.message
         assert "Traceback" not in error.error.message
 
-    metrics = httpx.get(f"{gateway.base}/metrics").text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS).text
     assert 'outcome="timeout",profile="two",tenant="acme",tool="a__slow"' in metrics
     assert 'mcp_gateway_errors_total{kind="upstream_timeout",profile="two",tenant="acme"} 1.0' in metrics
     assert 'mcp_gateway_errors_total{kind="upstream_error",profile="two",tenant="acme"}' in metrics

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 from mcp.shared.exceptions import MCPError
 
-from tests.gateway.support import Spawn, mcp_client, profile, start_gateway, write_config
+from tests.gateway.support import ADMIN_HEADERS, Spawn, mcp_client, profile, start_gateway, write_config
 from tests.hardening.support import Outcome, drive, rss_kib, write_report
 
 
@@ -81,7 +81,7 @@ async def run_load(
         )
     finally:
         await connection.close()
-    metrics = httpx.get(f"{gateway.base}/metrics", timeout=10).text
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS, timeout=10).text
     figures = {
         "seconds": round(elapsed, 1),
         "calls": len(outcomes),

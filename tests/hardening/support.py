@@ -17,12 +17,12 @@ from tests.gateway.support import MODERN, PEPPER, modern_call, modern_headers
 from tests.support.processes import ARTIFACTS
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process (VmRSS, KiB), read from /proc."""
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process (KiB), read from /proc: now (VmRSS) or its peak so far (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def argument_hash(arguments: dict[str, Any]) -> str:

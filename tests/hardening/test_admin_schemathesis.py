@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
-from tests.gateway.support import ADMIN_TOKEN, Spawn, profile, start_gateway
+from tests.gateway.support import ADMIN_HEADERS, ADMIN_TOKEN, Spawn, profile, start_gateway
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -32,7 +32,7 @@ def test_admin_api_from_its_openapi_document(
         }
     )
     gateway = start_gateway(spawn, config, dsn=pg_dsn, name="gw-schemathesis")
-    document = httpx.get(f"{gateway.base}/openapi.json", timeout=10).json()
+    document = httpx.get(f"{gateway.base}/openapi.json", headers=ADMIN_HEADERS, timeout=10).json()
     schema = schemathesis.openapi.from_dict(document).include(path_regex="^/admin/")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 5, [op.label for op in operations]

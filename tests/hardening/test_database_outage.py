@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.gateway.support import GatewayProc, Spawn, TcpProxy, profile, start_gateway, write_config
+from tests.gateway.support import ADMIN_HEADERS, GatewayProc, Spawn, TcpProxy, profile, start_gateway, write_config
 from tests.hardening.support import LoadResult, argument_hash, drive, pg_port, via_port, write_report
 
 QUOTA = {"daily": 100_000, "monthly": 1_000_000}
@@ -39,7 +39,7 @@ def gateway_for(spawn: Spawn, tmp: Path, feature: str, dsn: str, policy: str) ->
 
 
 def audit_pending(gateway: GatewayProc) -> float:
-    for line in httpx.get(f"{gateway.base}/metrics", timeout=5).text.splitlines():
+    for line in httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS, timeout=5).text.splitlines():
         if line.startswith("mcp_gateway_audit_pending "):
             return float(line.split()[1])
     return -1.0

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -94,10 +95,27 @@ def _inspector(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_banner_prints_a_ready_to_paste_client_config(local_run: LocalRun) -> None:
     output = local_run.process.log_text()
-    config_text = output[output.index("{") : output.index("admin API")]
+    config_text = output[output.index("{") : output.index("  console ")]
     config = json.loads(config_text)
     server = config["mcpServers"]["mcp-gateway-demo"]
     assert server == {"type": "http", "url": local_run.url, "headers": {"Authorization": f"Bearer {local_run.key}"}}
+
+
+def test_banner_console_link_opens_the_console_and_the_printed_admin_token_logs_in(local_run: LocalRun) -> None:
+    output = local_run.process.log_text()
+    console = re.search(r"console\s+(\S+)", output)
+    token = re.search(r"admin API\s+\S+\s+\(bearer token (\S+)\)", output)
+    assert console and token, output
+    assert "log in with the admin token" in output
+    with httpx.Client(timeout=20) as client:
+        form = client.get(console.group(1), follow_redirects=True)
+        assert form.status_code == 200 and str(form.url).endswith("/console/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert csrf, form.text
+        login = client.post(str(form.url), data={"token": token.group(1), "csrf": csrf.group(1)})
+        assert login.status_code == 303, login.text
+        home = client.get(console.group(1))
+        assert home.status_code == 200 and "Log out" in home.text, home.text
 
 
 def test_inspector_cli_lists_and_calls_tools_with_the_printed_key(local_run: LocalRun) -> None:

@@ -60,11 +60,17 @@ def render_rbac(namespace: str, release: str, watch_namespaces: list[str] | None
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def install_rbac(kube: ControlPlane, namespace: str, workdir: Path, watch_namespaces: list[str] | None = None) -> Path:
+def install_rbac(
+    kube: ControlPlane,
+    namespace: str,
+    workdir: Path,
+    watch_namespaces: list[str] | None = None,
+    release: str | None = None,
+) -> Path:
     """Create the chart's operator ServiceAccount (in `namespace`) and RBAC for `watch_namespaces`
-    (none: cluster-wide), under a unique release name, and return a kubeconfig that authenticates
-    as that ServiceAccount."""
-    release = f"op{uuid.uuid4().hex[:6]}"
+    (none: cluster-wide), under `release` (default: a unique name), and return a kubeconfig that
+    authenticates as that ServiceAccount."""
+    release = release or f"op{uuid.uuid4().hex[:6]}"
     with kube.api_client() as api:
         rbac = k8s.RbacAuthorizationV1Api(api)
         core = k8s.CoreV1Api(api)

@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 from tests.operator.support import Resources
 from tests.support.kube import ControlPlane
 
-ONE_OF = "set exactly one of spec.stdio, spec.mcp or spec.openapi"
+ONE_OF = "set exactly one of spec.stdio, spec.mcp, spec.openapi or spec.http"
 SECRET_REF = {"secretKeyRef": {"name": "s", "key": "k"}}
 
 
@@ -55,6 +55,17 @@ def refused(call: Any) -> str:
             {"openapi": {"spec": {"url": "https://a/openapi.json"}, "allowedNetworks": ["10.0.0.0/33"]}},
             "each allowedNetworks entry must be a CIDR range",
         ),
+        ({"mcp": {"url": "http://a/mcp"}, "healthCheck": {"unhealthyThreshold": 0}}, "healthCheck.unhealthyThreshold"),
+        ({"mcp": {"url": "http://a/mcp"}, "circuitBreaker": {"errorRate": 1.5}}, "circuitBreaker.errorRate"),
+        ({"mcp": {"url": "http://a/mcp"}, "toolOverrides": {"echo": {"name": "a b"}}}, "toolOverrides.echo.name"),
+        ({"http": {"tools": []}}, "spec.http.tools in body should have at least 1 items"),
+        ({"http": {"tools": [{"name": "a b", "url": "https://a/x"}]}}, "spec.http.tools[0].name"),
+        ({"http": {"tools": [{"name": "a", "url": "https://a/x", "method": "TRACE"}]}}, "spec.http.tools[0].method"),
+        (
+            {"http": {"tools": [{"name": "a", "url": "https://a/x", "body": "arguments", "bodyFields": {"k": "v"}}]}},
+            "set either body (arguments or field) or bodyFields, not both",
+        ),
+        ({"http": {"tools": [{"name": "a", "url": "/x"}]}, "mcp": {"url": "http://a/mcp"}}, ONE_OF),
     ],
 )
 def test_invalid_upstreams_are_refused(kube: ControlPlane, res: Resources, spec: dict[str, Any], message: str) -> None:
@@ -81,6 +92,15 @@ def test_upstream_name_must_fit_the_service_name(kube: ControlPlane, res: Resour
         ({"upstreams": [{"name": "a"}], "auth": {"mode": "password"}}, 'supported values: "apiKey", "oidc", "none"'),
         ({"upstreams": [{"name": "a"}], "limits": {"rate": {"perSecond": 0, "burst": 1}}}, "limits.rate.perSecond"),
         ({"upstreams": [{"name": "Not_A_Label"}]}, "spec.upstreams[0].name"),
+        (
+            {"upstreams": [{"name": "a", "toolOverrides": {"echo": {"annotations": {"readOnlyHint": "yes"}}}}]},
+            "readOnlyHint",
+        ),
+        ({"upstreams": [{"name": "a"}], "retries": {"attempts": 0}}, "spec.retries.attempts"),
+        ({"upstreams": [{"name": "a", "retries": {"retryOn": ["always"]}}]}, "spec.upstreams[0].retries.retryOn[0]"),
+        ({"upstreams": [{"name": "a"}], "retries": {"jitter": 2}}, "spec.retries.jitter"),
+        ({"upstreams": [{"name": "a"}], "discovery": {"mode": "hybrid"}}, 'supported values: "off", "search"'),
+        ({"upstreams": [{"name": "a"}], "discovery": {"maxResults": 500}}, "spec.discovery.maxResults"),
     ],
 )
 def test_invalid_profiles_are_refused(kube: ControlPlane, res: Resources, spec: dict[str, Any], message: str) -> None:
@@ -125,3 +145,24 @@ def test_valid_resources_are_accepted_with_defaults(kube: ControlPlane, res: Res
     assert upstream["spec"]["openapi"]["auth"]["tokenKey"] == "token"
     profile = res.create("profiles", namespace, "pets", {"upstreams": [{"name": "pets"}]})
     assert profile["spec"]["upstreams"][0]["prefix"] == "auto"
+    checked = res.create(
+        "upstreams",
+        namespace,
+        "checked",
+        {
+            "mcp": {"url": "http://a/mcp"},
+            "healthCheck": {"intervalSeconds": 5},
+            "circuitBreaker": {},
+            "toolOverrides": {"search": {"name": "find", "fixedArguments": {"limit": 5, "filter": {"lang": "en"}}}},
+        },
+    )
+    assert checked["spec"]["healthCheck"] == {
+        "enabled": True,
+        "intervalSeconds": 5,
+        "timeoutSeconds": 5,
+        "healthyThreshold": 2,
+        "unhealthyThreshold": 3,
+        "hideToolsWhenUnhealthy": False,
+    }
+    assert checked["spec"]["circuitBreaker"]["openSeconds"] == 30
+    assert checked["spec"]["toolOverrides"]["search"]["fixedArguments"] == {"limit": 5, "filter": {"lang": "en"}}

@@ -41,13 +41,15 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
     profile_id = f"dev-{_uid()}"
     spec = {
         "id": profile_id,
-        "upstreams": [{"name": "tools", "prefix": "always", "timeoutSeconds": 12}],
+        "upstreams": [{"name": "tools", "prefix": "always", "timeoutSeconds": 12, "retries": {"attempts": 1}}],
+        "retries": {"attempts": 4, "backoffBaseSeconds": 0.1, "jitter": 0, "retryOn": ["unavailable"]},
         "auth": {
             "mode": "oidc",
             "oidc": {"issuer": "https://issuer.test", "audience": "mcp", "jwksUrl": "https://issuer.test/jwks"},
         },
         "policy": {"tools": {"allow": ["get_*"], "deny": ["get_secret"]}, "idempotentTools": ["get_*"]},
         "limits": {"perKeyRate": {"perSecond": 1, "burst": 2}, "toolTimeouts": {"slow": 60}},
+        "discovery": {"mode": "search", "alwaysVisible": ["get_*"], "maxResults": 8, "reveal": True},
     }
     res.create("profiles", namespace, "dev", spec)
 
@@ -58,11 +60,20 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
         "id": profile_id,
         "tenant": tenant,
         "upstreams": [
-            {"name": "tools", "url": env.adapter_url(namespace, "tools"), "prefix": "always", "timeoutSeconds": 12}
+            {
+                "name": "tools",
+                "url": env.adapter_url(namespace, "tools"),
+                "prefix": "always",
+                "timeoutSeconds": 12,
+                "retries": {"attempts": 1},
+                "sendCallerHeader": True,  # the operator's own adapter, which trusts the gateway's caller header
+            }
         ],
         "auth": spec["auth"],
         "policy": spec["policy"],
         "limits": spec["limits"],
+        "retries": spec["retries"],
+        "discovery": spec["discovery"],
     }
     tenants = {t["id"]: t for t in res.routing(env.system_namespace)["tenants"]}
     assert tenants[tenant] == {"id": tenant, "displayName": "Acme", "limits": LIMITS}
@@ -212,9 +223,10 @@ async def test_running_gateway_follows_routing_within_5_seconds(operator_env: Op
         deleted = time.monotonic()
         res.delete("profiles", namespace, "e2e")
         status = 200
-        while time.monotonic() - deleted < 5 and status != 404:
+        # An unknown profile answers a request without an API key like an apiKey profile: 401.
+        while time.monotonic() - deleted < 5 and status != 401:
             status = httpx.post(f"{base}/{profile_id}/mcp", json={}, timeout=5).status_code
             await asyncio.sleep(0.1)
-        assert status == 404, "gateway still served the deleted profile after 5s"
+        assert status == 401, "gateway still served the deleted profile after 5s"
     finally:
         gateway.stop()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from mcp_gateway.config import RoutingConfig
+from mcp_operator import workload
+from mcp_operator.adapter_config import AdapterInputs
 from mcp_operator.routing import render
 from mcp_operator.settings import parse
 
@@ -47,3 +49,29 @@ def test_gateway_settings_flag_goes_into_the_rendered_routing_config() -> None:
 def test_gateway_settings_the_gateway_would_refuse_are_refused(value: str) -> None:
     with pytest.raises(SystemExit, match="--gateway-settings"):
         parse(["--gateway-settings", value])
+
+
+def test_adapter_tracing_flags_become_the_adapters_otel_variables() -> None:
+    settings = parse(["--adapter-otlp-endpoint", "http://jaeger.obs:4318/", "--adapter-trace-sampling-ratio", "0.5"])
+    upstream = {"metadata": {"name": "time", "namespace": "acme", "uid": "u-1"}, "spec": {}}
+    deployment = workload.deployment(upstream, AdapterInputs(config={}), "digest", settings)
+    env = {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger.obs:4318",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.5",
+    }
+    plain = workload.deployment(upstream, AdapterInputs(config={}), "digest", parse([]))
+    assert plain["spec"]["template"]["spec"]["containers"][0]["env"] == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--adapter-otlp-endpoint", "jaeger:4318"], "must be an http:// or https:// URL"),
+        (["--adapter-trace-sampling-ratio", "1.5"], "between 0 and 1"),
+    ],
+)
+def test_bad_adapter_tracing_flags_are_refused(flags: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        parse(flags)

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
-from mcp_adapter.config import OpenApiSource, parse_config
+from mcp_adapter.config import HttpSource, OpenApiSource, parse_config
 
 from tests.gateway.support import Spawn, mcp_client, start_feature
 from tests.operator.conftest import OperatorEnv
@@ -295,6 +295,81 @@ def test_openapi_allowed_networks_reach_the_adapter_config(operator_env: Operato
     assert "allowPrivateNetwork" not in config["sources"][0]
     parsed = parse_config(config).sources[0]
     assert isinstance(parsed, OpenApiSource) and parsed.allowed_networks == ["10.0.12.0/24", "fd00::/64"]
+
+
+HTTP_TOOLS = {
+    "baseUrl": "https://api.example.com/v1",
+    "auth": {"type": "bearer", "secretName": "api-creds"},
+    "headers": [{"name": "X-Team", "value": "blue"}],
+    "tools": [
+        {
+            "name": "get_user",
+            "description": "Read one user",
+            "url": "/users/{id}",
+            "inputSchema": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+        },
+        {
+            "name": "create_ticket",
+            "method": "POST",
+            "url": "https://tickets.example.com/tickets",
+            "inputSchema": {"type": "object", "properties": {"title": {"type": "string"}}},
+            "bodyFields": {"summary": "title"},
+        },
+    ],
+}
+
+
+def test_http_tools_reach_the_adapter_config(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    res.create("upstreams", namespace, "api", {"http": HTTP_TOOLS})
+    configmap, deployment, _ = wait_for(lambda: _workload(env, namespace, "api"), what="adapter workload")
+    config = yaml.safe_load(configmap.data["adapter.yaml"])
+    source = config["sources"][0]
+    assert (source["type"], source["baseUrl"], source["headers"]) == (
+        "http",
+        "https://api.example.com/v1",
+        {"X-Team": "blue"},
+    )
+    assert source["auth"] == {"type": "bearer", "token": {"fromEnv": "UPSTREAM_AUTH_TOKEN"}}
+    get_user, create_ticket = source["tools"]
+    assert get_user["url"] == "/users/{id}" and get_user["method"] == "GET"
+    assert create_ticket["body"] == {"summary": "title"} and create_ticket["method"] == "POST"
+    (env_var,) = deployment.spec.template.spec.containers[0].env
+    assert (env_var.name, env_var.value_from.secret_key_ref.name) == ("UPSTREAM_AUTH_TOKEN", "api-creds")
+    os.environ["UPSTREAM_AUTH_TOKEN"] = "x"
+    try:
+        parsed = parse_config(config).sources[0]
+    finally:
+        del os.environ["UPSTREAM_AUTH_TOKEN"]
+    assert isinstance(parsed, HttpSource) and [t.name for t in parsed.tools] == ["get_user", "create_ticket"]
+    obj = wait_for(lambda: _observed(env, namespace, "api"), what="observed status")
+    assert obj["status"]["sourceType"] == "http"
+
+
+def test_http_tools_the_adapter_would_refuse_make_the_upstream_invalid(operator_env: OperatorEnv) -> None:
+    env, res = operator_env, operator_env.res
+    namespace = env.namespace()
+    undeclared = {"tools": [{"name": "get_user", "url": "https://api.example.com/users/{id}"}]}
+    res.create("upstreams", namespace, "undeclared", {"http": undeclared})
+    relative = {"tools": [{"name": "list_users", "url": "/users"}]}
+    res.create("upstreams", namespace, "relative", {"http": relative})
+
+    def invalid(name: str) -> str | None:
+        obj = _observed(env, namespace, name)
+        ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready") if obj else None
+        return ready["message"] if ready and ready["reason"] == "InvalidSpec" else None
+
+    message = wait_for(lambda: invalid("undeclared"), what="InvalidSpec for an undeclared placeholder")
+    assert "spec.http.tools[0]: URL placeholder {id} is not a property of inputSchema" in message
+    message = wait_for(lambda: invalid("relative"), what="InvalidSpec for a relative URL")
+    assert "spec.http.tools[0].url '/users' is relative: set spec.http.baseUrl" in message
+    assert _workload(env, namespace, "undeclared") is None and _workload(env, namespace, "relative") is None
+
+    # Fixing the spec brings the workload.
+    fixed = {"tools": [{**undeclared["tools"][0], "inputSchema": {"type": "object", "properties": {"id": {}}}}]}
+    res.patch_spec("upstreams", namespace, "undeclared", {"http": fixed})
+    wait_for(lambda: _workload(env, namespace, "undeclared"), what="adapter workload once fixed")
 
 
 async def test_the_rendered_config_runs_in_a_real_adapter(

@@ -55,6 +55,7 @@ from pydantic import BaseModel
 
 from mcp_adapter.config import McpRemoteSource, StdioSource, resolve
 from mcp_adapter.downstream import LEGACY, MODERN, Downstream
+from mcp_adapter.keepalive import keep_alive
 from mcp_adapter.metrics import METRICS
 from mcp_adapter.passthrough import RelayTarget
 from mcp_adapter.relay_client import HeaderHook, RelayClient
@@ -139,7 +140,7 @@ class McpSource(Source):
         @asynccontextmanager
         async def open_http() -> AsyncIterator[Streams]:
             async with (
-                create_mcp_http_client(headers=headers, auth=self.http_auth) as client,
+                keep_alive(create_mcp_http_client(headers=headers, auth=self.http_auth)) as client,
                 streamable_http_client(url, http_client=client) as (read, write),
             ):
                 yield read, write, None
@@ -373,7 +374,7 @@ class McpSource(Source):
         modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
         kept = forwardable_meta(meta, modern)
         if modern and downstream.era == LEGACY:
-            kept = {**(kept or {}), types.LOG_LEVEL_META_KEY: self._levels.get(downstream.caller, "debug")}
+            kept = {**(kept or {}), types.LOG_LEVEL_META_KEY: self.log_level_of(downstream.caller)}
         return kept
 
     async def _catalog(self, op: Any, what: str) -> Any:
@@ -508,6 +509,10 @@ class McpSource(Source):
     async def unsubscribe(self, uri: str, downstream: Downstream) -> None:
         session = await self.session_for(downstream.caller, downstream.era)
         await session.unsubscribe(uri)
+
+    def log_level_of(self, caller: str) -> types.LoggingLevel:
+        """The level a handshake-era caller set (`logging/setLevel`), sent per request to a 2026-07-28 upstream."""
+        return self._levels.get(caller, "debug")
 
     async def set_level(self, level: types.LoggingLevel, downstream: Downstream) -> None:
         # Kept for this caller's requests on a 2026-07-28 session, which takes the level per request in `_meta`.

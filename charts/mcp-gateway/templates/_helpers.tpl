@@ -123,8 +123,14 @@ key: {{ .key }}
 - --cluster-domain={{ .Values.clusterDomain }}
 - --gateway-url={{ include "mcp-gateway.gatewayUrl" . }}
 - --lease={{ .Release.Namespace }}/{{ include "mcp-gateway.operator.fullname" . }}
+- --owner-deployment={{ include "mcp-gateway.operator.fullname" . }}
 - --health-port={{ .Values.operator.healthPort }}
 - --log-level={{ .Values.operator.logLevel }}
+{{- with .Values.gateway.tracing.endpoint }}
+{{- /* The adapters the operator runs export to the same place: one trace from gateway to upstream. */}}
+- --adapter-otlp-endpoint={{ . | trimSuffix "/" }}
+- --adapter-trace-sampling-ratio={{ $.Values.gateway.tracing.samplingRatio }}
+{{- end }}
 - --gateway-namespace={{ .Release.Namespace }}
 - --gateway-pod-selector={{ include "mcp-gateway.selectorArg" (dict "ctx" $ "component" "gateway") }}
 - --operator-namespace={{ .Release.Namespace }}
@@ -136,6 +142,7 @@ key: {{ .key }}
 {{- $routing := dict }}
 {{- if .Values.gateway.allowPrivateJwks }}{{ $_ := set $routing "allowPrivateJwks" true }}{{ end }}
 {{- if ne .Values.gateway.limitsCommit "async" }}{{ $_ := set $routing "limitsCommit" .Values.gateway.limitsCommit }}{{ end }}
+{{- if ne (int .Values.gateway.maxAdminRequestBytes) 65536 }}{{ $_ := set $routing "maxAdminRequestBytes" (int .Values.gateway.maxAdminRequestBytes) }}{{ end }}
 {{- if $routing }}
 - {{ printf "--gateway-settings=%s" (toJson $routing) | squote }}
 {{- end }}
@@ -221,6 +228,12 @@ owned objects. No Secrets: Upstreams only reference them.
   resources: [configmaps]
   resourceNames: [{{ include "mcp-gateway.routingConfigMapName" . }}]
   verbs: [get, create, patch]
+# Its own Deployment, read once for its uid: the owner of the Lease and the routing ConfigMap,
+# so that helm uninstall garbage-collects both.
+- apiGroups: [apps]
+  resources: [deployments]
+  resourceNames: [{{ include "mcp-gateway.operator.fullname" . }}]
+  verbs: [get]
 {{- end }}
 
 {{/* Selector labels as a k=v,... flag value. Takes (dict "ctx" $ "component" "gateway"). */}}

@@ -9,7 +9,7 @@ profile of tenant B.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -74,6 +74,22 @@ class Authenticator:
         return await self._oidc(profile, credential, metadata_url)
 
     async def _api_key(self, profile: Profile, key: str | None) -> Principal:
+        tenant, caller, profiles = await self._key_owner(key)
+        if tenant != profile.tenant or (profiles and profile.id not in profiles):
+            raise AuthFailure(403, f"this API key is not allowed to use profile {profile.id!r}")
+        return Principal("apiKey", tenant, caller)
+
+    async def unknown_profile(self, headers: Headers) -> None:
+        """Refuse a request for a profile that does not exist exactly as an `apiKey` profile would.
+
+        Without a valid API key the answer is the same 401 (message and challenge) whether the
+        profile exists or not, so profile ids cannot be enumerated; returns for a valid key of
+        any tenant (its holder then learns the profile does not exist).
+        """
+        await self._key_owner(_credential(headers))
+
+    async def _key_owner(self, key: str | None) -> tuple[str, str, Sequence[str]]:
+        """(tenant, caller, profiles the key is limited to) of a valid API key; AuthFailure(401) otherwise."""
         challenge = 'Bearer realm="mcp-gateway"'
         if not key:
             raise AuthFailure(401, "this profile needs an API key: send 'Authorization: Bearer <key>'", challenge)
@@ -81,23 +97,16 @@ class Authenticator:
         prefix = key_prefix(key)
         record = await self.store.key_by_prefix(prefix) if prefix else None
         if record is None:
-            return self._secret_key(profile, key, bad)
+            # A key from one of the tenants' key Secrets (valid for every profile of its tenant).
+            found = self.secret_keys.lookup(key)
+            if found is None:
+                raise AuthFailure(401, "the API key is not valid", bad)
+            return found.tenant, found.caller, ()
         if not self.hasher.matches(key, record.key_hash):
             raise AuthFailure(401, "the API key is not valid", bad)
         if not record.usable_at(datetime.now(UTC)):
             raise AuthFailure(401, "the API key is revoked or expired", bad)
-        if record.tenant != profile.tenant or (record.profiles and profile.id not in record.profiles):
-            raise AuthFailure(403, f"this API key is not allowed to use profile {profile.id!r}")
-        return Principal("apiKey", record.tenant, f"key:{record.id}")
-
-    def _secret_key(self, profile: Profile, key: str, challenge: str) -> Principal:
-        """A key from one of the tenants' key Secrets (valid for every profile of its tenant)."""
-        found = self.secret_keys.lookup(key)
-        if found is None:
-            raise AuthFailure(401, "the API key is not valid", challenge)
-        if found.tenant != profile.tenant:
-            raise AuthFailure(403, f"this API key is not allowed to use profile {profile.id!r}")
-        return Principal("apiKey", found.tenant, found.caller)
+        return record.tenant, f"key:{record.id}", record.profiles
 
     def _verifier(self, profile: Profile) -> OidcVerifier:
         """The profile's verifier, replaced (JWKS cache and all) when its settings change."""

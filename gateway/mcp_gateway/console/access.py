@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord, key_prefix, new_key
 from mcp_gateway.config import Profile, RoutingConfig, Tenant
-from mcp_gateway.console.session import LOGIN_SECONDS, Session, SessionCodec
+from mcp_gateway.console.session import LOGIN_SECONDS, Session, SessionCodec, revocation
 from mcp_gateway.runtime import Gateway
 
 CONSOLE_SCOPE = "@console"
@@ -81,12 +81,12 @@ async def _console_record(gateway: Gateway, token: str) -> ApiKeyRecord | None:
 
 
 async def viewer_of(gateway: Gateway, codec: SessionCodec, session: Session | None) -> Viewer | None:
-    """The viewer of a session, re-checked on every request (a revoked console token logs out at once)."""
-    if session is None or session.role is None:
+    """The viewer of a session, re-checked on every request (a revoked console token or a logout ends it at once)."""
+    if session is None or session.role is None or revocation(session.sid) in gateway.revoked:
         return None
     if session.role == "admin":
-        current = codec.fingerprint(gateway.admin_token) if gateway.admin_token else None
-        ok = current is not None and session.admin_fp is not None and hmac.compare_digest(current, session.admin_fp)
+        ok = bool(gateway.admin_token and session.admin_fp)
+        ok = ok and codec.fingerprint_matches(gateway.admin_token or "", session.admin_fp or "")
         return Viewer("admin", None, session.csrf) if ok else None
     if session.role == "tenant" and session.key_id and session.tenant:
         record = await gateway.store.get_key(session.key_id)

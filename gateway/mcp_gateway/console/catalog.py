@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_gateway.catalog import tool_catalog
 from mcp_gateway.config import Profile
 from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.runtime import Gateway
@@ -28,6 +29,7 @@ class ToolView:
     upstream: str
     description: str
     allowed: bool
+    upstream_name: str | None = None  # the upstream's own name of a renamed tool (overrides.py)
 
 
 @dataclass(frozen=True)
@@ -46,42 +48,49 @@ class ProfileState:
     error: str | None = None
 
 
-async def _aggregator(gateway: Gateway, profile: Profile) -> Any:
+async def _backend(gateway: Gateway, profile: Profile) -> Any:
     backend = await asyncio.wait_for(gateway.backends.get(profile), BACKEND_WAIT_SECONDS)
-    aggregator = getattr(backend, "aggregator", None)
-    if aggregator is None:
+    if getattr(backend, "aggregator", None) is None:
         raise RuntimeError("this backend does not expose its catalog")
-    return aggregator
+    return backend
 
 
 def _health(profile: Profile, aggregator: Any) -> list[UpstreamHealth]:
     out = []
+    monitor = getattr(aggregator, "monitor", None)  # probes and circuit breakers (health.py)
     for upstream in profile.upstreams:
         source = aggregator.sources.get(upstream.name)
         status: dict[str, Any] = source.status() if source is not None else {"ready": False}
         up = bool(status.get("ready"))
         detail = "connected" if up else str(status.get("lastError") or "not connected")
+        probed = monitor.upstreams.get(upstream.name) if monitor is not None else None
+        if probed is not None:
+            circuit = probed.breaker.state.value.replace("_", "-")
+            detail += f"; health {probed.status.value}, circuit {circuit}"
+            if probed.breaker.state.value == "open":
+                up = False
+                detail += f" ({probed.breaker.reason})"
         out.append(UpstreamHealth(upstream.name, upstream.url, up, detail))
     return out
 
 
-def _tools(profile: Profile, aggregator: Any, policy: ProfilePolicy) -> list[ToolView]:
+def _tools(profile: Profile, backend: Any, policy: ProfilePolicy) -> list[ToolView]:
     return [
-        ToolView(name, source, tool.description or "", policy.allows_tool(name))
-        for name, (source, tool) in sorted(aggregator.catalog.tools.items())
+        ToolView(row["name"], row["upstream"], row["description"], row["allowed"], row["upstreamName"])
+        for row in tool_catalog(backend, profile, policy)
     ]
 
 
 async def profile_state(gateway: Gateway, profile: Profile) -> ProfileState:
     """Health and tools of one profile; a backend that cannot start shows every upstream down."""
     try:
-        aggregator = await _aggregator(gateway, profile)
+        backend = await _backend(gateway, profile)
     except Exception as exc:
         log.warning("console: profile %s backend unavailable: %s", profile.id, exc)
         down = [UpstreamHealth(u.name, u.url, False, "backend not running") for u in profile.upstreams]
         return ProfileState(profile, down, [], error="the profile's backend is not running; see the gateway logs")
-    tools = _tools(profile, aggregator, gateway.policies.of(profile))
-    return ProfileState(profile, _health(profile, aggregator), tools)
+    tools = _tools(profile, backend, gateway.policies.of(profile))
+    return ProfileState(profile, _health(profile, backend.aggregator), tools)
 
 
 async def profile_states(gateway: Gateway, profiles: list[Profile]) -> list[ProfileState]:

@@ -6,7 +6,7 @@ from fastapi import Request
 from starlette.responses import RedirectResponse, Response
 
 from mcp_gateway.console import access
-from mcp_gateway.console.session import Session
+from mcp_gateway.console.session import Session, revocation
 from mcp_gateway.console.web import PREFIX, context, log, read_form, render_page, router, with_cookie
 
 
@@ -42,4 +42,8 @@ async def login_submit(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     ctx = await context(request)
     await read_form(request, ctx)
+    if ctx.session.role is not None:
+        # Server-side too: a copy of this cookie (proxy log, shared computer) stops working now, everywhere.
+        await ctx.gateway.revoked.revoke_nonce(revocation(ctx.session.sid), ctx.session.expires)
+        log.info("console logout", extra={"role": ctx.session.role, "tenant": ctx.session.tenant})
     return with_cookie(RedirectResponse(f"{PREFIX}/login", status_code=303), request, ctx, Session())

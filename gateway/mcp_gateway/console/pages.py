@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
 from starlette.responses import Response
 
@@ -10,6 +12,8 @@ from mcp_gateway.console import catalog, usage
 from mcp_gateway.console.auditlog import AuditFilter, audit_page
 from mcp_gateway.console.render import STATIC
 from mcp_gateway.console.web import Ctx, base_url, context, not_found, render_page, router
+from mcp_gateway.discovery.meta import DiscoveryError
+from mcp_gateway.discovery.serve import operator_search
 
 OUTCOMES = ["ok", "tool_error", "error", "timeout", "cancelled", "input_required"]
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
@@ -36,8 +40,21 @@ def _profile(ctx: Ctx, profile_id: str) -> Profile:
     return profile
 
 
+async def _discovery(ctx: Ctx, profile: Profile, query: str | None) -> dict[str, Any]:
+    """The profile page's "try a query" panel: what search_tools would answer a caller (any mode)."""
+    if query is None:
+        return {"query": None, "found": None, "error": None}
+    try:
+        found = await operator_search(ctx.gateway, profile, query, profile.discovery.max_results)
+    except DiscoveryError as exc:
+        return {"query": query, "found": None, "error": str(exc)}
+    return {"query": query, "found": found["tools"], "error": None}
+
+
 @router.get("/profiles/{profile_id}")
-async def profile_detail(request: Request, profile_id: str, window: str = usage.DEFAULT_WINDOW) -> Response:
+async def profile_detail(
+    request: Request, profile_id: str, window: str = usage.DEFAULT_WINDOW, q: str | None = None
+) -> Response:
     ctx = await context(request)
     profile = _profile(ctx, profile_id)
     state = await catalog.profile_state(ctx.gateway, profile)
@@ -53,6 +70,7 @@ async def profile_detail(request: Request, profile_id: str, window: str = usage.
         chart=usage.render_chart(series),
         windows=list(usage.WINDOWS),
         quotas=await usage.quota_lines(ctx.gateway, ctx.config, profile),
+        discovery=await _discovery(ctx, profile, q),
     )
 
 

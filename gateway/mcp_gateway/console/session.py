@@ -1,8 +1,11 @@
-"""Console sessions: a signed cookie, no server-side state.
+"""Console sessions: a signed cookie, plus the ids of logged-out sessions on the server.
 
-The cookie holds who is logged in and the CSRF token of the session, signed
-with HMAC-SHA256. The signing key lives in the store (`shared_secret`), so
-every replica sharing a database accepts the same cookies.
+The cookie holds who is logged in, the CSRF token and a random session id,
+signed with HMAC-SHA256. The signing keys are derived from secrets that live
+only in the environment (the API-key pepper, `MCP_GATEWAY_SESSION_KEYS`), never
+from the database, so a dump or read replica cannot forge a session; every
+replica with the same environment accepts the same cookies. Logout revokes the
+session id in the store (see `revocation`), so a copied cookie dies with it.
 """
 
 from __future__ import annotations
@@ -28,9 +31,15 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def revocation(sid: str) -> str:
+    """The session's name among the store's revoked session nonces (shared with MCP sessions)."""
+    return f"console:{sid}"
+
+
 @dataclass
 class Session:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))  # what logout revokes
     role: str | None = None  # "admin" | "tenant" | None (not logged in)
     tenant: str | None = None
     key_id: str | None = None  # the tenant console token this login came from
@@ -43,11 +52,18 @@ class Session:
 
 
 class SessionCodec:
-    def __init__(self, key: bytes) -> None:
-        self._key = key
+    """Signs with the first key and accepts any of them, so keys rotate without logging everyone out."""
 
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise ValueError("the console needs at least one session signing key")
+        self._keys = keys
+
+    def _sign(self, payload: str, key: bytes | None = None) -> str:
+        return _b64(hmac.new(key or self._keys[0], payload.encode(), hashlib.sha256).digest())
+
+    def _signed(self, payload: str, signature: str) -> bool:
+        return any(hmac.compare_digest(signature, self._sign(payload, key)) for key in self._keys)
 
     def encode(self, session: Session) -> str:
         payload = _b64(json.dumps(asdict(session), separators=(",", ":")).encode())
@@ -58,7 +74,7 @@ class SessionCodec:
         if not value or "." not in value:
             return None
         payload, signature = value.rsplit(".", 1)
-        if not hmac.compare_digest(signature, self._sign(payload)):
+        if not self._signed(payload, signature):
             return None
         try:
             session = Session(**json.loads(_unb64(payload)))
@@ -69,3 +85,7 @@ class SessionCodec:
     def fingerprint(self, secret: str) -> str:
         """A non-reversible tag of a secret, to notice when it changes."""
         return self._sign("fp:" + secret)[:22]
+
+    def fingerprint_matches(self, secret: str, tag: str) -> bool:
+        """`tag` is the fingerprint of `secret` under any of the keys."""
+        return any(hmac.compare_digest(tag, self._sign("fp:" + secret, key)[:22]) for key in self._keys)

@@ -137,7 +137,7 @@ async def quota_lines(gateway: Gateway, config: RoutingConfig, profile: Profile)
     tenant = config.tenant(profile.tenant)
     periods = _periods(datetime.now(UTC))
     rows = await gateway.store.usage(f"tenant:{profile.tenant}") + await gateway.store.usage(
-        f"caller:{profile.tenant}:{profile.id}:"
+        f"caller:{profile.tenant}:{profile.id}:", nested=True
     )
     lines = []
     for scope, period, used in rows:

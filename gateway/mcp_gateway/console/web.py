@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
 from mcp_gateway.config import RoutingConfig
@@ -63,6 +63,11 @@ class ConsoleRoute(APIRoute):
             except RequestValidationError as exc:
                 fields = ", ".join(str(e["loc"][-1]) for e in exc.errors())
                 response = error_page(request, 400, f"invalid value for: {fields}; fix the address and try again")
+            except HTTPException as exc:
+                if not 400 <= exc.status_code < 500:
+                    raise
+                # The client's mistake (an unparsable form, too many fields): its own 4xx, nothing logged.
+                response = error_page(request, exc.status_code, f"bad request: {exc.detail}")
             except Exception:
                 log.exception("console page failed: %s", request.url.path)
                 response = error_page(request, 500, "internal error; see the gateway logs")
@@ -105,8 +110,7 @@ async def _codec(request: Request) -> SessionCodec:
     codec: SessionCodec | None = getattr(state, "console_codec", None)
     if codec is None:
         gateway: Gateway = state.gateway
-        key = await gateway.store.shared_secret("console-session-key", secrets.token_bytes(32))
-        codec = state.console_codec = SessionCodec(key)
+        codec = state.console_codec = SessionCodec(gateway.console_keys)
     return codec
 
 
@@ -134,11 +138,19 @@ def with_cookie(response: Response, request: Request, ctx: Ctx, session: Session
     return response
 
 
+FORM_EXPIRED = "the form expired or did not come from this console; reload the page and try again"
+# Console forms have a handful of short fields and no uploads.
+MAX_FORM_FIELDS = 50
+
+
 async def read_form(request: Request, ctx: Ctx) -> FormData:
-    form = await request.form()
+    """The form of a POST carrying this session's CSRF token; a POST without a session is refused unread."""
+    if ctx.fresh:
+        raise Refused(403, FORM_EXPIRED)
+    form = await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
     sent = str(form.get("csrf", ""))
-    if ctx.fresh or not hmac.compare_digest(sent.encode(), ctx.session.csrf.encode()):
-        raise Refused(403, "the form expired or did not come from this console; reload the page and try again")
+    if not hmac.compare_digest(sent.encode(), ctx.session.csrf.encode()):
+        raise Refused(403, FORM_EXPIRED)
     return form
 
 

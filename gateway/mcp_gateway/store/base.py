@@ -100,7 +100,13 @@ class Store(Protocol):
         """Count one call against every counter, all or none; return the first one that is exhausted."""
         ...
 
-    async def usage(self, scope_prefix: str) -> list[tuple[str, str, int]]: ...
+    async def usage(self, scope: str, *, nested: bool = False) -> list[tuple[str, str, int]]:
+        """(scope, period, used) of the counters of exactly `scope`.
+
+        With `nested`, of every scope under `scope` instead, which must then end with the ':'
+        separator (see `nested_prefix`): `caller:a:` never matches `caller:a-labs:...`.
+        """
+        ...
 
     async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
         """Take one token from every bucket, all or none; on refusal return (bucket, seconds until a token)."""
@@ -119,10 +125,6 @@ class Store(Protocol):
         ...
 
     async def query_audit(self, query: AuditQuery) -> list[AuditRecord]: ...
-
-    async def shared_secret(self, name: str, generate: bytes) -> bytes:
-        """The stored secret `name`, storing `generate` first if there is none."""
-        ...
 
     # --- sessions and replica messages (see sessions.py, backchannel.py) ------
 
@@ -150,3 +152,10 @@ class Store(Protocol):
 
 
 Listener = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def nested_prefix(scope: str) -> str:
+    """`scope` checked to be a separator-terminated prefix; a bare `tenant:a` would also match `tenant:a-labs`."""
+    if not scope.endswith(":"):
+        raise ValueError(f"a nested usage lookup needs a prefix ending with the ':' separator, not {scope!r}")
+    return scope

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
-from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal
+from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal, nested_prefix
 
 AUDIT_KEPT = 20_000
 PRUNE_MIN = 1024  # a table is pruned when it doubles past its size after the last pruning (at least this)
@@ -41,7 +41,6 @@ class MemoryStore:
         self._audit_next_id = 1
         self._continuations: dict[bytes, datetime] = {}
         self._continuations_mark = 0
-        self._secrets: dict[str, bytes] = {}
         self._lock = asyncio.Lock()
         self._revoked: dict[str, datetime] = {}
         self._listeners: list[Listener] = []
@@ -96,8 +95,11 @@ class MemoryStore:
             slot: used for slot, used in self._counters.items() if self._periods.get(slot[1][:2], slot[1]) == slot[1]
         }
 
-    async def usage(self, scope_prefix: str) -> list[tuple[str, str, int]]:
-        return sorted((s, p, n) for (s, p), n in self._counters.items() if s.startswith(scope_prefix))
+    async def usage(self, scope: str, *, nested: bool = False) -> list[tuple[str, str, int]]:
+        if nested:
+            prefix = nested_prefix(scope)
+            return sorted((s, p, n) for (s, p), n in self._counters.items() if s.startswith(prefix))
+        return sorted((s, p, n) for (s, p), n in self._counters.items() if s == scope)
 
     async def take(self, buckets: list[Bucket]) -> tuple[Bucket, float] | None:
         async with self._lock:
@@ -154,9 +156,6 @@ class MemoryStore:
             if len(out) >= query.limit:
                 break
         return out
-
-    async def shared_secret(self, name: str, generate: bytes) -> bytes:
-        return self._secrets.setdefault(name, generate)
 
     async def revoke_session(self, nonce: str, expires_at: datetime) -> None:
         now = datetime.now(UTC)

@@ -32,7 +32,7 @@ import asyncpg
 
 from mcp_gateway.auth.apikeys import ApiKeyRecord
 from mcp_gateway.store.admission import Admission, AdmissionBatcher
-from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal
+from mcp_gateway.store.base import AuditQuery, AuditRecord, Bucket, Counter, Listener, Refusal, nested_prefix
 from mcp_gateway.store.key_cache import KeyCache
 from mcp_gateway.store.migrate import migrate
 
@@ -178,10 +178,11 @@ class PostgresStore:
         )
         return None if refused is None else ordered[refused - 1]
 
-    async def usage(self, scope_prefix: str) -> list[tuple[str, str, int]]:
+    async def usage(self, scope: str, *, nested: bool = False) -> list[tuple[str, str, int]]:
+        match = "starts_with(scope, $1)" if nested else "scope = $1"
         rows = await self.pool.fetch(
-            "SELECT scope, period, used FROM quota_counters WHERE starts_with(scope, $1) ORDER BY scope, period",
-            scope_prefix,
+            f"SELECT scope, period, used FROM quota_counters WHERE {match} ORDER BY scope, period",  # noqa: S608 - fixed text
+            nested_prefix(scope) if nested else scope,
         )
         return [(row["scope"], row["period"], int(row["used"])) for row in rows]
 
@@ -259,13 +260,6 @@ class PostgresStore:
             )
             for row in rows
         ]
-
-    async def shared_secret(self, name: str, generate: bytes) -> bytes:
-        await self.pool.execute(
-            "INSERT INTO gateway_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, generate
-        )
-        value = await self.pool.fetchval("SELECT value FROM gateway_secrets WHERE name = $1", name)
-        return bytes(value)
 
     # --- sessions and replica messages ------------------------------------------
 

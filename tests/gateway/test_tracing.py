@@ -1,0 +1,211 @@
+"""OpenTelemetry spans: one tool call through a real gateway, adapter and upstream is one trace.
+
+The gateway and the adapter run as real processes with the official SDK and OTLP/HTTP exporter,
+configured only by the standard `OTEL_*` variables, and export to a loopback OTLP receiver (a
+stand-in for Jaeger, tests/support/otlp_receiver.py). The upstream is the feature server.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from mcp_common import tracing
+
+from tests.gateway.support import Spawn, mcp_client, modern_call, modern_headers, profile, start_feature, start_gateway
+from tests.gateway.test_caller_scope import new_key
+from tests.support.otlp_receiver import STATUS_ERROR, OtlpReceiver, ReceivedSpan, start_otlp_receiver
+from tests.support.processes import free_port
+
+SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
+WAIT_SECONDS = 30.0  # a bound on the exporters' batching, not a performance expectation
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    started = start_otlp_receiver()
+    yield started
+    started.shutdown()
+
+
+def otel_env(receiver: OtlpReceiver) -> dict[str, str]:
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "50"}
+
+
+def start_traced_adapter(spawn: Spawn, folder: Path, upstream_url: str, env: dict[str, str]) -> str:
+    port = free_port()
+    config = folder / "adapter.yaml"
+    config.write_text(yaml.safe_dump({"sources": [{"name": "feat", "type": "mcp", "url": upstream_url}]}))
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn(cmd, name="adapter-traced", env=env, ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
+    return f"http://127.0.0.1:{port}/mcp"
+
+
+def trace_of(receiver: OtlpReceiver, trace_id: str, done: Callable[[list[ReceivedSpan]], bool]) -> list[ReceivedSpan]:
+    """The spans of one trace, once `done` says all expected ones arrived (bounded wait)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        spans = [s for s in receiver.received() if s.trace_id == trace_id]
+        if done(spans) or time.monotonic() > deadline:
+            return spans
+        time.sleep(0.05)
+
+
+def one(spans: list[ReceivedSpan], service: str, name: str, kind: int | None = None) -> ReceivedSpan:
+    found = [s for s in spans if s.service == service and s.name == name and kind in (None, s.kind)]
+    assert len(found) == 1, f"{service}/{name}: {[(s.service, s.name) for s in spans]}"
+    return found[0]
+
+
+def all_values(spans: list[ReceivedSpan]) -> str:
+    return repr([(s.name, s.status_message, s.attributes) for s in spans])
+
+
+def test_tool_call_is_one_trace_across_gateway_and_adapter(
+    spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
+) -> None:
+    env = otel_env(receiver)
+    upstream = start_feature(spawn)[1]  # no tracing of its own: a third-party server
+    adapter = start_traced_adapter(spawn, tmp_path, upstream, env)
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", adapter)])]})
+    gateway = start_gateway(spawn, config, env=env)
+    auth = new_key(gateway, "acme")
+    key = auth["Authorization"].removeprefix("Bearer ")
+
+    # The client's own span: the gateway's server span must become its child, in its trace.
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    secret_text = "argument-" + secrets.token_hex(8)
+    headers = modern_headers("tools/call", "echo", traceparent=f"00-{trace_id}-{client_span}-01", **auth)
+    answer = httpx.post(gateway.url("acme-dev"), json=modern_call("echo", {"text": secret_text}), headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert secret_text in answer.text
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return sum(s.service == "mcp-adapter" and s.kind == SPAN_KIND_CLIENT for s in spans) >= 1 and any(
+            s.service == "mcp-gateway" and s.kind == SPAN_KIND_SERVER for s in spans
+        )
+
+    spans = trace_of(receiver, trace_id, complete)
+    gw_server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
+    auth_span = one(spans, "mcp-gateway", "mcp.gateway.auth")
+    limits = one(spans, "mcp-gateway", "mcp.gateway.limits")
+    relay = one(spans, "mcp-gateway", "mcp.gateway.relay")
+    gw_call = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_CLIENT)
+    ad_server = one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_SERVER)
+    ad_upstream = [s for s in spans if s.service == "mcp-adapter" and s.kind == SPAN_KIND_CLIENT]
+    assert len(ad_upstream) == 1, all_values(spans)
+
+    # Parent links: client -> gateway server -> (auth, limits, relay -> call to the adapter)
+    # -> adapter server -> the adapter's call to the upstream.
+    assert gw_server.parent_span_id == client_span
+    assert auth_span.parent_span_id == gw_server.span_id
+    assert limits.parent_span_id == gw_server.span_id
+    assert relay.parent_span_id == gw_server.span_id
+    assert gw_call.parent_span_id == relay.span_id
+    assert ad_server.parent_span_id == gw_call.span_id
+    assert ad_upstream[0].parent_span_id == ad_server.span_id
+
+    assert gw_server.attributes["mcp.method.name"] == "tools/call"
+    assert gw_server.attributes["gen_ai.tool.name"] == "echo"
+    assert gw_server.attributes["mcp.gateway.tenant"] == "acme"
+    assert gw_server.attributes["mcp.gateway.profile"] == "acme-dev"
+    assert gw_server.attributes["http.response.status_code"] == 200
+    assert relay.attributes["mcp.gateway.upstream"] == "feat"
+    assert gw_call.attributes["mcp.gateway.upstream"] == "feat"
+    assert ad_upstream[0].attributes["mcp.gateway.upstream"] == "feat"
+    assert ad_upstream[0].attributes["gen_ai.tool.name"] == "echo"
+    assert ad_server.attributes["mcp.method.name"] == "tools/call"
+    assert all(s.status_code != STATUS_ERROR for s in spans), all_values(spans)
+
+    # Never arguments or credentials, in any attribute or status message of any span received.
+    everything = all_values(receiver.received())
+    for secret in (secret_text, key, auth["Authorization"]):
+        assert secret not in everything
+
+
+async def test_handshake_era_tool_call_joins_the_clients_trace_too(
+    spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
+) -> None:
+    """The SDK path (2025-11-25 sessions) rather than the pass-through: still one trace, adapter included."""
+    env = otel_env(receiver)
+    adapter = start_traced_adapter(spawn, tmp_path, start_feature(spawn)[1], env)
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", adapter)])]})
+    gateway = start_gateway(spawn, config, env=env)
+    trace_id = secrets.token_hex(16)
+    headers = {**new_key(gateway, "acme"), "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    async with mcp_client(gateway.url("acme-dev"), headers, mode="legacy") as client:
+        result = await client.call_tool("echo", {"text": "legacy"})
+    assert not result.is_error
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return any(
+            s.service == "mcp-adapter" and s.name == "tools/call echo" and s.kind == SPAN_KIND_CLIENT for s in spans
+        )
+
+    spans = trace_of(receiver, trace_id, complete)
+    by_id = {s.span_id: s for s in spans}
+    gw_server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
+    upstream_call = one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_CLIENT)
+    # Walk up from the adapter's call to the upstream: it must reach the gateway's span of this call.
+    ancestors, span = [], upstream_call
+    while span.parent_span_id in by_id:
+        span = by_id[span.parent_span_id]
+        ancestors.append(span)
+    assert gw_server in ancestors, [(s.service, s.name) for s in ancestors]
+    assert any(s.service == "mcp-adapter" and s.kind == SPAN_KIND_SERVER for s in ancestors)
+
+
+def test_refused_requests_are_error_spans(
+    spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
+) -> None:
+    upstream = start_feature(spawn)[1]
+    hidden = profile("acme-dev", "acme", [("feat", upstream)], policy={"tools": {"deny": ["echo"]}})
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [hidden]})
+    gateway = start_gateway(spawn, config, env=otel_env(receiver))
+    trace_id = secrets.token_hex(16)
+    wrong = "Bearer wrong-" + secrets.token_hex(8)
+    headers = modern_headers("tools/list", traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01", Authorization=wrong)
+    answer = httpx.post(
+        gateway.url("acme-dev"), json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers
+    )
+    assert answer.status_code == 401
+
+    spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_SERVER for s in found))
+    server = next(s for s in spans if s.kind == SPAN_KIND_SERVER)
+    auth_span = one(spans, "mcp-gateway", "mcp.gateway.auth")
+    assert server.status_code == STATUS_ERROR and server.attributes["http.response.status_code"] == 401
+    assert auth_span.status_code == STATUS_ERROR and auth_span.parent_span_id == server.span_id
+    assert wrong.removeprefix("Bearer ") not in all_values(spans)
+
+    # A tool the policy hides: HTTP 200 with a JSON-RPC error, still an error span, with the reason.
+    trace_id = secrets.token_hex(16)
+    headers = modern_headers("tools/call", "echo", traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01")
+    headers.update(new_key(gateway, "acme"))
+    answer = httpx.post(gateway.url("acme-dev"), json=modern_call("echo", {"text": "x"}), headers=headers)
+    assert answer.status_code == 200 and "error" in answer.json()
+    spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_SERVER for s in found))
+    server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
+    assert server.status_code == STATUS_ERROR and server.attributes["mcp.gateway.refusal"] == "policy"
+    assert not any(s.name == "mcp.gateway.relay" for s in spans)  # refused before reaching any upstream
+
+
+@pytest.mark.parametrize(
+    ("env", "on"),
+    [
+        ({}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+    ],
+)
+def test_tracing_is_off_unless_the_standard_variables_ask_for_it(env: dict[str, str], on: bool) -> None:
+    assert tracing.wanted(env) is on

@@ -1,0 +1,60 @@
+"""An Upstream's healthCheck, circuitBreaker and toolOverrides (and a Profile's toolOverrides)
+reach the gateway's routing entry (pure render)."""
+
+from __future__ import annotations
+
+from mcp_gateway.config import RoutingConfig
+from mcp_operator.routing import render
+from mcp_operator.settings import parse
+
+TENANT = {"metadata": {"name": "acme"}, "spec": {"namespaces": ["team"]}}
+PROFILE = {"metadata": {"namespace": "team", "name": "p"}, "spec": {"upstreams": [{"name": "tools"}]}}
+
+
+def upstream(**spec: object) -> dict[str, object]:
+    return {"metadata": {"namespace": "team", "name": "tools"}, "spec": {"mcp": {"url": "http://x/mcp"}, **spec}}
+
+
+def test_health_settings_of_the_upstream_go_into_the_routing_entry() -> None:
+    check = {"enabled": False, "intervalSeconds": 2, "hideToolsWhenUnhealthy": True}
+    breaker = {"consecutiveFailures": 3, "openSeconds": 10}
+    rendered = render([TENANT], [PROFILE], [upstream(healthCheck=check, circuitBreaker=breaker)], parse([]))
+    entry = rendered.document["profiles"][0]["upstreams"][0]
+    assert entry["healthCheck"] == check and entry["circuitBreaker"] == breaker
+    config = RoutingConfig.model_validate(rendered.document)  # what the gateway does with it
+    settings = config.profiles[0].upstreams[0]
+    assert not settings.health_check.enabled and settings.health_check.hide_tools_when_unhealthy
+    assert settings.circuit_breaker.consecutive_failures == 3
+
+
+def test_without_health_settings_the_entry_is_as_before() -> None:
+    entry = render([TENANT], [PROFILE], [upstream()], parse([])).document["profiles"][0]["upstreams"][0]
+    assert "healthCheck" not in entry and "circuitBreaker" not in entry
+
+
+def test_invalid_health_settings_leave_the_profile_out_with_a_reason() -> None:
+    rendered = render([TENANT], [PROFILE], [upstream(healthCheck={"unhealthyThreshold": 0})], parse([]))
+    assert rendered.document["profiles"] == []
+    status = rendered.profiles[("team", "p")]
+    assert status.ready.reason == "InvalidProfile" and "unhealthyThreshold" in status.ready.message
+
+
+def test_tool_overrides_of_the_upstream_and_the_profile_are_merged_profile_first() -> None:
+    profile = {
+        "metadata": {"namespace": "team", "name": "p"},
+        "spec": {"upstreams": [{"name": "tools", "toolOverrides": {"echo": {"name": "say"}}}]},
+    }
+    shared = {"echo": {"name": "repeat"}, "add": {"fixedArguments": {"b": 1}}}
+    rendered = render([TENANT], [profile], [upstream(toolOverrides=shared)], parse([]))
+    entry = rendered.document["profiles"][0]["upstreams"][0]
+    assert entry["toolOverrides"] == {"echo": {"name": "say"}, "add": {"fixedArguments": {"b": 1}}}
+    config = RoutingConfig.model_validate(rendered.document)
+    assert config.profiles[0].upstreams[0].tool_overrides["echo"].name == "say"
+
+
+def test_a_rename_collision_leaves_the_profile_out_naming_both_tools() -> None:
+    clash = {"echo": {"name": "x"}, "add": {"name": "x"}}
+    rendered = render([TENANT], [PROFILE], [upstream(toolOverrides=clash)], parse([]))
+    assert rendered.document["profiles"] == []
+    message = rendered.profiles[("team", "p")].ready.message
+    assert "'echo'" in message and "'add'" in message
