@@ -106,7 +106,7 @@ async def test_quota_refusal_names_the_period_and_waits_for_its_end() -> None:
     _, day_end, _, _ = limits._period_ends(now)
     assert abs(error.retry_after - (day_end - now).total_seconds()) <= 2 and error.retry_after >= 1
     assert str(error).startswith("quota exceeded: daily quota of 1")
-    assert sorted(u for _, _, u in await store.usage("tenant:")) == [1, 1]
+    assert sorted(u for _, _, u in await store.usage("tenant:acme")) == [1, 1]
 
 
 async def test_monthly_quota_refusal() -> None:
