@@ -54,7 +54,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Spy]:
 
 
 def fake_gateway(admin_token: str = ADMIN) -> Any:
-    return SimpleNamespace(admin_token=admin_token)
+    return SimpleNamespace(admin_token=admin_token, revoked=set())  # no console session logged out
 
 
 def test_api_key_hash(spy: Spy) -> None:
@@ -77,14 +77,14 @@ def test_admin_api_token(spy: Spy) -> None:
 
 
 async def test_console_login_with_the_admin_token(spy: Spy) -> None:
-    codec = SessionCodec(b"k" * 32)
+    codec = SessionCodec([b"k" * 32])
     session = await access.login(fake_gateway(), codec, ADMIN)
     assert session is not None and session.role == "admin"
     assert spy.saw(ADMIN)
 
 
 async def test_console_admin_fingerprint(spy: Spy) -> None:
-    codec = SessionCodec(b"k" * 32)
+    codec = SessionCodec([b"k" * 32])
     session = Session(role="admin", admin_fp=codec.fingerprint(ADMIN), expires=time.time() + 60)
     viewer = await access.viewer_of(fake_gateway(), codec, session)
     assert viewer is not None and viewer.role == "admin"
@@ -94,7 +94,7 @@ async def test_console_admin_fingerprint(spy: Spy) -> None:
 
 
 def test_console_session_cookie(spy: Spy) -> None:
-    codec = SessionCodec(b"k" * 32)
+    codec = SessionCodec([b"k" * 32])
     cookie = codec.encode(Session(role="admin", expires=time.time() + 60))
     assert codec.decode(cookie) is not None
     assert spy.saw(cookie.rsplit(".", 1)[1])
@@ -104,7 +104,7 @@ def test_console_session_cookie(spy: Spy) -> None:
 
 async def test_console_csrf_field(spy: Spy) -> None:
     session = Session(role="admin", expires=time.time() + 60)
-    ctx = Ctx(cast(Any, fake_gateway()), SessionCodec(b"k" * 32), session, None, fresh=False)
+    ctx = Ctx(cast(Any, fake_gateway()), SessionCodec([b"k" * 32]), session, None, fresh=False)
     form = await read_form(form_request(f"csrf={session.csrf}"), ctx)
     assert form["csrf"] == session.csrf
     assert spy.saw(session.csrf)
