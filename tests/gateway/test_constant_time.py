@@ -54,7 +54,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Spy]:
 
 
 def fake_gateway(admin_token: str = ADMIN) -> Any:
-    return SimpleNamespace(admin_token=admin_token, revoked=set())
+    return SimpleNamespace(admin_token=admin_token, revoked=set())  # no console session logged out
 
 
 def test_api_key_hash(spy: Spy) -> None:
