@@ -60,7 +60,9 @@ async def run_load(
     )
     gateway = start_gateway(spawn, config, dsn=dsn, name="gw-load")
     url = gateway.url("open")
-    await drive(url, workers=2, seconds=0.5, max_calls=20, tag="warm")  # imports, pools, caches
+    # Imports, pools, caches. Up to 20 calls: fewer on a loaded machine, so they are counted, not assumed.
+    warm = await drive(url, workers=2, seconds=0.5, max_calls=20, tag="warm")
+    warmed = sum(1 for o in warm.outcomes if o.status == 200)
     rss_before = rss_kib(gateway.process.pid)
     started = time.monotonic()
     stateless, handshake = await asyncio.gather(
@@ -89,7 +91,7 @@ async def run_load(
         "handshakeCalls": len(handshake),
         "handshakeSessions": sessions,
         "statelessWorkers": workers,
-        "admitted": admitted + 20,  # with the warm-up calls
+        "admitted": admitted + warmed,  # with the warm-up calls
         "quotaRefusals": refused,
         "errors": len(errors),
         "errorRate": round(len(errors) / max(1, len(outcomes)), 4),
@@ -104,7 +106,7 @@ async def run_load(
     write_report(name, figures)
     assert not errors, [(o.status, o.error, o.body) for o in errors[:5]]
     # Correctness, not speed: the store counted exactly the calls it admitted, never more than the quota.
-    assert int(counted) == admitted + 20, figures
+    assert int(counted) == admitted + warmed, figures
     assert int(counted) <= quota
     assert "mcp_gateway_tool_calls_total" in metrics
     assert gateway.process.alive()

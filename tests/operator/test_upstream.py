@@ -413,10 +413,10 @@ async def test_the_rendered_config_runs_in_a_real_adapter(
     async with mcp_client(f"http://127.0.0.1:{port}/mcp") as client:
         tools = {t.name for t in (await client.list_tools()).tools}
         assert len(tools) == len(expected) > 5
-        echo = next(name for name in tools if name.endswith("echo"))
+        echo = next(name for name in tools if name == "echo" or name.endswith("__echo"))
         result = await client.call_tool(echo, {"text": "rendered"})
         assert result.content[0].text == "rendered"  # type: ignore[union-attr]
-        whoami = next(name for name in tools if name.endswith("whoami"))
+        whoami = next(name for name in tools if name == "whoami" or name.endswith("__whoami"))
         seen = ((await client.call_tool(whoami, {})).structured_content or {})["headers"]
     # The rendered header settings reached the upstream: the Secret's value and the plain one.
     assert seen["authorization"] == "<redacted>"
