@@ -122,7 +122,8 @@ def test_objects_outside_the_deployments_namespace_get_no_owner(
         return coordination.read_namespaced_lease(name, system)
 
     wait_for(lambda: _owners(lease) == [("apps/v1", "Deployment", name, uid)], what="the Lease owned")
-    assert wait_for(lambda: _owners(configmap) is not None, what="the routing ConfigMap") == []
+    wait_for(lambda: _owners(configmap) is not None, what="the routing ConfigMap")
+    assert _owners(configmap) == []
     assert f"the routing ConfigMap is in namespace {watched}, not in the owner Deployment's {system}" in (
         operator.log_text()
     )
