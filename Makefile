@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench soak tools kind-up sync clean
+.PHONY: help run test lint bench soak tools images kind-up sync clean
 
 help:
 	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database)"
 	@echo "make test    - install everything the tests need, then ruff, mypy and pytest"
 	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
+	@echo "make images  - build the gateway, operator and adapter images (docker or podman; IMAGES_ARGS=--local-bases)"
 	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
 
 run:
@@ -31,6 +32,9 @@ soak:
 
 tools:
 	scripts/build-tools.sh
+
+images:
+	scripts/build-images.sh $(IMAGES_ARGS)
 
 kind-up:
 	scripts/kind-up.sh
