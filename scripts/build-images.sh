@@ -211,10 +211,13 @@ for component in "${COMPONENTS[@]}"; do
     log "$image is up to date ($key)"
   else
     log "building $image ($key) with $ENGINE"
+    previous=$("$ENGINE" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
     args=("${PYTHON_ARGS[@]}")
     [[ $component == adapter ]] && args+=("${NODE_ARGS[@]}")
     heavy timed "$ENGINE" build "${ENGINE_ARGS[@]}" "${args[@]}" --label "$LABEL=$key" \
       -f "docker/$component.Dockerfile" -t "$image" .
+    # The image this one replaces is now untagged: drop it (vfs keeps a full copy of each).
+    [[ -z $previous ]] || "$ENGINE" image rm "$previous" >/dev/null 2>&1 || true
   fi
   [[ -n $SAVE_DIR ]] && save "$component" "$image" "$key"
 done
