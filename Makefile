@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench soak mutation tools kind-up sync lock clean
+.PHONY: help run test lint bench soak mutation tools images kind-up sync lock clean
 
 help:
 	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database)"
 	@echo "make test    - install everything the tests need, then ruff, mypy and pytest"
 	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
 	@echo "make mutation - mutation testing (mutmut) of the security core; scores in tests/README.md"
+	@echo "make images  - build the gateway, operator and adapter images (docker or podman; IMAGES_ARGS=--local-bases)"
 	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
 	@echo "make lock    - re-resolve the dependency locks (requirements/*.txt) after editing pyproject.toml"
 
@@ -39,6 +40,9 @@ mutation:
 
 tools:
 	scripts/build-tools.sh
+
+images:
+	scripts/build-images.sh $(IMAGES_ARGS)
 
 kind-up:
 	scripts/kind-up.sh

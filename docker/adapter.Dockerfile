@@ -6,10 +6,13 @@
 # NODE_VERSION follows NODE22_PACKAGE in scripts/versions.env (a test keeps them equal).
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 ARG NODE_VERSION=22.23.3
+# Where node and npm come from: the official image of the same Debian release (the test
+# build passes a local stand-in holding the same two paths: scripts/build-images.sh --local-bases).
+ARG NODE_IMAGE=node:${NODE_VERSION}-bookworm-slim
 ARG UV_VERSION=0.13.9
 
-# ---- Node.js runtime, taken from the official image of the same Debian release
-FROM node:${NODE_VERSION}-bookworm-slim AS node
+# ---- Node.js runtime
+FROM ${NODE_IMAGE} AS node
 
 # ---- build: the project in a venv, plus uv (its wheel ships the static uv/uvx binaries)
 FROM ${PYTHON_IMAGE} AS build

@@ -35,12 +35,8 @@ if ! kind get clusters | grep -qx "$CLUSTER"; then
 fi
 kubectl config use-context "kind-$CLUSTER" >/dev/null
 
-step "2/7 building images (docker/*.Dockerfile)"
-NODE_VERSION=${NODE22_PACKAGE##*@}
-for component in gateway operator adapter; do
-  docker build -f "docker/$component.Dockerfile" --build-arg "NODE_VERSION=$NODE_VERSION" \
-    -t "$REGISTRY/mcp-$component:$TAG" .
-done
+step "2/7 building images (docker/*.Dockerfile, the same build as make images; unchanged ones are kept)"
+scripts/build-images.sh --engine "${KIND_EXPERIMENTAL_PROVIDER:-docker}" --registry "$REGISTRY" --tag "$TAG"
 
 step "3/7 loading images into the kind node (no registry involved)"
 for component in gateway operator adapter; do

@@ -57,7 +57,7 @@ def parse(path: Path) -> Dockerfile:
         keyword = keyword.upper()
         if keyword == "ARG" and not stages:
             name, _, default = rest.partition("=")
-            global_args[name.strip()] = default.strip()
+            global_args[name.strip()] = expand(default.strip(), global_args)  # may use earlier ARGs
         elif keyword == "FROM":
             words = shlex.split(rest)
             words = [w for w in words if not w.startswith("--")]

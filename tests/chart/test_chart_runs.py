@@ -117,6 +117,9 @@ def test_installed_operator_and_gateway_work_with_the_charts_wiring(
                 return routing in [c.metadata.name for c in items]
 
             wait_until(routing_rendered, f"the operator to render ConfigMap {namespace}/{routing}")
+            # Owned by the operator's Deployment (--owner-deployment), so helm uninstall collects it.
+            owners = core.read_namespaced_config_map(routing, namespace).metadata.owner_references or []
+            assert [(o.kind, o.name) for o in owners] == [("Deployment", f"{RELEASE}-mcp-gateway-operator")]
 
             # Gateway: the installed Deployment's args and env (admin token, pepper from the generated Secret).
             gateway = container(api, namespace, f"{RELEASE}-mcp-gateway-gateway")
