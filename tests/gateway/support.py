@@ -194,9 +194,19 @@ class TcpProxy:
             conn.close()
         self._conns.clear()
 
+    async def _cut_and_wait(self) -> None:
+        conns = list(self._conns)
+        self._cut()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                await conn.wait_closed()
+
     def cut(self) -> None:
-        """Drop every open connection (new ones go to the current target)."""
-        self._loop.call_soon_threadsafe(self._cut)
+        """Drop every open connection (new ones go to the current target).
+
+        Returns once the sockets are closed, so a client's next request cannot race onto a
+        connection that is about to be dropped (it sees the close and opens a new one)."""
+        asyncio.run_coroutine_threadsafe(self._cut_and_wait(), self._loop).result(10)
 
     async def close(self) -> None:
         def stop() -> None:

@@ -144,22 +144,32 @@ async def test_handshake_era_tool_call_joins_the_clients_trace_too(
         result = await client.call_tool("echo", {"text": "legacy"})
     assert not result.is_error
 
+    def ancestors(spans: list[ReceivedSpan], span: ReceivedSpan) -> list[ReceivedSpan]:
+        by_id, found = {s.span_id: s for s in spans}, []
+        while span.parent_span_id in by_id:
+            span = by_id[span.parent_span_id]
+            found.append(span)
+        return found
+
+    def is_gateway_server(s: ReceivedSpan) -> bool:
+        return s.service == "mcp-gateway" and s.name == "tools/call echo" and s.kind == SPAN_KIND_SERVER
+
     def complete(spans: list[ReceivedSpan]) -> bool:
-        return any(
-            s.service == "mcp-adapter" and s.name == "tools/call echo" and s.kind == SPAN_KIND_CLIENT for s in spans
-        )
+        # Gateway and adapter export in batches of their own: wait until the whole chain arrived.
+        calls = [
+            s
+            for s in spans
+            if s.service == "mcp-adapter" and s.name == "tools/call echo" and s.kind == SPAN_KIND_CLIENT
+        ]
+        return any(any(is_gateway_server(a) for a in ancestors(spans, c)) for c in calls)
 
     spans = trace_of(receiver, trace_id, complete)
-    by_id = {s.span_id: s for s in spans}
     gw_server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
     upstream_call = one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_CLIENT)
     # Walk up from the adapter's call to the upstream: it must reach the gateway's span of this call.
-    ancestors, span = [], upstream_call
-    while span.parent_span_id in by_id:
-        span = by_id[span.parent_span_id]
-        ancestors.append(span)
-    assert gw_server in ancestors, [(s.service, s.name) for s in ancestors]
-    assert any(s.service == "mcp-adapter" and s.kind == SPAN_KIND_SERVER for s in ancestors)
+    chain = ancestors(spans, upstream_call)
+    assert gw_server in chain, [(s.service, s.name) for s in chain]
+    assert any(s.service == "mcp-adapter" and s.kind == SPAN_KIND_SERVER for s in chain)
 
 
 def test_refused_requests_are_error_spans(
