@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,25 @@ import pytest
 from tests.support import postgres
 from tests.support.kube import ControlPlane, start_control_plane
 from tests.support.processes import ManagedProcess, start_process
+
+# Tests that need a tool built from Go modules (kube-apiserver, helm, ...) or another
+# late-built part. They run last so `make test` can build those tools in the background
+# meanwhile (see tests/support/tools.py). Mark new ones `@pytest.mark.late_tools`.
+_LATE_FIXTURES = frozenset({"kube"})
+_LATE_DIRS = frozenset({"chart", "operator"})
+
+
+def _needs_late_tools(item: pytest.Item) -> bool:
+    if item.get_closest_marker("late_tools") is not None:
+        return True
+    if _LATE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    return bool(_LATE_DIRS.intersection(item.path.relative_to(Path(__file__).parent).parts[:1]))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move tests that need late-built tools to the end (a stable sort keeps their order)."""
+    items.sort(key=_needs_late_tools)
 
 
 def _in_thread(fn: Callable[[], Any]) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.kube import tool_bin_dir
+from tests.support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "mcp-gateway"
@@ -29,10 +29,7 @@ class HelmResult:
 
 
 def helm_binary() -> str:
-    path = tool_bin_dir() / "helm"
-    if not path.exists():
-        raise RuntimeError(f"{path} is missing: run scripts/build-tools.sh (make test does) to build helm")
-    return str(path)
+    return str(require_tool("helm"))
 
 
 def helm(*args: str, kubeconfig: str | None = None, timeout: float = 120) -> HelmResult:

@@ -9,7 +9,6 @@ real.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import ssl
@@ -27,20 +26,14 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from tests.support.processes import ManagedProcess, free_port, start_process
+from tests.support.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"
 
 
-def tool_bin_dir() -> Path:
-    return Path(os.environ.get("MCP_TEST_BIN", Path.home() / ".cache" / "mcp-gateway" / "bin"))
-
-
 def _require_binary(name: str) -> str:
-    path = tool_bin_dir() / name
-    if not path.exists():
-        raise RuntimeError(f"{path} is missing: run `make test` (or scripts/build-tools.sh) to build it")
-    return str(path)
+    return str(require_tool(name))
 
 
 def _write_service_account_keys(directory: Path) -> tuple[Path, Path]:
