@@ -9,9 +9,10 @@ profile of tenant B.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from starlette.datastructures import Headers
 
@@ -30,6 +31,9 @@ class Principal:
     tenant: str
     caller: str  # "key:<id>", "sub:<subject>" or "anonymous"
     scopes: tuple[str, ...] = ()
+    # What policy rules and audit may read about the caller: the verified token's claims
+    # (OIDC) or the key's attributes (API keys). Never the credential itself.
+    claims: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 class AuthFailure(Exception):
@@ -133,4 +137,4 @@ class Authenticator:
         tenant_claim = verifier.settings.tenant_claim
         if tenant_claim and claims.get(tenant_claim) != profile.tenant:
             raise AuthFailure(403, f"the token's tenant does not own profile {profile.id!r}")
-        return Principal("oidc", profile.tenant, f"sub:{claims['sub']}", tuple(scopes_of(claims)))
+        return Principal("oidc", profile.tenant, f"sub:{claims['sub']}", tuple(scopes_of(claims)), claims=dict(claims))
