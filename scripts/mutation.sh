@@ -57,11 +57,26 @@ asyncio_mode = "auto"
 asyncio_default_fixture_loop_scope = "function"
 TOML
 
+# The Secret watch's tests need a kube-apiserver; mutmut runs pytest afresh per mutant, so one
+# control plane serves the whole run (tests/mutation/conftest.py). Its stdin is a FIFO this script
+# holds open: however the script ends, the control plane sees EOF and stops.
+export MCP_TEST_BIN=${MCP_TEST_BIN:-$HOME/.cache/mcp-gateway/bin}
+mkfifo "$work/control-plane.stdin"
+(cd "$root" && exec "$python" -m tests.mutation.control_plane) \
+  < "$work/control-plane.stdin" > "$work/control-plane.out" 2> "$work/control-plane.log" &
+plane_pid=$!
+exec 3> "$work/control-plane.stdin"
+trap 'exec 3>&-; wait "$plane_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 240); do [ -s "$work/control-plane.out" ] || ! kill -0 "$plane_pid" 2>/dev/null && break; sleep 0.5; done
+[ -s "$work/control-plane.out" ] || { echo "control plane did not start: $work/control-plane.log" >&2; exit 2; }
+MCP_MUTATION_KUBECONFIG="$(head -1 "$work/control-plane.out")"
+export MCP_MUTATION_KUBECONFIG
+
 cd "$work"
 status=0
 echo "mutmut: ${#MODULES[@]} modules, log in $work/run.log"
 flock /tmp/mcp-heavy.lock timeout "$budget" "$python" -m mutmut run --max-children 2 > run.log 2>&1 || status=$?
 [ "$status" -eq 124 ] && echo "stopped after ${budget}s (MUTATION_TIMEOUT): the scores cover the mutants run so far"
 "$python" -m mutmut results --all true > results.txt 2>&1 || true
-"$python" "$root/tests/mutation/score.py" results.txt
+"$python" "$root/tests/mutation/score.py" results.txt "$root/tests/mutation/equivalents.txt"
 exit "$status"

@@ -370,10 +370,14 @@ class Aggregator:
         source_name, upstream = self.catalog.tool_routes[name]
         return self.sources[source_name], upstream
 
+    def refuse_hidden_resource(self, uri: str, policy: AccessPolicy | None = None) -> None:
+        """Raise the refusal of a read when the access policy hides `uri`."""
+        if not (policy or self.policy).allows_resource(uri):
+            raise MCPError(code=types.INVALID_PARAMS, message=f"resource {uri!r} is hidden by access policy")
+
     def route_resource(self, uri: str, policy: AccessPolicy | None = None) -> Source:
         policy = policy or self.policy
-        if not policy.allows_resource(uri):
-            raise MCPError(code=types.INVALID_PARAMS, message=f"resource {uri!r} is hidden by access policy")
+        self.refuse_hidden_resource(uri, policy)
         if uri in self.catalog.resources:
             return self.sources[self.catalog.resources[uri][0]]
         for source_name, template in self.catalog.templates:

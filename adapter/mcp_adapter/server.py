@@ -24,7 +24,8 @@ drops its POST) cancels the upstream request too.
 
 Subscriptions: handshake clients `resources/subscribe` (once per connection and
 URI); 2026-07-28 clients open `subscriptions/listen`, whose resource URIs are
-subscribed upstream for exactly the life of the stream.
+subscribed upstream for exactly the life of the stream. A URI the access policy hides is
+refused in both (INVALID_PARAMS, as a read is); a listen URI no upstream serves is skipped.
 
 Caller identity: the `X-MCP-Caller` request header when `Runtime.trust_caller_header`
 is on (`server.trustCallerHeader`: the gateway sets the header, the operator sets
@@ -356,9 +357,12 @@ def build_mcp_server(
         """A 2026-07-28 listen stream: upstream subscriptions live exactly as long as the stream."""
         caller = runtime.caller(ctx)
         downstream = NullDownstream(caller, MODERN)
+        uris = params.notifications.resource_subscriptions or []
+        for uri in uris:  # refused as `resources/subscribe` (and a read) is; other URIs are skipped below
+            agg.refuse_hidden_resource(uri)
         subscribed: list[str] = []
         try:
-            for uri in params.notifications.resource_subscriptions or []:
+            for uri in uris:
                 try:
                     await agg.subscribe(uri, downstream)
                     subscribed.append(uri)

@@ -49,13 +49,26 @@ async def test_resource_policy_hides_and_refuses(gateway_url: str, mode: str) ->
 
 @pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
 async def test_subscribing_to_a_hidden_resource_is_refused(gateway_url: str) -> None:
-    """`resources/subscribe` exists in the handshake era only (2026-07-28 replaced it with
-    `subscriptions/listen`, where the adapter skips a hidden URI without an error)."""
+    """Handshake era: `resources/subscribe`."""
     async with mcp_client(gateway_url, mode="legacy") as client:
         await client.subscribe_resource("test://static-text")
         with pytest.raises(MCPError) as refused:
             await client.subscribe_resource("test://static-binary")
         assert refused.value.error.code == types.INVALID_PARAMS
+
+
+async def test_listening_to_a_hidden_resource_is_refused(gateway_url: str) -> None:
+    """2026-07-28: `subscriptions/listen` (which replaced `resources/subscribe`) refuses a hidden URI
+    the same way, even next to an allowed one, while a listen on allowed URIs is honoured."""
+    async with mcp_client(gateway_url, mode="2026-07-28") as client:
+        async with client.listen(resource_subscriptions=["test://static-text"]) as stream:
+            assert stream.honored.resource_subscriptions == ["test://static-text"]
+        for uris in (["test://static-binary"], ["test://static-text", "test://template/7/data"]):
+            with pytest.raises(MCPError) as refused:
+                async with client.listen(resource_subscriptions=uris):
+                    pass
+            assert refused.value.error.code == types.INVALID_PARAMS, uris
+            assert "hidden by access policy" in refused.value.error.message
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])

@@ -1,0 +1,174 @@
+"""store/admission.py's batcher against real PostgreSQL, with faults injected inside it: a
+deadlocked transaction is retried (up to DEADLOCK_RETRIES times), a failed batch fails exactly
+its own requests and the batcher goes on, and a batcher stopped mid-batch releases every waiting
+request with an error instead of leaving it hanging (mutation-tested).
+
+Faults come from a trigger on `rate_buckets` that the test installs in its own database: it
+raises the SQLSTATE the test asks for on the first N updates of buckets whose key starts with
+`fail:` (a sequence counts them: it is not rolled back with the failed transaction), and parks
+buckets whose key starts with `hold:` or `park:` on advisory locks the test holds: a parked lone
+admission keeps the batcher busy, so that the next requests queue up and leave as batches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from mcp_gateway.store.admission import Admission, AdmissionBatcher
+from mcp_gateway.store.postgres import PostgresStore
+
+HOLD = 716_031  # parks the lone "holder" admission (the number is in FAULTS too)
+PARK = 716_032  # parks a batch (ditto)
+FAULTS = """
+CREATE SEQUENCE test_fault_count;
+CREATE TABLE test_fault_plan (errcode text NOT NULL, times int NOT NULL);
+CREATE FUNCTION test_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE plan record;
+BEGIN
+    IF NEW.key LIKE 'hold:%' THEN
+        PERFORM pg_advisory_xact_lock_shared(716031);
+    ELSIF NEW.key LIKE 'park:%' THEN
+        PERFORM pg_advisory_xact_lock_shared(716032);
+    ELSIF NEW.key LIKE 'fail:%' THEN
+        SELECT * INTO plan FROM test_fault_plan;
+        IF FOUND AND nextval('test_fault_count') <= plan.times THEN
+            RAISE EXCEPTION 'injected fault' USING ERRCODE = plan.errcode;
+        END IF;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_fault BEFORE INSERT OR UPDATE ON rate_buckets FOR EACH ROW EXECUTE FUNCTION test_fault();
+"""
+DEADLOCK = "40P01"
+WAITING = """
+SELECT count(*) FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+"""
+
+
+def bucket(key: str, burst: float = 1000) -> Admission:
+    return Admission([(key, 0.001, burst)], [], sync_commit=False)
+
+
+def quota(scope: str, limit: int) -> Admission:
+    return Admission([], [(scope, "d:2026-12-02", limit)], sync_commit=False)
+
+
+class Faults:
+    def __init__(self, control: asyncpg.Connection) -> None:
+        self.control = control
+
+    async def plan(self, errcode: str, times: int) -> None:
+        await self.control.execute("DELETE FROM test_fault_plan")
+        await self.control.execute("INSERT INTO test_fault_plan VALUES ($1, $2)", errcode, times)
+        await self.control.execute("ALTER SEQUENCE test_fault_count RESTART")
+
+    async def parked(self, count: int) -> None:
+        """Wait until `count` transactions wait on the hold lock inside PostgreSQL."""
+        for _ in range(400):
+            if await self.control.fetchval(WAITING) >= count:
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError("the held admission never reached PostgreSQL")
+
+
+@pytest.fixture
+async def batcher(pg_dsn: str) -> AsyncIterator[tuple[AdmissionBatcher, Faults]]:
+    store = PostgresStore(pg_dsn)
+    await store.start()  # applies the migrations
+    control = await asyncpg.connect(pg_dsn)
+    await control.execute(FAULTS)
+    try:
+        yield AdmissionBatcher(store.pool), Faults(control)
+    finally:
+        await control.close()
+        await store.close()
+
+
+async def test_a_deadlocked_admission_is_retried_then_given_up(batcher: tuple[AdmissionBatcher, Faults]) -> None:
+    admissions, faults = batcher
+    assert (admissions.round_trips, admissions.deadlocks) == (0, 0)
+    assert await admissions.admit(bucket("fail:a", burst=1)) == (None, None, None)
+    assert admissions.round_trips == 1
+
+    await faults.plan(DEADLOCK, 3)  # DEADLOCK_RETRIES
+    # Retried until it went through; the retries did not spend the bucket's only token twice.
+    assert await admissions.admit(bucket("fail:b", burst=1)) == (None, None, None)
+    assert (admissions.round_trips, admissions.deadlocks) == (5, 3)
+    refused = await admissions.admit(bucket("fail:b", burst=1))
+    assert refused[0] == 1 and refused[2] is None
+
+    await faults.plan(DEADLOCK, 4)
+    with pytest.raises(asyncpg.DeadlockDetectedError):
+        await admissions.admit(bucket("fail:c"))
+    assert (admissions.round_trips, admissions.deadlocks) == (10, 7)
+    # Other errors are not retried.
+    await faults.plan("XX000", 1)
+    with pytest.raises(asyncpg.InternalServerError):
+        await admissions.admit(bucket("fail:d"))
+    assert (admissions.round_trips, admissions.deadlocks) == (11, 7)
+    assert await admissions.admit(bucket("fail:d")) == (None, None, None)
+
+
+async def hold(admissions: AdmissionBatcher, faults: Faults) -> asyncio.Task[object]:
+    """A lone admission parked inside PostgreSQL: the batcher is busy until the lock is released."""
+    await faults.control.execute("SELECT pg_advisory_lock($1)", HOLD)
+    holder = asyncio.ensure_future(admissions.admit(bucket("hold:x")))
+    await faults.parked(1)
+    return holder
+
+
+async def test_queued_admissions_go_as_batches_and_a_failed_batch_fails_only_its_own(
+    batcher: tuple[AdmissionBatcher, Faults],
+) -> None:
+    admissions, faults = batcher
+    holder = await hold(admissions, faults)
+    # Two batches queue behind the holder: the first MAX_BATCH requests, then the rest.
+    gone = asyncio.ensure_future(admissions.admit(quota("tenant:a", 100)))
+    first = [asyncio.ensure_future(admissions.admit(quota("tenant:a", 100))) for _ in range(127)]  # MAX_BATCH 128
+    failing = asyncio.ensure_future(admissions.admit(bucket("fail:x")))
+    second = [asyncio.ensure_future(admissions.admit(quota("tenant:b", 2))) for _ in range(3)]
+    await asyncio.sleep(0)
+    gone.cancel()  # a request that gave up before its batch left is not sent (nor counted)
+    await faults.plan("XX000", 1)
+    trips = admissions.round_trips  # the holder's included
+    await faults.control.execute("SELECT pg_advisory_unlock($1)", HOLD)
+
+    assert await holder == (None, None, None)
+    outcomes = await asyncio.gather(*first)
+    assert outcomes.count((None, None, None)) == 100 and outcomes.count((None, None, 1)) == 27
+    for waiter in [failing, *second]:
+        with pytest.raises(asyncpg.InternalServerError):
+            await waiter
+    assert gone.cancelled()
+    assert admissions.round_trips == trips + 2  # one round trip per batch
+    # The batcher goes on: a lone request goes at once again, and the failed batch counted nothing.
+    assert await admissions.admit(quota("tenant:b", 2)) == (None, None, None)
+    assert await admissions.admit(quota("tenant:b", 2)) == (None, None, None)
+    assert await admissions.admit(quota("tenant:b", 2)) == (None, None, 1)
+    assert admissions.round_trips == trips + 5
+
+
+async def test_a_stopped_batcher_releases_every_waiting_request(batcher: tuple[AdmissionBatcher, Faults]) -> None:
+    admissions, faults = batcher
+    await faults.control.execute("SELECT pg_advisory_lock($1)", PARK)
+    holder = await hold(admissions, faults)
+    held = [asyncio.ensure_future(admissions.admit(bucket(f"park:{i}"))) for i in range(2)]
+    await asyncio.sleep(0)
+    await faults.control.execute("SELECT pg_advisory_unlock($1)", HOLD)
+    assert await holder == (None, None, None)
+    # The queued pair left as one batch, which now waits inside PostgreSQL; more queue behind it.
+    await faults.parked(1)
+    queued = [asyncio.ensure_future(admissions.admit(bucket("tenant:z"))) for _ in range(2)]
+    await asyncio.sleep(0)
+    draining = admissions._draining
+    assert draining is not None
+    draining.cancel()  # what the event loop does to it when the gateway stops
+    for waiter in [*held, *queued]:
+        with pytest.raises(RuntimeError, match="admission interrupted: the gateway is stopping"):
+            await waiter
+    await faults.control.execute("SELECT pg_advisory_unlock($1)", PARK)
+    assert admissions._queue == []
+    assert await admissions.admit(bucket("tenant:z")) == (None, None, None)  # not stuck "sending"
