@@ -12,9 +12,10 @@ gateway on Upstreams.
 
 `Ready` says whether the last probe answered; `Healthy` moves only after
 `unhealthyThreshold` failed probes in a row (to False) or `healthyThreshold` passed
-probes in a row (to True), so one lost probe does not flap it. It starts `Unknown`
-(reason Probing) until either threshold is reached. An Upstream with
-`healthCheck.enabled: false` is never judged: `Unknown`, reason Unprobed.
+probes in a row (back to True), so one lost probe does not flap it. As in the gateway
+(mcp_gateway.health), it starts `Unknown` (reason Probing) and the first passed probe
+makes it True. An Upstream with `healthCheck.enabled: false` is never judged: `Unknown`,
+reason Unprobed.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class HealthTracker:
         rise, fall = int(check.get("healthyThreshold", 2)), int(check.get("unhealthyThreshold", 3))
         before = previous or {}
         was = before.get("status") if before.get("reason") in (PASSING, FAILING) else None
-        if result.ok and (was == "True" or streak.passed >= rise):
+        if result.ok and (was != "False" or streak.passed >= rise):
             return Condition(HEALTHY, True, PASSING, f"the adapter answers MCP probes at {result.url}")
         if not result.ok and (was == "False" or streak.failed >= fall):
             message = f"{fall} or more MCP probes in a row failed at {result.url}; the latest: {result.error}"
@@ -83,5 +84,5 @@ class HealthTracker:
             return Condition(HEALTHY, False, FAILING, message)
         if was is not None:  # within the hysteresis band: keep the previous condition as it is
             return Condition(HEALTHY, was == "True", str(before["reason"]), str(before.get("message") or ""))
-        need = f"{rise} passed" if result.ok else f"{fall} failed"
-        return Condition(HEALTHY, False, "Probing", f"waiting for {need} MCP probes in a row", unknown=True)
+        message = f"no MCP probe has passed yet; unhealthy after {fall} failures in a row (the latest: {result.error})"
+        return Condition(HEALTHY, False, "Probing", message, unknown=True)

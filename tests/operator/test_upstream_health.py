@@ -125,7 +125,10 @@ def _judge_all(outcomes: str, spec: dict[str, Any]) -> list[str]:
 
 def test_hysteresis_thresholds() -> None:
     spec = {"healthCheck": {"healthyThreshold": 2, "unhealthyThreshold": 3}}
-    assert _judge_all("++", spec) == ["Unknown", "True"]
+    # Unknown until the first passed probe (as in the gateway), or until three failures in a row.
+    assert _judge_all("+", spec) == ["True"]
+    assert _judge_all("--+", spec) == ["Unknown", "Unknown", "True"]
+    assert _judge_all("---", spec) == ["Unknown", "Unknown", "False"]
     # A flapping upstream (never three failures in a row) stays healthy...
     assert set(_judge_all("++-+--+-+--+", spec)[1:]) == {"True"}
     # ...three in a row make it unhealthy, and one pass alone does not bring it back.
