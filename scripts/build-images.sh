@@ -11,7 +11,10 @@
 #                root filesystem holding node and npm (the pinned npm packages of
 #                scripts/versions.env) for NODE_IMAGE; both imported with `podman import`
 #                and passed as build args. The Dockerfiles stay standard: without the flag
-#                they build FROM their public bases.
+#                they build FROM their public bases. Also a PostgreSQL stand-in,
+#                localhost/mcp-postgres-standin:15 (Debian's postgresql-15 with the official
+#                image's POSTGRES_* contract, scripts/postgres-standin-entrypoint.sh), for the
+#                Compose test (POSTGRES_IMAGE in deploy/compose/compose.yaml).
 # --save DIR     also write each image as an archive DIR/mcp-<component>.tar (OCI with
 #                podman), e.g. for `ctr images import`; unchanged images are not re-saved.
 #
@@ -131,6 +134,33 @@ make_python_base() {
     --customize-hook="$PYTHON_HOOK" bookworm "$1" "$(debian_sources)"
 }
 
+POSTGRES_PACKAGES=postgresql-15,ca-certificates
+POSTGRES_ENTRYPOINT=scripts/postgres-standin-entrypoint.sh
+# The official image's layout: PGDATA owned by postgres (a new named volume copies it up).
+POSTGRES_HOOK='mkdir -p "$1/var/lib/postgresql/data" "$1/var/run/postgresql" && chmod 700 "$1/var/lib/postgresql/data" && chroot "$1" chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql'
+make_postgres_base() {
+  heavy timed mmdebstrap --quiet --variant=minbase --include="$POSTGRES_PACKAGES" \
+    --customize-hook="$POSTGRES_HOOK" \
+    --customize-hook="copy-in $POSTGRES_ENTRYPOINT /usr/local/bin" \
+    --customize-hook='chmod 755 "$1/usr/local/bin/postgres-standin-entrypoint.sh"' \
+    bookworm "$1" "$(debian_sources)"
+}
+# postgres_standin KEY: localhost/mcp-postgres-standin:15 (entry point, user, port) from a cached root filesystem.
+postgres_standin() {
+  local key=$1 image=localhost/mcp-postgres-standin:15 tarball="$CACHE/bases/postgres-$1.tar"
+  [[ $(label_of "$image") == "$key" ]] && return
+  if [[ ! -s $tarball ]]; then
+    mkdir -p "$CACHE/bases"
+    log "making the PostgreSQL stand-in ($key)"
+    rm -rf "$tarball.part.tar"
+    make_postgres_base "$tarball.part.tar"
+    mv "$tarball.part.tar" "$tarball"
+  fi
+  podman import --quiet --change 'USER postgres' --change 'ENV PGDATA=/var/lib/postgresql/data' \
+    --change 'EXPOSE 5432' --change 'ENTRYPOINT ["/usr/local/bin/postgres-standin-entrypoint.sh"]' \
+    --change "LABEL $LABEL=$key" "$tarball" "$image" >/dev/null
+}
+
 NODE_HOME=${MCP_GATEWAY_CACHE:-$HOME/.cache/mcp-gateway}/node22
 make_node_base() {
   local root
@@ -157,6 +187,9 @@ if $LOCAL_BASES; then
   PYTHON_ARGS+=(--build-arg "PYTHON_IMAGE=$python_image")
   NODE_ARGS+=(--build-arg "NODE_IMAGE=$node_image")
   BASES_KEY="$python_key $node_key"
+  postgres_key=$(printf '%s\n' "$POSTGRES_PACKAGES" bookworm "$POSTGRES_HOOK" "$(cat "$POSTGRES_ENTRYPOINT")" \
+    "$(cat "$(debian_sources)")" | sha)
+  postgres_standin "$postgres_key"
 fi
 
 ENGINE_ARGS=()

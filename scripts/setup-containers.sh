@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Container tools for building the images (`make images`) and, later, running a node:
-# podman, mmdebstrap, containerd, runc, the CNI plugins and iptables, from Debian when
+# podman, podman-compose (tests/chart/test_compose.py), mmdebstrap, containerd, runc, the CNI
+# plugins and iptables, from Debian when
 # missing, plus the container settings that work on machines like the CI one. Idempotent:
 # installs nothing and rewrites nothing when all is in place.
 #
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 MARKER="# written by mcp-gateway scripts/setup-containers.sh"
-PACKAGES=(podman mmdebstrap containerd runc containernetworking-plugins iptables)
+PACKAGES=(podman podman-compose mmdebstrap containerd runc containernetworking-plugins iptables)
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null || { echo "setup-containers: run as root (or install sudo)" >&2; exit 1; }

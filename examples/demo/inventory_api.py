@@ -1,7 +1,7 @@
 """Demo HTTP service with an OpenAPI document, for `make run`.
 
 FastAPI generates the document at /openapi.json; the adapter turns each
-operation into an MCP tool. Run: python examples/demo/inventory_api.py PORT
+operation into an MCP tool. Run: python examples/demo/inventory_api.py PORT [HOST]
 """
 
 from __future__ import annotations
@@ -46,4 +46,6 @@ def add_item(item: Item) -> Item:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]) if len(sys.argv) > 1 else 8801, log_level="warning")
+    # Loopback unless told otherwise (a container publishes it on its network: deploy/compose).
+    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    uvicorn.run(app, host=host, port=int(sys.argv[1]) if len(sys.argv) > 1 else 8801, log_level="warning")

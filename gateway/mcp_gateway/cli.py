@@ -33,6 +33,7 @@ import uvicorn
 from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
 from mcp_common import jsonlog, tracing
 
+from mcp_gateway import secret_files
 from mcp_gateway.app import Source, create_app, metrics_app
 from mcp_gateway.auth.secret_keys import SecretKeyWatch
 from mcp_gateway.cli_commands import add_commands, run
@@ -176,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
         argv = ["serve", *argv]
     args = _parser().parse_args(argv)
+    try:
+        secret_files.load()  # before anything reads the environment
+    except secret_files.SecretFileError as exc:
+        print(f"mcp-gateway: {exc}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return _serve(args)
     return run(args)

@@ -14,9 +14,12 @@ class Condition:
     ready: bool
     reason: str
     message: str
+    unknown: bool = False  # status "Unknown": not (yet) known either way
 
     @property
     def status(self) -> str:
+        if self.unknown:
+            return "Unknown"
         return "True" if self.ready else "False"
 
 
@@ -24,10 +27,13 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def merge(previous: list[dict[str, Any]] | None, new: list[Condition], generation: int) -> list[dict[str, Any]]:
-    """The new condition list, keeping each condition's lastTransitionTime unless its status changed."""
+def merge(
+    previous: list[dict[str, Any]] | None, new: list[Condition], generation: int, keep: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The new condition list, keeping each condition's lastTransitionTime unless its status changed.
+    Previous conditions of a type in `keep` that `new` does not set are carried over unchanged."""
     old = {c.get("type"): c for c in previous or []}
-    merged = []
+    merged = [c for c in previous or [] if c.get("type") in keep and all(n.type != c.get("type") for n in new)]
     for condition in new:
         before = old.get(condition.type)
         changed = before is None or before.get("status") != condition.status

@@ -202,10 +202,13 @@ class _ProfileRenderer:
                 # The operator's own adapter (trustCallerHeader): it keys per-caller sessions by the caller.
                 "sendCallerHeader": True,
             }
-            if ref.get("retries"):
-                entry["retries"] = ref["retries"]
-            # The gateway probes and breaks the circuit of the Upstream's adapter per these (health.py).
             upstream_spec = upstream.get("spec") or {}
+            # Retries: the Upstream's for every Profile, a Profile's upstreams[].retries overriding them field by
+            # field; the gateway fills what is still unset from the Profile's spec.retries.
+            retries = {**(upstream_spec.get("retries") or {}), **(ref.get("retries") or {})}
+            if retries:
+                entry["retries"] = retries
+            # The gateway probes and breaks the circuit of the Upstream's adapter per these (health.py).
             for key in ("healthCheck", "circuitBreaker"):
                 if upstream_spec.get(key):
                     entry[key] = upstream_spec[key]

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mcp_operator import adapter_config, conditions, events, naming, probe, workload
+from mcp_operator import adapter_config, conditions, events, naming, probe, upstream_health, workload
 from mcp_operator.conditions import Condition
 from mcp_operator.kube import Kube, KubeError, object_path
 from mcp_operator.settings import Settings
@@ -39,6 +39,7 @@ class UpstreamReconciler:
         # (kind, ns, name) -> (resourceVersion, generation) of our last write
         self._applied: dict[tuple[str, str, str], tuple[str, int]] = {}
         self._last_apply: dict[tuple[str, str], float] = {}
+        self.health = upstream_health.HealthTracker()
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -47,6 +48,7 @@ class UpstreamReconciler:
         key = (namespace, name)
         self._locks.pop(key, None)
         self._last_apply.pop(key, None)
+        self.health.forget(key)
         for kind in OWNED_KINDS:
             self._applied.pop((kind, namespace, naming.adapter_name(name)), None)
 
@@ -125,8 +127,10 @@ class UpstreamReconciler:
                     f"{naming.adapter_name(name)} (config {digest})",
                 )
         if check:
-            condition, tools = await self._readiness(upstream, live.get("Deployment"))
-            await self._write_status(upstream, condition, digest=digest, tool_count=tools)
+            condition, tools, result = await self._readiness(upstream, live.get("Deployment"))
+            previous = conditions.find((upstream.get("status") or {}).get("conditions"), upstream_health.HEALTHY)
+            healthy = self.health.judge((namespace, name), upstream.get("spec") or {}, previous, result)
+            await self._write_status(upstream, condition, healthy=healthy, digest=digest, tool_count=tools)
         return live
 
     async def _apply(
@@ -151,16 +155,18 @@ class UpstreamReconciler:
             live[obj["kind"]] = result
         return live
 
-    async def _readiness(self, upstream: Obj, deployment: Obj | None) -> tuple[Condition, int | None]:
-        """The Ready condition and, when the adapter answered, its tool count."""
+    async def _readiness(
+        self, upstream: Obj, deployment: Obj | None
+    ) -> tuple[Condition, int | None, probe.ProbeResult | None]:
+        """The Ready condition, the adapter's tool count when it answered, and the probe (None: none runs)."""
         meta = upstream["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         if upstream["spec"].get("replicas", 1) == 0:
-            return Condition("Ready", False, "ScaledToZero", "spec.replicas is 0: no adapter is running"), None
+            return Condition("Ready", False, "ScaledToZero", "spec.replicas is 0: no adapter is running"), None, None
         result = await probe.probe(self.settings, namespace, name)
         if result.ok:
             message = f"adapter answers at {result.url} with {result.tool_count} tools"
-            return Condition("Ready", True, "AdapterReady", message), result.tool_count
+            return Condition("Ready", True, "AdapterReady", message), result.tool_count, result
         if deployment is None:
             deployment = (
                 await self.kube.get(object_path("apps/v1", "deployments", namespace, naming.adapter_name(name))) or {}
@@ -171,11 +177,18 @@ class UpstreamReconciler:
             f"adapter not answering at {result.url} ({result.error}); Deployment {naming.adapter_name(name)} has "
             f"{available}/{wanted} replicas available"
         )
-        return Condition("Ready", False, "AdapterNotReady", message), None
+        return Condition("Ready", False, "AdapterNotReady", message), None, result
 
     async def _write_status(
-        self, upstream: Obj, ready: Condition, *, digest: str | None = None, tool_count: int | None = None
+        self,
+        upstream: Obj,
+        ready: Condition,
+        *,
+        healthy: Condition | None = None,
+        digest: str | None = None,
+        tool_count: int | None = None,
     ) -> None:
+        """Patch the status when it changed; without `healthy` (no probe ran) the Healthy condition stays."""
         meta = upstream["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         current = upstream.get("status") or {}
@@ -191,7 +204,12 @@ class UpstreamReconciler:
             "service": naming.adapter_name(name),
             "deployment": naming.adapter_name(name),
             "toolCount": tool_count,
-            "conditions": conditions.merge(current.get("conditions"), [ready], generation),
+            "conditions": conditions.merge(
+                current.get("conditions"),
+                [ready, healthy] if healthy else [ready],
+                generation,
+                keep=(upstream_health.HEALTHY,),
+            ),
         }
         if digest:
             status["configHash"] = digest
@@ -204,6 +222,14 @@ class UpstreamReconciler:
         if conditions.transition(current.get("conditions"), ready):
             log.info("upstream %s/%s Ready=%s (%s)", namespace, name, ready.status, ready.reason)
             await events.post(self.kube, upstream, reason=ready.reason, message=ready.message, warning=not ready.ready)
+        if (
+            healthy
+            and conditions.find(current.get("conditions"), healthy.type)
+            and conditions.transition(current.get("conditions"), healthy)
+        ):
+            log.info("upstream %s/%s Healthy=%s (%s)", namespace, name, healthy.status, healthy.reason)
+            warning = healthy.status == "False"
+            await events.post(self.kube, upstream, reason=healthy.reason, message=healthy.message, warning=warning)
 
 
 def _changed(before: tuple[str, int] | None, after: tuple[str, int] | None) -> bool:

@@ -57,6 +57,8 @@ def refused(call: Any) -> str:
         ),
         ({"mcp": {"url": "http://a/mcp"}, "healthCheck": {"unhealthyThreshold": 0}}, "healthCheck.unhealthyThreshold"),
         ({"mcp": {"url": "http://a/mcp"}, "circuitBreaker": {"errorRate": 1.5}}, "circuitBreaker.errorRate"),
+        ({"mcp": {"url": "http://a/mcp"}, "retries": {"attempts": 0}}, "spec.retries.attempts"),
+        ({"mcp": {"url": "http://a/mcp"}, "retries": {"retryOn": ["always"]}}, "spec.retries.retryOn"),
         ({"mcp": {"url": "http://a/mcp"}, "toolOverrides": {"echo": {"name": "a b"}}}, "toolOverrides.echo.name"),
         ({"http": {"tools": []}}, "spec.http.tools in body should have at least 1 items"),
         ({"http": {"tools": [{"name": "a b", "url": "https://a/x"}]}}, "spec.http.tools[0].name"),

@@ -1,8 +1,9 @@
-"""An Upstream's healthCheck, circuitBreaker and toolOverrides (and a Profile's toolOverrides)
-reach the gateway's routing entry (pure render)."""
+"""An Upstream's healthCheck, circuitBreaker, retries and toolOverrides (and a Profile's
+toolOverrides and retries) reach the gateway's routing entry (pure render)."""
 
 from __future__ import annotations
 
+from mcp_gateway import retry
 from mcp_gateway.config import RoutingConfig
 from mcp_operator.routing import render
 from mcp_operator.settings import parse
@@ -58,3 +59,30 @@ def test_a_rename_collision_leaves_the_profile_out_naming_both_tools() -> None:
     assert rendered.document["profiles"] == []
     message = rendered.profiles[("team", "p")].ready.message
     assert "'echo'" in message and "'add'" in message
+
+
+def test_retries_of_the_upstream_apply_to_every_profile_under_the_profiles_own() -> None:
+    """Field by field: a Profile's upstreams[].retries over the Upstream's spec.retries over the Profile's
+    spec.retries over the defaults."""
+    profile = {
+        "metadata": {"namespace": "team", "name": "p"},
+        "spec": {"retries": {"jitter": 0, "attempts": 5}, "upstreams": [{"name": "tools", "retries": {"attempts": 2}}]},
+    }
+    other = {"metadata": {"namespace": "team", "name": "q"}, "spec": {"upstreams": [{"name": "tools"}]}}
+    shared = {"attempts": 4, "backoffBaseSeconds": 0.05, "retryOn": ["unavailable"]}
+    rendered = render([TENANT], [profile, other], [upstream(retries=shared)], parse([]))
+    entries = {p["id"]: p["upstreams"][0] for p in rendered.document["profiles"]}
+    assert entries["p"]["retries"] == {"attempts": 2, "backoffBaseSeconds": 0.05, "retryOn": ["unavailable"]}
+    assert entries["q"]["retries"] == shared
+    config = {p.id: p for p in RoutingConfig.model_validate(rendered.document).profiles}
+    mine = retry.effective(config["p"].retries, config["p"].upstreams[0].retries)
+    assert (mine.attempts, mine.backoff_base_seconds, mine.jitter, mine.retry_on) == (2, 0.05, 0, ("unavailable",))
+    theirs = retry.effective(config["q"].retries, config["q"].upstreams[0].retries)
+    assert (theirs.attempts, theirs.backoff_max_seconds) == (4, 2.0)
+
+
+def test_invalid_retries_of_the_upstream_leave_the_profile_out_with_a_reason() -> None:
+    rendered = render([TENANT], [PROFILE], [upstream(retries={"attempts": 0})], parse([]))
+    assert rendered.document["profiles"] == []
+    status = rendered.profiles[("team", "p")]
+    assert status.ready.reason == "InvalidProfile" and "retries.attempts" in status.ready.message
