@@ -7,6 +7,8 @@ every alert fires on the series it is meant for and stays silent on healthy neig
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -94,3 +96,37 @@ def test_a_raised_threshold_silences_its_alert_in_the_unit_tests(tmp_path: Path)
     assert result.returncode != 0
     assert "McpGatewayHighLatency" in output
     assert "McpGatewayHighErrorRate" not in output
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "charts" / "mcp-gateway" / "dashboards" / "mcp-gateway.json"
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    board = json.loads(DASHBOARD.read_text())
+    return [(p["title"], t["expr"]) for p in board["panels"] for t in p["targets"]]
+
+
+def test_dashboard_ships_in_a_configmap_for_grafanas_sidecar() -> None:
+    assert not [d for d in render() if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboard")]
+    docs = render(sets=("monitoring.dashboard.enabled=true", "monitoring.dashboard.namespace=grafana"))
+    config_map = one(docs, "ConfigMap", "-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["namespace"] == "grafana"
+    assert json.loads(config_map["data"]["mcp-gateway.json"]) == json.loads(DASHBOARD.read_text())
+
+
+def test_every_dashboard_query_parses_with_promtool(tmp_path: Path) -> None:
+    board = json.loads(DASHBOARD.read_text())
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids)) and all(p["targets"] for p in board["panels"])
+    queries = panel_queries()
+    titles = " ".join(title for title, _ in queries).lower()
+    for wanted in ("calls", "errors", "latency", "refusals", "upstream"):
+        assert wanted in titles, wanted
+    for title, expr in queries:
+        # Grafana's variables, as Grafana fills them in for "All" and its rate interval.
+        promql = re.sub(r"\$(namespace|tenant|profile)\b", ".*", expr.replace("$__rate_interval", "1m"))
+        result = promtool("--experimental", "promql", "format", promql, cwd=tmp_path)
+        assert result.returncode == 0, f"{title}: {promql}\n{result.stderr}"
+    broken = promtool("--experimental", "promql", "format", "sum by (tenant (rate(x[1m]))", cwd=tmp_path)
+    assert broken.returncode != 0  # the check can fail
