@@ -130,3 +130,11 @@ def test_every_dashboard_query_parses_with_promtool(tmp_path: Path) -> None:
         assert result.returncode == 0, f"{title}: {promql}\n{result.stderr}"
     broken = promtool("--experimental", "promql", "format", "sum by (tenant (rate(x[1m]))", cwd=tmp_path)
     assert broken.returncode != 0  # the check can fail
+
+
+def test_operator_pod_monitor_scrapes_the_health_port() -> None:
+    assert not [d for d in render() if d["kind"] == "PodMonitor"]
+    monitor = one(render(sets=("operator.podMonitor.enabled=true",)), "PodMonitor")
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    assert endpoint == {"port": "health", "path": "/metrics", "interval": "30s"}
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
