@@ -5,7 +5,8 @@ SHELL := /bin/bash
 .PHONY: help run test lint bench soak mutation tools images kind-up sync lock clean
 
 help:
-	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database)"
+	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database);"
+	@echo "              TRACES=http://127.0.0.1:4318 exports traces to a local Jaeger or collector"
 	@echo "make test    - install everything the tests need, then ruff, mypy and pytest"
 	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
 	@echo "make mutation - mutation testing (mutmut) of the security core; scores in tests/README.md"
@@ -13,9 +14,11 @@ help:
 	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
 	@echo "make lock    - re-resolve the dependency locks (requirements/*.txt) after editing pyproject.toml"
 
+# TRACES=<OTLP/HTTP base URL>, e.g. `make run TRACES=http://127.0.0.1:4318` with a local Jaeger:
+# the gateway and the demo adapters export their spans there (OTEL_EXPORTER_OTLP_ENDPOINT).
 run:
 	@scripts/setup-python.sh
-	.venv/bin/python -m mcp_gateway.local --config examples/local.yaml
+	$(if $(TRACES),OTEL_EXPORTER_OTLP_ENDPOINT=$(TRACES) ).venv/bin/python -m mcp_gateway.local --config examples/local.yaml
 
 test:
 	scripts/test.sh $(PYTEST_ARGS)

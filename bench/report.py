@@ -135,6 +135,42 @@ def discovery(data: dict[str, Any]) -> str:
     return quality + latency + tokens + note
 
 
+def tracing(data: dict[str, Any]) -> str:
+    rows = []
+    for mode, points in data["targets"].items():
+        for p in points:
+            cpu = p["cpu_ms_per_call"]
+            rows.append(
+                [
+                    f"tracing {mode}",
+                    p["concurrency"],
+                    p["p50_ms"],
+                    p["p99_ms"],
+                    p["calls_per_s"],
+                    p["errors"],
+                    f"{cpu['adapter']:.3f}",
+                    f"{cpu['gateway']:.3f}",
+                ]
+            )
+    out = _table(
+        f"gateway -> adapter -> echo, tracing off vs on ({data['seconds_per_point']} s per point, "
+        f"median of {data['repeat']})",
+        ["target", "conc", "p50 ms", "p99 ms", "calls/s", "errors", "adapter CPU ms/call", "gateway CPU ms/call"],
+        rows,
+    )
+    added = [
+        [
+            p["concurrency"],
+            p["added_p50_ms"],
+            p["added_cpu_ms_per_call"]["adapter"],
+            p["added_cpu_ms_per_call"]["gateway"],
+        ]
+        for p in data["added_by_tracing"]
+    ]
+    out += _table("added by tracing (on - off)", ["conc", "p50 ms", "adapter CPU ms", "gateway CPU ms"], added)
+    return out + f"\n  spans received: {data['spans']}"
+
+
 SECTIONS = {
     "overhead": overhead,
     "aggregation": aggregation,
@@ -142,4 +178,5 @@ SECTIONS = {
     "auth": auth,
     "operator": operator,
     "discovery": discovery,
+    "tracing": tracing,
 }

@@ -91,16 +91,18 @@ class Stack:
         pid = self.start(name, [sys.executable, "-m", module, str(port), *args], ready_path, port)
         return f"http://{HOST}:{port}", pid
 
-    def adapter(self, name: str, config: dict[str, Any]) -> tuple[str, int]:
+    def adapter(self, name: str, config: dict[str, Any], env: dict[str, str] | None = None) -> tuple[str, int]:
         """An `mcp-adapter` process; return its /mcp URL and pid."""
         path = self.workdir / f"adapter-{name}.yaml"
         path.write_text(yaml.safe_dump({"logLevel": "INFO", **config}, sort_keys=False))  # the default
         port = free_port()
         cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(path), "--port", str(port)]
-        pid = self.start(name, cmd, "/readyz", port)
+        pid = self.start(name, cmd, "/readyz", port, env)
         return f"http://{HOST}:{port}/mcp", pid
 
-    def gateway(self, name: str, routing: dict[str, Any], dsn: str | None = None) -> Gateway:
+    def gateway(
+        self, name: str, routing: dict[str, Any], dsn: str | None = None, env: dict[str, str] | None = None
+    ) -> Gateway:
         path = self.workdir / f"routing-{name}.yaml"
         path.write_text(yaml.safe_dump({"version": 1, **routing}, sort_keys=False))
         port = free_port()
@@ -108,7 +110,7 @@ class Stack:
         cmd += ["--log-level", "INFO"]  # the default: no line per call (refusals and errors only)
         if dsn:
             cmd += ["--database-url", dsn]
-        env = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "MCP_GATEWAY_KEY_PEPPER": PEPPER}
+        env = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "MCP_GATEWAY_KEY_PEPPER": PEPPER, **(env or {})}
         pid = self.start(name, cmd, "/readyz", port, env)
         return Gateway(f"http://{HOST}:{port}", pid)
 

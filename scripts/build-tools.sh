@@ -61,10 +61,31 @@ build_helm() {
   mv "$cache/build/helm-$HELM_VERSION/helm" "$bin/helm-$HELM_VERSION"
 }
 
-targets=${*:-kubernetes etcd helm}
+# promtool (rule checks and rule unit tests) and prometheus (a real scrape in the tests),
+# both from one module. remove_all_sd drops the cloud service-discovery plugins (static
+# and file discovery stay), which roughly halves the build; the web UI's assets are not
+# embedded without the builtinassets tag, which the tests do not need (they use the API).
+build_prometheus() {
+  [[ -x $bin/promtool-$PROMETHEUS_VERSION && -x $bin/prometheus-$PROMETHEUS_VERSION ]] && return
+  log "building promtool and prometheus $PROMETHEUS_VERSION"
+  local dir=$cache/build/prometheus-$PROMETHEUS_VERSION
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    printf 'module local/prometheusbuild\ngo 1.26\n' >go.mod
+    go get "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION"
+    local cmd
+    for cmd in promtool prometheus; do
+      go build -tags remove_all_sd -trimpath -ldflags=-s -o "$bin/$cmd-$PROMETHEUS_VERSION" "github.com/prometheus/prometheus/cmd/$cmd"
+    done
+  )
+}
+
+targets=${*:-kubernetes etcd helm prometheus}
 for t in $targets; do "build_$t"; done
 # Stable names for the tests: symlinks to the pinned versions.
-for tool in kube-apiserver:$KUBERNETES_VERSION kube-controller-manager:$KUBERNETES_VERSION etcd:$ETCD_VERSION helm:$HELM_VERSION; do
+for tool in kube-apiserver:$KUBERNETES_VERSION kube-controller-manager:$KUBERNETES_VERSION etcd:$ETCD_VERSION helm:$HELM_VERSION \
+  promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION; do
   name=${tool%%:*} version=${tool#*:}
   [[ -x $bin/$name-$version ]] && ln -sf "$name-$version" "$bin/$name"
 done

@@ -10,6 +10,10 @@ and at most `MAX_NAMES_PER_SOURCE` distinct names per source and operation get
 their own series; calls of any further name count under `name="other"`. So a
 source whose catalog keeps changing cannot grow the exposition (or memory:
 prometheus keeps every label child it ever created) without bound.
+
+Counters are declared with their `_total` suffix (prometheus_client would append it
+anyway), so the names in the code are the names in the exposition and in the chart's
+alerts and dashboard.
 """
 
 from __future__ import annotations
@@ -26,13 +30,13 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 class _Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.calls = Counter(
-            "mcp_adapter_calls",
+            "mcp_adapter_calls_total",
             "Upstream operations served, by source, operation and item",
             ["source", "op", "name"],
             registry=registry,
         )
         self.errors = Counter(
-            "mcp_adapter_errors",
+            "mcp_adapter_errors_total",
             "Upstream operations that failed (protocol error or isError result)",
             ["source", "op", "name"],
             registry=registry,
@@ -45,14 +49,14 @@ class _Metrics:
             buckets=LATENCY_BUCKETS_SECONDS,
         )
         self.child_restarts = Counter(
-            "mcp_adapter_child_restarts",
+            "mcp_adapter_child_restarts_total",
             "Restarts of stdio child processes and reconnects",
             ["source"],
             registry=registry,
         )
         self.passthrough = Series(  # counted on every relayed call: children cached
             Counter(
-                "mcp_adapter_passthrough",
+                "mcp_adapter_passthrough_total",
                 "2026-07-28 tools/call requests relayed to the source without decoding (see passthrough.py)",
                 ["source"],
                 registry=registry,

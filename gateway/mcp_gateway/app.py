@@ -91,6 +91,12 @@ def metrics_app(gateway: Gateway) -> ASGIApp:
     return Starlette(routes=[Route("/metrics", _metrics_endpoint(gateway))])
 
 
+async def _store_ready(gateway: Gateway) -> bool:
+    ready = await gateway.store.ready()
+    gateway.metrics.store_up.set(1 if ready else 0)
+    return ready
+
+
 def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
     @api.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -103,7 +109,7 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
             reason = "no routing config loaded yet"
         elif not gateway.started:
             reason = "starting"
-        elif not await gateway.store.ready():
+        elif not await _store_ready(gateway):
             reason = "state store unavailable"
         body: dict[str, Any] = {"status": "not ready" if reason else "ready"}
         if reason:

@@ -13,7 +13,7 @@ from typing import Any
 from mcp_common.metrics import LATENCY_BUCKETS_SECONDS, Series
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from mcp_gateway.config import Profile
+from mcp_gateway.config import Profile, RoutingConfig
 
 MAX_TOOLS = 200
 
@@ -78,6 +78,23 @@ class Metrics:
             )
         )
         self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
+        # One series per replica (the digest of the config it serves, shortened): replicas that
+        # disagree for long mean one of them is stuck on an old routing config.
+        self.config_info = Gauge(
+            "mcp_gateway_config_info", "The routing config this replica serves (always 1)", ["digest"], registry=r
+        )
+        # Set on each readiness probe (/readyz): 0 while the state store (PostgreSQL) does not answer.
+        self.store_up = Gauge(
+            "mcp_gateway_store_up", "1 when the state store answered the last readiness probe", registry=r
+        )
+        # The configured tenant quotas, so that alerts can relate tool calls to them (the
+        # per-caller quotas of profiles are not exported: a caller label would be unbounded).
+        self.tenant_quota = Gauge(
+            "mcp_gateway_tenant_quota_limit",
+            "Tool calls a tenant may make per period (limits.quota of the tenant)",
+            ["tenant", "period"],
+            registry=r,
+        )
         self.audit_pending = Gauge("mcp_gateway_audit_pending", "Audit records waiting to be stored", registry=r)
         self.notification_streams = Gauge(
             "mcp_gateway_notification_streams", "Open handshake-era session GET streams on this replica", registry=r
@@ -110,6 +127,20 @@ class Metrics:
         # The health monitor (health.py) that owns each profile's upstream series now.
         self.health_owners: dict[str, Any] = {}
         self._tools: dict[str, set[str]] = {}
+
+    def set_config(self, generation: int, digest: str, config: RoutingConfig) -> None:
+        """Series that mirror the routing config: its generation, digest and the tenants' quotas."""
+        self.config_generation.set(generation)
+        self.config_info.clear()
+        self.config_info.labels(digest[:12] or "none").set(1)
+        self.tenant_quota.clear()  # a removed tenant or quota leaves no stale series
+        for tenant in config.tenants:
+            quota = tenant.limits.quota
+            if quota is None:
+                continue
+            for period, limit in (("daily", quota.daily), ("monthly", quota.monthly)):
+                if limit is not None:
+                    self.tenant_quota.labels(tenant.id, period).set(limit)
 
     def tool_label(self, profile: str, tool: str) -> str:
         seen = self._tools.setdefault(profile, set())

@@ -191,7 +191,7 @@ class Gateway:
         # One INFO line per MCP request (`serve --access-log`); refusals and errors are logged regardless.
         self.access_log = False
         holder.on_change(self._config_changed)
-        self.metrics.config_generation.set(holder.generation)
+        self.metrics.set_config(holder.generation, holder.digest, holder.config)
 
     async def start(self) -> None:
         await self.store.start()
@@ -306,7 +306,7 @@ class Gateway:
     def _config_changed(self, config: RoutingConfig) -> None:
         self.policies.clear()
         self.discovery_indexes.forget({p.id for p in config.profiles if p.discovery.mode != "off"})
-        self.metrics.config_generation.set(self.holder.generation)
+        self.metrics.set_config(self.holder.generation, self.holder.digest, config)
         with contextlib.suppress(RuntimeError):  # no running loop yet at start-up
             asyncio.get_running_loop()
             self.backends.reconcile(config)

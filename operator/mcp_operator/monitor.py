@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from mcp_operator import naming, scope
+from mcp_operator import metrics, naming, scope
 from mcp_operator.kube import Kube
 from mcp_operator.settings import Settings
 from mcp_operator.upstreams import UpstreamReconciler
@@ -54,5 +54,7 @@ class UpstreamMonitor:
         async with self._limit:
             try:
                 await self.reconciler.reconcile(namespace, name, apply=apply, check=True)
+                metrics.reconciled("upstream", ok=True)
             except Exception as exc:
+                metrics.reconciled("upstream", ok=False)
                 log.warning("reconciling upstream %s/%s failed: %s", namespace, name, exc)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mcp_operator import conditions, events, naming, ownership, routing, scope
+from mcp_operator import conditions, events, metrics, naming, ownership, routing, scope
 from mcp_operator.kube import Kube, KubeError, collection_path, object_path
 from mcp_operator.settings import Settings
 
@@ -58,7 +58,9 @@ class RoutingPublisher:
             self._wake.clear()
             try:
                 await self.publish_once()
+                metrics.reconciled("routing", ok=True)
             except Exception as exc:
+                metrics.reconciled("routing", ok=False)
                 log.error("publishing routing failed: %s; retrying in 2s", exc, exc_info=not isinstance(exc, KubeError))
                 await asyncio.sleep(2)
                 self.poke()

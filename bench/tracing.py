@@ -1,0 +1,55 @@
+"""What tracing costs per call: the same gateway → adapter → upstream path with tracing off and on.
+
+Two identical stacks (echo upstream, adapter, gateway with every per-call check on); in the
+second the gateway and the adapter export every span (100 % sampling, the SDK's default for
+root spans) over OTLP/HTTP to a loopback receiver (tests/support/otlp_receiver.py, in this
+process, so its decoding is not charged to the gateway). wrk runs the 2026-07-28 stateless
+`tools/call echo` at concurrency 1 and 16; the figures are the added p50 and the added CPU
+per call of the gateway and of the adapter, on minus off, within one run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.loadgen import MODERN
+from bench.overhead import echo_adapter_config, limited_routing, measure
+from bench.stack import Stack
+from tests.support.otlp_receiver import start_otlp_receiver
+
+CONCURRENCY = (1, 16)
+
+
+def run(seconds: int, repeat: int) -> dict[str, Any]:
+    receiver = start_otlp_receiver()
+    on_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+    try:
+        with Stack("tracing") as stack:
+            echo_base, _ = stack.python_module("echo", "bench.echo_server", ready_path="/mcp")
+            targets: dict[str, list[dict[str, Any]]] = {}
+            for mode, env in (("off", None), ("on", on_env)):
+                adapter_url, adapter_pid = stack.adapter(f"echo-{mode}", echo_adapter_config(f"{echo_base}/mcp"), env)
+                gateway = stack.gateway(mode, limited_routing(adapter_url), env=env)
+                key = {"Authorization": f"Bearer {gateway.mint_key('bench', ['bench'])}"}
+                pids = {"adapter": adapter_pid, "gateway": gateway.pid}
+                targets[mode] = measure(gateway.url("bench"), key, seconds, repeat, CONCURRENCY, pids, MODERN)
+        spans = len(receiver.received())
+    finally:
+        receiver.shutdown()
+    added = []
+    for off, on in zip(targets["off"], targets["on"], strict=True):
+        cpu_off, cpu_on = off["cpu_ms_per_call"], on["cpu_ms_per_call"]
+        added.append(
+            {
+                "concurrency": on["concurrency"],
+                "added_p50_ms": round(on["p50_ms"] - off["p50_ms"], 3),
+                "added_cpu_ms_per_call": {k: round(cpu_on[k] - cpu_off[k], 3) for k in cpu_on},
+            }
+        )
+    return {
+        "seconds_per_point": seconds,
+        "repeat": repeat,
+        "targets": targets,
+        "added_by_tracing": added,
+        "spans": spans,
+    }
