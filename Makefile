@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench soak mutation tools images kind-up sync lock clean
+.PHONY: help run test lint bench bench-peers soak mutation tools images kind-up sync lock clean
 
 help:
 	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database);"
 	@echo "              TRACES=http://127.0.0.1:4318 exports traces to a local Jaeger or collector"
 	@echo "make test    - install everything the tests need, then ruff, mypy and pytest"
 	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
+	@echo "make bench-peers - our gateway beside peer gateways (ContextForge), same upstream and load"
 	@echo "make mutation - mutation testing (mutmut) of the security core; scores in tests/README.md"
 	@echo "make images  - build the gateway, operator and adapter images (docker or podman; IMAGES_ARGS=--local-bases)"
 	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
@@ -31,6 +32,12 @@ bench:
 	@scripts/start-postgres.sh
 	@scripts/build-tools.sh
 	.venv/bin/python -m bench
+
+# Not part of `make test`: installs the peers into their own venvs (scripts/install-peers.sh).
+bench-peers:
+	@scripts/setup-python.sh
+	@scripts/install-peers.sh
+	.venv/bin/python -m bench.peers $(BENCH_ARGS)
 
 soak:
 	scripts/test.sh -m soak

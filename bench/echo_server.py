@@ -1,6 +1,6 @@
 """The upstream under test: an SDK MCP server with one trivial `echo` tool,
 served over streamable HTTP in both protocol eras. `PORT --json` answers POSTs as
-JSON instead of SSE."""
+JSON instead of SSE; `stdio` serves one client over stdin/stdout (an adapter's child)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def echo(text: str) -> str:
     return text
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:] == ["stdio"]:
+    server.run("stdio")
+elif __name__ == "__main__":
     uvicorn.run(
         server.streamable_http_app(json_response="--json" in sys.argv[2:]),
         host="127.0.0.1",

@@ -1,10 +1,11 @@
 """Per-call overhead: `tools/call echo` through each layer, at several concurrencies.
 
 Targets, all on this machine in one run: the load generator's ceiling (a bare
-ASGI app), the echo upstream directly, the adapter in front of it, and the
-gateway in front of the adapter with API-key auth, a tool policy, rate limits
-and quotas on - once with in-process state, once backed by PostgreSQL; each in
-both protocol eras (2026-07-28 stateless calls, and 2025-11-25 calls in one
+ASGI app), the echo upstream directly, the adapter in front of it, the adapter
+serving it as a stdio child (CPU of both counted together), and the gateway in
+front of the adapter with API-key auth, a tool policy, rate limits and quotas
+on - once with in-process state, once backed by PostgreSQL; each in both
+protocol eras (2026-07-28 stateless calls, and 2025-11-25 calls in one
 session opened by a client that declares no capabilities), and direct and
 gateway again with the upstream answering as JSON instead of SSE.
 """
@@ -12,6 +13,7 @@ gateway again with the upstream answering as JSON instead of SSE.
 from __future__ import annotations
 
 import statistics
+import sys
 from typing import Any
 
 from bench.loadgen import LEGACY, MODERN, LoadResult, open_session, run_wrk
@@ -26,6 +28,12 @@ def echo_adapter_config(upstream_url: str) -> dict[str, Any]:
         "server": {"name": "bench-adapter"},
         "sources": [{"name": "echo", "type": "mcp", "url": upstream_url, "prefixPolicy": "never"}],
     }
+
+
+def echo_stdio_adapter_config() -> dict[str, Any]:
+    """The same echo server, as the adapter's stdio child."""
+    echo = {"name": "echo", "type": "stdio", "command": sys.executable, "args": ["-m", "bench.echo_server", "stdio"]}
+    return {"server": {"name": "bench-adapter"}, "sources": [{**echo, "prefixPolicy": "never"}]}
 
 
 def limited_routing(adapter_url: str) -> dict[str, Any]:
@@ -63,27 +71,33 @@ def measure(
     concurrency: tuple[int, ...] = CONCURRENCY,
     pids: dict[str, int] | None = None,
     era: str = MODERN,
+    tool: str = "echo",
 ) -> list[dict[str, Any]]:
     """wrk at each concurrency; with `pids`, also the CPU each process spent per call.
 
     CPU per call does not depend on what else the machine runs, unlike latency and
     throughput on a shared two-core box, so it is the steadiest before/after figure.
     """
-    run_wrk(url, headers=headers, concurrency=16, seconds=WARMUP_SECONDS, era=era)  # connections and caches warm
+    run_wrk(url, tool=tool, headers=headers, concurrency=16, seconds=WARMUP_SECONDS, era=era)  # warm caches
     points = []
     for c in concurrency:
         runs, cpu = [], dict.fromkeys(pids or {}, 0.0)
         for _ in range(repeat):
-            before = {name: cpu_seconds(pid) for name, pid in (pids or {}).items()}
-            runs.append(run_wrk(url, headers=headers, concurrency=c, seconds=seconds, era=era))
+            before = {name: _cpu(name, pid) for name, pid in (pids or {}).items()}
+            runs.append(run_wrk(url, tool=tool, headers=headers, concurrency=c, seconds=seconds, era=era))
             calls = max(1.0, runs[-1].calls_per_s * seconds)
             for name, pid in (pids or {}).items():
-                cpu[name] += (cpu_seconds(pid) - before[name]) * 1000 / calls / repeat
+                cpu[name] += (_cpu(name, pid) - before[name]) * 1000 / calls / repeat
         point: dict[str, Any] = dict(_median(runs).as_dict())
         if pids:
             point["cpu_ms_per_call"] = {name: round(ms, 3) for name, ms in cpu.items()}
         points.append(point)
     return points
+
+
+def _cpu(name: str, pid: int) -> float:
+    """A process's CPU seconds so far; a name ending in `+child` counts its child processes too."""
+    return cpu_seconds(pid, children=name.endswith("+child"))
 
 
 def _ratios(gateway: list[dict[str, Any]], direct: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,6 +129,7 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
         echo_base, echo_pid = stack.python_module("echo", "bench.echo_server", ready_path="/mcp")
         json_base, json_pid = stack.python_module("echo-json", "bench.echo_server", "--json", ready_path="/mcp")
         adapter_url, adapter_pid = stack.adapter("echo", echo_adapter_config(f"{echo_base}/mcp"))
+        stdio_url, stdio_pid = stack.adapter("echo-stdio", echo_stdio_adapter_config())
         json_adapter_url, json_adapter_pid = stack.adapter("echo-json", echo_adapter_config(f"{json_base}/mcp"))
         routing = limited_routing(adapter_url)
         memory_gw = stack.gateway("memory", routing)
@@ -130,6 +145,7 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
         paths: dict[str, tuple[str, dict[str, str] | None, dict[str, int]]] = {
             "direct": (f"{echo_base}/mcp", None, echo),
             "adapter": (adapter_url, None, adapter),
+            "adapter_stdio": (stdio_url, None, {"adapter+child": stdio_pid}),
             "gateway_memory": (memory_gw.url("bench"), memory_key, {**adapter, "gateway": memory_gw.pid}),
             "gateway_postgres": (pg_gw.url("bench"), pg_key, {**adapter, "gateway": pg_gw.pid}),
             "direct+json": (f"{json_base}/mcp", None, {"upstream": json_pid}),

@@ -48,10 +48,24 @@ def _python_path() -> str:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far, from /proc."""
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """User + system CPU time a process has used so far, from /proc; with `children`, plus its live
+    child processes' (an adapter's stdio servers)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    total = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    if children:
+        for child in _children(pid):
+            total += cpu_seconds(child, children=True)
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        listed = task / "children"
+        if listed.exists():
+            found += [int(c) for c in listed.read_text().split()]
+    return found
 
 
 def rss_mb(pid: int) -> float:
@@ -77,11 +91,19 @@ class Stack:
         for process in reversed(self.processes):
             process.stop(grace=5)
 
-    def start(self, name: str, cmd: list[str], ready_path: str, port: int, env: dict[str, str] | None = None) -> int:
+    def start(
+        self,
+        name: str,
+        cmd: list[str],
+        ready_path: str,
+        port: int,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> int:
         env = {"PYTHONPATH": _python_path(), **(env or {})}
         ready = f"http://{HOST}:{port}{ready_path}"
         label = f"bench-{self.label}-{name}"
-        process = start_process(cmd, name=label, env=env, ready_url=ready, timeout=60, cwd=str(ROOT))
+        process = start_process(cmd, name=label, env=env, ready_url=ready, timeout=timeout, cwd=str(ROOT))
         self.processes.append(process)
         return process.pid
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,11 @@ class RelayTarget:
     timeout: float
 
 
+def _serves_sessions(source: Any) -> bool:
+    ready = getattr(source, "session_relay_ready", None)
+    return ready is not None and bool(ready())
+
+
 @dataclass
 class _Request:
     id: Any
@@ -90,7 +96,8 @@ class PassThrough:
     `aggregator` is read for `catalog`, `policy`, `sources` (a source offers `relay_target()`) and
     `interceptor` only, so an embedder may pass a view with its own interceptor (the gateway does).
     `count_calls` False leaves the adapter's call metrics alone (an embedder that counts calls itself
-    and does not serve the adapter's metrics).
+    and does not serve the adapter's metrics). `session_relay` (session_relay.py) serves calls of sources
+    that relay no bytes (stdio, handshake-era or per-caller) on their live upstream session instead.
     """
 
     def __init__(
@@ -102,8 +109,10 @@ class PassThrough:
         trust_caller_header: bool,
         max_body_bytes: int,
         count_calls: bool = True,
+        session_relay: SessionRelayFactory | None = None,
     ) -> None:
         self.app = app
+        self.session_relay = session_relay
         self.count_calls = count_calls
         self.agg = aggregator
         self.server_info = server_info
@@ -122,14 +131,21 @@ class PassThrough:
             return
         body, complete = await _read_body(receive, self.max_body_bytes)
         request = _parse(body, name, headers) if complete else None
-        if request is None:
+        upstream, target, source_name = routed
+        relay: _Relay | None = None
+        if request is not None:
+            caller = self._caller(headers)
+            if isinstance(target, RelayTarget):
+                relay = _Relay(self, request, upstream, target, source_name, caller, send)
+            elif self.session_relay is not None:
+                relay = self.session_relay(self, request, upstream, target, source_name, caller, send)
+        if relay is None:
             await self.app(scope, _replay(body, complete, receive), send)
             return
-        upstream, target, source_name = routed
-        caller = self._caller(headers)
-        await _Relay(self, request, upstream, target, source_name, caller, send).run(receive)
+        await relay.run(receive)
 
-    def _route(self, name: str, version: str) -> tuple[str, RelayTarget, str] | None:
+    def _route(self, name: str, version: str) -> tuple[str, RelayTarget | Any, str] | None:
+        """The upstream name, where to relay (a `RelayTarget`, or a source for `session_relay`) and the source."""
         entry = self.agg.catalog.tools.get(name)
         if entry is None or not self.agg.policy.allows_tool(name):
             return None  # unknown or hidden: the SDK path answers as usual
@@ -137,9 +153,11 @@ class PassThrough:
         source = self.agg.sources.get(source_name)
         relay_target = getattr(source, "relay_target", None)
         target = relay_target() if relay_target is not None else None
-        if target is None or target.protocol_version != version:
-            return None
-        return upstream, target, source_name
+        if target is not None and target.protocol_version == version:
+            return upstream, target, source_name
+        if target is None and self.session_relay is not None and _serves_sessions(source):
+            return upstream, source, source_name
+        return None
 
     def _caller(self, headers: dict[bytes, bytes]) -> str:
         if self.trust_caller_header and (value := headers.get(_CALLER)):
@@ -155,7 +173,7 @@ class _Relay:
         owner: PassThrough,
         request: _Request,
         upstream: str,
-        target: RelayTarget,
+        target: RelayTarget | None,
         source: str,
         caller: str,
         send: Send,
@@ -224,6 +242,7 @@ class _Relay:
 
     async def _exchange(self) -> ToolResult:
         what = f"tools/call {self.request.name!r}"
+        assert self.target is not None
         try:
             async with asyncio.timeout(self.target.timeout):
                 message = await self._upstream_answer()
@@ -267,6 +286,7 @@ class _Relay:
         headers = _upstream_headers(self.request, self.upstream)
         if tracing.enabled():  # the upstream's parent is this call's span, not the request's
             headers.update(tracing.outgoing())
+        assert self.target is not None
         async with self.target.client.post(body, headers) as response:
             content_type = response.content_type
             if content_type.startswith("text/event-stream"):
@@ -319,6 +339,10 @@ class _Relay:
         headers = [*_JSON, (b"content-length", str(len(data)).encode())]
         await self.send({"type": "http.response.start", "status": status, "headers": headers})
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
+
+
+SessionRelayFactory = Callable[[PassThrough, _Request, str, Any, str, str, Send], "_Relay | None"]
+"""Builds the relay of one call on a source's upstream session, or None when it must take the SDK path."""
 
 
 class RelayError(MCPError):

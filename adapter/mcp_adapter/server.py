@@ -92,6 +92,7 @@ from mcp_adapter.downstream import (
 from mcp_adapter.http_guard import GuardSettings, HttpGuard
 from mcp_adapter.metrics import exposition
 from mcp_adapter.passthrough import PassThrough
+from mcp_adapter.session_relay import relay_on_session
 from mcp_adapter.traced import TracedRequests
 
 logger = logging.getLogger(__name__)
@@ -487,6 +488,7 @@ def build_app(
         server.server_info_stamp,
         trust_caller_header=runtime.trust_caller_header,
         max_body_bytes=MAX_REQUEST_BYTES,
+        session_relay=relay_on_session,
     )
     mcp_app: ASGIApp = HttpGuard(JsonRpcErrors(passthrough, max_body_bytes=MAX_REQUEST_BYTES), guard)
     if tracing.enabled():  # not even a wrapper when off

@@ -169,6 +169,14 @@ class McpSource(Source):
             )
         return RelayTarget(self._relay_client, session.protocol_version, cfg.timeout_seconds)
 
+    def session_relay_ready(self) -> bool:
+        """May 2026-07-28 tool calls be served on the upstream session directly (session_relay.py)?
+
+        Once the catalog session is connected (its era known); `session_for` picks the caller's session.
+        """
+        catalog = self._catalog_session()
+        return not self._closing and catalog is not None and catalog.session is not None
+
     def _remote_headers(self) -> dict[str, str]:
         assert isinstance(self.cfg, McpRemoteSource)
         return {k: v for k, v in ((k, resolve(v)) for k, v in self.cfg.headers.items()) if v is not None}
