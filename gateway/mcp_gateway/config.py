@@ -224,6 +224,37 @@ class Rules(_Model):
     deny: list[str] = Field(default_factory=list)
 
 
+RuleKind = Literal["tool", "resource", "prompt"]
+RULE_KINDS: tuple[RuleKind, ...] = ("tool", "resource", "prompt")
+_RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class PolicyRule(_Model):
+    """One CEL rule of `policy.rules` (rules.py: variables, precedence, evaluation)."""
+
+    name: str = Field(description="named in refusals; the expression never is")
+    effect: Literal["allow", "deny"]
+    when: str = Field(min_length=1, max_length=4096, description="CEL expression, true when the rule matches")
+    kinds: list[RuleKind] = Field(default_factory=lambda: list(RULE_KINDS), min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RULE_NAME.match(value):
+            raise ValueError(f"rule name {value!r} must be 1-63 letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _compiles(self) -> PolicyRule:
+        from mcp_gateway.rules import RuleError, compile_rule  # the CEL runtime, loaded only for rules
+
+        try:
+            compile_rule(self.when)
+        except RuleError as exc:
+            raise ValueError(f"rule {self.name!r} does not compile: {exc}") from None
+        return self
+
+
 class Policy(_Model):
     tools: Rules = Field(default_factory=Rules)
     resources: Rules = Field(default_factory=Rules)
@@ -231,6 +262,17 @@ class Policy(_Model):
     idempotent_tools: list[str] = Field(default_factory=list)
     # How tool arguments are written to the audit log.
     audit_arguments: Literal["hash", "redact", "omit"] = "hash"
+    # Per-caller rules in CEL, applied after the globs above (rules.py).
+    rules: list[PolicyRule] = Field(default_factory=list, max_length=256)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, value: list[PolicyRule]) -> list[PolicyRule]:
+        names = [r.name for r in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique within a policy: {dupes}")
+        return value
 
 
 class Discovery(_Model):
