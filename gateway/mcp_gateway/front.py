@@ -38,9 +38,9 @@ from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.discovery.serve import Answer, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
-from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
+from mcp_gateway.limits import LimitExceeded, LimitsUnavailable, limit_data
 from mcp_gateway.request_state import gateway_minted
-from mcp_gateway.rules import Kind
+from mcp_gateway.rules import Kind, subject_of
 from mcp_gateway.runtime import Gateway
 from mcp_gateway.session_ops import local_origin, session_request
 from mcp_gateway.sessions import SessionInfo
@@ -324,7 +324,15 @@ class McpFront:
         charge = name is not None and not self._continuation(message)
         try:
             with tracing.child_span("mcp.gateway.limits"):
-                await self.gw.limiter.admit(config, profile, principal.caller, rate=True, charge=charge)
+                await self.gw.limiter.admit(
+                    config,
+                    profile,
+                    principal.caller,
+                    rate=True,
+                    charge=charge,
+                    tool=name,
+                    subject=subject_of(principal),
+                )
         except LimitsUnavailable as unavailable:
             tracing.refused("store_unavailable")
             self.gw.metrics.error(profile, "store_unavailable")
@@ -344,7 +352,7 @@ class McpFront:
                 str(exceeded),
                 rid,
                 headers={"Retry-After": str(exceeded.retry_after)},
-                data={"limit": exceeded.limit, "kind": exceeded.kind, "retryAfterSeconds": exceeded.retry_after},
+                data=limit_data(exceeded),
             )
         return None
 

@@ -48,7 +48,7 @@ from mcp_gateway.config import Profile, RetrySettings, Upstream, profile_timeout
 from mcp_gateway.context import current_call
 from mcp_gateway.handshake_relay import HandshakeRelay, no_back_channel
 from mcp_gateway.health import HealthAwareAggregator, HealthMonitor
-from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
+from mcp_gateway.limits import LimitExceeded, LimitsUnavailable, limit_data
 from mcp_gateway.overrides import ProfileSource, ToolOverrides
 from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
@@ -290,8 +290,7 @@ class ProfileBackend:
         try:
             await self.gateway.settle_continuation(envelope)
         except LimitExceeded as exceeded:
-            data = {"limit": exceeded.limit, "kind": exceeded.kind, "retryAfterSeconds": exceeded.retry_after}
-            raise MCPError(code=errors.RATE_LIMITED, message=str(exceeded), data=data) from None
+            raise MCPError(code=errors.RATE_LIMITED, message=str(exceeded), data=limit_data(exceeded)) from None
         except LimitsUnavailable as unavailable:
             raise MCPError(code=errors.STORE_UNAVAILABLE, message=str(unavailable)) from None
 
