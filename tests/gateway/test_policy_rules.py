@@ -6,15 +6,22 @@ meta-tools (`search_tools`, `call_tool`) held to the same rules."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from mcp.shared.exceptions import MCPError
 
 from tests.gateway.support import (
+    ADMIN_TOKEN,
     MODERN,
     GatewayProc,
     Spawn,
@@ -162,9 +169,6 @@ def test_a_rule_that_does_not_compile_never_reaches_the_gateway(
     spawn: Spawn, feature: str, tmp_path: Any, issuer: Issuer
 ) -> None:
     """`mcp-gateway validate` and the gateway refuse the config with the compiler's message."""
-    import subprocess
-    import sys
-
     bad = [{"name": "typo", "effect": "deny", "when": 'nme == "add"'}]
     path = write_config(
         tmp_path / "routing.yaml",
@@ -178,3 +182,82 @@ def test_a_rule_that_does_not_compile_never_reaches_the_gateway(
     assert "rule 'typo' does not compile" in out and "undeclared reference to 'nme'" in out, out
     assert "Traceback" not in out
     json.dumps(bad)  # the config is otherwise valid
+
+
+def _cli(*args: str, gateway: GatewayProc | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_GATEWAY_")}
+    if gateway is not None:
+        env |= {"MCP_GATEWAY_URL": gateway.base, "MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN}
+    command = [sys.executable, "-m", "mcp_gateway.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+def test_tools_as_shows_what_a_caller_would_see(gateway: GatewayProc, tmp_path: Path) -> None:
+    bob = _cli("tools", "ruled", "--as", '{"sub": "bob", "groups": ["interns"]}', gateway=gateway)
+    assert bob.returncode == 0, bob.stderr
+    assert "Profile ruled as sub:bob" in bob.stdout
+    add = next(line for line in bob.stdout.splitlines() if line.startswith("add "))
+    assert "hidden (rule interns-cannot-add)" in add
+    echo = next(line for line in bob.stdout.splitlines() if line.startswith("echo "))
+    assert "listed" in echo
+
+    claims = tmp_path / "alice.json"
+    claims.write_text(json.dumps({"sub": "alice", "groups": ["dev"]}))
+    alice = _cli("tools", "ruled", "--as", f"@{claims}", "-o", "json", gateway=gateway)
+    data = json.loads(alice.stdout)
+    tools = {t["name"]: t for t in data["tools"]}
+    assert tools["add"]["allowed"] is True and data["caller"] == "sub:alice"
+    assert data["rules"] == [r["name"] for r in RULES]
+
+    for bad, message in (("[1]", "must be a JSON object"), ("{sub", "not JSON"), ("@/nonexistent", "cannot read")):
+        refused = _cli("tools", "ruled", "--as", bad, gateway=gateway)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+
+
+def test_validate_compiles_a_profile_manifest_s_rules_offline(tmp_path: Path) -> None:
+    manifest = {
+        "apiVersion": "mcpgateway.dev/v1alpha1",
+        "kind": "Profile",
+        "metadata": {"name": "p", "namespace": "tools"},
+        "spec": {
+            "upstreams": [{"name": "a"}],
+            "policy": {"rules": [RULES[0], {"name": "broken", "effect": "deny", "when": "name.startsWith(1)"}]},
+        },
+    }
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    result = _cli("validate", str(path))
+    assert result.returncode == 1
+    assert "spec.policy.rules[1].when: rule 'broken' does not compile" in result.stdout, result.stdout
+    assert "rules[0]" not in result.stdout
+
+
+async def test_a_running_gateway_keeps_its_last_good_rules_when_a_rule_does_not_compile(
+    spawn: Spawn, feature: str, tmp_path: Path, issuer: Issuer
+) -> None:
+    auth = {"mode": "oidc", "oidc": oidc_settings(issuer.url)}
+
+    def routing(rules: list[dict[str, Any]]) -> dict[str, Any]:
+        ruled = profile("ruled", "acme", [("feat", feature)], auth=auth, policy={"rules": rules})
+        return {"gateway": {"allowPrivateJwks": True}, "tenants": [{"id": "acme"}], "profiles": [ruled]}
+
+    path = write_config(tmp_path / "routing.yaml", routing(RULES))
+    gw = start_gateway(spawn, path, name="gw-rules-reload")
+    bob = bearer(issuer, sub="bob", groups=["interns"])
+    # Without the interns rule but with a rule that does not compile: the whole file is refused.
+    write_config(path, routing([*RULES[1:], {"name": "typo", "effect": "allow", "when": "claims.sub =="}]))
+    deadline = asyncio.get_running_loop().time() + 20
+    while "keeping the last good config" not in gw.process.log_text():
+        assert asyncio.get_running_loop().time() < deadline, gw.process.log_text()[-2000:]
+        await asyncio.sleep(0.2)
+    assert "rule 'typo' does not compile" in gw.process.log_text()
+    async with mcp_client(gw.url("ruled"), bob) as client:
+        assert "add" not in {t.name for t in (await client.list_tools()).tools}  # still the old rules
+    write_config(path, routing(RULES[1:]))  # fixed: now bob sees add
+    while True:
+        async with mcp_client(gw.url("ruled"), bob) as client:
+            if "add" in {t.name for t in (await client.list_tools()).tools}:
+                break
+        assert asyncio.get_running_loop().time() < deadline + 20
+        await asyncio.sleep(0.3)
