@@ -19,7 +19,7 @@ from typing import Any
 from bench import machine, report
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("overhead", "aggregation", "sessions", "auth", "discovery", "operator")
+SECTIONS = ("overhead", "aggregation", "sessions", "auth", "policy", "discovery", "operator")
 
 
 def _operator(count: int) -> dict[str, Any]:
@@ -51,6 +51,10 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], dict[str, Any]]
         from bench import auth
 
         return lambda: auth.run(args.seconds)
+    if name == "policy":
+        from bench import policy
+
+        return lambda: policy.run(args.seconds, args.repeat)
     if name == "discovery":
         from bench import discovery_search
 
