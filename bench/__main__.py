@@ -19,7 +19,7 @@ from typing import Any
 from bench import machine, report
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("overhead", "aggregation", "sessions", "auth", "discovery", "tracing", "operator")
+SECTIONS = ("overhead", "aggregation", "sessions", "auth", "policy", "discovery", "tracing", "operator")
 
 
 def _operator(count: int) -> dict[str, Any]:
@@ -55,6 +55,10 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], dict[str, Any]]
         from bench import tracing
 
         return lambda: tracing.run(args.seconds, args.repeat)
+    if name == "policy":
+        from bench import policy
+
+        return lambda: policy.run(args.seconds, args.repeat)
     if name == "discovery":
         from bench import discovery_search
 

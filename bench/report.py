@@ -94,6 +94,35 @@ def auth(data: dict[str, Any]) -> str:
     return out + f"\n  in process, per verification: API key {key_us} us, JWT (RS256) {jwt_us} us"
 
 
+def policy(data: dict[str, Any]) -> str:
+    rows = [
+        [
+            pid,
+            p["concurrency"],
+            p["p50_ms"],
+            p["p99_ms"],
+            p["calls_per_s"],
+            p["errors"],
+            p["cpu_ms_per_call"]["gateway"],
+        ]
+        for pid, points in data["end_to_end"].items()
+        for p in points
+    ]
+    header = ["profile", "conc", "p50 ms", "p99 ms", "calls/s", "err", "gateway CPU ms/call"]
+    out = _table("tools/call without and with a 20-rule CEL policy", header, rows)
+    a = data["added"]
+    out += (
+        f"\n  added by the rules: p50 {a['added_p50_ms_c1']} ms (c=1), {a['added_ms_per_call_c16']} ms per call "
+        f"(c=16), gateway CPU {a['added_gateway_cpu_ms_per_call_c16']} ms per call"
+    )
+    ip = data["in_process"]
+    return out + (
+        f"\n  in process, decide() per tools/call ({ip['rules']} rules): steady p50 {ip['steady']['p50_us']} us "
+        f"(p99 {ip['steady']['p99_us']}), every rule evaluated p50 {ip['every_rule']['p50_us']} us "
+        f"(p99 {ip['every_rule']['p99_us']}), no rules {ip['no_rules_us']} us"
+    )
+
+
 def operator(data: dict[str, Any]) -> str:
     if "skipped" in data:
         return f"\noperator at scale: skipped ({data['skipped']})"
@@ -176,6 +205,7 @@ SECTIONS = {
     "aggregation": aggregation,
     "sessions": sessions,
     "auth": auth,
+    "policy": policy,
     "operator": operator,
     "discovery": discovery,
     "tracing": tracing,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from mcp_gateway.auth.apikeys import new_key
-from mcp_gateway.catalog import tool_catalog
+from mcp_gateway.catalog import principal_from_claims, tool_catalog
 from mcp_gateway.discovery.meta import DiscoveryError
 from mcp_gateway.discovery.serve import operator_search
 from mcp_gateway.runtime import Gateway
@@ -32,6 +32,14 @@ class KeyCreate(BaseModel):
         default_factory=list, description="Profiles the key may open; empty = all of the tenant's"
     )
     expires_in_seconds: int | None = Field(default=None, gt=0)
+
+
+class CallerPreview(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    claims: dict[str, Any] = Field(
+        default_factory=dict, description="The caller's claims (as a verified token would carry them)"
+    )
 
 
 def _gateway(request: Request) -> Gateway:
@@ -112,6 +120,20 @@ async def profile_tools(profile_id: str, gateway: Admin) -> dict[str, Any]:
     backend = await gateway.backends.get(profile)
     tools = tool_catalog(backend, profile, gateway.policies.of(profile))
     return {"profile": profile_id, "tenant": profile.tenant, "tools": tools}
+
+
+@router.post("/profiles/{profile_id}/tools/as", summary="The tools a caller with these claims would see")
+async def profile_tools_as(profile_id: str, body: CallerPreview, gateway: Admin) -> dict[str, Any]:
+    """Every tool of the profile, `allowed` as the caller's tools/list would show it (globs, then the
+    CEL policy rules without arguments); `rule` names the rule that hides a tool."""
+    profile = gateway.holder.config.profile(profile_id)
+    if profile is None:
+        raise HTTPException(404, f"unknown profile {profile_id!r}")
+    backend = await gateway.backends.get(profile)
+    caller = principal_from_claims(profile, body.claims)
+    tools = tool_catalog(backend, profile, gateway.policies.of(profile), caller)
+    rules = [rule.name for rule in profile.policy.rules]
+    return {"profile": profile_id, "tenant": profile.tenant, "caller": caller.caller, "rules": rules, "tools": tools}
 
 
 @router.get("/profiles/{profile_id}/tools/search", summary="Rank a profile's tools for a query (as search_tools)")

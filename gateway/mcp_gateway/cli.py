@@ -7,6 +7,7 @@
     mcp-gateway keys create|list|revoke ... # API keys, through the admin API
     mcp-gateway tools PROFILE               # what a profile exposes (and hides)
     mcp-gateway tools PROFILE --search "q"  # the tools search_tools would find for a request
+    mcp-gateway tools PROFILE --as '{"sub": "alice", "groups": ["ops"]}'  # what that caller would see
 
 `serve` is the default subcommand (see cli_commands.py for the others). The database URL may also come from
 MCP_GATEWAY_DATABASE_URL; without one, state is in-process (single replica).

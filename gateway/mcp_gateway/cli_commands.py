@@ -57,6 +57,12 @@ def add_commands(sub: Any) -> None:
     tools.add_argument("profile")
     tools.add_argument("--search", metavar="QUERY", help="rank the profile's tools for QUERY, as search_tools does")
     tools.add_argument("--limit", type=int, default=10, help="with --search: how many tools (1-50)")
+    tools.add_argument(
+        "--as",
+        dest="as_claims",
+        metavar="CLAIMS",
+        help="what a caller with these claims would see: a JSON object, or @FILE holding one",
+    )
     _admin_options(tools)
 
 
@@ -230,6 +236,8 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def cmd_tools(args: argparse.Namespace) -> int:
     if args.search is not None:
         return _search_tools(args)
+    if args.as_claims is not None:
+        return _tools_as(args, _claims(args.as_claims))
     status, data = _call(args, "GET", f"/profiles/{args.profile}/tools")
     if status != 200:
         return _refused(args, status, data)
@@ -246,6 +254,49 @@ def cmd_tools(args: argparse.Namespace) -> int:
     if rows:
         _table(rows, ["TOOL", "UPSTREAM", "STATUS", "DESCRIPTION"])
     return 0
+
+
+def _claims(text: str) -> dict[str, Any]:
+    """`--as`: a JSON object, or @FILE holding one."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as exc:
+            raise CliError(f"--as: cannot read {text[1:]!r}: {exc.strerror}") from None
+    try:
+        claims = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f'--as: not JSON ({exc.msg}); e.g. --as \'{{"sub": "alice", "groups": ["ops"]}}\'') from None
+    if not isinstance(claims, dict):
+        raise CliError('--as: the claims must be a JSON object, e.g. {"sub": "alice"}')
+    return claims
+
+
+def _tools_as(args: argparse.Namespace, claims: dict[str, Any]) -> int:
+    status, data = _call(args, "POST", f"/profiles/{args.profile}/tools/as", {"claims": claims})
+    if status != 200:
+        return _refused(args, status, data)
+    if args.output == "json":
+        _emit_json(data)
+        return 0
+    tools = data["tools"]
+    shown = [t for t in tools if t["allowed"]]
+    print(
+        f"Profile {data['profile']} as {data['caller']}: {len(shown)} tools listed, {len(tools) - len(shown)} hidden "
+        f"({len(data['rules'])} policy rules; calls may still be refused on their arguments)"
+    )
+    rows = [[_tool_name(t), t["upstream"], _status_as(t), _short(t["description"], 48)] for t in tools]
+    if rows:
+        _table(rows, ["TOOL", "UPSTREAM", "STATUS", "DESCRIPTION"])
+    return 0
+
+
+def _status_as(tool: dict[str, Any]) -> str:
+    if tool["allowed"]:
+        return "listed"
+    if tool.get("hiddenBy") == "globs":
+        return "hidden (policy globs)"
+    return f"hidden (rule {tool['rule']})" if tool.get("rule") else "hidden (no allow rule)"
 
 
 def _search_tools(args: argparse.Namespace) -> int:

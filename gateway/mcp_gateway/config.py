@@ -41,12 +41,72 @@ class Quota(_Model):
     monthly: int | None = Field(default=None, ge=0)
 
 
+LimitDimension = Literal["subject", "tool"]
+SUBJECT: LimitDimension = "subject"
+_LIMIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+class CallRate(_Model):
+    """`calls` tool calls per `per` (a token bucket refilled evenly; `burst` defaults to `calls`)."""
+
+    calls: int = Field(ge=1, le=1_000_000_000)
+    per: Literal["second", "minute", "hour", "day"] = "minute"
+    burst: int | None = Field(default=None, ge=1)
+
+    @property
+    def per_second(self) -> float:
+        return self.calls / _PERIOD_SECONDS[self.per]
+
+    @property
+    def bucket_size(self) -> int:
+        return self.burst or self.calls
+
+
+class CallLimit(_Model):
+    """A named rate limit and/or quota on tool calls, counted per subject, per tool, or both (limits.py)."""
+
+    name: str = Field(description="named in refusals and metrics")
+    tools: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=64, description="tool globs")
+    # Which calls share one count: [subject] (default) each caller subject its own, [tool] each
+    # matching tool its own, both, or [] every matching call of the profile (or tenant) together.
+    per: list[LimitDimension] = Field(default_factory=lambda: [SUBJECT], max_length=2)
+    rate: CallRate | None = None
+    quota: Quota | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _LIMIT_NAME.match(value):
+            raise ValueError(f"limit name {value!r} must be 1-63 letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _something_limited(self) -> CallLimit:
+        if self.rate is None and (self.quota is None or (self.quota.daily is None and self.quota.monthly is None)):
+            raise ValueError(f"call limit {self.name!r} sets neither rate nor quota (daily/monthly)")
+        if len(set(self.per)) != len(self.per):
+            raise ValueError(f"call limit {self.name!r}: per lists {self.per}; name subject and tool at most once")
+        return self
+
+
 class Limits(_Model):
     rate: Rate | None = None
     per_key_rate: Rate | None = None
     quota: Quota | None = None
+    # Named limits on tool calls by caller subject and/or tool glob (limits.py).
+    call_limits: list[CallLimit] = Field(default_factory=list, max_length=64)
     timeout_seconds: float | None = Field(default=None, gt=0)
     tool_timeouts: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("call_limits")
+    @classmethod
+    def _unique_limit_names(cls, value: list[CallLimit]) -> list[CallLimit]:
+        names = [c.name for c in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"callLimits names must be unique: {dupes}")
+        return value
 
 
 class SecretRef(_Model):
@@ -224,6 +284,37 @@ class Rules(_Model):
     deny: list[str] = Field(default_factory=list)
 
 
+RuleKind = Literal["tool", "resource", "prompt"]
+RULE_KINDS: tuple[RuleKind, ...] = ("tool", "resource", "prompt")
+_RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class PolicyRule(_Model):
+    """One CEL rule of `policy.rules` (rules.py: variables, precedence, evaluation)."""
+
+    name: str = Field(description="named in refusals; the expression never is")
+    effect: Literal["allow", "deny"]
+    when: str = Field(min_length=1, max_length=4096, description="CEL expression, true when the rule matches")
+    kinds: list[RuleKind] = Field(default_factory=lambda: list(RULE_KINDS), min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _RULE_NAME.match(value):
+            raise ValueError(f"rule name {value!r} must be 1-63 letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _compiles(self) -> PolicyRule:
+        from mcp_gateway.rules import RuleError, compile_rule  # the CEL runtime, loaded only for rules
+
+        try:
+            compile_rule(self.when)
+        except RuleError as exc:
+            raise ValueError(f"rule {self.name!r} does not compile: {exc}") from None
+        return self
+
+
 class Policy(_Model):
     tools: Rules = Field(default_factory=Rules)
     resources: Rules = Field(default_factory=Rules)
@@ -231,6 +322,17 @@ class Policy(_Model):
     idempotent_tools: list[str] = Field(default_factory=list)
     # How tool arguments are written to the audit log.
     audit_arguments: Literal["hash", "redact", "omit"] = "hash"
+    # Per-caller rules in CEL, applied after the globs above (rules.py).
+    rules: list[PolicyRule] = Field(default_factory=list, max_length=256)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, value: list[PolicyRule]) -> list[PolicyRule]:
+        names = [r.name for r in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rule names must be unique within a policy: {dupes}")
+        return value
 
 
 class Discovery(_Model):

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import secrets
-from typing import Any
+from typing import Any, cast
 
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
@@ -38,8 +38,9 @@ from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.discovery.serve import Answer, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
-from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
+from mcp_gateway.limits import LimitExceeded, LimitsUnavailable, limit_data
 from mcp_gateway.request_state import gateway_minted
+from mcp_gateway.rules import Kind, subject_of
 from mcp_gateway.runtime import Gateway
 from mcp_gateway.session_ops import local_origin, session_request
 from mcp_gateway.sessions import SessionInfo
@@ -223,7 +224,7 @@ class McpFront:
 
         if message is not None and "method" in message and known_version:
             if profile.discovery.mode != "off":  # discovery/serve.py: meta-tools answered or rewritten
-                routed = await route(self.gw, profile, message, scope["headers"], info)
+                routed = await route(self.gw, profile, message, scope["headers"], info, principal)
                 if isinstance(routed, Answer):
                     # Rate-limited like any request, but not charged to the quota, whatever the allow list.
                     refusal = await self._admit(config, profile, principal, {"id": message["id"], "method": "-"})
@@ -317,10 +318,21 @@ class McpFront:
                 f"tool {name!r} is not available on profile {profile.id!r} (hidden by the profile's policy)",
                 rid,
             )
+        refusal = await self._rules_refusal(profile, principal, message)
+        if refusal is not None:
+            return refusal
         charge = name is not None and not self._continuation(message)
         try:
             with tracing.child_span("mcp.gateway.limits"):
-                await self.gw.limiter.admit(config, profile, principal.caller, rate=True, charge=charge)
+                await self.gw.limiter.admit(
+                    config,
+                    profile,
+                    principal.caller,
+                    rate=True,
+                    charge=charge,
+                    tool=name,
+                    subject=subject_of(principal),
+                )
         except LimitsUnavailable as unavailable:
             tracing.refused("store_unavailable")
             self.gw.metrics.error(profile, "store_unavailable")
@@ -340,9 +352,39 @@ class McpFront:
                 str(exceeded),
                 rid,
                 headers={"Retry-After": str(exceeded.retry_after)},
-                data={"limit": exceeded.limit, "kind": exceeded.kind, "retryAfterSeconds": exceeded.retry_after},
+                data=limit_data(exceeded),
             )
         return None
+
+    async def _rules_refusal(self, profile: Profile, principal: Principal, message: dict[str, Any]) -> Response | None:
+        """The profile's CEL rules (rules.py) on a call, read or get, with its arguments.
+
+        The refusal names the rule, never its expression. Lists are filtered further down
+        (proxy.LivePolicy), without arguments.
+        """
+        rules = self.gw.policies.of(profile).rules
+        target = _rule_target(message)
+        if target is None or not rules.applies_to(target[0]):
+            return None
+        kind, name, arguments = target
+        backend = await self.gw.backends.get(profile)
+        upstream_of = getattr(backend, "upstream_of", None)
+        upstream = upstream_of(kind, name) if upstream_of else ""
+        verdict = rules.decide(kind, name, upstream, principal, arguments)
+        if verdict.allowed:
+            return None
+        log.info(
+            "request refused by policy rule",
+            extra={"profile": profile.id, "kind": kind, "rule": verdict.rule or "-", "reason": verdict.reason},
+        )
+        tracing.refused("policy", f"policy rule {verdict.rule or '(no allow rule)'}")
+        return errors.error_response(
+            200,
+            errors.FORBIDDEN,
+            f"{kind} {name[:128]!r} is not available to this caller on profile {profile.id!r}: {verdict.explain()}",
+            message.get("id"),
+            data={"rule": verdict.rule, "reason": verdict.reason},
+        )
 
     def _continuation(self, message: dict[str, Any]) -> bool:
         """Does this tool call carry a requestState the gateway sealed (it answers an input-required round)?
@@ -375,6 +417,27 @@ class McpFront:
             await send(msg)
 
         return send_with_session
+
+
+_RULE_TARGETS = {
+    "tools/call": ("name", "tool"),
+    "prompts/get": ("name", "prompt"),
+    "resources/read": ("uri", "resource"),
+}
+
+
+def _rule_target(message: dict[str, Any]) -> tuple[Kind, str, dict[str, Any]] | None:
+    """(kind, name, arguments) of a request policy rules judge with its arguments, else None."""
+    method = message.get("method")
+    params = message.get("params")
+    if not isinstance(params, dict):
+        return None
+    key, kind = _RULE_TARGETS.get(str(method), ("", ""))
+    name = params.get(key) if key else None
+    if not isinstance(name, str):
+        return None
+    arguments = params.get("arguments")
+    return cast(Kind, kind), name, arguments if isinstance(arguments, dict) else {}
 
 
 __all__ = ["HEADER_MISMATCH", "PROFILE_PATH", "McpFront"]

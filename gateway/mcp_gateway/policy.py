@@ -1,6 +1,7 @@
-"""Allow/deny glob rules for a profile's tools, resources and prompts.
+"""Allow/deny glob rules for a profile's tools, resources and prompts, then its CEL rules.
 
-Deny wins over allow; an empty allow list means everything is allowed.
+Globs: deny wins over allow; an empty allow list means everything is allowed. They apply to
+every caller alike. `policy.rules` (rules.py) then decide per caller, item and call.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from mcp_gateway.config import Policy, Profile, Rules
+from mcp_gateway.rules import RuleSet
 
 
 def _permits(rules: Rules, name: str) -> bool:
@@ -25,6 +27,7 @@ class ProfilePolicy:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._tools: dict[str, bool] = {}
+        self.rules = RuleSet(policy.rules)
 
     def allows_tool(self, name: str) -> bool:
         allowed = self._tools.get(name)

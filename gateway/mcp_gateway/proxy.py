@@ -48,11 +48,12 @@ from mcp_gateway.config import Profile, RetrySettings, Upstream, profile_timeout
 from mcp_gateway.context import current_call
 from mcp_gateway.handshake_relay import HandshakeRelay, no_back_channel
 from mcp_gateway.health import HealthAwareAggregator, HealthMonitor
-from mcp_gateway.limits import LimitExceeded, LimitsUnavailable
+from mcp_gateway.limits import LimitExceeded, LimitsUnavailable, limit_data
 from mcp_gateway.overrides import ProfileSource, ToolOverrides
 from mcp_gateway.passthrough import GatewayRelay, relayable
 from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.request_state import SealedRequestState, boundary_for
+from mcp_gateway.rules import NOBODY, Kind
 from mcp_gateway.store.base import AuditRecord
 from mcp_gateway.trace import upstream_auth, upstream_headers
 
@@ -85,32 +86,51 @@ def source_config(upstream: Upstream) -> McpRemoteSource:
 class LivePolicy:
     """The profile's access policy as of the current routing config (one memoised object per version).
 
-    A renamed tool (overrides.py) is judged under both its names.
+    A renamed tool (overrides.py) is judged under both its names by the globs. The profile's
+    CEL rules (rules.py) judge each item for the request's caller (`current_call`), without
+    arguments: the front judges a call with its arguments before it gets here.
     """
 
-    def __init__(self, gateway: Gateway, profile_id: str, real_name: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        profile_id: str,
+        real_name: Callable[[str], str | None],
+        upstream_of: Callable[[Kind, str], str] = lambda kind, name: "",
+    ) -> None:
         self.gateway = gateway
         self.profile_id = profile_id
         self.real_name = real_name
+        self.upstream_of = upstream_of
 
     def _policy(self) -> ProfilePolicy | None:
         profile = self.gateway.holder.config.profile(self.profile_id)
         return self.gateway.policies.of(profile) if profile else None
+
+    def _rules_allow(self, policy: ProfilePolicy, kind: Kind, name: str) -> bool:
+        if not policy.rules.applies_to(kind):
+            return True
+        ctx = current_call.get()
+        # No request (a background refresh): judged as an anonymous caller, so claim rules fail closed.
+        principal = ctx.principal if ctx else NOBODY
+        return policy.rules.decide(kind, name, self.upstream_of(kind, name), principal).allowed
 
     def allows_tool(self, name: str) -> bool:
         policy = self._policy()
         if policy is None:
             return False
         real = self.real_name(name)
-        return policy.allows_tool(name) if real is None else policy.allows_renamed_tool(name, real)
+        if not (policy.allows_tool(name) if real is None else policy.allows_renamed_tool(name, real)):
+            return False
+        return self._rules_allow(policy, "tool", name)
 
     def allows_resource(self, uri: str) -> bool:
         policy = self._policy()
-        return policy is not None and policy.allows_resource(uri)
+        return policy is not None and policy.allows_resource(uri) and self._rules_allow(policy, "resource", uri)
 
     def allows_prompt(self, name: str) -> bool:
         policy = self._policy()
-        return policy is not None and policy.allows_prompt(name)
+        return policy is not None and policy.allows_prompt(name) and self._rules_allow(policy, "prompt", name)
 
 
 class AuditedAggregator(HealthAwareAggregator):
@@ -139,7 +159,7 @@ class ProfileBackend:
     def __init__(self, gateway: Gateway, profile: Profile) -> None:
         self.gateway = gateway
         self.profile_id = profile.id
-        policy = LivePolicy(gateway, profile.id, self.real_tool_name)
+        policy = LivePolicy(gateway, profile.id, self.real_tool_name, self.upstream_of)
         self.aggregator = AuditedAggregator(
             [], policy=policy, interceptor=self.intercept, on_unknown_tool=self._unknown_tool
         )
@@ -196,6 +216,20 @@ class ProfileBackend:
         source = self.aggregator.sources.get(route[0])
         overrides = getattr(source, "overrides", None)
         return overrides.real_name(route[1]) if isinstance(overrides, ToolOverrides) else None
+
+    def upstream_of(self, kind: Kind, name: str) -> str:
+        """The upstream serving a tool, prompt, resource or resource template ("" if none does)."""
+        catalog = self.aggregator.catalog
+        if kind == "tool":
+            route = catalog.tool_routes.get(name)
+            return route[0] if route else ""
+        if kind == "prompt":
+            route = catalog.prompt_routes.get(name)
+            return route[0] if route else ""
+        entry = catalog.resources.get(name)
+        if entry is not None:
+            return str(entry[0])
+        return next((source for source, t in catalog.templates if t.uri_template == name), "")
 
     def list_cache_hint(self, method: str) -> CacheHint | None:
         kind = LIST_KINDS.get(method)
@@ -256,8 +290,7 @@ class ProfileBackend:
         try:
             await self.gateway.settle_continuation(envelope)
         except LimitExceeded as exceeded:
-            data = {"limit": exceeded.limit, "kind": exceeded.kind, "retryAfterSeconds": exceeded.retry_after}
-            raise MCPError(code=errors.RATE_LIMITED, message=str(exceeded), data=data) from None
+            raise MCPError(code=errors.RATE_LIMITED, message=str(exceeded), data=limit_data(exceeded)) from None
         except LimitsUnavailable as unavailable:
             raise MCPError(code=errors.STORE_UNAVAILABLE, message=str(unavailable)) from None
 

@@ -28,10 +28,12 @@ from mcp_gateway.config_source import ConfigHolder
 from mcp_gateway.context import current_call
 from mcp_gateway.discovery.meta import Indexes
 from mcp_gateway.discovery.reveal import Revealed
+from mcp_gateway.jsonrpc import tool_name
 from mcp_gateway.limits import Limiter, LimitExceeded
 from mcp_gateway.metrics import Metrics
 from mcp_gateway.policy import PolicyCache
 from mcp_gateway.request_state import TTL_SECONDS, state_codec
+from mcp_gateway.rules import subject_of
 from mcp_gateway.sessions import RevokedSessions, SessionSigner, parse_keys
 from mcp_gateway.store.base import Store
 from mcp_gateway.streams import SessionStreams
@@ -298,7 +300,15 @@ class Gateway:
         call = current_call.get()
         if call is not None:
             try:
-                await self.limiter.admit(call.config, call.profile, call.principal.caller, rate=False, charge=True)
+                await self.limiter.admit(
+                    call.config,
+                    call.profile,
+                    call.principal.caller,
+                    rate=False,
+                    charge=True,
+                    tool=tool_name(call.message or {}),
+                    subject=subject_of(call.principal),
+                )
             except LimitExceeded as exceeded:
                 self.metrics.limit_rejections.labels(call.profile.tenant, call.profile.id, exceeded.kind).inc()
                 raise

@@ -217,6 +217,7 @@ CEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "has(self.url) != has(self.configMapKeyRef)": (lambda o: _one_of(o, "url", "configMapKeyRef"), ""),
     "isCIDR(self)": (_is_cidr, ""),
     "self.type != 'apiKey' || has(self.apiKey)": (lambda o: o.get("type") != "apiKey" or _has(o, "apiKey"), ""),
+    "has(self.rate) || has(self.quota)": (lambda o: _has(o, "rate") or _has(o, "quota"), ""),
 }
 
 
@@ -295,6 +296,24 @@ def check_manifest(item: _Manifest) -> None:
     for problem in _pruned(item.obj, schema, "") + _cel_rules(item.obj, schema):
         if not problem.path.startswith(("metadata.", "status")) or problem.path == "metadata.name":
             item.problem(problem.path, problem.message)
+    if item.kind == "Profile":
+        _policy_rules_compile(item)
+
+
+def _policy_rules_compile(item: _Manifest) -> None:
+    """A Profile's CEL policy rules, compiled as the operator and the gateway will (rules.py)."""
+    from mcp_gateway.rules import RuleError, compile_rule  # the CEL runtime, only when there are rules
+
+    policy = (item.obj.get("spec") or {}).get("policy")
+    rules = policy.get("rules") if isinstance(policy, dict) else None
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        when = rule.get("when") if isinstance(rule, dict) else None
+        if not isinstance(when, str) or not when:
+            continue  # the schema check reports it
+        try:
+            compile_rule(when)
+        except RuleError as exc:
+            item.problem(f"spec.policy.rules[{i}].when", f"rule {rule.get('name')!r} does not compile: {exc}")
 
 
 def cross_check(items: list[_Manifest]) -> None:

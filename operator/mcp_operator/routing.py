@@ -161,7 +161,10 @@ class _ProfileRenderer:
         try:
             GatewayProfile.model_validate(entry)
         except ValidationError as exc:
-            return refused("InvalidProfile", f"the gateway would reject this profile: {_pydantic_problem(exc)}")
+            # A CEL rule that does not compile gets its own reason, with the compiler's message.
+            rule = any(err["loc"][:2] == ("policy", "rules") for err in exc.errors())
+            reason = "InvalidPolicyRule" if rule else "InvalidProfile"
+            return refused(reason, f"the gateway would reject this profile: {_pydantic_problem(exc)}")
         self.ids[profile_id] = (namespace, meta["name"])
         counts = [m.get("toolCount") for m in members]
         if all(c is not None for c in counts):

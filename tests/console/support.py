@@ -32,6 +32,18 @@ class Stack:
         return f"{self.base}/console{path}"
 
 
+# Judges only callers whose claims name the interns group: the console's own views are unaffected.
+CONSOLE_RULE = {
+    "name": "interns-no-add",
+    "effect": "deny",
+    "when": 'name == "add" && has(claims.groups) && "interns" in claims.groups',
+    "kinds": ["tool"],
+}
+
+
+CONSOLE_LIMIT = {"name": "adds-per-user", "tools": ["add"], "rate": {"calls": 600, "per": "minute"}}
+
+
 def start_hostile(spawn: Spawn) -> str:
     port = free_port()
     url = f"http://127.0.0.1:{port}/mcp"
@@ -51,8 +63,15 @@ def routing(feature: str, hostile: str) -> dict[str, object]:
                 "id": "acme-tools",
                 "tenant": "acme",
                 "upstreams": [{"name": "feature", "url": feature}, {"name": "hostile", "url": hostile}],
-                "policy": {"tools": {"deny": ["slow", "protocol_*"]}},
-                "limits": {"rate": {"perSecond": 50, "burst": 100}, "quota": {"daily": 500}, "timeoutSeconds": 20},
+                "policy": {"tools": {"deny": ["slow", "protocol_*"]}, "rules": [CONSOLE_RULE]},
+                "limits": {
+                    "rate": {"perSecond": 50, "burst": 100},
+                    "quota": {"daily": 500},
+                    "timeoutSeconds": 20,
+                    "callLimits": [
+                        {"name": "adds-per-user", "tools": ["add"], "rate": {"calls": 600, "per": "minute"}}
+                    ],
+                },
             },
             {"id": "acme-legacy", "tenant": "acme", "upstreams": [{"name": "legacy", "url": dead}]},
             {"id": "globex-main", "tenant": "globex", "upstreams": [{"name": "feature", "url": feature}]},

@@ -305,6 +305,15 @@ def admin_profile_tool_search(world: World, me: TenantData, other: TenantData) -
     assert_clean(str(found), other, "the profile's tool search")
 
 
+def admin_profile_tools_as(world: World, me: TenantData, other: TenantData) -> None:
+    with world.admin() as admin:
+        response = admin.post(f"/admin/v1/profiles/{me.profile}/tools/as", json={"claims": {"sub": "someone"}})
+    assert response.status_code == 200, response.text
+    seen = response.json()
+    assert seen["tenant"] == me.id and seen["tools"]
+    assert_clean(str(seen), other, "the profile's tools as a caller")
+
+
 def admin_create_key(world: World, me: TenantData, other: TenantData) -> None:
     with world.admin() as admin:
         foreign = admin.post(f"/admin/v1/tenants/{me.id}/keys", json={"profiles": [other.profile]})
@@ -346,6 +355,7 @@ ADMIN_CHECKS: dict[tuple[str, str], Check] = {
     ("GET", "/admin/v1/profiles/{profile_id}"): admin_profiles,
     ("GET", "/admin/v1/profiles/{profile_id}/tools"): admin_profile_tools,
     ("GET", "/admin/v1/profiles/{profile_id}/tools/search"): admin_profile_tool_search,
+    ("POST", "/admin/v1/profiles/{profile_id}/tools/as"): admin_profile_tools_as,
     ("POST", "/admin/v1/tenants/{tenant_id}/keys"): admin_create_key,
     ("GET", "/admin/v1/tenants/{tenant_id}/keys"): admin_keys,
     ("DELETE", "/admin/v1/keys/{key_id}"): admin_revoke,

@@ -15,6 +15,7 @@ from tests.support.kube import ControlPlane
 
 ONE_OF = "set exactly one of spec.stdio, spec.mcp, spec.openapi or spec.http"
 SECRET_REF = {"secretKeyRef": {"name": "s", "key": "k"}}
+RULE = {"name": "r", "effect": "deny", "when": "true"}
 
 
 @pytest.fixture
@@ -103,6 +104,17 @@ def test_upstream_name_must_fit_the_service_name(kube: ControlPlane, res: Resour
         ({"upstreams": [{"name": "a"}], "retries": {"jitter": 2}}, "spec.retries.jitter"),
         ({"upstreams": [{"name": "a"}], "discovery": {"mode": "hybrid"}}, 'supported values: "off", "search"'),
         ({"upstreams": [{"name": "a"}], "discovery": {"maxResults": 500}}, "spec.discovery.maxResults"),
+        (
+            {"upstreams": [{"name": "a"}], "policy": {"rules": [RULE, RULE]}},
+            'spec.policy.rules[1]: Duplicate value: {"name":"r"}',
+        ),
+        ({"upstreams": [{"name": "a"}], "policy": {"rules": [{**RULE, "effect": "maybe"}]}}, "rules[0].effect"),
+        ({"upstreams": [{"name": "a"}], "policy": {"rules": [{**RULE, "when": ""}]}}, "rules[0].when"),
+        ({"upstreams": [{"name": "a"}], "limits": {"callLimits": [{"name": "n"}]}}, "a call limit needs rate or quota"),
+        (
+            {"upstreams": [{"name": "a"}], "limits": {"callLimits": [{"name": "n", "per": ["user"]}]}},
+            "callLimits[0].per[0]",
+        ),
     ],
 )
 def test_invalid_profiles_are_refused(kube: ControlPlane, res: Resources, spec: dict[str, Any], message: str) -> None:

@@ -48,7 +48,7 @@ class ProfileState:
     error: str | None = None
 
 
-async def _backend(gateway: Gateway, profile: Profile) -> Any:
+async def backend_of(gateway: Gateway, profile: Profile) -> Any:
     backend = await asyncio.wait_for(gateway.backends.get(profile), BACKEND_WAIT_SECONDS)
     if getattr(backend, "aggregator", None) is None:
         raise RuntimeError("this backend does not expose its catalog")
@@ -84,7 +84,7 @@ def _tools(profile: Profile, backend: Any, policy: ProfilePolicy) -> list[ToolVi
 async def profile_state(gateway: Gateway, profile: Profile) -> ProfileState:
     """Health and tools of one profile; a backend that cannot start shows every upstream down."""
     try:
-        backend = await _backend(gateway, profile)
+        backend = await backend_of(gateway, profile)
     except Exception as exc:
         log.warning("console: profile %s backend unavailable: %s", profile.id, exc)
         down = [UpstreamHealth(u.name, u.url, False, "backend not running") for u in profile.upstreams]

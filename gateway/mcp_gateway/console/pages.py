@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from starlette.responses import Response
 
+from mcp_gateway.catalog import principal_from_claims, tool_catalog
 from mcp_gateway.config import Profile
 from mcp_gateway.console import catalog, usage
 from mcp_gateway.console.auditlog import AuditFilter, audit_page
@@ -51,9 +53,34 @@ async def _discovery(ctx: Ctx, profile: Profile, query: str | None) -> dict[str,
     return {"query": query, "found": found["tools"], "error": None}
 
 
+async def _preview(ctx: Ctx, profile: Profile, claims_text: str | None) -> dict[str, Any]:
+    """The profile page's "see as a caller" panel: the tools a caller with these claims would list."""
+    if claims_text is None:
+        return {"claims": None, "tools": None, "error": None, "caller": None}
+    try:
+        claims = json.loads(claims_text)
+    except json.JSONDecodeError as exc:
+        claims = None
+        error = f"the claims are not JSON ({exc.msg})"
+    if not isinstance(claims, dict):
+        error = error if claims is None else 'the claims must be a JSON object, e.g. {"sub": "alice"}'
+        return {"claims": claims_text, "tools": None, "error": error, "caller": None}
+    try:
+        backend = await catalog.backend_of(ctx.gateway, profile)
+    except Exception:
+        return {"claims": claims_text, "tools": None, "error": "the profile's backend is not running", "caller": None}
+    caller = principal_from_claims(profile, claims)
+    tools = tool_catalog(backend, profile, ctx.gateway.policies.of(profile), caller)
+    return {"claims": claims_text, "tools": tools, "error": None, "caller": caller.caller}
+
+
 @router.get("/profiles/{profile_id}")
 async def profile_detail(
-    request: Request, profile_id: str, window: str = usage.DEFAULT_WINDOW, q: str | None = None
+    request: Request,
+    profile_id: str,
+    window: str = usage.DEFAULT_WINDOW,
+    q: str | None = None,
+    claims: Annotated[str | None, Query(alias="as", max_length=8192)] = None,
 ) -> Response:
     ctx = await context(request)
     profile = _profile(ctx, profile_id)
@@ -71,6 +98,7 @@ async def profile_detail(
         windows=list(usage.WINDOWS),
         quotas=await usage.quota_lines(ctx.gateway, ctx.config, profile),
         discovery=await _discovery(ctx, profile, q),
+        preview=await _preview(ctx, profile, claims),
     )
 
 

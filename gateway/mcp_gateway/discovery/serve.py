@@ -20,6 +20,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse, Response
 
 from mcp_gateway import errors
+from mcp_gateway.auth import Principal
 from mcp_gateway.config import Profile
 from mcp_gateway.discovery import meta
 from mcp_gateway.sessions import SessionInfo
@@ -72,6 +73,7 @@ async def route(
     message: dict[str, Any],
     headers: list[tuple[bytes, bytes]],
     session: SessionInfo | None = None,
+    principal: Principal | None = None,
 ) -> Answer | Rewrite | None:
     method = message.get("method")
     if "id" not in message or method not in ("tools/list", "tools/call"):
@@ -85,7 +87,8 @@ async def route(
         return None
     meta_name = name if isinstance(name, str) else "tools/list"
     catalog = aggregator.catalog
-    routed = await _route(gateway, profile, message, headers, backend, catalog, meta_name, session)
+    allowed = caller_filter(gateway, profile, backend, principal)
+    routed = await _route(gateway, profile, message, headers, backend, catalog, meta_name, session, allowed)
     invalid = isinstance(routed, Answer) and routed.invalid
     gateway.metrics.discovery.labels(profile.tenant, profile.id, meta_name, "invalid" if invalid else "ok").inc()
     return routed
@@ -100,10 +103,10 @@ async def _route(
     catalog: Any,
     name: str,
     session: SessionInfo | None,
+    allowed: Callable[[str], bool],
 ) -> Answer | Rewrite:
     rid = message["id"]
     params = message.get("params") or {}
-    allowed = gateway.policies.of(profile).allows_tool
     discovery = profile.discovery
     modern = _protocol_version(headers) in MODERN_PROTOCOL_VERSIONS
     revealing = discovery.reveal and session is not None and not modern
@@ -136,6 +139,23 @@ async def _route(
 
         then = reveal
     return _answer(lambda: _result(rid, result), then)
+
+
+def caller_filter(
+    gateway: Gateway, profile: Profile, backend: Any, principal: Principal | None
+) -> Callable[[str], bool]:
+    """Is a tool visible to this caller: the profile's globs, then its CEL rules without arguments
+    (rules.py; a `call_tool` is judged with its arguments by the front, as the inner call)."""
+    policy = gateway.policies.of(profile)
+    if principal is None or not policy.rules.applies_to("tool"):
+        return policy.allows_tool
+    upstream_of = getattr(backend, "upstream_of", lambda kind, name: "")
+    rules, caller = policy.rules, principal
+
+    def allowed(name: str) -> bool:
+        return policy.allows_tool(name) and rules.decide("tool", name, upstream_of("tool", name), caller).allowed
+
+    return allowed
 
 
 def _protocol_version(headers: list[tuple[bytes, bytes]]) -> str | None:
