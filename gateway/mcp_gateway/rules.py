@@ -202,12 +202,12 @@ class RuleSet:
         principal: Principal,
         arguments: Mapping[str, Any] | None,
     ) -> Verdict:
-        data: dict[str, Any] | None = None
+        activation: Any = None  # built once per decision, only when a rule has to be evaluated
         key = (self._fingerprint(principal), kind, name, upstream)
         static = self._memo.get(key)
         if static is None:
-            data = _data(kind, name, upstream, principal, arguments)
-            static = self._static(rules, cel_activation(data))
+            activation = cel_activation(_data(kind, name, upstream, principal, arguments))
+            static = self._static(rules, activation)
             if len(self._memo) < MEMO_LIMIT:
                 self._memo[key] = static
         if static.refusal is not None:
@@ -218,7 +218,8 @@ class RuleSet:
             return ALLOWED
         if not rules.dynamic_deny and (static.allow_matched or not rules.allowlist):
             return ALLOWED
-        activation = cel_activation(data or _data(kind, name, upstream, principal, arguments))
+        if activation is None:
+            activation = cel_activation(_data(kind, name, upstream, principal, arguments))
         for rule in rules.dynamic_deny:
             matched = _matches(rule, activation)
             if matched is None:

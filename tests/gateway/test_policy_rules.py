@@ -46,7 +46,9 @@ RULES: list[dict[str, Any]] = [
     {"name": "small-sums-only", "effect": "deny", "when": 'name == "add" && arguments.a > 100', "kinds": ["tool"]},
     {"name": "only-feat", "effect": "deny", "when": 'upstream != "feat"', "kinds": ["tool"]},
     {"name": "alice-prompts", "effect": "allow", "when": 'claims.sub == "alice"', "kinds": ["prompt"]},
-]
+    {"name": "no-binary-for-bob", "effect": "deny", "when": 'claims.sub == "bob" && name.endsWith("binary")',
+     "kinds": ["resource"]},
+]  # fmt: skip
 SECRET_BITS = ("interns", "claims", "arguments.a", "100", "upstream !=")
 
 
@@ -117,6 +119,12 @@ async def test_lists_are_filtered_per_caller_and_hidden_tools_refused(
         assert prompt.value.error.code == FORBIDDEN
         assert "no allow rule" in prompt.value.error.message
         assert (await client.call_tool("echo", {"text": "hi"})).content[0].text == "hi"  # type: ignore[union-attr]
+        uris = {str(r.uri) for r in (await client.list_resources()).resources}
+        assert "test://static-text" in uris and "test://static-binary" not in uris
+        with pytest.raises(MCPError) as resource:
+            await client.read_resource("test://static-binary")
+        assert resource.value.error.code == FORBIDDEN
+        assert resource.value.error.data == {"rule": "no-binary-for-bob", "reason": "deny"}
 
 
 @pytest.mark.parametrize("mode", ERAS)
