@@ -157,6 +157,7 @@ postgres_standin() {
     mv "$tarball.part.tar" "$tarball"
   fi
   podman import --quiet --change 'USER postgres' --change 'ENV PGDATA=/var/lib/postgresql/data' \
+    --change 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'EXPOSE 5432' --change 'ENTRYPOINT ["/usr/local/bin/postgres-standin-entrypoint.sh"]' \
     --change "LABEL $LABEL=$key" "$tarball" "$image" >/dev/null
 }
