@@ -95,6 +95,13 @@ class Embeddings:
         self._remember(self._queries, text, vector, MAX_CACHED_QUERIES)
         return vector
 
+    def remember_tool(self, text: str, vector: Array) -> None:
+        self._remember(self._tools, text, vector, MAX_CACHED_TOOLS)
+
+    def forget_queries(self) -> None:
+        with self._cache_lock:
+            self._queries.clear()
+
     def _remember(self, cache: OrderedDict[str, Array], text: str, vector: Array, bound: int) -> None:
         with self._cache_lock:
             cache[text] = vector
