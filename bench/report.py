@@ -132,24 +132,39 @@ def operator(data: dict[str, Any]) -> str:
 
 def discovery(data: dict[str, Any]) -> str:
     catalog = data["catalog"]
+    rows: list[list[Any]] = []
+    for r in data["rankings"]:
+        rows += [
+            [r["ranking"], q["tools"], q["requests"], f"{q['top1']:.1%}", f"{q['top5']:.1%}"] for q in r["quality"]
+        ]
+        rows += [
+            [r["ranking"], f"{catalog['tools']} ({h['set']})", h["requests"], f"{h['top1']:.1%}", f"{h['top5']:.1%}"]
+            for h in r["heldout"]
+        ]
     quality = _table(
-        f"discovery: search_tools hit rate ({catalog['tools']} real tools, {catalog['requests']} requests)",
-        ["catalog tools", "requests", "top-1", "top-5"],
-        [[q["tools"], q["requests"], f"{q['top1']:.1%}", f"{q['top5']:.1%}"] for q in data["quality"]]
-        + [
-            [f"{h['tools']} (held-out)", h["requests"], f"{h['top1']:.1%}", f"{h['top5']:.1%}"]
-            for h in [data["heldout"]]
-        ],
+        f"discovery: search_tools hit rate ({catalog['tools']} real tools, {catalog['requests']} tuned requests)",
+        ["ranking", "catalog tools", "requests", "top-1", "top-5"],
+        rows,
     )
-    lat = data["latency"]
+    if data["semantic_missing"]:
+        quality += f"\n  semantic ranking not measured: {data['semantic_missing']}"
+    lat_rows = []
+    for r in data["rankings"]:
+        lat = r["latency"]
+        for clock in ("wall", "cpu"):
+            t = lat[f"{clock}_ms"]
+            lat_rows.append([f"{r['ranking']} search at 1000 tools, {clock} (ms)", t["p50"], t["p95"], t["p99"]])
+    lat_rows.append(["call_tool added work (us, median)", data["call_tool_added_us"], "", ""])
     latency = _table(
-        "discovery: latency",
-        ["what", "p50", "p95", "p99"],
-        [
-            [f"search at {lat['tools']} tools (ms)", lat["p50_ms"], lat["p95_ms"], lat["p99_ms"]],
-            ["call_tool added work (us, median)", data["call_tool_added_us"], "", ""],
-        ],
+        f"discovery: latency (load average {data['load_average']})", ["what", "p50", "p95", "p99"], lat_rows
     )
+    for r in data["rankings"]:
+        if "memory" in r:
+            memory, build = r["memory"], r["build_s"]
+            latency += (
+                f"\n  semantic: model load {memory['model_load_s']} s, first build of {build['tools']} tools'"
+                f" vectors {build['first_build_s']} s, resident memory added {memory['rss_added_mb']} MB"
+            )
     e2e = data["end_to_end"]
     latency += (
         f"\n  through a gateway ({e2e['calls']} calls each, interleaved): tools/call echo p50"

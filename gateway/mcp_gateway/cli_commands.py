@@ -307,7 +307,8 @@ def _search_tools(args: argparse.Namespace) -> int:
     if args.output == "json":
         _emit_json(data)
         return 0
-    print(f"Profile {data['profile']} (discovery {data['mode']}): {data['total']} tools for {data['query']!r}")
+    ranked = f", ranked {data['ranking']}" if data.get("ranking") else ""
+    print(f"Profile {data['profile']} (discovery {data['mode']}{ranked}): {data['total']} tools for {data['query']!r}")
     rows = [[f"{t['score']:.2f}", t["name"], _short(t["description"])] for t in data["tools"]]
     if rows:
         _table(rows, ["SCORE", "TOOL", "DESCRIPTION"])

@@ -336,7 +336,8 @@ class Policy(_Model):
 
 
 class Discovery(_Model):
-    """Tool discovery: `search` lists meta-tools (search_tools, describe_tools, call_tool) instead of every tool."""
+    """Tool discovery: `search` lists meta-tools (search_tools, describe_tools, call_tool) instead of every
+    tool; `hybrid` does the same except for clients that ask for the full list (discovery/serve.py)."""
 
     mode: Literal["off", "search", "hybrid"] = "off"
     # Tools listed as well in search mode (globs over the profile's tool names; policy still applies).
@@ -344,21 +345,15 @@ class Discovery(_Model):
     max_results: int = Field(default=10, ge=1, le=50)
     # Handshake sessions: tools found by search_tools join the session's tools/list (list_changed sent).
     reveal: bool = False
+    # `semantic`: BM25 fused with a sentence-embedding model shipped in an optional package
+    # (discovery/semantic.py); lexical when the package is not installed.
+    ranking: Literal["lexical", "semantic"] = "lexical"
 
     @field_validator("mode", mode="before")
     @classmethod
     def _yaml_off(cls, value: Any) -> Any:
         # YAML 1.1 reads an unquoted `off` as false.
         return "off" if value is False else value
-
-    @field_validator("mode")
-    @classmethod
-    def _served(cls, value: str) -> str:
-        if value == "hybrid":
-            raise ValueError(
-                "discovery.mode 'hybrid' is not served by this gateway version; use 'search' (meta-tools) or 'off'"
-            )
-        return value
 
 
 class Profile(_Model):

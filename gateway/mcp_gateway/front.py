@@ -36,7 +36,7 @@ from mcp_gateway.auth import AuthFailure, Principal
 from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.context import CallContext, current_call
-from mcp_gateway.discovery.serve import Answer, route
+from mcp_gateway.discovery.serve import Answer, asks_for_full_list, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable, limit_data
 from mcp_gateway.request_state import gateway_minted
@@ -224,7 +224,8 @@ class McpFront:
 
         if message is not None and "method" in message and known_version:
             if profile.discovery.mode != "off":  # discovery/serve.py: meta-tools answered or rewritten
-                routed = await route(self.gw, profile, message, scope["headers"], info, principal)
+                full = asks_for_full_list(scope)
+                routed = await route(self.gw, profile, message, scope["headers"], info, principal, full_list=full)
                 if isinstance(routed, Answer):
                     # Rate-limited like any request, but not charged to the quota, whatever the allow list.
                     refusal = await self._admit(config, profile, principal, {"id": message["id"], "method": "-"})

@@ -19,6 +19,7 @@ async def test_profile_page_tries_a_discovery_query(stack: Stack, new_page: NewP
     await page.wait_for_selector("#discovery-results")
     first = page.locator("#discovery-results tbody tr").first
     assert await first.get_attribute("data-tool") == "add"
+    assert (await page.text_content("#discovery-answered") or "").startswith("Ranked lexical")
     await shot(page, "profile-discovery")
 
     # `slow` is hidden by the profile's policy: the search never shows it.

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +48,14 @@ def gateway(spawn_module: Spawn, feature_module: str, tmp_path_factory: pytest.T
                     ),
                     profile("quota", "acme", [("feat", feature_module)], discovery={"mode": "search"}, **open_profile),
                     profile("plain", "free", [("feat", feature_module)], **open_profile),
+                    profile(
+                        "hybrid",
+                        "free",
+                        [("feat", feature_module)],
+                        discovery={"mode": "hybrid", "alwaysVisible": ["echo"]},
+                        policy={"tools": {"deny": ["fail"]}},
+                        **open_profile,
+                    ),
                     profile(
                         "reveal",
                         "free",
@@ -205,19 +211,33 @@ async def test_discovery_off_lists_every_tool(gateway: GatewayProc) -> None:
     assert "search_tools" not in names
 
 
-def test_hybrid_mode_is_refused_with_a_clear_config_error(
-    routing: Callable[[dict[str, Any]], Path], tmp_path: Path
-) -> None:
-    from mcp_gateway.config import load_config_file
-
-    path = routing(
-        {
-            "tenants": [{"id": "acme"}],
-            "profiles": [profile("p", "acme", [("u", "http://127.0.0.1:9/mcp")], discovery={"mode": "hybrid"})],
-        }
-    )
-    with pytest.raises(ValueError, match=r"'hybrid' is not served by this gateway version"):
-        load_config_file(path)
+@pytest.mark.parametrize("mode", ERAS)
+async def test_hybrid_mode_gives_the_full_list_only_to_clients_that_ask(gateway: GatewayProc, mode: str) -> None:
+    """`hybrid`: the header or `?tools=all` on the URL asks for the full list, in either era; others get
+    the meta-tools. Both kinds can search and call, and the policy-hidden `fail` stays out of reach."""
+    meta_only = ["search_tools", "describe_tools", "call_tool", "echo"]
+    full_header = {"X-MCP-Gateway-Tools": "all"}
+    async with (
+        mcp_client(gateway.url("hybrid"), mode=mode) as default,
+        mcp_client(gateway.url("hybrid"), headers=full_header, mode=mode) as by_header,
+        mcp_client(gateway.url("hybrid") + "?tools=all", mode=mode) as by_url,
+        mcp_client(gateway.url("plain"), mode=mode) as plain,
+    ):
+        assert [t.name for t in (await default.list_tools()).tools] == meta_only
+        everything = sorted(t.name for t in (await plain.list_tools()).tools)
+        for client in (by_header, by_url):
+            listed = sorted(t.name for t in (await client.list_tools()).tools)
+            assert listed == sorted(set(everything) - {"fail"})  # as with discovery off, policy applied
+        for client in (default, by_header, by_url):
+            found = structured(await client.call_tool("search_tools", {"query": "fail with a tool error"}))
+            assert "fail" not in [t["name"] for t in found["tools"]]
+            with pytest.raises(MCPError, match="unknown tool 'fail'"):
+                await client.call_tool("call_tool", {"name": "fail", "arguments": {}})
+            summed = await client.call_tool("call_tool", {"name": "add", "arguments": {"a": 1, "b": 1}})
+            assert summed.structured_content == {"a": 1, "b": 1, "sum": 2}
+        assert (await by_url.call_tool("add", {"a": 2, "b": 2})).structured_content == {"a": 2, "b": 2, "sum": 4}
+        with pytest.raises(MCPError):
+            await by_header.call_tool("fail", {})  # listed nowhere, and refused when called directly
 
 
 def test_cli_and_admin_search_show_what_a_caller_would_find(gateway: GatewayProc) -> None:
@@ -227,7 +247,7 @@ def test_cli_and_admin_search_show_what_a_caller_would_find(gateway: GatewayProc
     env = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "MCP_GATEWAY_URL": gateway.base}
     shown = cli("tools", "search", "--search", "add two integers", "--limit", "3", env=env)
     assert shown.returncode == 0, shown.stderr
-    assert "Profile search (discovery search)" in shown.stdout
+    assert "Profile search (discovery search, ranked lexical)" in shown.stdout
     assert shown.stdout.splitlines()[2].split()[1] == "add"  # title, header, then the best hit
     as_json = json.loads(cli("tools", "plain", "--search", "fail", "-o", "json", env=env).stdout)
     assert as_json["mode"] == "off" and as_json["tools"][0]["name"] == "fail"

@@ -111,8 +111,10 @@ profiles:
     assert (profile.discovery.mode, profile.discovery.always_visible, profile.discovery.max_results) == (
         "search", ["git_*"], 7,
     )  # fmt: skip
-    with pytest.raises(ValueError, match=r"discovery\.mode 'hybrid' is not served"):
-        parse_config(text.replace("mode: search", "mode: hybrid"))
+    hybrid = parse_config(text.replace("mode: search", "mode: hybrid, ranking: semantic")).profiles[0].discovery
+    assert (hybrid.mode, hybrid.ranking, profile.discovery.ranking) == ("hybrid", "semantic", "lexical")
+    with pytest.raises(ValueError, match="ranking"):
+        parse_config(text.replace("mode: search", "mode: search, ranking: neural"))
     with pytest.raises(ValueError, match=r"maxResults|max_results"):
         parse_config(text.replace("maxResults: 7", "maxResults: 500"))
     assert parse_config(text.replace("mode: search", "mode: off")).profiles[0].discovery.mode == "off"

@@ -102,7 +102,8 @@ def test_upstream_name_must_fit_the_service_name(kube: ControlPlane, res: Resour
         ({"upstreams": [{"name": "a"}], "retries": {"attempts": 0}}, "spec.retries.attempts"),
         ({"upstreams": [{"name": "a", "retries": {"retryOn": ["always"]}}]}, "spec.upstreams[0].retries.retryOn[0]"),
         ({"upstreams": [{"name": "a"}], "retries": {"jitter": 2}}, "spec.retries.jitter"),
-        ({"upstreams": [{"name": "a"}], "discovery": {"mode": "hybrid"}}, 'supported values: "off", "search"'),
+        ({"upstreams": [{"name": "a"}], "discovery": {"mode": "all"}}, 'supported values: "off", "search", "hybrid"'),
+        ({"upstreams": [{"name": "a"}], "discovery": {"ranking": "neural"}}, 'supported values: "lexical", "semantic"'),
         ({"upstreams": [{"name": "a"}], "discovery": {"maxResults": 500}}, "spec.discovery.maxResults"),
         (
             {"upstreams": [{"name": "a"}], "policy": {"rules": [RULE, RULE]}},

@@ -50,7 +50,7 @@ async def _discovery(ctx: Ctx, profile: Profile, query: str | None) -> dict[str,
         found = await operator_search(ctx.gateway, profile, query, profile.discovery.max_results)
     except DiscoveryError as exc:
         return {"query": query, "found": None, "error": str(exc)}
-    return {"query": query, "found": found["tools"], "error": None}
+    return {"query": query, "found": found["tools"], "ranking": found.get("ranking"), "error": None}
 
 
 async def _preview(ctx: Ctx, profile: Profile, claims_text: str | None) -> dict[str, Any]:

@@ -4,8 +4,8 @@ Written here rather than taken from a library: the catalog is small (thousands o
 the fields need their own weights, and queries must be filtered by the caller's policy before
 ranking, which general BM25 packages do not offer. No model and no network.
 
-`Ranker` is the seam for other rankers (an embedding model shipped inside a package, or a hybrid
-of both); `ToolIndex` is the lexical one.
+`Ranker` is the seam for other rankers; `ToolIndex` is the lexical one, `semantic.SemanticIndex`
+fuses it with sentence embeddings (optional model package).
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ Allowed = Callable[[str], bool]
 class Ranker(Protocol):
     """Ranks a catalog's tools for a query; `allowed` filters before ranking (hidden tools never count)."""
 
+    kind: str  # "lexical" or "semantic": reported to operators (admin search, CLI, console)
+
     def search(self, query: Any, limit: int, allowed: Allowed) -> list[Hit]: ...
 
     def __len__(self) -> int: ...
@@ -101,6 +103,8 @@ def parse_query(query: Any) -> list[str]:
 
 class ToolIndex:
     """BM25F over the catalog's tools; build once per catalog version, query many times."""
+
+    kind = "lexical"
 
     def __init__(self, docs: Iterable[ToolDoc]) -> None:
         self.docs = list(docs)
@@ -137,16 +141,20 @@ class ToolIndex:
                     weights[other] = SYNONYM_WEIGHT
         return weights
 
-    def search(self, query: Any, limit: int, allowed: Allowed) -> list[Hit]:
-        words = parse_query(query)
+    def scores(self, query: Any) -> dict[int, float]:
+        """BM25F score of every document sharing a term with the query (by document index)."""
         scores: dict[int, float] = {}
-        for term, qweight in self._weighted_terms(words).items():
+        for term, qweight in self._weighted_terms(parse_query(query)).items():
             posting = self._postings.get(term)
             if not posting:
                 continue
             idf = self._idf[term] * qweight
             for doc, wtf in posting:
                 scores[doc] = scores.get(doc, 0.0) + idf * wtf / (K1 + wtf)
+        return scores
+
+    def search(self, query: Any, limit: int, allowed: Allowed) -> list[Hit]:
+        scores = self.scores(query)
         limit = max(1, min(limit, MAX_RESULTS))
         ranked = (item for item in scores.items() if allowed(self.names[item[0]]))
         # Ties break by name, so results are stable across replicas and runs.

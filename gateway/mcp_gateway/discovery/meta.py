@@ -13,6 +13,8 @@ server-side session, so both protocol eras behave the same.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -22,7 +24,10 @@ import anyio
 import anyio.to_thread
 
 from mcp_gateway.config import Discovery
-from mcp_gateway.discovery.index import MAX_RESULTS, QueryError, ToolDoc, ToolIndex
+from mcp_gateway.discovery import semantic
+from mcp_gateway.discovery.index import MAX_RESULTS, QueryError, Ranker, ToolDoc, ToolIndex
+
+log = logging.getLogger("mcp_gateway.discovery")
 
 SEARCH_TOOLS = "search_tools"
 DESCRIBE_TOOLS = "describe_tools"
@@ -117,40 +122,76 @@ class CatalogIndex:
     """The index of one catalog version (the aggregator replaces its catalog on every refresh)."""
 
     catalog: Any
-    index: ToolIndex
+    index: Ranker
 
 
 class Indexes:
     """One index per profile, rebuilt when the profile's merged catalog changes (upstream list_changed,
     reconnects, routing changes that rebuild the backend).
 
-    A build takes ~0.2 s of CPU at 1,000 tools, so it runs in a worker thread (the event loop keeps
-    serving) and one at a time (concurrent searches after a change wait for the same build).
+    A lexical build takes ~0.2 s of CPU at 1,000 tools, so it runs in a worker thread (the event loop
+    keeps serving) and one at a time (concurrent searches after a change wait for the same build).
+    `ranking: semantic` adds the tools' embeddings (seconds of CPU for a new catalog, then only the
+    changed tools): that build runs in its own thread and searches stay lexical until it is done.
     """
 
     def __init__(self) -> None:
         self._by_profile: dict[str, CatalogIndex] = {}
+        self._semantic: dict[str, CatalogIndex] = {}
+        self._building: dict[str, Any] = {}  # profile -> the catalog whose semantic build is running
+        self._warned: set[str] = set()
         self._lock = anyio.Lock()
 
-    def _cached(self, profile_id: str, catalog: Any) -> ToolIndex | None:
-        cached = self._by_profile.get(profile_id)
+    @staticmethod
+    def _current(table: dict[str, CatalogIndex], profile_id: str, catalog: Any) -> Ranker | None:
+        cached = table.get(profile_id)
         return cached.index if cached is not None and cached.catalog is catalog else None
 
-    async def of(self, profile_id: str, catalog: Any) -> ToolIndex:
-        index = self._cached(profile_id, catalog)
-        if index is not None:
-            return index
-        async with self._lock:
-            index = self._cached(profile_id, catalog)
-            if index is None:
-                index = await anyio.to_thread.run_sync(build_index, catalog)
-                self._by_profile[profile_id] = CatalogIndex(catalog, index)
-            return index
+    async def of(self, profile_id: str, catalog: Any, ranking: str = "lexical") -> Ranker:
+        if ranking == "semantic":
+            index = self._current(self._semantic, profile_id, catalog)
+            if index is not None:
+                return index
+        lexical = self._current(self._by_profile, profile_id, catalog)
+        if lexical is None:
+            async with self._lock:
+                lexical = self._current(self._by_profile, profile_id, catalog)
+                if lexical is None:
+                    lexical = await anyio.to_thread.run_sync(build_index, catalog)
+                    self._by_profile[profile_id] = CatalogIndex(catalog, lexical)
+        if ranking == "semantic" and isinstance(lexical, ToolIndex):
+            self._build_semantic(profile_id, catalog, lexical)
+        return lexical
+
+    def _build_semantic(self, profile_id: str, catalog: Any, lexical: ToolIndex) -> None:
+        if self._building.get(profile_id) is catalog:
+            return
+        missing = semantic.available()
+        if missing is not None:
+            if profile_id not in self._warned:
+                self._warned.add(profile_id)
+                log.warning(
+                    "profile %s: discovery.ranking semantic unavailable, ranking lexically: %s", profile_id, missing
+                )
+            return
+        self._building[profile_id] = catalog
+
+        def build() -> None:
+            try:
+                self._semantic[profile_id] = CatalogIndex(catalog, semantic.SemanticIndex(lexical))
+            except Exception:
+                log.exception("profile %s: semantic index build failed, ranking lexically", profile_id)
+            finally:
+                if self._building.get(profile_id) is catalog:
+                    del self._building[profile_id]
+
+        threading.Thread(target=build, name=f"semantic-index-{profile_id}", daemon=True).start()
 
     def forget(self, keep: set[str]) -> None:
-        for pid in list(self._by_profile):
-            if pid not in keep:
-                del self._by_profile[pid]
+        for table in (self._by_profile, self._semantic):
+            for pid in list(table):
+                if pid not in keep:
+                    del table[pid]
 
 
 def build_index(catalog: Any) -> ToolIndex:
@@ -183,7 +224,7 @@ def _summary(tool: Any) -> dict[str, Any]:
 
 
 def search(
-    discovery: Discovery, index: ToolIndex, catalog: Any, allowed: Callable[[str], bool], arguments: dict[str, Any]
+    discovery: Discovery, index: Ranker, catalog: Any, allowed: Callable[[str], bool], arguments: dict[str, Any]
 ) -> dict[str, Any]:
     unexpected = set(arguments) - {"query", "limit"}
     if unexpected:

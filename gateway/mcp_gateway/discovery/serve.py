@@ -5,15 +5,21 @@ whose discovery mode is not `off`.
   rate limit, from the profile's merged catalog filtered by the profile's policy.
 - `call_tool` becomes a plain `tools/call` of the inner tool (`Rewrite`): the front then admits,
   charges and forwards it exactly like a direct call, so nothing is bypassed.
+- Mode `hybrid`: a client that asks for the full list (`asks_for_full_list`) gets the ordinary
+  `tools/list` (as with mode `off`); every other client gets the meta-tools, as in `search`.
+  The ask is carried by each request itself, so it works alike in both protocol eras and needs
+  no session state: a client whose configuration takes only a URL puts `?tools=all` in it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
+import anyio.to_thread
 from mcp.shared.inbound import MCP_NAME_HEADER, encode_header_value, mcp_param_headers, x_mcp_header_map
 from mcp_types import INVALID_PARAMS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -30,6 +36,19 @@ if TYPE_CHECKING:
 
 _NAME = MCP_NAME_HEADER.lower().encode()
 _PARAM_PREFIX = b"mcp-param-"
+# How a client asks a `hybrid` profile for the full tool list (documented in docs/routing-config.md).
+FULL_LIST_HEADER = b"x-mcp-gateway-tools"
+FULL_LIST_QUERY = "tools"
+FULL_LIST_VALUE = "all"
+
+
+def asks_for_full_list(scope: Mapping[str, Any]) -> bool:
+    """True when the request carries `X-MCP-Gateway-Tools: all` or `?tools=all` on the endpoint URL."""
+    for key, value in scope.get("headers") or ():
+        if key.lower() == FULL_LIST_HEADER and value.decode("latin-1").strip().lower() == FULL_LIST_VALUE:
+            return True
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return any(v.strip().lower() == FULL_LIST_VALUE for v in query.get(FULL_LIST_QUERY, ()))
 
 
 @dataclass(frozen=True)
@@ -74,10 +93,13 @@ async def route(
     headers: list[tuple[bytes, bytes]],
     session: SessionInfo | None = None,
     principal: Principal | None = None,
+    full_list: bool = False,
 ) -> Answer | Rewrite | None:
     method = message.get("method")
     if "id" not in message or method not in ("tools/list", "tools/call"):
         return None
+    if method == "tools/list" and full_list and profile.discovery.mode == "hybrid":
+        return None  # the ordinary list, paginated and policy-filtered as with discovery off
     name = (message.get("params") or {}).get("name") if method == "tools/call" else None
     if method == "tools/call" and name not in meta.META_NAMES:
         return None  # a direct call of a listed (alwaysVisible) or known tool: the ordinary path
@@ -123,8 +145,8 @@ async def _route(
             inner, inner_args = meta.inner_call(catalog, allowed, params)
             return rewrite_call(message, headers, inner, inner_args, catalog.tools[inner][1].input_schema)
         if name == meta.SEARCH_TOOLS:
-            index = await gateway.discovery_indexes.of(profile.id, catalog)
-            payload = meta.search(discovery, index, catalog, allowed, arguments)
+            index = await gateway.discovery_indexes.of(profile.id, catalog, discovery.ranking)
+            payload = await _search(discovery, index, catalog, allowed, arguments)
         else:
             payload = meta.describe(catalog, allowed, arguments)
     except meta.DiscoveryError as exc:
@@ -193,8 +215,16 @@ async def operator_search(gateway: Gateway, profile: Profile, query: str, limit:
     Raises meta.DiscoveryError for a bad query or limit."""
     aggregator = getattr(await gateway.backends.get(profile), "aggregator", None)
     if aggregator is None:
-        return {"tools": [], "total": 0}
+        return {"tools": [], "total": 0, "ranking": profile.discovery.ranking}
     catalog = aggregator.catalog
-    index = await gateway.discovery_indexes.of(profile.id, catalog)
+    index = await gateway.discovery_indexes.of(profile.id, catalog, profile.discovery.ranking)
     allowed = gateway.policies.of(profile).allows_tool
-    return meta.search(profile.discovery, index, catalog, allowed, {"query": query, "limit": limit})
+    found = await _search(profile.discovery, index, catalog, allowed, {"query": query, "limit": limit})
+    return found | {"ranking": index.kind}
+
+
+async def _search(discovery: Any, index: Any, catalog: Any, allowed: Any, arguments: dict[str, Any]) -> dict[str, Any]:
+    """meta.search; a semantic search embeds the query (milliseconds of CPU) in a worker thread."""
+    if index.kind == "semantic":
+        return await anyio.to_thread.run_sync(meta.search, discovery, index, catalog, allowed, arguments)
+    return meta.search(discovery, index, catalog, allowed, arguments)
