@@ -90,6 +90,19 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _call_headers(tool: str, headers: dict[str, str] | None, era: str) -> dict[str, str]:
+    all_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if era == MODERN:
+        all_headers |= {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": tool}
+    return all_headers | (headers or {})
+
+
+def call_once(url: str, *, tool: str = "echo", headers: dict[str, str] | None = None, era: str = MODERN) -> None:
+    """One call, waited for: the first may start an upstream session (a stdio child), which no point should time."""
+    body = tools_call_body(tool, {"text": "hello"}, era)
+    httpx.post(url, content=body, headers=_call_headers(tool, headers, era), timeout=120).raise_for_status()
+
+
 def run_wrk(
     url: str,
     *,
@@ -104,10 +117,7 @@ def run_wrk(
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is missing: `apt-get install wrk` (make bench does it)")
-    all_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    if era == MODERN:
-        all_headers |= {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": tool}
-    all_headers |= headers or {}
+    all_headers = _call_headers(tool, headers, era)
     body = tools_call_body(tool, arguments or {"text": "hello"}, era)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua_script(body, all_headers))

@@ -16,7 +16,7 @@ import statistics
 import sys
 from typing import Any
 
-from bench.loadgen import LEGACY, MODERN, LoadResult, open_session, run_wrk
+from bench.loadgen import LEGACY, MODERN, LoadResult, call_once, open_session, run_wrk
 from bench.stack import UNREACHED_QUOTA, UNREACHED_RATE, Stack, ThrowawayDatabase, cpu_seconds, rss_mb
 
 CONCURRENCY = (1, 16, 64)
@@ -78,6 +78,7 @@ def measure(
     CPU per call does not depend on what else the machine runs, unlike latency and
     throughput on a shared two-core box, so it is the steadiest before/after figure.
     """
+    call_once(url, tool=tool, headers=headers, era=era)
     run_wrk(url, tool=tool, headers=headers, concurrency=16, seconds=WARMUP_SECONDS, era=era)  # warm caches
     points = []
     for c in concurrency:
