@@ -74,7 +74,7 @@ def _lua_script(body: str, headers: dict[str, str]) -> str:
         "  if status ~= 200 or string.find(body, '\"error\"', 1, true) then errors = errors + 1 end",
         "end",
         "done = function(summary, latency, requests)",
-        '  io.write(string.format("ERRORS %d\\n", summary.errors.status + errors))',
+        '  io.write(string.format("ERRORS %d\\n", summary.errors.status + summary.errors.timeout + errors))',
         "end",
     ]
     return "\n".join(lines) + "\n"
@@ -112,8 +112,12 @@ def run_wrk(
     concurrency: int = 1,
     seconds: int = 5,
     era: str = MODERN,
+    timeout: int = 2,
 ) -> LoadResult:
-    """wrk replaying one `tools/call`; for the handshake era, `headers` carry the session (`open_session`)."""
+    """wrk replaying one `tools/call`; for the handshake era, `headers` carry the session (`open_session`).
+
+    A call that takes longer than `timeout` seconds is counted as an error (and in no latency).
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is missing: `apt-get install wrk` (make bench does it)")
@@ -122,12 +126,13 @@ def run_wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua_script(body, all_headers))
     threads = min(concurrency, 2)
+    cmd = [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", f"--timeout={timeout}s", "--latency"]
     out = subprocess.run(
-        [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        [*cmd, "-s", script.name, url],
         capture_output=True,
         text=True,
         check=True,
-        timeout=seconds + 30,
+        timeout=seconds + timeout + 30,
     ).stdout
     Path(script.name).unlink()
     percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)", out, re.MULTILINE))

@@ -72,6 +72,7 @@ def measure(
     pids: dict[str, int] | None = None,
     era: str = MODERN,
     tool: str = "echo",
+    wrk_timeout: int = 2,
 ) -> list[dict[str, Any]]:
     """wrk at each concurrency; with `pids`, also the CPU each process spent per call.
 
@@ -79,13 +80,17 @@ def measure(
     throughput on a shared two-core box, so it is the steadiest before/after figure.
     """
     call_once(url, tool=tool, headers=headers, era=era)
-    run_wrk(url, tool=tool, headers=headers, concurrency=16, seconds=WARMUP_SECONDS, era=era)  # warm caches
+
+    def wrk(conc: int, secs: int) -> LoadResult:
+        return run_wrk(url, tool=tool, headers=headers, concurrency=conc, seconds=secs, era=era, timeout=wrk_timeout)
+
+    wrk(16, WARMUP_SECONDS)  # connections and caches warm
     points = []
     for c in concurrency:
         runs, cpu = [], dict.fromkeys(pids or {}, 0.0)
         for _ in range(repeat):
             before = {name: _cpu(name, pid) for name, pid in (pids or {}).items()}
-            runs.append(run_wrk(url, tool=tool, headers=headers, concurrency=c, seconds=seconds, era=era))
+            runs.append(wrk(c, seconds))
             calls = max(1.0, runs[-1].calls_per_s * seconds)
             for name, pid in (pids or {}).items():
                 cpu[name] += (_cpu(name, pid) - before[name]) * 1000 / calls / repeat
