@@ -74,7 +74,7 @@ def _lua_script(body: str, headers: dict[str, str]) -> str:
         "  if status ~= 200 or string.find(body, '\"error\"', 1, true) then errors = errors + 1 end",
         "end",
         "done = function(summary, latency, requests)",
-        '  io.write(string.format("ERRORS %d\\n", summary.errors.status + errors))',
+        '  io.write(string.format("ERRORS %d\\n", summary.errors.status + summary.errors.timeout + errors))',
         "end",
     ]
     return "\n".join(lines) + "\n"
@@ -90,6 +90,19 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _call_headers(tool: str, headers: dict[str, str] | None, era: str) -> dict[str, str]:
+    all_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if era == MODERN:
+        all_headers |= {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": tool}
+    return all_headers | (headers or {})
+
+
+def call_once(url: str, *, tool: str = "echo", headers: dict[str, str] | None = None, era: str = MODERN) -> None:
+    """One call, waited for: the first may start an upstream session (a stdio child), which no point should time."""
+    body = tools_call_body(tool, {"text": "hello"}, era)
+    httpx.post(url, content=body, headers=_call_headers(tool, headers, era), timeout=120).raise_for_status()
+
+
 def run_wrk(
     url: str,
     *,
@@ -99,25 +112,27 @@ def run_wrk(
     concurrency: int = 1,
     seconds: int = 5,
     era: str = MODERN,
+    timeout: int = 2,
 ) -> LoadResult:
-    """wrk replaying one `tools/call`; for the handshake era, `headers` carry the session (`open_session`)."""
+    """wrk replaying one `tools/call`; for the handshake era, `headers` carry the session (`open_session`).
+
+    A call that takes longer than `timeout` seconds is counted as an error (and in no latency).
+    """
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is missing: `apt-get install wrk` (make bench does it)")
-    all_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    if era == MODERN:
-        all_headers |= {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": tool}
-    all_headers |= headers or {}
+    all_headers = _call_headers(tool, headers, era)
     body = tools_call_body(tool, arguments or {"text": "hello"}, era)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_lua_script(body, all_headers))
     threads = min(concurrency, 2)
+    cmd = [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", f"--timeout={timeout}s", "--latency"]
     out = subprocess.run(
-        [wrk, f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+        [*cmd, "-s", script.name, url],
         capture_output=True,
         text=True,
         check=True,
-        timeout=seconds + 30,
+        timeout=seconds + timeout + 30,
     ).stdout
     Path(script.name).unlink()
     percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)", out, re.MULTILINE))

@@ -16,7 +16,7 @@ import statistics
 import sys
 from typing import Any
 
-from bench.loadgen import LEGACY, MODERN, LoadResult, open_session, run_wrk
+from bench.loadgen import LEGACY, MODERN, LoadResult, call_once, open_session, run_wrk
 from bench.stack import UNREACHED_QUOTA, UNREACHED_RATE, Stack, ThrowawayDatabase, cpu_seconds, rss_mb
 
 CONCURRENCY = (1, 16, 64)
@@ -72,19 +72,25 @@ def measure(
     pids: dict[str, int] | None = None,
     era: str = MODERN,
     tool: str = "echo",
+    wrk_timeout: int = 2,
 ) -> list[dict[str, Any]]:
     """wrk at each concurrency; with `pids`, also the CPU each process spent per call.
 
     CPU per call does not depend on what else the machine runs, unlike latency and
     throughput on a shared two-core box, so it is the steadiest before/after figure.
     """
-    run_wrk(url, tool=tool, headers=headers, concurrency=16, seconds=WARMUP_SECONDS, era=era)  # warm caches
+    call_once(url, tool=tool, headers=headers, era=era)
+
+    def wrk(conc: int, secs: int) -> LoadResult:
+        return run_wrk(url, tool=tool, headers=headers, concurrency=conc, seconds=secs, era=era, timeout=wrk_timeout)
+
+    wrk(16, WARMUP_SECONDS)  # connections and caches warm
     points = []
     for c in concurrency:
         runs, cpu = [], dict.fromkeys(pids or {}, 0.0)
         for _ in range(repeat):
             before = {name: _cpu(name, pid) for name, pid in (pids or {}).items()}
-            runs.append(run_wrk(url, tool=tool, headers=headers, concurrency=c, seconds=seconds, era=era))
+            runs.append(wrk(c, seconds))
             calls = max(1.0, runs[-1].calls_per_s * seconds)
             for name, pid in (pids or {}).items():
                 cpu[name] += (_cpu(name, pid) - before[name]) * 1000 / calls / repeat
