@@ -82,4 +82,4 @@ def test_a_broken_example_is_refused(kube: ControlPlane) -> None:
     del profile["spec"]["auth"]["oidc"]
     with kube.api_client() as api:
         errors = create_all(api, [profile], namespace, dry_run=False)
-    assert len(errors) == 1 and "auth.mode oidc needs auth.oidc" in errors[0], errors
+    assert len(errors) == 1 and "auth accepting oidc needs auth.oidc" in errors[0], errors
