@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 
+from tests.support import keycloak as keycloak_support
 from tests.support import postgres
+from tests.support.keycloak import Keycloak
 from tests.support.kube import ControlPlane, start_control_plane
 from tests.support.processes import ManagedProcess, start_process
 
 # Tests that need a tool built from Go modules (kube-apiserver, helm, ...) or another
 # late-built part. They run last so `make test` can build those tools in the background
 # meanwhile (see tests/support/tools.py). Mark new ones `@pytest.mark.late_tools`.
-_LATE_FIXTURES = frozenset({"kube"})
+_LATE_FIXTURES = frozenset({"kube", "keycloak"})
 _LATE_DIRS = frozenset({"chart", "operator"})
 
 
@@ -32,6 +34,12 @@ def _needs_late_tools(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Move tests that need late-built tools to the end (a stable sort keeps their order)."""
     items.sort(key=_needs_late_tools)
+    if any("keycloak" in getattr(item, "fixturenames", ()) for item in items):
+        keycloak_support.start_in_background()  # boots while the earlier tests run
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    keycloak_support.stop_session_keycloak()
 
 
 def _in_thread(fn: Callable[[], Any]) -> Any:
@@ -81,3 +89,10 @@ def kube() -> Iterator[ControlPlane]:
     plane = start_control_plane()
     yield plane
     plane.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak() -> Keycloak:
+    """A real OIDC provider (Keycloak) on loopback with the test realm (tests/data/keycloak);
+    started in the background at collection, stopped when the session ends."""
+    return keycloak_support.session_keycloak()

@@ -125,7 +125,7 @@ def _add_ops_routes(api: FastAPI, gateway: Gateway) -> None:
     async def protected_resource(profile_id: str, request: Request) -> dict[str, Any]:
         """RFC 9728 metadata for an OIDC-protected profile."""
         profile = gateway.holder.config.profile(profile_id)
-        if profile is None or profile.auth.mode != "oidc" or profile.auth.oidc is None:
+        if profile is None or "oidc" not in profile.auth.accepted or profile.auth.oidc is None:
             raise HTTPException(404, f"profile {profile_id!r} is not an OAuth-protected resource")
         base = gateway.public_base(str(request.base_url))
         return {

@@ -72,7 +72,7 @@ def list_hint(profile: Profile | None, hints: Iterable[UpstreamHint | None], cap
     listed = [h for h in hints if h is not None]  # an upstream not listed (yet) adds nothing to the result
     ttl = min([cap_ms, *(h.ttl_ms for h in listed if h.ttl_ms is not None)])
     # Policy rules may judge anything about the caller (even anonymous callers' scopes): private lists.
-    anonymous = profile is not None and profile.auth.mode == "none" and not profile.policy.rules
+    anonymous = profile is not None and profile.auth.anonymous and not profile.policy.rules
     public = anonymous and bool(listed) and all(h.scope == "public" for h in listed)
     return CacheHint(ttl_ms=max(0, ttl), scope="public" if public else "private")
 

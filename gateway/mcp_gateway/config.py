@@ -244,6 +244,14 @@ class Upstream(_Model):
         return self
 
 
+class IdentityClaims(_Model):
+    """Which token claims name the caller: recorded in the audit log and offered to policy."""
+
+    subject: str = Field(default="sub", min_length=1, max_length=128)
+    groups: str = Field(default="groups", min_length=1, max_length=128)
+    email: str = Field(default="email", min_length=1, max_length=128)
+
+
 class OidcSettings(_Model):
     issuer: str
     audience: str | list[str]
@@ -254,6 +262,7 @@ class OidcSettings(_Model):
     required_claims: dict[str, Any] = Field(default_factory=dict)
     # Claim naming the caller's tenant; when set it must equal the profile's tenant.
     tenant_claim: str | None = None
+    identity_claims: IdentityClaims = Field(default_factory=IdentityClaims)
     # JWKS cache: refetched after this long, and on an unknown key id at most this often.
     jwks_cache_seconds: float = Field(default=300, gt=0)
     jwks_min_refetch_seconds: float = Field(default=10, ge=0)
@@ -268,15 +277,38 @@ class OidcSettings(_Model):
         return value
 
 
+AuthMethod = Literal["apiKey", "oidc"]
+
+
 class Auth(_Model):
-    mode: Literal["apiKey", "oidc", "none"] = "apiKey"
+    """`mode` (one way in) or `methods` (any of several, e.g. [apiKey, oidc]); not both."""
+
+    mode: Literal["apiKey", "oidc", "none"] | None = None  # unset (and no methods): apiKey
+    methods: tuple[AuthMethod, ...] | None = Field(default=None, min_length=1, max_length=2)
     oidc: OidcSettings | None = None
 
     @model_validator(mode="after")
-    def _oidc_needs_settings(self) -> Auth:
-        if self.mode == "oidc" and self.oidc is None:
-            raise ValueError("auth.mode is oidc but auth.oidc (issuer, audience, jwksUrl) is missing")
+    def _consistent(self) -> Auth:
+        if self.methods is not None:
+            if self.mode is not None:
+                raise ValueError("auth has both mode and methods; use one: methods: [apiKey, oidc] or mode: oidc")
+            if len(set(self.methods)) != len(self.methods):
+                raise ValueError(f"auth.methods {list(self.methods)} names a method twice")
+        if "oidc" in self.accepted and self.oidc is None:
+            raise ValueError("auth accepts oidc but auth.oidc (issuer, audience, jwksUrl) is missing")
         return self
+
+    @property
+    def accepted(self) -> tuple[AuthMethod, ...]:
+        """The methods a caller may use, in the order they are tried; () for an anonymous profile."""
+        if self.methods is not None:
+            return self.methods
+        mode = self.mode or "apiKey"
+        return () if mode == "none" else (mode,)
+
+    @property
+    def anonymous(self) -> bool:
+        return not self.accepted
 
 
 class Rules(_Model):

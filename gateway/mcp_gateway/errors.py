@@ -20,9 +20,12 @@ UPSTREAM_TIMEOUT = -32051
 UPSTREAM_UNAVAILABLE = -32052
 UNKNOWN_PROFILE = -32004
 STORE_UNAVAILABLE = -32053
+# A bearer token could not be checked: the identity provider's keys are unreachable.
+IDP_UNAVAILABLE = -32054
 
 __all__ = [
     "FORBIDDEN",
+    "IDP_UNAVAILABLE",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",

@@ -150,9 +150,12 @@ class McpFront:
 
     @staticmethod
     def _auth_refusal(failure: AuthFailure) -> Response:
-        extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else None
-        code = errors.UNAUTHORIZED if failure.status == 401 else errors.FORBIDDEN
-        return errors.error_response(failure.status, code, failure.message, headers=extra)
+        extra = {"WWW-Authenticate": failure.challenge} if failure.challenge else {}
+        if failure.retry_after is not None:
+            extra["Retry-After"] = str(failure.retry_after)
+        codes = {401: errors.UNAUTHORIZED, 503: errors.IDP_UNAVAILABLE}
+        code = codes.get(failure.status, errors.FORBIDDEN)
+        return errors.error_response(failure.status, code, failure.message, headers=extra or None)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, config: RoutingConfig, profile: Profile) -> str:
         """Serve one request; return the JSON-RPC method for metrics (bounded: known methods or '-')."""
@@ -164,7 +167,7 @@ class McpFront:
             return "-"
         try:
             # Only an OIDC challenge names the metadata URL; building it costs a URL parse per request.
-            oidc = profile.auth.mode == "oidc"
+            oidc = "oidc" in profile.auth.accepted
             metadata = metadata_url(self.gw.public_base(str(request.base_url)), profile.id) if oidc else ""
             with tracing.child_span("mcp.gateway.auth"):
                 principal = await self.gw.authenticator.authenticate(profile, headers, metadata)

@@ -223,7 +223,8 @@ def _print_banner(routing: RoutingConfig, base_url: str, admin_token: str, workd
     print("\nmcp-gateway is running (local mode: no Kubernetes, in-process state)\n")
     for profile in routing.profiles:
         url = f"{base_url}/{profile.id}/mcp"
-        key = _mint_key(base_url, admin_token, profile.tenant, profile.id) if profile.auth.mode == "apiKey" else None
+        with_key = "apiKey" in profile.auth.accepted
+        key = _mint_key(base_url, admin_token, profile.tenant, profile.id) if with_key else None
         print(f"  endpoint   {url}")
         if key:
             print(f"  API key    {key}   (shown once; send it as 'Authorization: Bearer <key>')")

@@ -425,8 +425,15 @@ class ProfileBackend:
                     call.arguments, profile.policy.audit_arguments, self.gateway.audit.arguments_key
                 ),
                 error=error,
+                identity=_identity(),
             )
         )
+
+
+def _identity() -> dict[str, Any] | None:
+    """The caller's identity for the audit record (auth.Principal.identity), if there is one."""
+    ctx = current_call.get()
+    return dict(ctx.principal.identity) if ctx and ctx.principal.identity else None
 
 
 _OUTCOMES = {errors.UPSTREAM_TIMEOUT: "timeout", errors.UPSTREAM_UNAVAILABLE: "circuit_open"}

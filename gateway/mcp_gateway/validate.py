@@ -199,7 +199,11 @@ CEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda o: _unique_names(o.get("upstreams")),
         "upstreams",
     ),
-    "self.mode != 'oidc' || has(self.oidc)": (lambda o: o.get("mode") != "oidc" or _has(o, "oidc"), ""),
+    "!has(self.mode) || !has(self.methods)": (lambda o: not (_has(o, "mode") and _has(o, "methods")), ""),
+    "!((has(self.mode) && self.mode == 'oidc') || (has(self.methods) && 'oidc' in self.methods)) || has(self.oidc)": (
+        lambda o: not (o.get("mode") == "oidc" or "oidc" in (o.get("methods") or [])) or _has(o, "oidc"),
+        "",
+    ),
     "[has(self.stdio), has(self.mcp), has(self.openapi), has(self.http)].filter(x, x).size() == 1": (
         lambda o: _one_of(o, "stdio", "mcp", "openapi", "http"),
         "",

@@ -42,8 +42,8 @@ def test_examples_cover_every_documented_case() -> None:
     ref = openapi["spec"]["openapi"]["spec"]["configMapKeyRef"]
     document = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == ref["name"])
     assert yaml.safe_load(document["data"][ref["key"]])["openapi"].startswith("3.")
-    modes = {d["spec"]["auth"]["mode"] for d in docs if d["kind"] == "Profile"}
-    assert modes == {"apiKey", "oidc"}
+    auths = [d["spec"]["auth"] for d in docs if d["kind"] == "Profile"]
+    assert {tuple(a.get("methods") or [a["mode"]]) for a in auths} == {("apiKey",), ("oidc",), ("apiKey", "oidc")}
     tenant = next(d for d in docs if d["kind"] == "Tenant")
     key_secret = tenant["spec"]["apiKeys"]["secretRefs"][0]["name"]
     assert any(d["kind"] == "Secret" and d["metadata"]["name"] == key_secret for d in docs)
@@ -66,7 +66,7 @@ def test_examples_apply_cleanly_to_the_real_api_server(kube: ControlPlane) -> No
         dynamic = DynamicClient(api)
         profiles = dynamic.resources.get(api_version="mcpgateway.dev/v1alpha1", kind="Profile")
         stored = {p.metadata.name: p.to_dict() for p in profiles.get(namespace=namespace).items}
-        assert set(stored) == {"acme-dev", "acme-sso"}
+        assert set(stored) == {"acme-dev", "acme-sso", "acme-team"}
         # Defaults from the CRD schema were applied by the server.
         assert stored["acme-dev"]["spec"]["upstreams"][0]["prefix"] == "auto"
         assert stored["acme-sso"]["spec"]["auth"]["oidc"]["audience"] == "mcp-gateway"
@@ -82,4 +82,4 @@ def test_a_broken_example_is_refused(kube: ControlPlane) -> None:
     del profile["spec"]["auth"]["oidc"]
     with kube.api_client() as api:
         errors = create_all(api, [profile], namespace, dry_run=False)
-    assert len(errors) == 1 and "auth.mode oidc needs auth.oidc" in errors[0], errors
+    assert len(errors) == 1 and "auth accepting oidc needs auth.oidc" in errors[0], errors

@@ -90,8 +90,18 @@ def test_upstream_name_must_fit_the_service_name(kube: ControlPlane, res: Resour
         ({"upstreams": [{"name": "a"}, {"name": "a"}]}, "spec.upstreams must not name the same Upstream twice"),
         (
             {"upstreams": [{"name": "a"}], "auth": {"mode": "oidc"}},
-            "auth.mode oidc needs auth.oidc with issuer, audience and jwksUrl",
+            "auth accepting oidc needs auth.oidc with issuer, audience and jwksUrl",
         ),
+        (
+            {"upstreams": [{"name": "a"}], "auth": {"methods": ["apiKey", "oidc"]}},
+            "auth accepting oidc needs auth.oidc with issuer, audience and jwksUrl",
+        ),
+        (
+            {"upstreams": [{"name": "a"}], "auth": {"mode": "apiKey", "methods": ["apiKey"]}},
+            "auth: set mode (one method) or methods (several), not both",
+        ),
+        ({"upstreams": [{"name": "a"}], "auth": {"methods": ["apiKey", "apiKey"]}}, "spec.auth.methods[1]"),
+        ({"upstreams": [{"name": "a"}], "auth": {"methods": ["none"]}}, 'supported values: "apiKey", "oidc"'),
         ({"upstreams": [{"name": "a"}], "auth": {"mode": "password"}}, 'supported values: "apiKey", "oidc", "none"'),
         ({"upstreams": [{"name": "a"}], "limits": {"rate": {"perSecond": 0, "burst": 1}}}, "limits.rate.perSecond"),
         ({"upstreams": [{"name": "Not_A_Label"}]}, "spec.upstreams[0].name"),

@@ -36,14 +36,6 @@ from mcp_gateway.config import OidcSettings
 log = logging.getLogger("mcp_gateway.auth.oidc")
 
 
-class TokenError(Exception):
-    """The token is not acceptable; the message is safe to show the client."""
-
-    def __init__(self, message: str, error: str = "invalid_token") -> None:
-        super().__init__(message)
-        self.error = error
-
-
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -66,6 +58,17 @@ def jwks_url_problem(url: str, allow_private: bool) -> str | None:
     )
 
 
+class TokenError(Exception):
+    """The token is not acceptable; the message is safe to show the client.
+
+    `error` is the RFC 6750 error code, or `unavailable` when the token could not be checked.
+    """
+
+    def __init__(self, message: str, error: str = "invalid_token") -> None:
+        super().__init__(message)
+        self.error = error
+
+
 class JwksCache:
     def __init__(
         self, url: str, ttl_seconds: float = 300, min_refetch_seconds: float = 10, allow_private: bool = False
@@ -77,6 +80,9 @@ class JwksCache:
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        # The last fetch failed on the network or with an HTTP error: the issuer is down, so an
+        # unknown key id says nothing about the token (503, not 401).
+        self.unreachable = False
 
     async def _fetch(self) -> None:
         self._fetched_at = time.monotonic()
@@ -105,6 +111,7 @@ class JwksCache:
             if not self._keys or stale or unknown:
                 try:
                     await self._fetch()
+                    self.unreachable = False
                 except BlockedAddress as exc:
                     # The egress guard's own hint names adapter settings; this one is the gateway's.
                     reason = str(exc).split("; set allowPrivateNetwork", 1)[0]
@@ -116,8 +123,16 @@ class JwksCache:
                         extra={"event": "jwks_blocked"},
                     )
                 except (httpx.HTTPError, json.JSONDecodeError, ValueError) as exc:
-                    log.error("cannot fetch JWKS from %s: %s", self.url, exc)
-            return self._keys.get(kid)
+                    self.unreachable = True
+                    log.error("cannot fetch JWKS from %s: %s", self.url, exc or type(exc).__name__)
+            key = self._keys.get(kid)
+            if key is None and self.unreachable:
+                raise TokenError(
+                    "cannot check the token now: the identity provider's signing keys could not be fetched; "
+                    "try again later",
+                    "unavailable",
+                )
+            return key
 
 
 class OidcVerifier:

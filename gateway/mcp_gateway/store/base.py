@@ -56,6 +56,8 @@ class AuditRecord:
     at: datetime | None = None
     id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Who called (auth.Principal.identity): sub, groups, email; or keyId, keyName.
+    identity: dict[str, Any] | None = None
     # Chosen by the gateway when the call ends, so a retried write (ack lost) inserts nothing twice.
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -71,6 +73,7 @@ class AuditRecord:
             "latencyMs": round(self.latency_ms, 3),
             "arguments": self.arguments,
             "error": self.error,
+            "identity": self.identity,
         }
 
 

@@ -226,10 +226,15 @@ class PostgresStore:
 
     async def write_audit(self, records: list[AuditRecord]) -> None:
         await self.pool.executemany(
-            "INSERT INTO audit_log (uid, at, tenant, profile, caller, tool, outcome, latency_ms, arguments, error)"
-            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (uid) DO NOTHING",
+            "INSERT INTO audit_log"
+            " (uid, at, tenant, profile, caller, tool, outcome, latency_ms, arguments, error, identity)"
+            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb) ON CONFLICT (uid) DO NOTHING",
             [
-                (r.uid, r.at, r.tenant, r.profile, r.caller, r.tool, r.outcome, r.latency_ms, r.arguments, r.error)
+                (
+                    *(r.uid, r.at, r.tenant, r.profile, r.caller, r.tool, r.outcome, r.latency_ms, r.arguments),
+                    r.error,
+                    json.dumps(r.identity) if r.identity is not None else None,
+                )
                 for r in records
             ],
         )
@@ -257,6 +262,7 @@ class PostgresStore:
                 latency_ms=row["latency_ms"],
                 arguments=row["arguments"],
                 error=row["error"],
+                identity=json.loads(row["identity"]) if row["identity"] is not None else None,
             )
             for row in rows
         ]
