@@ -8,6 +8,7 @@ import hashlib
 import hmac
 
 import pytest
+from mcp import types
 from mcp.server.request_state import AESGCMRequestStateCodec, InvalidRequestState
 from mcp.shared.exceptions import MCPError
 from mcp_gateway import request_state
@@ -56,6 +57,17 @@ def test_mark_records_whether_the_upstream_gave_state() -> None:
     assert mark({"resultType": "input_required"})["requestState"] == "n"  # type: ignore[index]
     final = {"resultType": "complete", "requestState": "abc"}
     assert mark(final) is final
+    # Handlers may return typed results as well as dicts.
+    question = types.ElicitRequest(
+        params=types.ElicitRequestFormParams(message="?", requested_schema={"type": "object", "properties": {}})
+    )
+    typed = types.InputRequiredResult(input_requests={"q": question}, request_state="abc")
+    marked = mark(typed)
+    assert isinstance(marked, types.InputRequiredResult) and marked.request_state == "u:abc"
+    assert marked.input_requests == typed.input_requests and typed.request_state == "abc"
+    assert mark(typed.model_copy(update={"request_state": None})).request_state == "n"  # type: ignore[union-attr]
+    done = types.CallToolResult(content=[])
+    assert mark(done) is done
 
 
 def test_unmark_restores_the_upstreams_own_state() -> None:

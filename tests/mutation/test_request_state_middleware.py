@@ -2,8 +2,9 @@
 miniature: the middleware in front of an "upstream" handler) and the real SDK client driving
 2026-07-28 input-required rounds by hand. The client only ever sees gateway-sealed state, the
 upstream only its own; tampered, foreign and oversized state is refused with a message that says
-what to do; only a tools/call continuation is reported to the quota hook (mutation-tested;
-tests/gateway/test_request_state.py covers caller and profile binding through a gateway process)."""
+what to do; state is bound to the caller and profile and lives an hour; only a tools/call
+continuation is reported to the quota hook (mutation-tested; tests/gateway/test_request_state.py
+covers the same through a gateway process)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,16 @@ from typing import Any
 
 import pytest
 from mcp import Client, types
+from mcp.server import request_state as sdk_request_state
 from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
+from mcp_gateway.auth import Principal
+from mcp_gateway.config import Profile, RoutingConfig
+from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.request_state import REFUSAL, SealedRequestState, state_codec
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+
+from tests.gateway.support import profile as profile_doc
 
 MODERN = "2026-07-28"
 MAX = 128 * 1024  # MAX_ENVELOPE_CHARS
@@ -60,16 +67,25 @@ TOOLS = ("ask", "stateless", "huge", "plain")
 
 
 @contextlib.asynccontextmanager
-async def served() -> AsyncIterator[tuple[Client, Upstream]]:
-    """The client connected to the profile server (a context manager, not a fixture: the client's
-    task group must close in the task that opened it)."""
+async def served(profile_id: str = "p1", caller: str | None = None) -> AsyncIterator[tuple[Client, Upstream]]:
+    """A client connected to profile `profile_id`'s server as `caller` (the front's call context,
+    which the server's tasks inherit); every server shares the gateway's keys, as replicas do.
+    A context manager, not a fixture: the client's task group must close in the task that opened it."""
     upstream = Upstream()
     server: Server[Any] = Server(
         "profile", on_call_tool=upstream.call_tool, on_get_prompt=upstream.get_prompt, on_list_tools=upstream.list_tools
     )
-    server.middleware.append(SealedRequestState(state_codec([b"k" * 32]), "p1", upstream.continuation))
-    async with Client(server, mode=MODERN) as client:
-        yield client, upstream
+    server.middleware.append(SealedRequestState(state_codec([b"k" * 32]), profile_id, upstream.continuation))
+    token = None
+    if caller is not None:
+        profile = Profile.model_validate(profile_doc(profile_id, "acme", [("feat", "http://127.0.0.1:9/mcp")]))
+        token = current_call.set(CallContext(RoutingConfig(), profile, Principal("apiKey", "acme", caller)))
+    try:
+        async with Client(server, mode=MODERN) as client:
+            yield client, upstream
+    finally:
+        if token is not None:
+            current_call.reset(token)
 
 
 async def ask(client: Client, name: str, state: str | None = None, answer: bool = False) -> Any:
@@ -142,3 +158,35 @@ async def test_prompt_rounds_are_sealed_but_not_continuations() -> None:
         )
         assert isinstance(done, types.GetPromptResult) and done.messages[0].content.text == "state=prompt-1"
         assert upstream.continuations == []
+
+
+async def test_state_is_bound_to_the_caller_and_the_profile() -> None:
+    async with served("p1", "key:alice") as (client, _):
+        sealed = (await ask(client, "ask")).request_state
+    async with served("p1", "key:alice") as (client, upstream):  # another replica, same caller
+        assert (await ask(client, "ask", sealed, answer=True)).content[0].text == "state=upstream-1"
+    for profile_id, caller in (("p1", "key:bob"), ("p2", "key:alice")):
+        async with served(profile_id, caller) as (client, upstream):
+            assert (await refused(client, "ask", sealed)).message == REFUSAL, (profile_id, caller)
+            assert upstream.states == []
+
+
+class Clock:
+    """The SDK's wall clock for sealing and opening, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_state_lives_for_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    monkeypatch.setattr(sdk_request_state, "time", clock)
+    async with served() as (client, _):
+        sealed = (await ask(client, "ask")).request_state
+        clock.now += 3500  # a person may take most of an hour to answer
+        assert (await ask(client, "ask", sealed, answer=True)).content[0].text == "state=upstream-1"
+        clock.now += 200
+        assert (await refused(client, "ask", sealed)).message == REFUSAL
