@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Container tools for building the images (`make images`) and, later, running a node:
-# podman, podman-compose (tests/chart/test_compose.py), mmdebstrap, containerd, runc, the CNI
-# plugins and iptables, from Debian when
-# missing, plus the container settings that work on machines like the CI one. Idempotent:
+# podman, podman-compose and the dnsname CNI plugin (tests/chart/test_compose.py), mmdebstrap,
+# containerd, runc, the CNI plugins and iptables, from Debian when missing, plus the container
+# settings that work on machines like the CI one. Idempotent:
 # installs nothing and rewrites nothing when all is in place.
 #
 # Settings (written only if absent or written by this script before):
@@ -15,7 +15,9 @@
 set -euo pipefail
 
 MARKER="# written by mcp-gateway scripts/setup-containers.sh"
-PACKAGES=(podman podman-compose mmdebstrap containerd runc containernetworking-plugins iptables)
+# The dnsname CNI plugin resolves Compose service names on podman's CNI networks (Debian 12).
+PACKAGES=(podman podman-compose golang-github-containernetworking-plugin-dnsname mmdebstrap containerd runc
+  containernetworking-plugins iptables)
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null || { echo "setup-containers: run as root (or install sudo)" >&2; exit 1; }
