@@ -549,8 +549,10 @@ class Node:
         self.timings["stop"] = time.monotonic() - begin
         self._record_timings()
 
-    def _delete_pods(self, timeout: float = 60) -> None:
-        """Delete every workload and pod and wait for the kubelet to stop them (CNI DEL, netns removal)."""
+    def _delete_pods(self, timeout: float = 30) -> None:
+        """Delete every namespace and pod, and give the kubelet a bounded time to stop their
+        containers and sandboxes (CNI DEL, network namespace removal); whatever is left after
+        that, stop() removes through containerd and by hand."""
         with self.api_client() as api:
             core = k8s.CoreV1Api(api)
             for namespace in core.list_namespace().items:
@@ -561,9 +563,13 @@ class Node:
             for pod in core.list_pod_for_all_namespaces().items:
                 with contextlib.suppress(k8s.ApiException):
                     core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace, grace_period_seconds=0)
-            deadline = time.monotonic() + timeout
-            while core.list_pod_for_all_namespaces().items and time.monotonic() < deadline:
-                time.sleep(0.5)
+        deadline = time.monotonic() + timeout
+        while self._running_tasks() and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def _running_tasks(self) -> list[str]:
+        rows = [line.split() for line in self.ctr("tasks", "list", check=False).stdout.splitlines()[1:]]
+        return [row[0] for row in rows if len(row) >= 3 and row[2] == "RUNNING"]
 
     def _remove_containers(self) -> None:
         """Whatever the kubelet left: kill and delete the tasks and containers through containerd."""
