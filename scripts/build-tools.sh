@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Builds the binaries the tests need (kube-apiserver, kube-controller-manager,
-# etcd, helm) from Go modules, and downloads Keycloak (the tests' OIDC provider) with
-# Maven; all cached outside the repo, keyed by version.
+# Builds the binaries the tests need (kube-apiserver, kube-controller-manager, etcd, helm,
+# promtool and prometheus; for the node: kubelet, kube-proxy, kube-scheduler, CoreDNS and a
+# pause binary) from Go modules, and downloads Keycloak (the tests' OIDC provider) with Maven;
+# all cached outside the repo, keyed by version.
 # A second run finds them and returns at once.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
+# The pause binary is keyed by its source (it is ours, not a pinned release).
+PAUSE_VERSION=$(sha256sum "$here/pause/main.go" | cut -c1-12)
 
 cache=${MCP_GATEWAY_CACHE:-$HOME/.cache/mcp-gateway}
 bin=$cache/bin
@@ -15,16 +18,17 @@ export GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 log() { echo "build-tools: $*" >&2; }
 
-# Kubernetes' own go.mod points its k8s.io/* staging modules at ./staging, which a
-# module download does not contain; point them at the published v0.x releases instead.
-build_kubernetes() {
-  local want="$bin/kube-apiserver-$KUBERNETES_VERSION"
-  [[ -x $want && -x $bin/kube-controller-manager-$KUBERNETES_VERSION ]] && return
-  log "building kube-apiserver and kube-controller-manager $KUBERNETES_VERSION (first run only, several minutes)"
+KUBE_CONTROL=(kube-apiserver kube-controller-manager)
+KUBE_NODE=(kubelet kube-proxy kube-scheduler)
+
+# kube_module_dir: a module (in the shared build dir, so the Go build cache is shared by
+# every Kubernetes binary) requiring k8s.io/kubernetes with the staging replace lines.
+kube_module_dir() {
   local dir=$cache/build/kubernetes-$KUBERNETES_VERSION staging=v0.${KUBERNETES_VERSION#v1.}
   mkdir -p "$dir"
   (
     cd "$dir"
+    [[ -s go.mod ]] && exit 0 # made before (then extended by go get)
     local modfile
     modfile=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
     {
@@ -35,10 +39,58 @@ build_kubernetes() {
       sed -n "s#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#  \1 => \1 $staging#p" "$modfile"
       echo ")"
     } >go.mod
-    go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@$KUBERNETES_VERSION"
-    go build -trimpath -ldflags=-s -o "$bin/kube-apiserver-$KUBERNETES_VERSION" k8s.io/kubernetes/cmd/kube-apiserver
-    go build -trimpath -ldflags=-s -o "$bin/kube-controller-manager-$KUBERNETES_VERSION" k8s.io/kubernetes/cmd/kube-controller-manager
   )
+  echo "$dir"
+}
+
+# build_kube_commands NAME...: build k8s.io/kubernetes/cmd/NAME for each NAME not yet cached.
+build_kube_commands() {
+  local missing=() name dir
+  for name in "$@"; do [[ -x $bin/$name-$KUBERNETES_VERSION ]] || missing+=("$name"); done
+  ((${#missing[@]})) || return 0
+  log "building ${missing[*]} $KUBERNETES_VERSION (first run only, several minutes)"
+  dir=$(kube_module_dir)
+  (
+    cd "$dir"
+    local packages=()
+    for name in "${missing[@]}"; do packages+=("k8s.io/kubernetes/cmd/$name@$KUBERNETES_VERSION"); done
+    go get "${packages[@]}"
+    for name in "${missing[@]}"; do
+      local start=$SECONDS
+      go build -trimpath -ldflags=-s -o "$bin/$name-$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/$name"
+      log "$name took $((SECONDS - start)) s"
+    done
+  )
+}
+
+# Kubernetes' own go.mod points its k8s.io/* staging modules at ./staging, which a
+# module download does not contain; point them at the published v0.x releases instead.
+build_kubernetes() { build_kube_commands "${KUBE_CONTROL[@]}"; }
+
+# The node the pod tests run (tests/support/node.py): kubelet, kube-proxy, kube-scheduler.
+build_node() { build_kube_commands "${KUBE_NODE[@]}"; }
+
+# CoreDNS, so pods resolve Service names (the node fixture runs it on the host).
+build_coredns() {
+  [[ -x $bin/coredns-$COREDNS_VERSION ]] && return
+  log "building coredns $COREDNS_VERSION"
+  local start=$SECONDS
+  GOBIN=$cache/build/coredns-$COREDNS_VERSION go install "github.com/coredns/coredns@$COREDNS_VERSION"
+  mv "$cache/build/coredns-$COREDNS_VERSION/coredns" "$bin/coredns-$COREDNS_VERSION"
+  log "coredns took $((SECONDS - start)) s"
+}
+
+# The pod sandbox ("pause") binary: a tiny static program that sleeps until signalled.
+# The node fixture wraps it in an image (no registry needed).
+build_pause() {
+  local want=$bin/pause-$PAUSE_VERSION
+  [[ -x $want ]] && return
+  log "building pause $PAUSE_VERSION"
+  local dir=$cache/build/pause-$PAUSE_VERSION
+  mkdir -p "$dir"
+  cp "$here/pause/main.go" "$dir/main.go"
+  printf 'module local/pause\ngo 1.22\n' >"$dir/go.mod"
+  (cd "$dir" && go build -trimpath -ldflags=-s -o "$want" .)
 }
 
 # etcd's server module also uses local replace lines, so build it the same way.
@@ -107,12 +159,21 @@ build_keycloak() {
   ln -sfn "$home/bin/kc.sh" "$bin/keycloak"
 }
 
+# The project's images for the pod tests' node (tests/support/node.py reads the archives),
+# built from local bases, cached by content (scripts/build-images.sh; needs podman and
+# mmdebstrap: scripts/setup-containers.sh). Last: it takes the machine-wide lock.
+build_images() {
+  "$here/build-images.sh" --local-bases --save "$cache/images/archives"
+}
+
 # Keycloak first: a download plus a short build, so its tests need not wait for the Go builds.
-targets=${*:-keycloak kubernetes etcd helm prometheus}
+targets=${*:-keycloak kubernetes etcd helm prometheus node coredns pause images}
 for t in $targets; do "build_$t"; done
 # Stable names for the tests: symlinks to the pinned versions.
-for tool in kube-apiserver:$KUBERNETES_VERSION kube-controller-manager:$KUBERNETES_VERSION etcd:$ETCD_VERSION helm:$HELM_VERSION \
-  promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION; do
+tools=(etcd:$ETCD_VERSION helm:$HELM_VERSION coredns:$COREDNS_VERSION pause:$PAUSE_VERSION
+  promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION)
+for name in "${KUBE_CONTROL[@]}" "${KUBE_NODE[@]}"; do tools+=("$name:$KUBERNETES_VERSION"); done
+for tool in "${tools[@]}"; do
   name=${tool%%:*} version=${tool#*:}
   [[ -x $bin/$name-$version ]] && ln -sf "$name-$version" "$bin/$name"
 done

@@ -19,9 +19,12 @@ scripts/setup-node.sh
 step "Chromium for the console's browser tests"
 scripts/setup-browser.sh
 
+step "Container tools (podman, containerd, runc, CNI plugins, iptables) for the images and the pod tests' node"
+scripts/setup-containers.sh
+
 # The Go builds take minutes on a fresh machine (seconds when cached): run them in the
 # background, at low priority, while the tests that need none of them run first.
-step "Go-built tools (kube-apiserver, etcd, helm, ...): building in the background"
+step "Go-built tools (kube-apiserver, etcd, helm, kubelet, ...) and the images: building in the background"
 mkdir -p tests/artifacts
 export MCP_TEST_BUILD_STATUS=$PWD/tests/artifacts/build-tools.status
 rm -f "$MCP_TEST_BUILD_STATUS"

@@ -1,10 +1,10 @@
 """A real Kubernetes control plane on loopback: etcd, kube-apiserver and
 kube-controller-manager, built from Go modules by scripts/build-tools.sh.
 
-There is no kubelet and no scheduler, so pods never run: tests read
+There is no kubelet and no scheduler here, so pods never run: tests read
 Deployments, ReplicaSets, Services and ConfigMaps instead. The controller
 manager makes owner-reference garbage collection and Deployment -> ReplicaSet
-real.
+real. tests/support/node.py adds a real node to a control plane of its own.
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class ControlPlane:
     token: str = ""
     kubeconfig: Path = field(default_factory=Path)
     processes: list[ManagedProcess] = field(default_factory=list)
+    # Extra kube-apiserver flags (the node fixture's plane manages the `kubernetes` endpoints itself).
+    apiserver_args: list[str] = field(default_factory=list)
 
     @property
     def ca_file(self) -> Path:
@@ -140,6 +142,7 @@ class ControlPlane:
                     "--api-audiences=https://kubernetes.default.svc.cluster.local",
                     "--anonymous-auth=false",
                     "--v=0",
+                    *self.apiserver_args,
                 ],
                 name="kube-apiserver",
             )
@@ -156,6 +159,8 @@ class ControlPlane:
                     "--leader-elect=false",
                     "--use-service-account-credentials=false",
                     f"--service-account-private-key-file={sa_key}",
+                    # The CA pods trust (ConfigMap kube-root-ca.crt) for the API server's certificate.
+                    f"--root-ca-file={self.ca_file}",
                     "--controllers=*,-nodeipam,-nodelifecycle,-service-lb-controller,-cloud-node-lifecycle",
                     "--bind-address=127.0.0.1",
                     f"--secure-port={free_port()}",
@@ -215,9 +220,9 @@ class ControlPlane:
         self.processes.clear()
 
 
-def start_control_plane() -> ControlPlane:
+def start_control_plane(apiserver_args: list[str] | None = None) -> ControlPlane:
     workdir = Path(tempfile.mkdtemp(prefix="mcp-kube-"))
-    plane = ControlPlane(workdir=workdir)
+    plane = ControlPlane(workdir=workdir, apiserver_args=list(apiserver_args or []))
     try:
         plane.start()
     except BaseException:
