@@ -35,8 +35,7 @@ MAX_CACHED_QUERIES = 4_096
 def available() -> str | None:
     """None when the semantic ranking can run here, else why not (with the install command)."""
     try:
-        import numpy  # noqa: F401
-
+        # encoder.py first: it limits BLAS threads before NumPy loads (a later import cannot).
         from mcp_gateway.discovery.encoder import model_dir
 
         model_dir()
