@@ -166,14 +166,21 @@ build_images() {
   "$here/build-images.sh" --local-bases --save "$cache/images/archives"
 }
 
+# Stable names for the tests: symlinks to the pinned versions, made after each target so a
+# test waiting for one tool does not wait for the targets after it.
+link_tools() {
+  local tools=(etcd:$ETCD_VERSION helm:$HELM_VERSION coredns:$COREDNS_VERSION pause:$PAUSE_VERSION
+    promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION) tool name version
+  for name in "${KUBE_CONTROL[@]}" "${KUBE_NODE[@]}"; do tools+=("$name:$KUBERNETES_VERSION"); done
+  for tool in "${tools[@]}"; do
+    name=${tool%%:*} version=${tool#*:}
+    if [[ -x $bin/$name-$version ]]; then ln -sf "$name-$version" "$bin/$name"; fi
+  done
+}
+
 # Keycloak first: a download plus a short build, so its tests need not wait for the Go builds.
 targets=${*:-keycloak kubernetes etcd helm prometheus node coredns pause images}
-for t in $targets; do "build_$t"; done
-# Stable names for the tests: symlinks to the pinned versions.
-tools=(etcd:$ETCD_VERSION helm:$HELM_VERSION coredns:$COREDNS_VERSION pause:$PAUSE_VERSION
-  promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION)
-for name in "${KUBE_CONTROL[@]}" "${KUBE_NODE[@]}"; do tools+=("$name:$KUBERNETES_VERSION"); done
-for tool in "${tools[@]}"; do
-  name=${tool%%:*} version=${tool#*:}
-  [[ -x $bin/$name-$version ]] && ln -sf "$name-$version" "$bin/$name"
+for t in $targets; do
+  "build_$t"
+  link_tools
 done

@@ -61,6 +61,9 @@ IMAGE_ARCHIVES = CACHE / "images" / "archives"
 # containers and state do not (stop() deletes them, start() deletes any a crash left).
 CONTAINERD_ROOT = CACHE / "node" / "containerd"
 COMPONENTS = ("gateway", "operator", "adapter")
+# Kernel settings the kubelet rewrites at start (protectKernelDefaults: false, which this
+# machine needs); saved before and written back at stop, so the host keeps its own.
+KUBELET_SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops")
 
 
 def run(cmd: list[str], *, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -321,6 +324,7 @@ class Node:
     forwarder: Forwarder | None = None
     socket: Path = field(default_factory=Path)
     netns_before: set[str] = field(default_factory=set)
+    sysctls_before: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -347,7 +351,9 @@ class Node:
         self.timings["images"] = time.monotonic() - begin
 
         started = time.monotonic()
+        _refuse_another_node()
         _remove_host_network()  # left over by an interrupted run
+        self.sysctls_before = {name: _sysctl(name) for name in KUBELET_SYSCTLS}
         self.netns_before = _netns()
         _make_host_network()
         self.plane = start_control_plane(apiserver_args=["--endpoint-reconciler-type=none"])
@@ -545,6 +551,8 @@ class Node:
         for name in _netns() - self.netns_before:
             run(["ip", "netns", "delete", name], check=False)
         _remove_host_network()
+        for name, value in self.sysctls_before.items():
+            run(["sysctl", "-q", "-w", f"{name}={value}"], check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.timings["stop"] = time.monotonic() - begin
         self._record_timings()
@@ -585,6 +593,22 @@ class Node:
             parts = snapshot.split()
             if len(parts) == 3 and parts[2] == "Active":
                 self.ctr("snapshots", "--snapshotter", "native", "remove", parts[0], check=False)
+
+
+def _sysctl(name: str) -> str:
+    return Path("/proc/sys", *name.split(".")).read_text().strip()
+
+
+def _refuse_another_node() -> None:
+    """Kubernetes' own chains without this fixture's bridge: a real node runs here; leave it alone."""
+    if (
+        not Path(f"/sys/class/net/{BRIDGE}").exists()
+        and "-N KUBE-SERVICES" in run(["iptables", "-t", "nat", "-S"]).stdout
+    ):
+        raise RuntimeError(
+            "this machine already runs a Kubernetes node (iptables chain KUBE-SERVICES exists): "
+            "the pod tests' node would replace its rules; run them on a machine of their own (CI)"
+        )
 
 
 def _netns() -> set[str]:
