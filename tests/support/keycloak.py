@@ -11,6 +11,7 @@ users alice (groups admins, dev) and bob (dev).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -42,7 +43,7 @@ _KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
 
 @dataclass
 class Keycloak:
-    process: ManagedProcess
+    process: ManagedProcess | None  # None: one this session did not start
     base: str
     started_seconds: float
 
@@ -67,8 +68,8 @@ class Keycloak:
     ) -> dict[str, Any]:
         """A token response for `user` by password grant (the tests' shortcut past the login form)."""
         client_id, secret = client
-        form = {"grant_type": "password", "client_id": client_id, "client_secret": secret, "scope": scope}
-        form |= {"username": user, "password": PASSWORDS[user]}
+        form = {"grant_type": "password", "client_id": client_id, "client_secret": secret}
+        form |= {"username": user, "password": PASSWORDS[user]} | ({"scope": scope} if scope else {})
         response = httpx.post(self.token_url, data=form, timeout=30)
         response.raise_for_status()
         return dict(response.json())
@@ -116,7 +117,8 @@ class Keycloak:
                 admin.delete(f"/{REALM}/components/{component['id']}").raise_for_status()
 
     def stop(self) -> None:
-        self.process.stop(grace=20)
+        if self.process is not None:
+            self.process.stop(grace=20)
 
 
 def start_keycloak(spawned: list[ManagedProcess] | None = None) -> Keycloak:
@@ -171,7 +173,14 @@ def start_in_background() -> None:
 
 
 def session_keycloak() -> Keycloak:
-    """The session's Keycloak, waiting for its start-up."""
+    """The session's Keycloak, waiting for its start-up.
+
+    MCP_TEST_KEYCLOAK_URL names one already running with the test realm (a developer's shortcut
+    past the start-up while iterating on these tests; e.g. from `python -m tests.support.keycloak`).
+    """
+    running = os.environ.get("MCP_TEST_KEYCLOAK_URL")
+    if running:
+        return Keycloak(None, running.rstrip("/"), 0.0)
     start_in_background()
     assert _session is not None
     return _session.result(timeout=READY_SECONDS + 60)
@@ -199,3 +208,13 @@ def _wait_ready(url: str, process: ManagedProcess) -> None:
             pass
         time.sleep(1)
     raise TimeoutError(f"Keycloak was not ready within {READY_SECONDS}s")
+
+
+if __name__ == "__main__":
+    # Keycloak with the test realm until Ctrl-C; then MCP_TEST_KEYCLOAK_URL=<printed URL> pytest ...
+    provider = start_keycloak()
+    print(f"MCP_TEST_KEYCLOAK_URL={provider.base}  (ready after {provider.started_seconds:.0f} s)", flush=True)
+    try:
+        threading.Event().wait()
+    finally:
+        provider.stop()
