@@ -75,13 +75,13 @@ def test_every_alert_fires_in_promtool_unit_tests(tmp_path: Path) -> None:
 
 def test_thresholds_and_labels_come_from_values(tmp_path: Path) -> None:
     rule = rendered_rules(
-        "monitoring.prometheusRule.thresholds.p99LatencySeconds=7.5",
+        "monitoring.prometheusRule.thresholds.p99LatencySeconds=7",
         "monitoring.prometheusRule.for.database=9m",
         "monitoring.prometheusRule.alertLabels.team=platform",
         "monitoring.prometheusRule.labels.release=prometheus",
     )
     rules = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
-    assert rules["McpGatewayHighLatency"]["expr"].rstrip().endswith("> 7.5")
+    assert rules["McpGatewayHighLatency"]["expr"].rstrip().endswith("> 7")
     assert rules["McpGatewayDatabaseUnavailable"]["for"] == "9m"
     assert all(r["labels"]["team"] == "platform" for r in rules.values())
     assert rule["metadata"]["labels"]["release"] == "prometheus"
@@ -89,7 +89,7 @@ def test_thresholds_and_labels_come_from_values(tmp_path: Path) -> None:
 
 def test_a_raised_threshold_silences_its_alert_in_the_unit_tests(tmp_path: Path) -> None:
     """The unit tests can fail: with p99LatencySeconds above the test's 4.96 s, its latency case does."""
-    write_rules(tmp_path, rendered_rules("monitoring.prometheusRule.thresholds.p99LatencySeconds=7.5"))
+    write_rules(tmp_path, rendered_rules("monitoring.prometheusRule.thresholds.p99LatencySeconds=7"))
     shutil.copy(ALERT_TESTS, tmp_path / ALERT_TESTS.name)
     result = promtool("test", "rules", ALERT_TESTS.name, cwd=tmp_path)
     output = result.stdout + result.stderr
