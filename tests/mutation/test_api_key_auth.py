@@ -120,3 +120,37 @@ async def test_a_key_opens_only_its_tenants_and_listed_profiles() -> None:
     assert other_tenant.status == 403
     record.profiles = []
     assert (await auth.authenticate(profile("prod"), bearer(key), "")).caller == f"key:{record.id}"
+
+
+def test_the_admin_api_sees_every_field_but_the_hash() -> None:
+    created = datetime(2026, 12, 1, tzinfo=UTC)
+    record = ApiKeyRecord(
+        "id-1", "abcdef012345", "h", "acme", ["dev"], "ci", created + timedelta(days=1), None, created
+    )
+    assert record.public() == {
+        "id": "id-1",
+        "prefix": "abcdef012345",
+        "tenant": "acme",
+        "profiles": ["dev"],
+        "name": "ci",
+        "expiresAt": "2026-12-02T00:00:00+00:00",
+        "revokedAt": None,
+        "createdAt": "2026-12-01T00:00:00+00:00",
+    }
+
+
+def test_a_new_key_carries_32_random_bytes_and_its_record_the_given_attributes() -> None:
+    expires = datetime(2027, 1, 1, tzinfo=UTC)
+    key, record = new_key(HASHER, "acme", ["dev"], expires_at=expires)
+    assert len(key.split("_", 2)[2]) == 43  # token_urlsafe(32)
+    assert (record.name, record.expires_at, record.tenant, record.profiles) == ("", expires, "acme", ["dev"])
+
+
+async def test_an_unknown_profile_is_refused_like_a_key_profile() -> None:
+    auth = Authenticator(MemoryStore(), HASHER)
+    with pytest.raises(AuthFailure) as missing:
+        await auth.unknown_profile(Headers({}))
+    assert (missing.value.status, missing.value.challenge) == (401, 'Bearer realm="mcp-gateway"')
+    with pytest.raises(AuthFailure) as bad:
+        await auth.unknown_profile(Headers({"authorization": "Bearer mcpk_abcdef012345_nope"}))
+    assert (bad.value.status, bad.value.message) == (401, "the API key is not valid")

@@ -158,3 +158,10 @@ async def test_commit_mode_follows_the_setting() -> None:
     cfg = config({"quota": {"daily": 5}}, {"limitsCommit": "sync"})
     await Limiter(store).admit(cfg, cfg.profiles[0], "k", rate=False, charge=True)
     assert store.modes == [False, True]
+
+
+def test_the_store_down_refusal_says_what_happened_and_when_to_retry() -> None:
+    assert str(LimitsUnavailable()) == (
+        "rate limits and quotas cannot be checked: the gateway's database is unreachable; "
+        "retry after 5 s (gateway.limitsWhenStoreDown: closed)"
+    )

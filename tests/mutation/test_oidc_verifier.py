@@ -116,6 +116,23 @@ async def test_jwks_is_cached_and_unknown_kids_refetch_at_most_once_per_interval
         assert own.fetches == before + 1  # past the cache lifetime: fetched again
 
 
+async def test_unusable_jwks_entries_are_skipped_and_named(caplog: pytest.LogCaptureFixture) -> None:
+    with running_issuer("k1") as own:
+        good = own.jwks()["keys"]
+        own.jwks = lambda: {"keys": [{"kid": "broken", "kty": "RSA", "n": "AQAB"}, *good]}  # type: ignore[method-assign]
+        await verifier(own).verify(own.token("k1"))
+        (warning,) = [
+            r.getMessage() for r in caplog.records if r.name == "mcp_gateway.auth.oidc" and r.levelname == "WARNING"
+        ]
+        assert warning.startswith(f"skipping unusable JWKS key broken from {own.url}: ") and not warning.endswith(
+            ": None"
+        )
+        assert len(warning) > len(f"skipping unusable JWKS key broken from {own.url}: ")
+        # A document without keys publishes none (and breaks nothing).
+        own.jwks = lambda: {}  # type: ignore[method-assign]
+        assert "does not publish" in str(await rejected(verifier(own), own.token("k1")))
+
+
 async def test_verifier_serves_only_its_settings(issuer: Issuer) -> None:
     v = verifier(issuer)
     same = OidcSettings.model_validate(oidc_settings(issuer.url))
@@ -139,10 +156,15 @@ def test_which_jwks_urls_are_fetched() -> None:
         assert problem is not None and "must be an https:// URL" in problem and url in problem, url
 
 
-async def test_a_blocked_jwks_url_is_never_fetched(issuer: Issuer) -> None:
+async def test_a_blocked_jwks_url_is_never_fetched(issuer: Issuer, caplog: pytest.LogCaptureFixture) -> None:
     before = issuer.fetches
     loopback = OidcVerifier(OidcSettings.model_validate(oidc_settings(issuer.url)), allow_private_jwks=False)
     assert "does not publish" in str(await rejected(loopback, issuer.token("k1")))
+    blocked = [r for r in caplog.records if getattr(r, "event", None) == "jwks_blocked"]
+    assert [r.getMessage() for r in blocked] == [
+        f"cannot fetch JWKS from {issuer.url}: {jwks_url_problem(issuer.url, False)} (a private or loopback "
+        "issuer needs gateway.allowPrivateJwks: true in the routing config)"
+    ]
     https_private = issuer.url.replace("http://", "https://")
     guarded = OidcVerifier(OidcSettings.model_validate(oidc_settings(https_private)), allow_private_jwks=False)
     assert "does not publish" in str(await rejected(guarded, issuer.token("k1")))

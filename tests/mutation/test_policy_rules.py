@@ -70,3 +70,14 @@ def test_the_cache_reuses_a_policy_until_the_profile_changes() -> None:
     assert cache.of(changed) is renewed
     cache.clear()
     assert cache.of(changed) is not renewed
+
+
+def test_a_renamed_tool_is_judged_under_both_names() -> None:
+    policy = make(tools=Rules(allow=["pub_*"], deny=["*_admin"]))
+    assert policy.allows_renamed_tool("pub_search", "search")  # allowed under its exposed name
+    assert policy.allows_renamed_tool("search", "pub_search")  # ... or its real one
+    assert not policy.allows_renamed_tool("find", "search")  # under neither
+    assert not policy.allows_renamed_tool("pub_tool", "tool_admin")  # denied under either
+    assert not policy.allows_renamed_tool("tool_admin", "pub_tool")
+    open_policy = make(tools=Rules(allow=[], deny=["rm"]))
+    assert open_policy.allows_renamed_tool("x", "y") and not open_policy.allows_renamed_tool("x", "rm")
