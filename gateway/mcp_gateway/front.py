@@ -217,7 +217,12 @@ class McpFront:
             return method
         session_headers, info = session
         if info is not None:
-            answered = await session_request(self.gw, info, scope["method"], message)
+            # Policy rules judging a `resources/subscribe` read the caller from `current_call`.
+            token = current_call.set(CallContext(config, profile, principal, info, message))
+            try:
+                answered = await session_request(self.gw, info, scope["method"], message)
+            finally:
+                current_call.reset(token)
             if answered is not None:
                 await answered(scope, receive, send)
                 return method

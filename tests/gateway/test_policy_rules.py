@@ -269,3 +269,35 @@ async def test_a_running_gateway_keeps_its_last_good_rules_when_a_rule_does_not_
                 break
         assert asyncio.get_running_loop().time() < deadline + 20
         await asyncio.sleep(0.3)
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_resource_subscriptions_are_judged_for_the_caller(
+    spawn: Spawn, feature_module: str, tmp_path: Path, issuer: Issuer
+) -> None:
+    """Handshake-era `resources/subscribe` is answered before the request reaches the backend; its
+    rule check must still see the caller: bob may not subscribe to what is hidden from him, alice may."""
+    rules = [
+        {"name": "no-binary-for-bob", "effect": "deny", "kinds": ["resource"],
+         "when": 'caller.subject == "sub:bob" && name.endsWith("binary")'},
+        {"name": "carol-only-text", "effect": "deny", "when": 'claims.sub == "carol" && name.endsWith("binary")',
+         "kinds": ["resource"]},
+    ]  # fmt: skip
+    auth = {"mode": "oidc", "oidc": oidc_settings(issuer.url)}
+    config = write_config(
+        tmp_path / "routing.yaml",
+        {
+            "gateway": {"allowPrivateJwks": True},
+            "tenants": [{"id": "acme"}],
+            "profiles": [profile("subs", "acme", [("feat", feature_module)], auth=auth, policy={"rules": rules})],
+        },
+    )
+    gw = start_gateway(spawn, config, name="gw-rules-subs")
+    async with mcp_client(gw.url("subs"), bearer(issuer, sub="bob"), mode="legacy") as client:
+        assert "test://static-binary" not in {str(r.uri) for r in (await client.list_resources()).resources}
+        with pytest.raises(MCPError) as refused:
+            await client.subscribe_resource("test://static-binary")
+        assert refused.value.error.code in (FORBIDDEN, -32602)
+        await client.subscribe_resource("test://static-text")
+    async with mcp_client(gw.url("subs"), bearer(issuer, sub="alice"), mode="legacy") as client:
+        await client.subscribe_resource("test://static-binary")  # claims.sub is readable: not fail-closed
