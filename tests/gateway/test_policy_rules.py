@@ -78,6 +78,14 @@ def gateway(
                     policy={"rules": RULES},
                     discovery={"mode": "search"},
                 ),
+                profile(
+                    "hybrid",
+                    "acme",
+                    [("feat", feature_module)],
+                    auth=auth,
+                    policy={"rules": RULES},
+                    discovery={"mode": "hybrid"},
+                ),
             ],
         },
     )
@@ -171,6 +179,17 @@ async def test_discovery_meta_tools_respect_the_rules(gateway: GatewayProc, issu
         with pytest.raises(MCPError) as refused:
             await client.call_tool("call_tool", {"name": "add", "arguments": {"a": 500, "b": 2}})
         assert_explained(refused.value, "small-sums-only")
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_the_hybrid_full_list_respects_the_rules(gateway: GatewayProc, issuer: Issuer, mode: str) -> None:
+    """`hybrid`'s full list (`?tools=all`) is the ordinary list: filtered for each caller too."""
+    url = gateway.url("hybrid") + "?tools=all"
+    async with mcp_client(url, bearer(issuer, sub="bob", groups=["interns"]), mode=mode) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert "echo" in tools and "add" not in tools and "search_tools" not in tools
+    async with mcp_client(url, bearer(issuer, sub="alice"), mode=mode) as client:
+        assert {"add", "echo"} <= {t.name for t in (await client.list_tools()).tools}
 
 
 def test_a_rule_that_does_not_compile_never_reaches_the_gateway(
