@@ -15,6 +15,7 @@ from tests.support import postgres
 from tests.support.keycloak import Keycloak
 from tests.support.kube import ControlPlane, start_control_plane
 from tests.support.processes import ManagedProcess, start_process
+from tests.support.tools import wait_for_background_build
 
 # Tests that need a tool built from Go modules (kube-apiserver, helm, ...) or another
 # late-built part. They run last so `make test` can build those tools in the background
@@ -40,6 +41,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     keycloak_support.stop_session_keycloak()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """A late test waits for the background build here, before pytest-timeout's timer starts: the
+    build may outlast one test's timeout, and a session fixture (kube) failing once errors them all."""
+    if _needs_late_tools(item):
+        wait_for_background_build()
+    yield
 
 
 def _in_thread(fn: Callable[[], Any]) -> Any:

@@ -220,10 +220,16 @@ class McpFront:
             return method
         session_headers, info = session
         if info is not None:
-            answered = await session_request(self.gw, info, scope["method"], message)
-            if answered is not None:
-                await answered(scope, receive, send)
-                return method
+            # Policy rules read the caller from `current_call`: on `resources/subscribe`, and on the
+            # GET stream, which holds the session's upstream subscriptions as its caller.
+            token = current_call.set(CallContext(config, profile, principal, info, message))
+            try:
+                answered = await session_request(self.gw, info, scope["method"], message)
+                if answered is not None:
+                    await answered(scope, receive, send)
+                    return method
+            finally:
+                current_call.reset(token)
 
         if message is not None and "method" in message and known_version:
             if profile.discovery.mode != "off":  # discovery/serve.py: meta-tools answered or rewritten

@@ -36,6 +36,8 @@ from tests.gateway.support import (
 pytestmark = pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
 WAIT = 10.0
 WATCHED = "test://watched-resource"
+# Admits the profile's own callers' resources (each request's caller has tenant "acme").
+TENANT_RULE = [{"name": "acme-only", "effect": "allow", "when": 'caller.tenant == "acme"', "kinds": ["resource"]}]
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +52,7 @@ def routing_doc(adapter_url: str) -> dict[str, Any]:
         "profiles": [
             profile("open", "acme", [("ad", adapter_url)], auth={"mode": "none"}),
             profile("other", "acme", [("ad", adapter_url)], auth={"mode": "none"}),
+            profile("ruled", "acme", [("ad", adapter_url)], auth={"mode": "none"}, policy={"rules": TENANT_RULE}),
         ],
     }
 
@@ -146,6 +149,22 @@ async def test_handshake_sessions_get_list_changes_and_their_resource_updates(ga
         await actor.call_tool("remove_tool", {"name": "dyn_handshake"})
         await asyncio.sleep(1.0)
         assert not [m for m in watcher.messages[count:] if isinstance(m, types.ResourceUpdatedNotification)]
+
+
+async def test_a_subscription_admitted_by_policy_rules_gets_its_updates(gateway: GatewayProc) -> None:
+    """The session's notification stream holds the upstream subscription as the session's caller,
+    so a resource the CEL rules admit for that caller is watched upstream (not judged anonymously)."""
+    watcher = Inbox()
+    async with (
+        mcp_client(gateway.url("ruled"), message_handler=watcher) as watching,
+        mcp_client(gateway.url("open"), mode=MODERN) as actor,
+    ):
+        await watching.subscribe_resource(WATCHED)
+        updated = await until_seen(
+            lambda: actor.call_tool("update_resource", {"text": "for the ruled watcher"}),
+            lambda: watcher.wait_for(types.ResourceUpdatedNotification),
+        )
+        assert str(updated.params.uri) == WATCHED
 
 
 async def test_modern_listen_gets_list_changes_and_resource_updates(gateway: GatewayProc) -> None:

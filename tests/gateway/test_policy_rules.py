@@ -78,6 +78,14 @@ def gateway(
                     policy={"rules": RULES},
                     discovery={"mode": "search"},
                 ),
+                profile(
+                    "hybrid",
+                    "acme",
+                    [("feat", feature_module)],
+                    auth=auth,
+                    policy={"rules": RULES},
+                    discovery={"mode": "hybrid"},
+                ),
             ],
         },
     )
@@ -171,6 +179,17 @@ async def test_discovery_meta_tools_respect_the_rules(gateway: GatewayProc, issu
         with pytest.raises(MCPError) as refused:
             await client.call_tool("call_tool", {"name": "add", "arguments": {"a": 500, "b": 2}})
         assert_explained(refused.value, "small-sums-only")
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_the_hybrid_full_list_respects_the_rules(gateway: GatewayProc, issuer: Issuer, mode: str) -> None:
+    """`hybrid`'s full list (`?tools=all`) is the ordinary list: filtered for each caller too."""
+    url = gateway.url("hybrid") + "?tools=all"
+    async with mcp_client(url, bearer(issuer, sub="bob", groups=["interns"]), mode=mode) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert "echo" in tools and "add" not in tools and "search_tools" not in tools
+    async with mcp_client(url, bearer(issuer, sub="alice"), mode=mode) as client:
+        assert {"add", "echo"} <= {t.name for t in (await client.list_tools()).tools}
 
 
 def test_a_rule_that_does_not_compile_never_reaches_the_gateway(
@@ -269,3 +288,35 @@ async def test_a_running_gateway_keeps_its_last_good_rules_when_a_rule_does_not_
                 break
         assert asyncio.get_running_loop().time() < deadline + 20
         await asyncio.sleep(0.3)
+
+
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
+async def test_resource_subscriptions_are_judged_for_the_caller(
+    spawn: Spawn, feature_module: str, tmp_path: Path, issuer: Issuer
+) -> None:
+    """Handshake-era `resources/subscribe` is answered before the request reaches the backend; its
+    rule check must still see the caller: bob may not subscribe to what is hidden from him, alice may."""
+    rules = [
+        {"name": "no-binary-for-bob", "effect": "deny", "kinds": ["resource"],
+         "when": 'caller.subject == "sub:bob" && name.endsWith("binary")'},
+        {"name": "carol-only-text", "effect": "deny", "when": 'claims.sub == "carol" && name.endsWith("binary")',
+         "kinds": ["resource"]},
+    ]  # fmt: skip
+    auth = {"mode": "oidc", "oidc": oidc_settings(issuer.url)}
+    config = write_config(
+        tmp_path / "routing.yaml",
+        {
+            "gateway": {"allowPrivateJwks": True},
+            "tenants": [{"id": "acme"}],
+            "profiles": [profile("subs", "acme", [("feat", feature_module)], auth=auth, policy={"rules": rules})],
+        },
+    )
+    gw = start_gateway(spawn, config, name="gw-rules-subs")
+    async with mcp_client(gw.url("subs"), bearer(issuer, sub="bob"), mode="legacy") as client:
+        assert "test://static-binary" not in {str(r.uri) for r in (await client.list_resources()).resources}
+        with pytest.raises(MCPError) as refused:
+            await client.subscribe_resource("test://static-binary")
+        assert refused.value.error.code in (FORBIDDEN, -32602)
+        await client.subscribe_resource("test://static-text")
+    async with mcp_client(gw.url("subs"), bearer(issuer, sub="alice"), mode="legacy") as client:
+        await client.subscribe_resource("test://static-binary")  # claims.sub is readable: not fail-closed
