@@ -18,6 +18,14 @@ export GOFLAGS=-buildvcs=false CGO_ENABLED=0
 
 log() { echo "build-tools: $*" >&2; }
 
+# gobuild OUT ARGS...: go build into OUT.partial, then rename, so an interrupted build
+# never leaves a truncated binary that a later run would take as cached.
+gobuild() {
+  local out=$1
+  shift
+  go build -trimpath -ldflags=-s -o "$out.partial" "$@" && mv "$out.partial" "$out"
+}
+
 KUBE_CONTROL=(kube-apiserver kube-controller-manager)
 KUBE_NODE=(kubelet kube-proxy kube-scheduler)
 
@@ -57,7 +65,7 @@ build_kube_commands() {
     go get "${packages[@]}"
     for name in "${missing[@]}"; do
       local start=$SECONDS
-      go build -trimpath -ldflags=-s -o "$bin/$name-$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/$name"
+      gobuild "$bin/$name-$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/$name"
       log "$name took $((SECONDS - start)) s"
     done
   )
@@ -90,7 +98,7 @@ build_pause() {
   mkdir -p "$dir"
   cp "$here/pause/main.go" "$dir/main.go"
   printf 'module local/pause\ngo 1.22\n' >"$dir/go.mod"
-  (cd "$dir" && go build -trimpath -ldflags=-s -o "$want" .)
+  (cd "$dir" && gobuild "$want" .)
 }
 
 # etcd's server module also uses local replace lines, so build it the same way.
@@ -103,7 +111,7 @@ build_etcd() {
     cd "$dir"
     printf 'module local/etcdbuild\ngo 1.25\n' >go.mod
     go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-    go build -trimpath -ldflags=-s -o "$bin/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3
+    gobuild "$bin/etcd-$ETCD_VERSION" go.etcd.io/etcd/server/v3
   )
 }
 
@@ -129,7 +137,7 @@ build_prometheus() {
     go get "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION"
     local cmd
     for cmd in promtool prometheus; do
-      go build -tags remove_all_sd -trimpath -ldflags=-s -o "$bin/$cmd-$PROMETHEUS_VERSION" "github.com/prometheus/prometheus/cmd/$cmd"
+      gobuild "$bin/$cmd-$PROMETHEUS_VERSION" -tags remove_all_sd "github.com/prometheus/prometheus/cmd/$cmd"
     done
   )
 }
@@ -174,12 +182,17 @@ link_tools() {
   for name in "${KUBE_CONTROL[@]}" "${KUBE_NODE[@]}"; do tools+=("$name:$KUBERNETES_VERSION"); done
   for tool in "${tools[@]}"; do
     name=${tool%%:*} version=${tool#*:}
-    if [[ -x $bin/$name-$version ]]; then ln -sf "$name-$version" "$bin/$name"; fi
+    if [[ -x $bin/$name-$version ]]; then
+      ln -sf "$name-$version" "$bin/$name"
+    else
+      rm -f "$bin/$name" # a link to another version: tests must wait for the pinned one
+    fi
   done
 }
 
 # Keycloak first: a download plus a short build, so its tests need not wait for the Go builds.
 targets=${*:-keycloak kubernetes etcd helm prometheus node coredns pause images}
+link_tools
 for t in $targets; do
   "build_$t"
   link_tools
