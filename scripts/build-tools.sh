@@ -81,11 +81,28 @@ build_prometheus() {
   )
 }
 
-targets=${*:-kubernetes etcd helm prometheus}
+# Jaeger v1's all-in-one (collector with an OTLP/HTTP receiver, in-memory storage, query API):
+# the real trace backend of the tracing tests. The 1.x all-in-one, not the 2.x `cmd/jaeger`
+# (an OpenTelemetry Collector distribution) whose build takes several times longer. The UI's
+# assets are not embedded by a module build (a placeholder page); the tests use the API.
+build_jaeger() {
+  [[ -x $bin/jaeger-all-in-one-$JAEGER_VERSION ]] && return
+  log "building jaeger all-in-one $JAEGER_VERSION"
+  local dir=$cache/build/jaeger-$JAEGER_VERSION
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    printf 'module local/jaegerbuild\ngo 1.23\n' >go.mod
+    go get "github.com/jaegertracing/jaeger/cmd/all-in-one@$JAEGER_VERSION"
+    go build -trimpath -ldflags=-s -o "$bin/jaeger-all-in-one-$JAEGER_VERSION" github.com/jaegertracing/jaeger/cmd/all-in-one
+  )
+}
+
+targets=${*:-kubernetes etcd helm prometheus jaeger}
 for t in $targets; do "build_$t"; done
 # Stable names for the tests: symlinks to the pinned versions.
 for tool in kube-apiserver:$KUBERNETES_VERSION kube-controller-manager:$KUBERNETES_VERSION etcd:$ETCD_VERSION helm:$HELM_VERSION \
-  promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION; do
+  promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION jaeger-all-in-one:$JAEGER_VERSION; do
   name=${tool%%:*} version=${tool#*:}
   [[ -x $bin/$name-$version ]] && ln -sf "$name-$version" "$bin/$name"
 done
