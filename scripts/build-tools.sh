@@ -167,6 +167,23 @@ build_keycloak() {
   ln -sfn "$home/bin/kc.sh" "$bin/keycloak"
 }
 
+# Jaeger v1's all-in-one (collector with an OTLP/HTTP receiver, in-memory storage, query API):
+# the real trace backend of the tracing tests. The 1.x all-in-one, not the 2.x `cmd/jaeger`
+# (an OpenTelemetry Collector distribution) whose build takes several times longer. The UI's
+# assets are not embedded by a module build (a placeholder page); the tests use the API.
+build_jaeger() {
+  [[ -x $bin/jaeger-all-in-one-$JAEGER_VERSION ]] && return
+  log "building jaeger all-in-one $JAEGER_VERSION"
+  local dir=$cache/build/jaeger-$JAEGER_VERSION
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    printf 'module local/jaegerbuild\ngo 1.23\n' >go.mod
+    go get "github.com/jaegertracing/jaeger/cmd/all-in-one@$JAEGER_VERSION"
+    gobuild "$bin/jaeger-all-in-one-$JAEGER_VERSION" github.com/jaegertracing/jaeger/cmd/all-in-one
+  )
+}
+
 # The project's images for the pod tests' node (tests/support/node.py reads the archives),
 # built from local bases, cached by content (scripts/build-images.sh; needs podman and
 # mmdebstrap: scripts/setup-containers.sh). Last: it takes the machine-wide lock.
@@ -178,7 +195,7 @@ build_images() {
 # test waiting for one tool does not wait for the targets after it.
 link_tools() {
   local tools=(etcd:$ETCD_VERSION helm:$HELM_VERSION coredns:$COREDNS_VERSION pause:$PAUSE_VERSION
-    promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION) tool name version
+    promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION jaeger-all-in-one:$JAEGER_VERSION) tool name version
   for name in "${KUBE_CONTROL[@]}" "${KUBE_NODE[@]}"; do tools+=("$name:$KUBERNETES_VERSION"); done
   for tool in "${tools[@]}"; do
     name=${tool%%:*} version=${tool#*:}
@@ -191,9 +208,11 @@ link_tools() {
 }
 
 # Keycloak first: a download plus a short build, so its tests need not wait for the Go builds.
-targets=${*:-keycloak kubernetes etcd helm prometheus node coredns pause images}
+targets=${*:-keycloak kubernetes etcd helm prometheus jaeger node coredns pause images}
 link_tools
 for t in $targets; do
+  started=$SECONDS
   "build_$t"
   link_tools
+  log "$t ready after $((SECONDS - started)) s"
 done
