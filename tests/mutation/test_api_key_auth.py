@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from mcp_gateway.auth import Authenticator, AuthFailure, Principal, _credential
 from mcp_gateway.auth.apikeys import KEY_SCHEME, PREFIX_LEN, ApiKeyRecord, KeyHasher, key_prefix, new_key
+from mcp_gateway.auth.secret_keys import SecretKeyTable
 from mcp_gateway.config import Profile
 from mcp_gateway.store.memory import MemoryStore
 from starlette.datastructures import Headers
@@ -154,3 +155,23 @@ async def test_an_unknown_profile_is_refused_like_a_key_profile() -> None:
     with pytest.raises(AuthFailure) as bad:
         await auth.unknown_profile(Headers({"authorization": "Bearer mcpk_abcdef012345_nope"}))
     assert (bad.value.status, bad.value.message) == (401, "the API key is not valid")
+
+
+async def test_refusals_tell_the_client_what_is_wrong() -> None:
+    store = MemoryStore()
+    auth = Authenticator(store, HASHER)
+    with pytest.raises(AuthFailure) as missing:
+        await auth.unknown_profile(Headers({}))
+    assert missing.value.message == "this profile needs an API key: send 'Authorization: Bearer <key>'"
+    key, record = new_key(HASHER, "acme", [], expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    await store.insert_key(record)
+    with pytest.raises(AuthFailure) as expired:
+        await auth.unknown_profile(Headers({"x-api-key": key}))
+    assert expired.value.message == "the API key is revoked or expired"
+
+
+async def test_keys_from_secrets_open_their_tenants_profiles() -> None:
+    table = SecretKeyTable(HASHER)
+    table.replace("ns/keys", "acme", {"ci": "ci-key-0123456789abcdef"})
+    auth = Authenticator(MemoryStore(), HASHER, table)
+    await auth.unknown_profile(Headers({"x-api-key": "ci-key-0123456789abcdef"}))  # valid: no failure

@@ -100,7 +100,9 @@ def watches() -> Iterator[Callable[..., SecretKeyWatch]]:
             stop.set()
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 20.0) -> None:
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for `check`; the bound stays below WATCH_SECONDS (15 s) so that an edit is seen through
+    its own event, not through the ADDED replay of a re-opened watch."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
