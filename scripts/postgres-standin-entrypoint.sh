@@ -24,4 +24,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   fi
   echo "postgres-standin: created database $database for $user"
 fi
-exec postgres -D "$PGDATA" "$@"
+# /var/run is a fresh tmpfs in some runtimes, without the packaged socket directory.
+sockets=/var/run/postgresql
+[ -d "$sockets" ] && [ -w "$sockets" ] || sockets=/tmp
+exec postgres -D "$PGDATA" -c unix_socket_directories="$sockets" "$@"
