@@ -164,7 +164,7 @@ def test_gateway_image_serves_on_loopback(tmp_path: Path) -> None:
     assert started.returncode == 0, started.stderr
     try:
         ready = wait_json(f"http://127.0.0.1:{port}/readyz", name)
-        assert ready == {"status": "ready", "configGeneration": 1}
+        assert ready == {"status": "ready", "configGeneration": 1, "upstreams": {}}  # no upstreams configured
     finally:
         podman("rm", "-f", name)
 
