@@ -14,7 +14,8 @@
 #                they build FROM their public bases. Also a PostgreSQL stand-in,
 #                localhost/mcp-postgres-standin:15 (Debian's postgresql-15 with the official
 #                image's POSTGRES_* contract, scripts/postgres-standin-entrypoint.sh), for the
-#                Compose test (POSTGRES_IMAGE in deploy/compose/compose.yaml).
+#                Compose test (POSTGRES_IMAGE in deploy/compose/compose.yaml) and the pod tests
+#                (saved as DIR/mcp-postgres.tar with --save).
 # --save DIR     also write each image as an archive DIR/mcp-<component>.tar (OCI with
 #                podman), e.g. for `ctr images import`; unchanged images are not re-saved.
 #
@@ -255,4 +256,8 @@ for component in "${COMPONENTS[@]}"; do
   fi
   [[ -n $SAVE_DIR ]] && save "$component" "$image" "$key"
 done
+# The pod tests run PostgreSQL as a pod (tests/pods/): its stand-in goes to containerd too.
+if $LOCAL_BASES && [[ -n $SAVE_DIR ]]; then
+  save postgres localhost/mcp-postgres-standin:15 "$postgres_key"
+fi
 exit 0

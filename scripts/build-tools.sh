@@ -27,7 +27,7 @@ gobuild() {
 }
 
 KUBE_CONTROL=(kube-apiserver kube-controller-manager)
-KUBE_NODE=(kubelet kube-proxy kube-scheduler)
+KUBE_NODE=(kubelet kube-proxy kube-scheduler kubectl)
 
 # kube_module_dir: a module (in the shared build dir, so the Go build cache is shared by
 # every Kubernetes binary) requiring k8s.io/kubernetes with the staging replace lines.
@@ -75,7 +75,8 @@ build_kube_commands() {
 # module download does not contain; point them at the published v0.x releases instead.
 build_kubernetes() { build_kube_commands "${KUBE_CONTROL[@]}"; }
 
-# The node the pod tests run (tests/support/node.py): kubelet, kube-proxy, kube-scheduler.
+# The node the pod tests run (tests/support/node.py): kubelet, kube-proxy, kube-scheduler, and
+# kubectl for `kubectl apply -k` (tests/pods/test_examples_pods.py).
 build_node() { build_kube_commands "${KUBE_NODE[@]}"; }
 
 # CoreDNS, so pods resolve Service names (the node fixture runs it on the host).

@@ -1,20 +1,16 @@
 """The chart on a real node (tests/support/node.py): `helm install` with the locally built
-images brings the operator and gateway pods to Ready under the chart's own security
-settings; an Upstream becomes an adapter pod running a stdio MCP server; an MCP client on
-the host calls its tool through the gateway's ClusterIP Service (kube-proxy's rules), the
-gateway reaching the adapter by its Service DNS name (CoreDNS).
-
-PostgreSQL: none. The gateway keeps keys in memory with one replica (values.yaml), which is
-what this install uses; the machine's PostgreSQL listens on loopback, which pods cannot reach.
+images brings the operator and two gateway replicas to Ready under the chart's own security
+settings, on PostgreSQL running as a pod (conftest.py); an Upstream becomes an adapter pod
+running a stdio MCP server; an MCP client on the host calls its tool through the gateway's
+ClusterIP Service (kube-proxy's rules), the gateway reaching the adapter by its Service DNS
+name (CoreDNS); the replicas share keys, sessions and audit through PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +20,16 @@ from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 from mcp_types import TextContent
 
-from tests.chart.support import CHART, VALUES_KIND, helm
-from tests.gateway.support import MODERN, mcp_client
+from tests.chart.support import helm
+from tests.gateway.support import LEGACY, MODERN, mcp_client, open_session, rpc, session_ping
+from tests.pods.support import API, GATEWAY_REPLICAS, NAMESPACE, RELEASE, Release, wait_until
 from tests.support.node import Node
 
 # The first test may wait for the background build of the node and the images.
 pytestmark = [pytest.mark.late_tools, pytest.mark.timeout(3600)]
 
-RELEASE = "mcp-gateway"  # the chart's fullname is then the release name
-NAMESPACE = "mcp-system"
 TOOLS_NAMESPACE = "pod-tools"
 TENANT = "pods"
-API = "mcpgateway.dev/v1alpha1"
 # A stdio MCP server run by the adapter image's own Python and MCP SDK: no registry at pod start.
 STDIO_SERVER = """
 import socket
@@ -51,60 +45,6 @@ def echo(text: str) -> str:
 
 mcp.run("stdio")
 """
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 180, explain: Callable[[], str] = str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {timeout:.0f}s\n{explain()}")
-        time.sleep(1)
-
-
-@dataclass
-class Release:
-    node: Node
-    api: Any
-    gateway_url: str  # http://<ClusterIP>:<port> of the gateway Service
-    admin_token: str
-    install_seconds: float
-
-    def pods(self, namespace: str, selector: str = "") -> list[Any]:
-        return list(k8s.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=selector).items)
-
-    def describe(self, namespace: str) -> str:
-        lines = []
-        for pod in self.pods(namespace):
-            statuses = pod.status.container_statuses or []
-            lines.append(f"{pod.metadata.name}: {pod.status.phase} {[(s.name, s.ready, s.state) for s in statuses]}")
-            lines.append(self.node.pod_logs(namespace, pod.metadata.name))
-        return "\n".join(lines)
-
-
-@pytest.fixture(scope="module")
-def release(node: Node) -> Iterator[Release]:
-    started = time.monotonic()
-    install = helm(
-        "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
-        "--values", str(VALUES_KIND),
-        "--set", "gateway.service.type=ClusterIP", "--set", "gateway.service.nodePort=null",
-        "--wait", "--timeout", "4m",
-        kubeconfig=str(node.kubeconfig), timeout=400,
-    )  # fmt: skip
-    with node.api_client() as api:
-        core = k8s.CoreV1Api(api)
-        if install.returncode != 0:
-            logs = [node.pod_logs(NAMESPACE, p.metadata.name) for p in core.list_namespaced_pod(NAMESPACE).items]
-            pytest.fail(f"helm install failed: {install.stderr}\n" + "\n".join(logs))
-        service = core.read_namespaced_service(f"{RELEASE}-gateway", NAMESPACE)
-        port = service.spec.ports[0].port
-        secret = core.read_namespaced_secret(f"{RELEASE}-gateway", NAMESPACE)
-        token = base64.b64decode(secret.data["admin-token"]).decode()
-        yield Release(node, api, f"http://{service.spec.cluster_ip}:{port}", token, time.monotonic() - started)
-    helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", kubeconfig=str(node.kubeconfig), timeout=300)
 
 
 def test_operator_and_gateway_pods_are_ready_under_the_charts_security_settings(release: Release) -> None:
@@ -202,23 +142,11 @@ def tools(release: Release) -> Iterator[str]:
     tenants.delete(name=TENANT)
 
 
-def mint_key(release: Release, name: str) -> dict[str, str]:
-    """An API key of the tenant, minted through the admin API via the gateway's ClusterIP."""
-    minted = httpx.post(
-        f"{release.gateway_url}/admin/v1/tenants/{TENANT}/keys",
-        json={"name": name},
-        headers={"Authorization": f"Bearer {release.admin_token}"},
-        timeout=10,
-    )
-    assert minted.status_code == 201, minted.text
-    return {"Authorization": f"Bearer {minted.json()['key']}"}
-
-
 @pytest.mark.parametrize("mode", ["legacy", MODERN])
 async def test_mcp_client_on_the_host_calls_a_stdio_tool_in_an_adapter_pod(
     release: Release, tools: str, mode: str
 ) -> None:
-    headers = mint_key(release, f"host-{mode}")
+    _, headers = release.mint_key(TENANT, f"host-{mode}")
     async with mcp_client(tools, headers, mode=mode) as client:
         listed = await client.list_tools()
         names = [tool.name for tool in listed.tools]
@@ -233,8 +161,32 @@ async def test_mcp_client_on_the_host_calls_a_stdio_tool_in_an_adapter_pod(
     assert host in adapter_pods and echoed == f"hello from the host ({mode})"
 
 
+async def test_two_gateway_replicas_share_keys_and_sessions_through_postgresql(release: Release, tools: str) -> None:
+    replicas = release.gateway_pod_urls()
+    assert len(replicas) == GATEWAY_REPLICAS, release.describe(NAMESPACE)
+    first, second = (f"{url}/pods-dev/mcp" for url in replicas)
+    key_id, headers = release.mint_key(TENANT, "replicas", base_url=replicas[0])
+    # A key minted on one replica serves on the other (kept in memory, it would get 401 there).
+    async with mcp_client(second, headers, mode=MODERN) as client:
+        name = (await client.list_tools()).tools[0].name
+        result = await client.call_tool(name, {"text": "via the second replica"})
+    assert not result.is_error, result
+    # A handshake session opened on one replica continues on the other.
+    session = open_session(first, headers)
+    assert session_ping(second, session, headers).status_code == 200
+    # Revoked through the second replica: the first refuses the key at once.
+    revoked = httpx.delete(f"{replicas[1]}/admin/v1/keys/{key_id}", headers=release.admin_headers, timeout=10)
+    assert revoked.status_code == 200, revoked.text
+    init = rpc(
+        "initialize", {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    )
+    accept = {"Accept": "application/json, text/event-stream"}
+    refused = httpx.post(first, json=init, headers={**accept, **headers}, timeout=10)
+    assert refused.status_code == 401 and "revoked" in refused.text, refused.text
+
+
 async def test_a_deleted_adapter_pod_is_replaced_and_calls_recover(release: Release, tools: str) -> None:
-    headers = mint_key(release, "faults")
+    _, headers = release.mint_key(TENANT, "faults")
     core = k8s.CoreV1Api(release.api)
     before = [p.metadata.name for p in release.pods(TOOLS_NAMESPACE)]
     assert len(before) == 1, before
@@ -260,42 +212,3 @@ async def test_a_deleted_adapter_pod_is_replaced_and_calls_recover(release: Rele
         assert time.monotonic() < deadline, f"no answer from a new adapter pod; failures: {failures[-3:]}"
         await asyncio.sleep(2)
     assert host in [p.metadata.name for p in release.pods(TOOLS_NAMESPACE)]
-
-
-def test_helm_uninstall_leaves_only_what_the_chart_readme_keeps(release: Release) -> None:
-    result = helm("uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", kubeconfig=str(release.node.kubeconfig))
-    assert result.returncode == 0, result.stderr
-    core = k8s.CoreV1Api(release.api)
-    apps = k8s.AppsV1Api(release.api)
-    coordination = k8s.CoordinationV1Api(release.api)
-    rbac = k8s.RbacAuthorizationV1Api(release.api)
-
-    def leftovers() -> list[str]:
-        found = [f"pod/{p.metadata.name}" for p in release.pods(NAMESPACE)]
-        found += [f"deployment/{d.metadata.name}" for d in apps.list_namespaced_deployment(NAMESPACE).items]
-        found += [f"service/{s.metadata.name}" for s in core.list_namespaced_service(NAMESPACE).items]
-        found += [f"lease/{lease.metadata.name}" for lease in coordination.list_namespaced_lease(NAMESPACE).items]
-        found += [
-            f"configmap/{c.metadata.name}"
-            for c in core.list_namespaced_config_map(NAMESPACE).items
-            if c.metadata.name != "kube-root-ca.crt"
-        ]
-        found += [
-            f"serviceaccount/{a.metadata.name}"
-            for a in core.list_namespaced_service_account(NAMESPACE).items
-            if a.metadata.name != "default"
-        ]
-        found += [f"secret/{s.metadata.name}" for s in core.list_namespaced_secret(NAMESPACE).items]
-        found += [f"role/{r.metadata.name}" for r in rbac.list_namespaced_role(NAMESPACE).items]
-        found += [f"rolebinding/{r.metadata.name}" for r in rbac.list_namespaced_role_binding(NAMESPACE).items]
-        selector = f"app.kubernetes.io/instance={RELEASE}"
-        found += [f"clusterrole/{r.metadata.name}" for r in rbac.list_cluster_role(label_selector=selector).items]
-        found += [
-            f"clusterrolebinding/{r.metadata.name}"
-            for r in rbac.list_cluster_role_binding(label_selector=selector).items
-        ]
-        return sorted(found)
-
-    kept = [f"secret/{RELEASE}-gateway"]  # charts/mcp-gateway/README.md "Uninstall"
-    what = "only the kept Secret left after helm uninstall"
-    wait_until(lambda: leftovers() == kept, what, explain=lambda: str(leftovers()))

@@ -16,7 +16,8 @@ the cluster do not resolve, and nothing leaves the machine.
 
 Images never come from a registry: the pause (sandbox) image is assembled here from the
 static binary build-tools.sh builds, and the project's images are built by
-scripts/build-images.sh --local-bases --save and imported into containerd's k8s.io namespace.
+scripts/build-images.sh --local-bases --save (with the PostgreSQL stand-in, POSTGRES_IMAGE) and
+imported into containerd's k8s.io namespace.
 
 Needs root (a CNI bridge, iptables, mounts); CI runs as root. stop() removes everything the
 node made: pods, their network namespaces, mounts, the bridge and route, iptables chains and
@@ -60,7 +61,9 @@ IMAGE_ARCHIVES = CACHE / "images" / "archives"
 # containerd's image store outlives a run (importing the images takes a minute); its
 # containers and state do not (stop() deletes them, start() deletes any a crash left).
 CONTAINERD_ROOT = CACHE / "node" / "containerd"
-COMPONENTS = ("gateway", "operator", "adapter")
+# The project's images, and the PostgreSQL stand-in the pod tests run as a pod (build-images.sh).
+COMPONENTS = ("gateway", "operator", "adapter", "postgres")
+POSTGRES_IMAGE = "localhost/mcp-postgres-standin:15"
 # Kernel settings the kubelet rewrites at start (protectKernelDefaults: false, which this
 # machine needs); saved before and written back at stop, so the host keeps its own.
 KUBELET_SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops")

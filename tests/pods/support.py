@@ -1,0 +1,109 @@
+"""What the pod tests share: the release on the node (installed once per session by
+conftest.py, with PostgreSQL running as a pod) and small helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from kubernetes import client as k8s
+
+from tests.support.node import POSTGRES_IMAGE, Node
+
+RELEASE = "mcp-gateway"  # the chart's fullname is then the release name
+NAMESPACE = "mcp-system"
+API = "mcpgateway.dev/v1alpha1"
+# PostgreSQL runs as a pod of its own namespace (not the release's: helm uninstall leaves it alone).
+DB_NAMESPACE = "pod-db"
+DB_SECRET = "gateway-database"  # the user's own Secret with the DSN (gateway.database.existingSecret)
+GATEWAY_REPLICAS = 2
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 180, explain: Callable[[], str] = str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {timeout:.0f}s\n{explain()}")
+        time.sleep(1)
+
+
+@dataclass
+class Release:
+    node: Node
+    api: Any
+    gateway_url: str  # http://<ClusterIP>:<port> of the gateway Service
+    admin_token: str
+    install_seconds: float
+
+    def pods(self, namespace: str, selector: str = "") -> list[Any]:
+        return list(k8s.CoreV1Api(self.api).list_namespaced_pod(namespace, label_selector=selector).items)
+
+    def gateway_pod_urls(self) -> list[str]:
+        """http://<pod IP>:8080 of each Ready gateway pod (the host is on the pods' bridge)."""
+        pods = self.pods(NAMESPACE, "app.kubernetes.io/component=gateway")
+        ready = [p for p in pods if p.status.pod_ip and all(s.ready for s in p.status.container_statuses or [False])]
+        return [f"http://{p.status.pod_ip}:8080" for p in ready if p.metadata.deletion_timestamp is None]
+
+    def describe(self, namespace: str) -> str:
+        lines = []
+        for pod in self.pods(namespace):
+            statuses = pod.status.container_statuses or []
+            lines.append(f"{pod.metadata.name}: {pod.status.phase} {[(s.name, s.ready, s.state) for s in statuses]}")
+            lines.append(self.node.pod_logs(namespace, pod.metadata.name))
+        return "\n".join(lines)
+
+    def mint_key(self, tenant: str, name: str, base_url: str | None = None) -> tuple[str, dict[str, str]]:
+        """(key id, headers) of an API key of `tenant`, minted through the admin API (by default via
+        the gateway's ClusterIP; `base_url` names one replica)."""
+        minted = httpx.post(
+            f"{base_url or self.gateway_url}/admin/v1/tenants/{tenant}/keys",
+            json={"name": name},
+            headers=self.admin_headers,
+            timeout=10,
+        )
+        assert minted.status_code == 201, minted.text
+        body = minted.json()
+        return body["id"], {"Authorization": f"Bearer {body['key']}"}
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+
+def postgres_objects(password: str) -> tuple[k8s.V1Pod, k8s.V1Service]:
+    """PostgreSQL from the locally built stand-in image (the official image's POSTGRES_* contract),
+    as a pod with its data in the container's own layer: the tests need it for one session."""
+    labels = {"app": "postgres"}
+    container = k8s.V1Container(
+        name="postgres",
+        image=POSTGRES_IMAGE,
+        image_pull_policy="Never",
+        env=[
+            k8s.V1EnvVar(name="POSTGRES_USER", value="mcp"),
+            k8s.V1EnvVar(name="POSTGRES_PASSWORD", value=password),
+            k8s.V1EnvVar(name="POSTGRES_DB", value="mcp_gateway"),
+        ],
+        ports=[k8s.V1ContainerPort(container_port=5432)],
+        readiness_probe=k8s.V1Probe(
+            _exec=k8s.V1ExecAction(command=["pg_isready", "-h", "127.0.0.1", "-U", "mcp", "-d", "mcp_gateway"]),
+            period_seconds=1,
+        ),
+        security_context=k8s.V1SecurityContext(
+            allow_privilege_escalation=False, capabilities=k8s.V1Capabilities(drop=["ALL"])
+        ),
+    )
+    pod = k8s.V1Pod(
+        metadata=k8s.V1ObjectMeta(name="postgres", labels=labels),
+        spec=k8s.V1PodSpec(containers=[container], termination_grace_period_seconds=1),
+    )
+    service = k8s.V1Service(
+        metadata=k8s.V1ObjectMeta(name="postgres"),
+        spec=k8s.V1ServiceSpec(selector=labels, ports=[k8s.V1ServicePort(port=5432, target_port=5432)]),
+    )
+    return pod, service
