@@ -109,11 +109,13 @@ def policy(data: dict[str, Any]) -> str:
         for p in points
     ]
     header = ["profile", "conc", "p50 ms", "p99 ms", "calls/s", "err", "gateway CPU ms/call"]
-    out = _table("tools/call without and with a 20-rule CEL policy", header, rows)
+    turns = data.get("turns", 1)
+    out = _table(f"tools/call without and with a 20-rule CEL policy (medians of {turns} turns)", header, rows)
     a = data["added"]
+    cpu_c1 = a.get("added_gateway_cpu_ms_per_call_c1")
     out += (
         f"\n  added by the rules: p50 {a['added_p50_ms_c1']} ms (c=1), {a['added_ms_per_call_c16']} ms per call "
-        f"(c=16), gateway CPU {a['added_gateway_cpu_ms_per_call_c16']} ms per call"
+        f"(c=16), gateway CPU {cpu_c1} ms per call (c=1), {a['added_gateway_cpu_ms_per_call_c16']} ms (c=16)"
     )
     ip = data["in_process"]
     return out + (

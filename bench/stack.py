@@ -145,10 +145,10 @@ class Gateway:
     def url(self, profile: str) -> str:
         return f"{self.base}/{profile}/mcp"
 
-    def mint_key(self, tenant: str, profiles: list[str]) -> str:
+    def mint_key(self, tenant: str, profiles: list[str], labels: dict[str, str] | None = None) -> str:
         response = httpx.post(
             f"{self.base}/admin/v1/tenants/{tenant}/keys",
-            json={"name": "bench", "profiles": profiles},
+            json={"name": "bench", "profiles": profiles, "labels": labels or {}},
             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
             timeout=10,
         )

@@ -13,10 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from mcp_gateway.auth.apikeys import new_key
+from mcp_gateway.auth import Principal
+from mcp_gateway.auth.apikeys import check_labels, new_key
 from mcp_gateway.catalog import principal_from_claims, tool_catalog
 from mcp_gateway.discovery.meta import DiscoveryError
 from mcp_gateway.discovery.serve import operator_search
@@ -32,6 +33,14 @@ class KeyCreate(BaseModel):
         default_factory=list, description="Profiles the key may open; empty = all of the tenant's"
     )
     expires_in_seconds: int | None = Field(default=None, gt=0)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels policy rules read as key.labels (e.g. team: payments)"
+    )
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        return check_labels(labels)
 
 
 class CallerPreview(BaseModel):
@@ -136,16 +145,36 @@ async def profile_tools_as(profile_id: str, body: CallerPreview, gateway: Admin)
     return {"profile": profile_id, "tenant": profile.tenant, "caller": caller.caller, "rules": rules, "tools": tools}
 
 
-@router.get("/profiles/{profile_id}/tools/search", summary="Rank a profile's tools for a query (as search_tools)")
+@router.get("/profiles/{profile_id}/tools/search", summary="Rank a profile's tools for a query (operator view)")
 async def profile_tool_search(
     profile_id: str, gateway: Admin, q: str = "", limit: Annotated[int, Query(ge=1, le=50)] = 10
 ) -> dict[str, Any]:
-    """The tools a caller of the profile would find with `search_tools` (policy applied), whatever its mode."""
+    """The tools `search_tools` finds on the profile through its globs, whatever its mode: the operator's
+    view, without per-caller CEL rules (there is no caller). `POST .../tools/search/as` is a caller's view."""
+    return await _search(gateway, profile_id, q, limit, None)
+
+
+@router.post("/profiles/{profile_id}/tools/search/as", summary="What search_tools would answer a caller")
+async def profile_tool_search_as(
+    profile_id: str,
+    body: CallerPreview,
+    gateway: Admin,
+    q: str = "",
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> dict[str, Any]:
+    """The tools a caller with these claims would find with `search_tools`: globs, then its CEL rules."""
+    profile = gateway.holder.config.profile(profile_id)
+    caller = principal_from_claims(profile, body.claims) if profile is not None else None
+    found = await _search(gateway, profile_id, q, limit, caller)
+    return found | {"caller": caller.caller if caller else None}
+
+
+async def _search(gateway: Gateway, profile_id: str, q: str, limit: int, caller: Principal | None) -> dict[str, Any]:
     profile = gateway.holder.config.profile(profile_id)
     if profile is None:
         raise HTTPException(404, f"unknown profile {profile_id!r}")
     try:
-        found = await operator_search(gateway, profile, q, min(limit, profile.discovery.max_results))
+        found = await operator_search(gateway, profile, q, min(limit, profile.discovery.max_results), caller)
     except DiscoveryError as exc:
         raise HTTPException(400, str(exc)) from None
     return {"profile": profile_id, "mode": profile.discovery.mode, "query": q, **found}
@@ -165,7 +194,7 @@ async def create_key(tenant_id: str, body: KeyCreate, gateway: Admin) -> dict[st
     if foreign:
         raise HTTPException(422, f"profiles {foreign} do not belong to tenant {tenant_id!r}")
     expires = datetime.now(UTC) + timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds else None
-    key, record = new_key(gateway.authenticator.hasher, tenant_id, body.profiles, body.name, expires)
+    key, record = new_key(gateway.authenticator.hasher, tenant_id, body.profiles, body.name, expires, body.labels)
     await gateway.store.insert_key(record)
     return {**record.public(), "key": key}
 

@@ -44,4 +44,7 @@ def principal_from_claims(profile: Profile, claims: Mapping[str, Any]) -> Princi
     sub = claims.get("sub")
     if isinstance(sub, str) and sub:
         return Principal("oidc", profile.tenant, f"sub:{sub}", tuple(scopes_of(dict(claims))), claims=dict(claims))
+    key_id = claims.get("keyId")
+    if isinstance(key_id, str) and key_id:  # an API key's attributes: keyId, keyName, keyLabels
+        return Principal("apiKey", profile.tenant, f"key:{key_id}", claims=dict(claims))
     return Principal("none", profile.tenant, "anonymous", claims=dict(claims))

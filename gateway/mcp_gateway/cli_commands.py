@@ -44,7 +44,10 @@ def add_commands(sub: Any) -> None:
     create = key_sub.add_parser("create", help="mint a key (the secret is shown once)")
     create.add_argument("--tenant", required=True)
     create.add_argument("--profile", action="append", default=[], help="restrict to this profile (repeatable)")
-    create.add_argument("--name", default="", help="a label for the key")
+    create.add_argument("--name", default="", help="a name for the key")
+    create.add_argument(
+        "--label", action="append", default=[], metavar="NAME=VALUE", help="a label policy rules read (repeatable)"
+    )
     create.add_argument("--expires-in", help="lifetime, e.g. 3600, 90m, 12h, 30d (default: never)")
     listing = key_sub.add_parser("list", help="list a tenant's keys (prefix and metadata only)")
     listing.add_argument("--tenant", required=True)
@@ -167,8 +170,20 @@ def _duration(text: str | None) -> int | None:
     return int(match.group(1)) * _UNIT[match.group(2)]
 
 
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"--label {pair!r}: use NAME=VALUE, e.g. --label team=payments")
+        labels[name.strip()] = value
+    return labels
+
+
 def cmd_keys_create(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"name": args.name, "profiles": args.profile}
+    if args.label:
+        body["labels"] = _labels(args.label)
     if (seconds := _duration(args.expires_in)) is not None:
         body["expiresInSeconds"] = seconds
     status, data = _call(args, "POST", f"/tenants/{args.tenant}/keys", body)
@@ -180,6 +195,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     print(f"Created API key {data['id']} for tenant {args.tenant}")
     print(f"  profiles: {', '.join(data.get('profiles') or []) or 'all of the tenant'}")
     print(f"  expires:  {data.get('expiresAt') or 'never'}")
+    if data.get("labels"):
+        print(f"  labels:   {_label_text(data['labels'])}")
     print(f"\n  {data['key']}\n")
     print("Store it now: the gateway keeps only a hash and cannot show it again.", file=sys.stderr)
     return 0
@@ -209,11 +226,16 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             ",".join(k.get("profiles") or []) or "*",
             _state(k),
             (k.get("expiresAt") or "never")[:19],
+            _label_text(k.get("labels") or {}) or "-",
         ]
         for k in data
     ]
-    _table(rows, ["ID", "PREFIX", "NAME", "PROFILES", "STATE", "EXPIRES"])
+    _table(rows, ["ID", "PREFIX", "NAME", "PROFILES", "STATE", "EXPIRES", "LABELS"])
     return 0
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    return ",".join(f"{name}={value}" for name, value in labels.items())
 
 
 def _state(key: dict[str, Any]) -> str:
@@ -301,14 +323,20 @@ def _status_as(tool: dict[str, Any]) -> str:
 
 def _search_tools(args: argparse.Namespace) -> int:
     query = urlencode({"q": args.search, "limit": args.limit})
-    status, data = _call(args, "GET", f"/profiles/{args.profile}/tools/search?{query}")
+    if args.as_claims is not None:  # that caller's search_tools, its policy rules applied
+        body = {"claims": _claims(args.as_claims)}
+        status, data = _call(args, "POST", f"/profiles/{args.profile}/tools/search/as?{query}", body)
+    else:  # the operator's view: the profile's globs only
+        status, data = _call(args, "GET", f"/profiles/{args.profile}/tools/search?{query}")
     if status != 200:
         return _refused(args, status, data)
     if args.output == "json":
         _emit_json(data)
         return 0
     ranked = f", ranked {data['ranking']}" if data.get("ranking") else ""
-    print(f"Profile {data['profile']} (discovery {data['mode']}{ranked}): {data['total']} tools for {data['query']!r}")
+    who = f" as {data['caller']}" if data.get("caller") else ""
+    found = f"{data['total']} tools for {data['query']!r}"
+    print(f"Profile {data['profile']}{who} (discovery {data['mode']}{ranked}): {found}")
     rows = [[f"{t['score']:.2f}", t["name"], _short(t["description"])] for t in data["tools"]]
     if rows:
         _table(rows, ["SCORE", "TOOL", "DESCRIPTION"])

@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mcp_gateway import errors
+from mcp_gateway.audit import render_arguments
 from mcp_gateway.auth import AuthFailure, Principal
 from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
@@ -40,10 +41,11 @@ from mcp_gateway.discovery.serve import Answer, asks_for_full_list, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable, limit_data
 from mcp_gateway.request_state import gateway_minted
-from mcp_gateway.rules import Kind, subject_of
+from mcp_gateway.rules import Kind, Verdict, subject_of
 from mcp_gateway.runtime import Gateway
-from mcp_gateway.session_ops import local_origin, session_request
+from mcp_gateway.session_ops import SUBSCRIPTION_METHODS, local_origin, session_request
 from mcp_gateway.sessions import SessionInfo
+from mcp_gateway.store.base import AuditRecord
 from mcp_gateway.trace import inbound_trace, trace_headers
 
 log = logging.getLogger("mcp_gateway.front")
@@ -220,6 +222,12 @@ class McpFront:
             return method
         session_headers, info = session
         if info is not None:
+            if message is not None and message.get("method") in SUBSCRIPTION_METHODS and known_version:
+                # Answered here, not by the backend: rate-limited here like any request (never charged).
+                refusal = await self._admit(config, profile, principal, message)
+                if refusal is not None:
+                    await refusal(scope, receive, send)
+                    return method
             # Policy rules read the caller from `current_call`: on `resources/subscribe`, and on the
             # GET stream, which holds the session's upstream subscriptions as its caller.
             token = current_call.set(CallContext(config, profile, principal, info, message))
@@ -388,12 +396,37 @@ class McpFront:
             extra={"profile": profile.id, "kind": kind, "rule": verdict.rule or "-", "reason": verdict.reason},
         )
         tracing.refused("policy", f"policy rule {verdict.rule or '(no allow rule)'}")
+        self._count_refusal(profile, principal, kind, name, arguments, verdict)
         return errors.error_response(
             200,
             errors.FORBIDDEN,
             f"{kind} {name[:128]!r} is not available to this caller on profile {profile.id!r}: {verdict.explain()}",
             message.get("id"),
             data={"rule": verdict.rule, "reason": verdict.reason},
+        )
+
+    def _count_refusal(
+        self, profile: Profile, principal: Principal, kind: Kind, name: str, arguments: dict[str, Any], verdict: Verdict
+    ) -> None:
+        """A rule's refusal in the metrics (all kinds) and, for a tool call, in the audit log, naming the rule."""
+        rule = verdict.rule or NO_RULE
+        self.gw.metrics.policy_refusals.labels(profile.tenant, profile.id, kind, rule, verdict.reason).inc()
+        if kind != "tool":  # the audit log records tool calls
+            return
+        tool = name.replace("\x00", "\ufffd")  # a guessed name: bounded, and storable in PostgreSQL
+        self.gw.audit.record(
+            AuditRecord(
+                tenant=profile.tenant,
+                profile=profile.id,
+                caller=principal.caller,
+                tool=tool if len(tool) <= AUDIT_NAME_CHARS else tool[:AUDIT_NAME_CHARS] + "…",
+                outcome="policy_refused",
+                latency_ms=0.0,
+                arguments=render_arguments(arguments, profile.policy.audit_arguments, self.gw.audit.arguments_key),
+                error=verdict.explain(),
+                identity=dict(principal.identity) if principal.identity else None,
+                rule=verdict.rule,
+            )
         )
 
     def _continuation(self, message: dict[str, Any]) -> bool:
@@ -428,6 +461,10 @@ class McpFront:
 
         return send_with_session
 
+
+# The `rule` label of a refusal no single rule made (no allow rule matched): not a valid rule name.
+NO_RULE = "(none)"
+AUDIT_NAME_CHARS = 128  # of a refused tool's name as the client sent it
 
 _RULE_TARGETS = {
     "tools/call": ("name", "tool"),

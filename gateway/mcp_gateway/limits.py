@@ -205,7 +205,9 @@ def _call_limits(config: RoutingConfig, profile: Profile, tool: str) -> list[tup
 def _limit_key(scope: str, limit: CallLimit, tool: str, subject: str) -> str:
     """The bucket key and quota scope of one call limit for one call: `limit:<scope>:<name>[:s=..][:t=..]`.
 
-    A subject or tool name longer than 128 characters is replaced by its digest (keys stay bounded).
+    Values are escaped so that none contains '=' (`%` and `=` percent-encoded): a subject that
+    contains ":t=" cannot pose as another subject's key for some tool. A value longer than 128
+    characters is replaced by `sha256=<digest>`, which no escaped value can equal (keys stay bounded).
     """
     key = f"limit:{scope}:{limit.name}"
     if "subject" in limit.per:
@@ -216,7 +218,8 @@ def _limit_key(scope: str, limit: CallLimit, tool: str, subject: str) -> str:
 
 
 def _bounded(value: str) -> str:
-    return value if len(value) <= 128 else "sha256-" + hashlib.sha256(value.encode()).hexdigest()
+    escaped = value.replace("%", "%25").replace("=", "%3D")
+    return escaped if len(escaped) <= 128 else "sha256=" + hashlib.sha256(value.encode()).hexdigest()
 
 
 def _rate_text(per_second: float) -> str:

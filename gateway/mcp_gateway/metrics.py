@@ -51,6 +51,16 @@ class Metrics:
             ["tenant", "profile", "kind"],
             registry=r,
         )
+        # rule: a rule name from the profile's policy (bounded by config), or "(none)" when no allow
+        # rule admitted the item; reason: deny | no_allow | error (rules.py). Never a caller label.
+        self.policy_refusals = Series(
+            Counter(
+                "mcp_gateway_policy_refusals_total",
+                "Calls, reads and gets refused by a policy rule (policy.rules)",
+                ["tenant", "profile", "kind", "rule", "reason"],
+                registry=r,
+            )
+        )
         self.relayed_calls = Series(
             Counter(
                 "mcp_gateway_relayed_calls_total",

@@ -6,6 +6,8 @@ expression sees:
 - `claims`   map: the caller's verified OIDC claims, or an API key's attributes (Principal.claims)
 - `caller`   map: `id` ("key:<id>", "sub:<subject>", "anonymous"), `subject`, `kind`
              (apiKey | oidc | none), `tenant`, `scopes` (list of strings)
+- `key`      map: the API key's `id`, `name` and `labels` (a map of strings set when the key was
+             created); `id` and `name` are "" and `labels` is {} for callers without a key
 - `kind`     "tool" | "resource" | "prompt"
 - `name`     the tool or prompt name, or the resource URI (a template's URI template when listing)
 - `upstream` the upstream serving it ("" when the gateway does not know it)
@@ -26,7 +28,8 @@ of the list is refused whatever is sent.
 Expressions are compiled once (type-checked against the variables above, so a misspelt variable
 or a `name == 1` is refused at config load) and cached by text. The verdict of the rules that do
 not read arguments is memoised per caller (claims fingerprint), item and upstream: a 1,000-tool
-list or a repeated call costs dict lookups after the first time.
+list or a repeated call costs dict lookups after the first time. The memo is bounded and evicts
+its least recently used entry, so a long-running gateway keeps memoising its current callers.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,6 +55,7 @@ _DYN_MAP = cel.Type.Map(cel.Type.STRING, cel.Type.DYN)
 _VARIABLES = {
     "claims": _DYN_MAP,
     "caller": _DYN_MAP,
+    "key": _DYN_MAP,
     "kind": cel.Type.STRING,
     "name": cel.Type.STRING,
     "upstream": cel.Type.STRING,
@@ -170,7 +175,7 @@ class RuleSet:
         self._by_kind = {
             kind: _KindRules([c for c, r in zip(compiled, rules, strict=True) if kind in r.kinds]) for kind in KINDS
         }
-        self._memo: dict[tuple[str, str, str, str], _Static] = {}
+        self._memo: OrderedDict[tuple[str, str, str, str], _Static] = OrderedDict()
         self._fingerprints: dict[int, tuple[Mapping[str, Any], str]] = {}
 
     def __bool__(self) -> bool:
@@ -208,8 +213,11 @@ class RuleSet:
         if static is None:
             activation = cel_activation(_data(kind, name, upstream, principal, arguments))
             static = self._static(rules, activation)
-            if len(self._memo) < MEMO_LIMIT:
-                self._memo[key] = static
+            self._memo[key] = static
+            if len(self._memo) > MEMO_LIMIT:
+                self._memo.popitem(last=False)  # the least recently used
+        else:
+            self._memo.move_to_end(key)
         if static.refusal is not None:
             return static.refusal
         if arguments is None:  # a list: argument rules may still admit or refuse the call
@@ -283,10 +291,24 @@ def _data(
     return {
         "claims": dict(principal.claims),
         "caller": caller,
+        "key": key_of(principal),
         "kind": kind,
         "name": name,
         "upstream": upstream,
         "arguments": dict(arguments) if arguments else {},
+    }
+
+
+def key_of(principal: Principal) -> dict[str, Any]:
+    """The `key` variable: an API key caller's id, name and labels (empty for other callers)."""
+    claims = principal.claims
+    if principal.kind != "apiKey":
+        return {"id": "", "name": "", "labels": {}}
+    labels = claims.get("keyLabels")
+    return {
+        "id": str(claims.get("keyId", "")),
+        "name": str(claims.get("keyName", "")),
+        "labels": dict(labels) if isinstance(labels, Mapping) else {},
     }
 
 

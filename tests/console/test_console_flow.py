@@ -60,6 +60,7 @@ async def test_operator_mints_uses_revokes_and_audits_a_key(stack: Stack, new_pa
     await page.click('a[data-nav="keys"]')
     await page.wait_for_url(stack.console("/keys"))
     await page.fill("#key-name", "e2e-client")
+    await page.fill("#key-labels", "team=web, env=e2e")
     await page.check('input[name="profiles"][value="acme-tools"]')
     await shot(page, "keys-empty")
     await page.click("#create-key-submit")
@@ -87,6 +88,7 @@ async def test_operator_mints_uses_revokes_and_audits_a_key(stack: Stack, new_pa
     prefix = secret.split("_")[1]
     row = page.locator(f'#keys tr[data-prefix="{prefix}"]')
     assert await row.locator(".status").inner_text() == "active"
+    assert (await row.locator(".labels").inner_text()).split() == ["env=e2e", "team=web"]  # policy rules read them
     await row.locator("form.revoke button").click()
     await page.wait_for_url(stack.console("/keys?tenant=acme"))
     assert await page.locator(f'#keys tr[data-prefix="{prefix}"] .status').inner_text() == "revoked"

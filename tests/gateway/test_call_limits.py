@@ -146,3 +146,14 @@ def test_bad_call_limits_are_refused_with_a_clear_message(limit: dict[str, Any],
 def test_duplicate_call_limit_names_are_refused() -> None:
     with pytest.raises(ValueError, match="callLimits names must be unique"):
         _config([{"name": "a", "quota": {"daily": 1}}, {"name": "a", "quota": {"daily": 2}}])
+
+
+async def test_limit_keys_are_unambiguous_whatever_the_subject_or_tool_contains() -> None:
+    """A subject containing ":t=" must not share a counter with another subject's call of another tool."""
+    config = _config([{"name": "both", "per": ["subject", "tool"], "quota": {"daily": 1}}])
+    limiter = Limiter(MemoryStore())
+    assert await _admitted(limiter, config, "c", "sub:a:t=b", 1) == 1
+    assert await _admitted(limiter, config, "b:t=c", "sub:a", 1) == 1  # its own counter
+    long_subject = "sub:" + "x" * 200  # digested: cannot pose as a short subject spelling a digest
+    assert await _admitted(limiter, config, "c", long_subject, 2) == 1
+    assert await _admitted(limiter, config, "c", long_subject + "y", 1) == 1

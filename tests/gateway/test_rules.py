@@ -85,3 +85,33 @@ def test_rules_that_do_not_compile_are_refused(expression: str, message: str) ->
 def test_argument_rules_are_told_apart_at_compile_time() -> None:
     assert compile_rule("arguments.n > 1").reads_arguments
     assert not compile_rule('claims.sub == "a" && name == "t"').reads_arguments
+
+
+def test_rules_read_an_api_key_s_labels_and_other_callers_have_none() -> None:
+    rules = ruleset({"name": "gold", "effect": "allow", "when": 'has(key.labels.tier) && key.labels.tier == "gold"'})
+    claims = {"keyId": "k1", "keyName": "bot", "keyLabels": {"tier": "gold"}}
+    gold = Principal("apiKey", "acme", "key:k1", claims=claims)
+    assert rules.decide("tool", "t", "u", gold).allowed
+    silver = Principal("apiKey", "acme", "key:k2", claims={**claims, "keyId": "k2", "keyLabels": {"tier": "silver"}})
+    assert rules.decide("tool", "t", "u", silver).reason == "no_allow"
+    # A token's claims cannot pose as key labels: `key` is filled from API keys only.
+    token = who(sub="eve", keyLabels={"tier": "gold"})
+    assert rules.decide("tool", "t", "u", token).reason == "no_allow"
+    by_id = ruleset({"name": "one-key", "effect": "deny", "when": 'key.id == "k1" && key.name == "bot"'})
+    assert by_id.decide("tool", "t", "u", gold).rule == "one-key"
+    assert by_id.decide("tool", "t", "u", who(sub="x")).allowed  # "" for callers without a key
+
+
+def test_the_verdict_memo_evicts_its_least_recently_used_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mcp_gateway.rules as rules_module
+
+    monkeypatch.setattr(rules_module, "MEMO_LIMIT", 3)
+    rules = ruleset({"name": "no-bob", "effect": "deny", "when": 'claims.sub == "bob"'})
+    bob = who(sub="bob")
+    for name in ("a", "b", "c"):
+        assert not rules.decide("tool", name, "u", bob).allowed
+    rules.decide("tool", "a", "u", bob)  # `a` used again: `b` is now the least recent
+    for name in ("d", "e"):  # a full memo keeps memoising new items, evicting the oldest
+        rules.decide("tool", name, "u", bob)
+    memoised = {key[2] for key in rules._memo}
+    assert memoised == {"a", "d", "e"}

@@ -305,6 +305,16 @@ def admin_profile_tool_search(world: World, me: TenantData, other: TenantData) -
     assert_clean(str(found), other, "the profile's tool search")
 
 
+def admin_profile_tool_search_as(world: World, me: TenantData, other: TenantData) -> None:
+    with world.admin() as admin:
+        path = f"/admin/v1/profiles/{me.profile}/tools/search/as?q=simple"
+        response = admin.post(path, json={"claims": {"sub": "someone"}})
+    assert response.status_code == 200, response.text
+    found = response.json()
+    assert found["profile"] == me.profile and found["caller"] == "sub:someone"
+    assert_clean(str(found), other, "the profile's tool search as a caller")
+
+
 def admin_profile_tools_as(world: World, me: TenantData, other: TenantData) -> None:
     with world.admin() as admin:
         response = admin.post(f"/admin/v1/profiles/{me.profile}/tools/as", json={"claims": {"sub": "someone"}})
@@ -356,6 +366,7 @@ ADMIN_CHECKS: dict[tuple[str, str], Check] = {
     ("GET", "/admin/v1/profiles/{profile_id}/tools"): admin_profile_tools,
     ("GET", "/admin/v1/profiles/{profile_id}/tools/search"): admin_profile_tool_search,
     ("POST", "/admin/v1/profiles/{profile_id}/tools/as"): admin_profile_tools_as,
+    ("POST", "/admin/v1/profiles/{profile_id}/tools/search/as"): admin_profile_tool_search_as,
     ("POST", "/admin/v1/tenants/{tenant_id}/keys"): admin_create_key,
     ("GET", "/admin/v1/tenants/{tenant_id}/keys"): admin_keys,
     ("DELETE", "/admin/v1/keys/{key_id}"): admin_revoke,

@@ -38,7 +38,7 @@ class Principal:
     caller: str  # "key:<id>", "sub:<subject>" or "anonymous"
     scopes: tuple[str, ...] = ()
     # What policy rules and audit may read about the caller: the verified token's claims
-    # (OIDC) or the key's attributes (API keys: keyId, keyName). Never the credential itself.
+    # (OIDC) or the key's attributes (API keys: keyId, keyName, keyLabels). Never the credential itself.
     claims: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
     # Who the caller is, for the audit log: sub, groups, email (from the profile's
     # `identityClaims`), or the key's id and name. Empty for an anonymous profile.
@@ -172,13 +172,13 @@ class Authenticator:
             found = self.secret_keys.lookup(key)
             if found is None:
                 raise AuthFailure(401, "the API key is not valid", bad)
-            claims = {"keyId": found.caller, "keyName": found.name, "keySecretRef": found.secret}
-            return KeyOwner(found.tenant, found.caller, (), claims)
+            from_secret = {"keyId": found.caller, "keyName": found.name, "keySecretRef": found.secret}
+            return KeyOwner(found.tenant, found.caller, (), from_secret)
         if not self.hasher.matches(key, record.key_hash):
             raise AuthFailure(401, "the API key is not valid", bad)
         if not record.usable_at(datetime.now(UTC)):
             raise AuthFailure(401, "the API key is revoked or expired", bad)
-        claims = {"keyId": record.id, "keyName": record.name}
+        claims: dict[str, Any] = {"keyId": record.id, "keyName": record.name, "keyLabels": record.labels}
         return KeyOwner(record.tenant, f"key:{record.id}", record.profiles, claims)
 
     def _verifier(self, profile: Profile) -> OidcVerifier:

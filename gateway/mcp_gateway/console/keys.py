@@ -10,7 +10,7 @@ from fastapi import Request
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from mcp_gateway.auth.apikeys import new_key
+from mcp_gateway.auth.apikeys import check_labels, new_key
 from mcp_gateway.console import access
 from mcp_gateway.console.web import (
     PREFIX,
@@ -60,6 +60,20 @@ def _expiry(form: FormData) -> datetime | None:
     return datetime.now(UTC) + timedelta(days=days) if days else None
 
 
+def _labels(text: str) -> dict[str, str]:
+    """`team=payments, env=ci` from the form, checked like the admin API's labels."""
+    labels: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise Refused(422, f"label {pair[:80]!r}: use name=value, separated by commas")
+        labels[name.strip()] = value.strip()
+    try:
+        return check_labels(labels)
+    except ValueError as exc:
+        raise Refused(422, str(exc)) from None
+
+
 def client_config(base: str, profile_ids: list[str], key: str) -> str:
     """A ready-to-paste `mcpServers` block for MCP clients that speak streamable HTTP."""
     servers = {
@@ -83,7 +97,8 @@ async def create_key(request: Request) -> Response:
     if any(p not in owned for p in chosen):
         raise not_found("profile")
     name = str(form.get("name", "")).strip()[:200]
-    key, record = new_key(ctx.gateway.authenticator.hasher, tenant_id, chosen, name, _expiry(form))
+    labels = _labels(str(form.get("labels", "")))
+    key, record = new_key(ctx.gateway.authenticator.hasher, tenant_id, chosen, name, _expiry(form), labels)
     await ctx.gateway.store.insert_key(record)
     log.info("console created API key", extra={"tenant": tenant_id, "key_id": record.id})
     config = client_config(base_url(request, ctx.gateway), chosen or owned, key)

@@ -17,7 +17,7 @@ from mcp_gateway.console.web import Ctx, base_url, context, not_found, render_pa
 from mcp_gateway.discovery.meta import DiscoveryError
 from mcp_gateway.discovery.serve import operator_search
 
-OUTCOMES = ["ok", "tool_error", "error", "timeout", "cancelled", "input_required"]
+OUTCOMES = ["ok", "tool_error", "error", "timeout", "cancelled", "input_required", "policy_refused", "unknown_tool"]
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 

@@ -209,16 +209,22 @@ def rewrite_call(
     return Rewrite(inner, body, kept)
 
 
-async def operator_search(gateway: Gateway, profile: Profile, query: str, limit: int) -> dict[str, Any]:
-    """What `search_tools` would answer a caller of this profile (admin API, CLI, console); any mode.
+async def operator_search(
+    gateway: Gateway, profile: Profile, query: str, limit: int, caller: Principal | None = None
+) -> dict[str, Any]:
+    """What `search_tools` would answer on this profile (admin API, CLI, console); any mode.
 
+    Without `caller` it is the operator's view: the profile's globs only, i.e. every tool some
+    caller may find; per-caller CEL rules are not applied, as there is no caller. With `caller`
+    (a preview, `tools --search --as`) it is exactly that caller's `search_tools`, rules and all.
     Raises meta.DiscoveryError for a bad query or limit."""
-    aggregator = getattr(await gateway.backends.get(profile), "aggregator", None)
+    backend = await gateway.backends.get(profile)
+    aggregator = getattr(backend, "aggregator", None)
     if aggregator is None:
         return {"tools": [], "total": 0, "ranking": profile.discovery.ranking}
     catalog = aggregator.catalog
     index = await gateway.discovery_indexes.of(profile.id, catalog, profile.discovery.ranking)
-    allowed = gateway.policies.of(profile).allows_tool
+    allowed = caller_filter(gateway, profile, backend, caller)
     found = await _search(profile.discovery, index, catalog, allowed, {"query": query, "limit": limit})
     return found | {"ranking": index.kind}
 

@@ -56,8 +56,10 @@ class AuditRecord:
     at: datetime | None = None
     id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    # Who called (auth.Principal.identity): sub, groups, email; or keyId, keyName.
+    # Who called (auth.Principal.identity): sub, groups, email; or keyId, keyName, keyLabels.
     identity: dict[str, Any] | None = None
+    # The policy rule that refused the call (outcome `policy_refused`), else None.
+    rule: str | None = None
     # Chosen by the gateway when the call ends, so a retried write (ack lost) inserts nothing twice.
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -74,6 +76,7 @@ class AuditRecord:
             "arguments": self.arguments,
             "error": self.error,
             "identity": self.identity,
+            "rule": self.rule,
         }
 
 

@@ -109,8 +109,8 @@ class PostgresStore:
 
     async def insert_key(self, record: ApiKeyRecord) -> None:
         await self.pool.execute(
-            "INSERT INTO api_keys (id, prefix, key_hash, tenant, profiles, name, expires_at, created_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO api_keys (id, prefix, key_hash, tenant, profiles, name, expires_at, created_at, labels)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)",
             record.id,
             record.prefix,
             record.key_hash,
@@ -119,6 +119,7 @@ class PostgresStore:
             record.name,
             record.expires_at,
             record.created_at,
+            json.dumps(record.labels),
         )
 
     async def key_by_prefix(self, prefix: str) -> ApiKeyRecord | None:
@@ -227,13 +228,14 @@ class PostgresStore:
     async def write_audit(self, records: list[AuditRecord]) -> None:
         await self.pool.executemany(
             "INSERT INTO audit_log"
-            " (uid, at, tenant, profile, caller, tool, outcome, latency_ms, arguments, error, identity)"
-            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb) ON CONFLICT (uid) DO NOTHING",
+            " (uid, at, tenant, profile, caller, tool, outcome, latency_ms, arguments, error, identity, rule)"
+            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12) ON CONFLICT (uid) DO NOTHING",
             [
                 (
                     *(r.uid, r.at, r.tenant, r.profile, r.caller, r.tool, r.outcome, r.latency_ms, r.arguments),
                     r.error,
                     json.dumps(r.identity) if r.identity is not None else None,
+                    r.rule,
                 )
                 for r in records
             ],
@@ -263,6 +265,7 @@ class PostgresStore:
                 arguments=row["arguments"],
                 error=row["error"],
                 identity=json.loads(row["identity"]) if row["identity"] is not None else None,
+                rule=row["rule"],
             )
             for row in rows
         ]
@@ -396,4 +399,5 @@ def _key(row: asyncpg.Record) -> ApiKeyRecord:
         expires_at=row["expires_at"],
         revoked_at=row["revoked_at"],
         created_at=row["created_at"],
+        labels=json.loads(row["labels"]),
     )
