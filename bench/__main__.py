@@ -19,7 +19,17 @@ from typing import Any
 from bench import machine, report
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("overhead", "aggregation", "sessions", "auth", "policy", "discovery", "tracing", "operator")
+SECTIONS = (
+    "overhead",
+    "aggregation",
+    "sessions",
+    "auth",
+    "policy",
+    "token_exchange",
+    "discovery",
+    "tracing",
+    "operator",
+)
 
 
 def _operator(count: int) -> dict[str, Any]:
@@ -59,6 +69,10 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], dict[str, Any]]
         from bench import policy
 
         return lambda: policy.run(args.seconds, args.repeat)
+    if name == "token_exchange":
+        from bench import token_exchange
+
+        return lambda: token_exchange.run(args.seconds, args.repeat)
     if name == "discovery":
         from bench import discovery_search
 

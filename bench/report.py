@@ -125,6 +125,27 @@ def policy(data: dict[str, Any]) -> str:
     )
 
 
+def gateway_cpu(point: dict[str, Any]) -> Any:
+    return point["cpu_ms_per_call"]["gateway"]
+
+
+def token_exchange(data: dict[str, Any]) -> str:
+    rows = [
+        [pid, p["concurrency"], p["p50_ms"], p["p99_ms"], p["calls_per_s"], p["errors"], gateway_cpu(p)]
+        for pid, points in data["end_to_end"].items()
+        for p in points
+    ]
+    header = ["profile", "conc", "p50 ms", "p99 ms", "calls/s", "err", "gateway CPU ms/call"]
+    out = _table("tools/call without and with a cached token exchange (OIDC caller)", header, rows)
+    a, ip = data["added"], data["in_process"]["cached_call"]
+    return out + (
+        f"\n  added by the exchange: p50 {a['added_p50_ms_c1']} ms (c=1), {a['added_ms_per_call_c16']} ms per call "
+        f"(c=16), gateway CPU {a['added_gateway_cpu_ms_per_call_c16']} ms per call; "
+        f"{data['exchanges']} exchange(s) at the token endpoint for the whole run"
+        f"\n  in process, a cached exchange per call: p50 {ip['p50_us']} us (p99 {ip['p99_us']})"
+    )
+
+
 def operator(data: dict[str, Any]) -> str:
     if "skipped" in data:
         return f"\noperator at scale: skipped ({data['skipped']})"
@@ -223,6 +244,7 @@ SECTIONS = {
     "sessions": sessions,
     "auth": auth,
     "policy": policy,
+    "token_exchange": token_exchange,
     "operator": operator,
     "discovery": discovery,
     "tracing": tracing,

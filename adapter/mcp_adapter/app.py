@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_adapter.aggregate import Aggregator
 from mcp_adapter.config import AdapterConfig, ConfigError, SourceConfig, load_config
+from mcp_adapter.exchanged import InboundBearer
 from mcp_adapter.http_guard import GuardSettings
 from mcp_adapter.naming import NameCollision
 from mcp_adapter.reload import watch_config
@@ -118,7 +119,8 @@ def create_app(config_path: str | Path, config: AdapterConfig | None = None, bin
                 await agg.stop()
 
     guard = GuardSettings.for_bind(bind_host, config.server.allowed_hosts, config.server.allowed_origins)
-    return QuietStartupFailure(build_app(runtime, server, lifespan_hook=lifespan, guard=guard))
+    # `auth: {type: exchanged}` sources call with the token the gateway sent for the request (exchanged.py).
+    return QuietStartupFailure(InboundBearer(build_app(runtime, server, lifespan_hook=lifespan, guard=guard)))
 
 
 class StartupFailed(Exception):

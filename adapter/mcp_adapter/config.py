@@ -195,7 +195,13 @@ class ApiKeyAuth(_Model):
     value: EnvValue
 
 
-Auth = Annotated[BearerAuth | BasicAuth | ApiKeyAuth, Field(discriminator="type")]
+class ExchangedAuth(_Model):
+    """The bearer token the gateway sends with each call: the caller's, exchanged for this API (exchanged.py)."""
+
+    type: Literal["exchanged"]
+
+
+Auth = Annotated[BearerAuth | BasicAuth | ApiKeyAuth | ExchangedAuth, Field(discriminator="type")]
 
 
 class Filter(_Model):

@@ -28,8 +28,18 @@ from urllib.parse import quote, urlsplit
 import httpx
 import mcp_types as types
 
-from mcp_adapter.config import ApiKeyAuth, BasicAuth, BearerAuth, EnvValue, HttpSource, OpenApiSource, resolve
+from mcp_adapter.config import (
+    ApiKeyAuth,
+    BasicAuth,
+    BearerAuth,
+    EnvValue,
+    ExchangedAuth,
+    HttpSource,
+    OpenApiSource,
+    resolve,
+)
 from mcp_adapter.egress import AddressPolicy, BlockedAddress, guarded_client, resolve_checked
+from mcp_adapter.exchanged import exchanged_header
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +78,11 @@ async def check_public(url: str, policy: AddressPolicy | None = None) -> None:
     await resolve_checked(urlsplit(url).hostname or "", policy or AddressPolicy())
 
 
-def auth_material(auth: BearerAuth | BasicAuth | ApiKeyAuth | None) -> tuple[dict[str, str], dict[str, str]]:
-    """Headers and query parameters that authenticate upstream requests."""
-    if auth is None:
+def auth_material(
+    auth: BearerAuth | BasicAuth | ApiKeyAuth | ExchangedAuth | None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Headers and query parameters that authenticate upstream requests (per request for `exchanged`)."""
+    if auth is None or isinstance(auth, ExchangedAuth):
         return {}, {}
     if isinstance(auth, BearerAuth):
         return {"Authorization": f"Bearer {resolve(auth.token)}"}, {}
@@ -94,7 +106,7 @@ class HttpExecutor:
         self,
         source: str,
         *,
-        auth: BearerAuth | BasicAuth | ApiKeyAuth | None,
+        auth: BearerAuth | BasicAuth | ApiKeyAuth | ExchangedAuth | None,
         headers: dict[str, EnvValue],
         allow_private: bool,
         timeout: float,
@@ -104,6 +116,7 @@ class HttpExecutor:
     ) -> None:
         self.source = source
         auth_headers, self.auth_query = auth_material(auth)
+        self.exchanged = isinstance(auth, ExchangedAuth)
         self.headers = {**resolve_headers(headers), **auth_headers}
         self.policy = AddressPolicy.of(allow_private, allowed_networks or [])
         self.max_excerpt = max_excerpt
@@ -139,8 +152,17 @@ class HttpExecutor:
     ) -> types.CallToolResult:
         params = {k: _query_value(v) for k, v in (query or {}).items() if v is not None}
         params.update(self.auth_query)
+        outgoing = {**self.headers, **(headers or {})}
+        if self.exchanged:
+            bearer = exchanged_header()
+            if bearer is None:
+                return tool_error(
+                    f"source {self.source!r} calls its API with the caller's exchanged token (auth type exchanged), "
+                    "and this request brought none: call it through the gateway, on an Upstream with tokenExchange"
+                )
+            outgoing.update(bearer)
         request = self.client.build_request(
-            method, url, params=params, headers={**self.headers, **(headers or {})}, json=body if has_body else None
+            method, url, params=params, headers=outgoing, json=body if has_body else None
         )
         try:
             response = await self.client.send(request, stream=True)

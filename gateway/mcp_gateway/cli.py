@@ -112,6 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
     store: Store = PostgresStore(database_url) if database_url else MemoryStore()
     gateway = Gateway(holder, store, build_backend, os.environ)
     gateway.access_log = args.access_log
+    gateway.kubeconfig = args.kubeconfig
     # Started after the gateway (it hashes keys with the gateway's pepper); idle unless tenants name Secrets.
     sources.append(SecretKeyWatch(holder, lambda: gateway.secret_keys, args.kubeconfig))
     app = create_app(gateway, sources, public_metrics=args.metrics_port is None)

@@ -208,6 +208,55 @@ class ToolOverride(_Model):
         return value
 
 
+class SecretKeyRef(_Model):
+    """One key of a Kubernetes Secret (the gateway reads it through the API; its Role must allow `get`)."""
+
+    namespace: str
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
+
+    _namespace_is_label = field_validator("namespace")(_check_label)
+
+
+class TokenExchange(_Model):
+    """RFC 8693 token exchange for an upstream (token_exchange.py): the caller's OIDC token is exchanged
+    at the provider for one with the upstream's `audience`, which is what the upstream receives."""
+
+    # Where to exchange: the token endpoint itself, or the issuer whose discovery document names it.
+    token_endpoint: str | None = None
+    issuer: str | None = None
+    client_id: str = Field(min_length=1, max_length=256)
+    # The gateway's client secret at the provider: a file (a mounted Secret), an environment
+    # variable, or a Kubernetes Secret key. Never the value itself in the routing config.
+    client_secret_file: str | None = None
+    client_secret_env: str | None = None
+    client_secret_ref: SecretKeyRef | None = None
+    audience: str = Field(min_length=1, max_length=1024)
+    scopes: list[str] = Field(default_factory=list, max_length=64)
+    # A cached token is replaced this long before it expires (at most half its lifetime).
+    refresh_before_seconds: float = Field(default=30, ge=0, le=3600)
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("token_endpoint", "issuer")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> TokenExchange:
+        if (self.token_endpoint is None) == (self.issuer is None):
+            raise ValueError("tokenExchange needs exactly one of tokenEndpoint and issuer (discovery)")
+        secrets = [s for s in (self.client_secret_file, self.client_secret_env, self.client_secret_ref) if s]
+        if len(secrets) != 1:
+            raise ValueError(
+                "tokenExchange needs exactly one of clientSecretFile, clientSecretEnv and clientSecretRef "
+                "(the gateway's confidential client at the provider)"
+            )
+        return self
+
+
 class Upstream(_Model):
     name: str
     url: str
@@ -222,6 +271,8 @@ class Upstream(_Model):
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
     # Keyed by the upstream's own tool name (before any prefix).
     tool_overrides: dict[str, ToolOverride] = Field(default_factory=dict, max_length=1000)
+    # Send the caller's token exchanged for this upstream's audience (token_exchange.py); OIDC callers only.
+    token_exchange: TokenExchange | None = None
 
     @field_validator("url")
     @classmethod

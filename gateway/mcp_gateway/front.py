@@ -46,6 +46,8 @@ from mcp_gateway.runtime import Gateway
 from mcp_gateway.session_ops import SUBSCRIPTION_METHODS, local_origin, session_request
 from mcp_gateway.sessions import SessionInfo
 from mcp_gateway.store.base import AuditRecord
+from mcp_gateway.token_exchange import RETRY_AFTER as EXCHANGE_RETRY_AFTER
+from mcp_gateway.token_exchange import ExchangeRefused, ExchangeUnavailable, exchange_for_request, exchanged_token
 from mcp_gateway.trace import inbound_trace, trace_headers
 
 log = logging.getLogger("mcp_gateway.front")
@@ -259,16 +261,38 @@ class McpFront:
         forwarded = dict(scope)
         forwarded["headers"] = self._forward_headers(scope, session_headers)
         send = self._with_session_id(send, profile, principal, message)
+        backend = await self.gw.backends.get(profile)
+        exchanged = await self._upstream_token(profile, principal, headers, message, backend)
+        if isinstance(exchanged, Response):
+            await exchanged(scope, receive, send)
+            return method
         token = current_call.set(CallContext(config, profile, principal, info, message))
         trace = inbound_trace.set(trace_headers(headers))
+        upstream_token = exchanged_token.set(exchanged)
         try:
-            backend = await self.gw.backends.get(profile)
             with tracing.child_span("mcp.gateway.relay"):
                 await backend(forwarded, receive, send)
         finally:
+            exchanged_token.reset(upstream_token)
             inbound_trace.reset(trace)
             current_call.reset(token)
         return method
+
+    async def _upstream_token(
+        self, profile: Profile, principal: Principal, headers: Headers, message: dict[str, Any] | None, backend: Any
+    ) -> tuple[str, str] | Response | None:
+        """The caller's token exchanged for the upstream this request goes to (token_exchange.py), if it
+        needs one; a refusal (-32003) or, when the provider could not be asked, a 503 with Retry-After."""
+        rid = (message or {}).get("id")
+        try:
+            upstream_of = getattr(backend, "upstream_of", None)
+            return await exchange_for_request(self.gw.exchanger, profile, principal, headers, message, upstream_of)
+        except ExchangeRefused as refused:
+            log.info("token exchange refused", extra={"profile": profile.id, "reason": str(refused)})
+            return errors.error_response(200, errors.FORBIDDEN, str(refused), rid, data={"reason": "tokenExchange"})
+        except ExchangeUnavailable as down:
+            retry = {"Retry-After": str(EXCHANGE_RETRY_AFTER)}
+            return errors.error_response(503, errors.IDP_UNAVAILABLE, f"{down}; try again later", rid, headers=retry)
 
     def _access_line(self, scope: Scope, profile_id: str, method: str, status: int) -> None:
         """Refusals always get a line (at INFO); successful requests only with `--access-log`."""

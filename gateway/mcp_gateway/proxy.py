@@ -55,6 +55,7 @@ from mcp_gateway.policy import ProfilePolicy
 from mcp_gateway.request_state import SealedRequestState, boundary_for
 from mcp_gateway.rules import NOBODY, Kind
 from mcp_gateway.store.base import AuditRecord
+from mcp_gateway.token_exchange import upstream_hooks
 from mcp_gateway.trace import upstream_auth, upstream_headers
 
 if TYPE_CHECKING:
@@ -174,6 +175,8 @@ class ProfileBackend:
                 source.overrides = ToolOverrides(upstream.name, upstream.tool_overrides)
             source.http_auth = upstream_auth(upstream.send_caller_header)
             source.relay_headers = upstream_headers(upstream.send_caller_header)
+            if upstream.token_exchange is not None:  # the caller's token exchanged for this upstream
+                source.http_auth, source.relay_headers = upstream_hooks(upstream.name, upstream.send_caller_header)
             self.aggregator.sources[source.name] = source
             self.sources.append(source)
         self.runtime = Runtime(self.aggregator)

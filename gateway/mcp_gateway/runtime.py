@@ -24,7 +24,7 @@ from mcp_gateway.auth.apikeys import KeyHasher
 from mcp_gateway.auth.secret_keys import SecretKeyTable
 from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
-from mcp_gateway.config_source import ConfigHolder
+from mcp_gateway.config_source import ConfigHolder, kube_core_api
 from mcp_gateway.context import current_call
 from mcp_gateway.discovery.meta import Indexes
 from mcp_gateway.discovery.reveal import Revealed
@@ -37,6 +37,7 @@ from mcp_gateway.rules import subject_of
 from mcp_gateway.sessions import RevokedSessions, SessionSigner, parse_keys
 from mcp_gateway.store.base import Store
 from mcp_gateway.streams import SessionStreams
+from mcp_gateway.token_exchange import SecretReader, TokenExchanger
 
 log = logging.getLogger("mcp_gateway.runtime")
 
@@ -192,6 +193,8 @@ class Gateway:
         self.started = False
         # One INFO line per MCP request (`serve --access-log`); refusals and errors are logged regardless.
         self.access_log = False
+        self.kubeconfig: str | None = None  # for tokenExchange.clientSecretRef (`serve --kubeconfig`)
+        self.exchanger = TokenExchanger()
         holder.on_change(self._config_changed)
         self.metrics.set_config(holder.generation, holder.digest, holder.config)
 
@@ -204,6 +207,8 @@ class Gateway:
         self.authenticator = Authenticator(
             self.store, hasher, self.secret_keys, lambda: self.holder.config.gateway.allow_private_jwks
         )
+        # Upstream tokens exchanged for callers (token_exchange.py); Secrets read only in Kubernetes.
+        self.exchanger = TokenExchanger(lambda: self.holder.config.gateway.allow_private_jwks, self._secret_reader())
         env_keys = self._env_session_keys()
         self.signer = SessionSigner(env_keys or [self._default_session_key(pepper)])
         self.console_keys = self._console_keys(env_keys, pepper)
@@ -219,6 +224,9 @@ class Gateway:
         await self.backends.close()
         await self.audit.stop()
         await self.store.close()
+
+    def _secret_reader(self) -> SecretReader:
+        return SecretReader(lambda: kube_core_api(self.kubeconfig))
 
     def _pepper(self) -> bytes:
         pepper = self.env.get(PEPPER_ENV, "")

@@ -222,6 +222,11 @@ CEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "isCIDR(self)": (_is_cidr, ""),
     "self.type != 'apiKey' || has(self.apiKey)": (lambda o: o.get("type") != "apiKey" or _has(o, "apiKey"), ""),
     "has(self.rate) || has(self.quota)": (lambda o: _has(o, "rate") or _has(o, "quota"), ""),
+    "has(self.tokenEndpoint) != has(self.issuer)": (lambda o: _one_of(o, "tokenEndpoint", "issuer"), ""),
+    "self.type == 'exchanged' || has(self.secretName)": (
+        lambda o: o.get("type") == "exchanged" or _has(o, "secretName"),
+        "",
+    ),
 }
 
 

@@ -103,12 +103,14 @@ def _mcp(builder: _Builder, source: dict[str, Any], spec: Spec) -> None:
 
 
 def _auth(builder: _Builder, auth: dict[str, Any]) -> dict[str, Any]:
-    secret = auth["secretName"]
+    secret = auth.get("secretName", "")
 
     def ref(var: str, key: str) -> dict[str, Any]:
         return builder.from_ref(var, "secretKeyRef", {"name": secret, "key": key})
 
     kind = auth["type"]
+    if kind == "exchanged":  # the token the gateway exchanged for the caller (the Upstream's tokenExchange)
+        return {"type": "exchanged"}
     if kind == "bearer":
         return {"type": "bearer", "token": ref("UPSTREAM_AUTH_TOKEN", auth.get("tokenKey", "token"))}
     if kind == "basic":

@@ -215,6 +215,8 @@ class _ProfileRenderer:
             for key in ("healthCheck", "circuitBreaker"):
                 if upstream_spec.get(key):
                     entry[key] = upstream_spec[key]
+            if upstream_spec.get("tokenExchange"):
+                entry["tokenExchange"] = token_exchange(upstream_spec["tokenExchange"], ref_ns)
             # Tool overrides: the Upstream's for every Profile, a Profile's own entry replacing one of them.
             overrides = {**(upstream_spec.get("toolOverrides") or {}), **(ref.get("toolOverrides") or {})}
             if overrides:
@@ -231,6 +233,15 @@ class _ProfileRenderer:
                 }
             )
         return entries, members, problems
+
+
+def token_exchange(spec: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """An Upstream's spec.tokenExchange as the gateway reads it: the client secret by reference to the
+    Secret in the Upstream's namespace (the gateway reads it through the API), never its value."""
+    entry = {k: v for k, v in spec.items() if k != "clientSecret"}
+    ref = spec["clientSecret"]["secretKeyRef"]
+    entry["clientSecretRef"] = {"namespace": namespace, "name": ref["name"], "key": ref["key"]}
+    return entry
 
 
 def render(tenants: list[Obj], profiles: list[Obj], upstreams: list[Obj], settings: Settings) -> Rendered:

@@ -184,6 +184,17 @@ def test_gateway_reads_only_the_listed_api_key_secrets() -> None:
     assert not [d for d in by_kind(render(), "Role") if d["metadata"]["name"].endswith("-api-keys")]
 
 
+def test_gateway_may_read_the_listed_token_exchange_secrets() -> None:
+    sets = (
+        "gateway.apiKeySecrets[0].namespace=acme,gateway.apiKeySecrets[0].name=keys",
+        "gateway.tokenExchangeSecrets[0].namespace=acme,gateway.tokenExchangeSecrets[0].name=orders-exchange",
+    )
+    roles = [
+        d for d in by_kind(render(namespace="tools", sets=sets), "Role") if d["metadata"]["name"].endswith("-keys")
+    ]
+    assert [r["rules"][0]["resourceNames"] for r in roles] == [["keys", "orders-exchange"]]
+
+
 def test_full_values_turn_on_every_optional_feature() -> None:
     docs = render(VALUES_FULL)
     gateway = one(docs, "Deployment", "-gateway")

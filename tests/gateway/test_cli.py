@@ -220,6 +220,27 @@ def test_validate_checks_http_tools_offline(tmp_path: Path) -> None:
     assert "tools[0]" not in out
 
 
+def test_validate_checks_token_exchange_offline(tmp_path: Path) -> None:
+    exchange = {"tokenEndpoint": "https://id.example.com/token", "issuer": "https://id.example.com", "clientId": "gw"}
+    exchange |= {"clientSecret": {"secretKeyRef": {"name": "s", "key": "k"}}, "audience": "orders-api"}
+    tool = {"name": "orders", "url": "https://api.example.com/orders"}
+    upstream = {
+        "apiVersion": "mcpgateway.dev/v1alpha1",
+        "kind": "Upstream",
+        "metadata": {"name": "api", "namespace": "tools"},
+        "spec": {"tokenExchange": exchange, "http": {"tools": [tool], "auth": {"type": "bearer"}}},
+    }
+    manifest = tmp_path / "upstream.yaml"
+    manifest.write_text(yaml.safe_dump(upstream))
+    out = cli("validate", str(manifest)).stdout
+    assert "spec.tokenExchange: tokenExchange needs exactly one of tokenEndpoint and issuer" in out
+    assert "spec.http.auth: auth.type bearer, basic and apiKey need auth.secretName" in out
+    del exchange["issuer"]
+    upstream["spec"]["http"]["auth"] = {"type": "exchanged"}  # type: ignore[index]
+    manifest.write_text(yaml.safe_dump(upstream))
+    assert cli("validate", str(manifest)).returncode == 0
+
+
 def test_every_crd_cel_rule_is_checked_offline() -> None:
     """A CEL rule added to a CRD must be ported to `validate.CEL_RULES`, or `validate` would let it pass."""
     rules = {rule for schema in crd_schemas().values() for rule in cel_rules(schema)}

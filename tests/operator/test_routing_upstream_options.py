@@ -86,3 +86,31 @@ def test_invalid_retries_of_the_upstream_leave_the_profile_out_with_a_reason() -
     assert rendered.document["profiles"] == []
     status = rendered.profiles[("team", "p")]
     assert status.ready.reason == "InvalidProfile" and "retries.attempts" in status.ready.message
+
+
+def test_token_exchange_reaches_the_gateway_with_the_secret_by_reference() -> None:
+    """spec.tokenExchange: the gateway gets the settings and a reference to the Secret key in the
+    Upstream's namespace, never its value; an http source's auth.type exchanged needs no Secret."""
+    from mcp_operator.adapter_config import build
+
+    exchange = {
+        "issuer": "https://id.example.com/realms/acme",
+        "clientId": "mcp-gateway",
+        "clientSecret": {"secretKeyRef": {"name": "orders-exchange", "key": "secret"}},
+        "audience": "orders-api",
+        "scopes": ["orders:read"],
+    }
+    tool = {"name": "my_orders", "url": "https://orders.example.com/orders"}
+    api = upstream(tokenExchange=exchange)
+    api["spec"] = {"tokenExchange": exchange, "http": {"tools": [tool], "auth": {"type": "exchanged"}}}
+    rendered = render([TENANT], [PROFILE], [api], parse([]))
+    entry = rendered.document["profiles"][0]["upstreams"][0]
+    assert entry["tokenExchange"] == {
+        **{k: v for k, v in exchange.items() if k != "clientSecret"},
+        "clientSecretRef": {"namespace": "team", "name": "orders-exchange", "key": "secret"},
+    }
+    settings = RoutingConfig.model_validate(rendered.document).profiles[0].upstreams[0].token_exchange
+    assert settings is not None and settings.client_secret_ref is not None
+    assert (settings.audience, settings.client_secret_ref.name) == ("orders-api", "orders-exchange")
+    adapter = build("tools", "team", api["spec"])
+    assert adapter.config["sources"][0]["auth"] == {"type": "exchanged"} and adapter.env == []

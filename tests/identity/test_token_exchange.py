@@ -1,0 +1,211 @@
+"""Token exchange (RFC 8693) against the real provider: the upstream gets a token made for it.
+
+Keycloak's standard token exchange (V2) is enabled for the realm's `mcp-gateway` client. The
+upstream is an HTTP API (tests/servers/audience_api.py) that accepts only tokens for its own
+audience `orders-api`, checked against the provider's JWKS, behind an adapter whose source
+sends the token the gateway exchanged (`auth: {type: exchanged}`). The gateway reaches the
+provider's token endpoint through a TCP proxy the tests can cut.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.gateway.support import (
+    MODERN,
+    GatewayProc,
+    Spawn,
+    mcp_client,
+    modern_call,
+    modern_headers,
+    profile,
+    start_gateway,
+    write_config,
+)
+from tests.support.keycloak import TEST_TIMEOUT_SECONDS, Keycloak
+from tests.support.processes import ManagedProcess, free_port
+
+pytestmark = [pytest.mark.late_tools, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
+
+GATEWAY_CLIENT = ("mcp-gateway", "mcp-gateway-exchange-secret")  # as in tests/data/keycloak/mcp-realm.json
+AUDIENCE = "orders-api"
+SCOPES = ["orders:write"]
+
+
+def claims_of(token: str) -> dict[str, Any]:
+    payload = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
+
+
+@pytest.fixture(scope="module")
+def api(spawn_module: Spawn, keycloak: Keycloak) -> str:
+    port = free_port()
+    cmd = [sys.executable, "-m", "tests.servers.audience_api", "--port", str(port)]
+    cmd += ["--issuer", keycloak.issuer, "--audience", AUDIENCE]
+    spawn_module(cmd, name="orders-api", ready_url=f"http://127.0.0.1:{port}/seen")
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def adapter(spawn_module: Spawn, api: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An adapter whose `orders` source calls the API with the token the gateway sends."""
+    tool = {"name": "my_orders", "description": "the caller's orders", "method": "GET", "url": "/orders"}
+    source = {"name": "orders", "type": "http", "baseUrl": api, "allowPrivateNetwork": True}
+    source |= {"auth": {"type": "exchanged"}, "tools": [tool]}
+    config = Path(tmp_path_factory.mktemp("adapter")) / "adapter.yaml"
+    config.write_text(yaml.safe_dump({"sources": [source]}))
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn_module(cmd, name="orders-adapter", ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
+    return f"http://127.0.0.1:{port}/mcp"
+
+
+class ProviderLink:
+    """The gateway's way to the token endpoint: an HTTP proxy (sending the provider's own Host, so
+    it names itself as in the callers' tokens) that a test stops to play a provider that is down."""
+
+    def __init__(self, spawn: Spawn, target: str) -> None:
+        self.spawn, self.target, self.port = spawn, target, free_port()
+        self.process: ManagedProcess | None = None
+
+    def up(self) -> None:
+        if self.process is None or not self.process.alive():
+            cmd = [sys.executable, "-m", "tests.support.header_proxy", "--target", self.target]
+            env = {"PROXY_HEADER": f"Host: {httpx.URL(self.target).netloc.decode()}"}
+            ready = f"http://127.0.0.1:{self.port}/"
+            self.process = self.spawn([*cmd, "--port", str(self.port)], name="provider-link", env=env, ready_url=ready)
+
+    def down(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace=5)
+
+
+@pytest.fixture(scope="module")
+def provider_link(spawn_module: Spawn, keycloak: Keycloak) -> ProviderLink:
+    link = ProviderLink(spawn_module, keycloak.base)
+    link.up()
+    return link
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    spawn_module: Spawn,
+    keycloak: Keycloak,
+    adapter: str,
+    feature_url: str,
+    provider_link: ProviderLink,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> GatewayProc:
+    folder = Path(tmp_path_factory.mktemp("exchange"))
+    secret = folder / "client-secret"
+    secret.write_text(GATEWAY_CLIENT[1] + "\n")
+    endpoint = keycloak.token_url.replace(keycloak.base, f"http://127.0.0.1:{provider_link.port}")
+    exchange = {"tokenEndpoint": endpoint, "clientId": GATEWAY_CLIENT[0], "clientSecretFile": str(secret)}
+    oidc = keycloak.oidc_settings(requiredScopes=["mcp:tools"], leewaySeconds=0)
+    upstreams = [
+        {
+            "name": "orders",
+            "url": adapter,
+            "tokenExchange": exchange | {"audience": AUDIENCE, "scopes": ["orders:write"]},
+        },
+        # The provider refuses this audience to the gateway's client.
+        {"name": "billing", "url": feature_url, "tokenExchange": exchange | {"audience": "billing-api"}},
+    ]
+    entry = profile("ex", "acme", [], auth={"methods": ["apiKey", "oidc"], "oidc": oidc}) | {"upstreams": upstreams}
+    config = write_config(
+        folder / "routing.yaml",
+        {"gateway": {"allowPrivateJwks": True}, "tenants": [{"id": "acme"}], "profiles": [entry]},
+    )
+    return start_gateway(spawn_module, config, name="gw-exchange")
+
+
+@pytest.fixture
+def provider_up(provider_link: ProviderLink) -> Iterator[None]:
+    provider_link.up()
+    yield
+    provider_link.up()
+
+
+def seen(api: str) -> list[str]:
+    return list(httpx.get(f"{api}/seen", timeout=10).json())
+
+
+async def my_orders(gateway: GatewayProc, token: str, mode: str = "legacy") -> dict[str, Any]:
+    async with mcp_client(gateway.url("ex"), {"Authorization": f"Bearer {token}"}, mode=mode) as client:
+        result = await client.call_tool("my_orders", {})
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+async def test_the_upstream_gets_a_token_for_its_audience_once_per_caller_token(
+    gateway: GatewayProc, api: str, keycloak: Keycloak, provider_up: None
+) -> None:
+    alice = keycloak.access_token("alice")
+    before = len(seen(api))
+    # Several calls, both eras: one exchange, whose token the API accepts for its own audience.
+    answers = [await my_orders(gateway, alice, mode) for mode in ("legacy", MODERN, MODERN, "legacy")]
+    assert all(a == answers[0] for a in answers)
+    assert answers[0]["preferred_username"] == "alice"
+    assert answers[0]["aud"] == AUDIENCE and answers[0]["azp"] == GATEWAY_CLIENT[0]
+    assert "orders:write" in answers[0]["scope"].split()  # the Upstream's scopes were asked for
+    received = seen(api)[before:]
+    assert len(received) == 4 and len(set(received)) == 1, "one exchanged token for all four calls"
+    exchanged = received[0].removeprefix("Bearer ")
+    assert exchanged != alice and alice not in " ".join(seen(api))  # the caller's own token never arrives
+    assert claims_of(exchanged)["sub"] == claims_of(alice)["sub"]
+
+    # Another caller gets a token of their own; so does the same person with a new token.
+    assert (await my_orders(gateway, keycloak.access_token("bob")))["preferred_username"] == "bob"
+    assert (await my_orders(gateway, keycloak.access_token("alice")))["preferred_username"] == "alice"
+    assert len(set(seen(api)[before:])) == 3
+
+
+async def test_refusals_are_clear_and_nothing_reaches_the_upstream(
+    gateway: GatewayProc, api: str, keycloak: Keycloak, provider_up: None
+) -> None:
+    before = len(seen(api))
+    headers = {"Authorization": f"Bearer {keycloak.access_token('alice')}"}
+    # The provider will not exchange for an audience the gateway's client may not ask for.
+    call = modern_headers("tools/call", "echo", **headers)
+    answer = httpx.post(gateway.url("ex"), json=modern_call("echo", {"text": "hi"}), headers=call, timeout=30)
+    assert answer.status_code == 200
+    error = answer.json()["error"]
+    assert error["code"] == -32003 and error["data"] == {"reason": "tokenExchange"}
+    assert "billing-api" in error["message"] and "Requested audience not available" in error["message"]
+
+    # An API key cannot be exchanged: the call is refused with the reason, not sent without a token.
+    with gateway.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "ci-bot"}).json()["key"]
+    async with mcp_client(gateway.url("ex"), {"Authorization": f"Bearer {key}"}, mode=MODERN) as client:
+        assert "my_orders" in {t.name for t in (await client.list_tools()).tools}  # the catalog is not personal
+        with pytest.raises(Exception, match="needs an OAuth bearer token") as refused:
+            await client.call_tool("my_orders", {})
+    assert "API key cannot be exchanged" in str(refused.value)
+    assert len(seen(api)) == before
+
+
+async def test_a_provider_that_is_down_gives_503_and_nothing_is_cached(
+    gateway: GatewayProc, api: str, keycloak: Keycloak, provider_link: ProviderLink, provider_up: None
+) -> None:
+    token = keycloak.access_token("bob")
+    provider_link.down()
+    headers = modern_headers("tools/call", "my_orders", Authorization=f"Bearer {token}")
+    answer = httpx.post(gateway.url("ex"), json=modern_call("my_orders", {}), headers=headers, timeout=30)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "10"
+    assert answer.json()["error"]["code"] == -32054
+    assert "could not be reached" in answer.json()["error"]["message"]
+
+    provider_link.up()  # back: the failure was not remembered
+    answer = httpx.post(gateway.url("ex"), json=modern_call("my_orders", {}), headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["structuredContent"]["preferred_username"] == "bob"
