@@ -16,6 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from mcp_gateway.connections.settings import ConnectionSettings, OAuthConnection
+
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # SEP-986 tool names: at most 128 of these characters.
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -273,6 +275,8 @@ class Upstream(_Model):
     tool_overrides: dict[str, ToolOverride] = Field(default_factory=dict, max_length=1000)
     # Send the caller's token exchanged for this upstream's audience (token_exchange.py); OIDC callers only.
     token_exchange: TokenExchange | None = None
+    # Each caller's own account at a third-party OAuth server (connections/).
+    connection: OAuthConnection | None = None
 
     @field_validator("url")
     @classmethod
@@ -459,6 +463,16 @@ class Profile(_Model):
             raise ValueError(f"upstream names must be unique within a profile: {names}")
         return value
 
+    @model_validator(mode="after")
+    def _connections_need_oidc(self) -> Profile:
+        connected = [u.name for u in self.upstreams if u.connection is not None]
+        if connected and "oidc" not in self.auth.accepted:
+            raise ValueError(
+                f"profile {self.id!r}: upstreams {connected} use per-user connections, which need OIDC sign-in; "
+                "add oidc to the profile's auth"
+            )
+        return self
+
 
 class GatewaySettings(_Model):
     """Optional transport settings; all have safe defaults."""
@@ -478,6 +492,8 @@ class GatewaySettings(_Model):
     allow_private_jwks: bool = False
     # The URL clients reach the gateway at (behind a TLS ingress): OAuth metadata, WWW-Authenticate, console.
     public_url: str | None = None
+    # Per-user connections: how users sign in to connect (connections/settings.py).
+    connections: ConnectionSettings = Field(default_factory=ConnectionSettings)
 
     @field_validator("public_url")
     @classmethod

@@ -45,6 +45,8 @@ from mcp_gateway.audit import render_arguments
 from mcp_gateway.backchannel import serve_handshake
 from mcp_gateway.caching import LIST_KINDS, LiveCacheHints, list_hint
 from mcp_gateway.config import Profile, RetrySettings, Upstream, profile_timeouts
+from mcp_gateway.connections.inject import prepare as prepare_connection
+from mcp_gateway.connections.inject import with_bearer
 from mcp_gateway.context import current_call
 from mcp_gateway.handshake_relay import HandshakeRelay, no_back_channel
 from mcp_gateway.health import HealthAwareAggregator, HealthMonitor
@@ -56,7 +58,7 @@ from mcp_gateway.request_state import SealedRequestState, boundary_for
 from mcp_gateway.rules import NOBODY, Kind
 from mcp_gateway.store.base import AuditRecord
 from mcp_gateway.token_exchange import upstream_hooks
-from mcp_gateway.trace import upstream_auth, upstream_headers
+from mcp_gateway.trace import UpstreamContextAuth, upstream_auth, upstream_headers
 
 if TYPE_CHECKING:
     from mcp_gateway.runtime import Gateway
@@ -167,6 +169,7 @@ class ProfileBackend:
         # Probes, circuit breakers, hidden tools of unhealthy upstreams (health.py).
         self.health = self.aggregator.monitor = HealthMonitor(profile, gateway.metrics, self.aggregator.tools_changed)
         self.sources: list[ProfileSource] = []
+        self.connections = {u.name: u.connection for u in profile.upstreams if u.connection is not None}
         for upstream in profile.upstreams:
             source = ProfileSource(
                 source_config(upstream), self.aggregator.source_changed, self.aggregator.resource_updated
@@ -177,6 +180,9 @@ class ProfileBackend:
             source.relay_headers = upstream_headers(upstream.send_caller_header)
             if upstream.token_exchange is not None:  # the caller's token exchanged for this upstream
                 source.http_auth, source.relay_headers = upstream_hooks(upstream.name, upstream.send_caller_header)
+            elif upstream.connection is not None:  # each caller's own token (connections/inject.py)
+                source.relay_headers = with_bearer(source.relay_headers, upstream.name)
+                source.http_auth = UpstreamContextAuth(source.relay_headers)
             self.aggregator.sources[source.name] = source
             self.sources.append(source)
         self.runtime = Runtime(self.aggregator)
@@ -326,6 +332,12 @@ class ProfileBackend:
         started = time.monotonic()
         outcome, error, trial = "ok", None, False
         try:
+            connection = self.connections.get(call.source) if self.connections else None
+            if connection is not None and ctx is not None:
+                asked = await prepare_connection(self.gateway, ctx, call.source, connection)
+                if asked is not None:  # no connection yet: the caller gets the link to connect
+                    outcome = "input_required"
+                    return asked
             trial = self.health.admit(call.source)  # refused at once while the upstream's circuit is open
             result = await self._attempts(call, self.health.guard(call.source, proceed), limit, profile)
             if isinstance(result, types.CallToolResult) and result.is_error:

@@ -25,6 +25,8 @@ from mcp_gateway.auth.secret_keys import SecretKeyTable
 from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder, kube_core_api
+from mcp_gateway.connections.service import Connections
+from mcp_gateway.connections.store import ConnectionStore, MemoryConnections, PostgresConnections
 from mcp_gateway.context import current_call
 from mcp_gateway.discovery.meta import Indexes
 from mcp_gateway.discovery.reveal import Revealed
@@ -190,6 +192,7 @@ class Gateway:
         self.state_codec: AESGCMRequestStateCodec
         self.signer: SessionSigner
         self.console_keys: list[bytes]
+        self.connections: Connections
         self.started = False
         # One INFO line per MCP request (`serve --access-log`); refusals and errors are logged regardless.
         self.access_log = False
@@ -215,6 +218,7 @@ class Gateway:
         self.state_codec = state_codec(self.signer.keys)
         self.revoked = RevokedSessions(self.store, self.signer.max_age)
         await self.revoked.load()
+        self.connections = Connections(self.env, _connection_store(self.store))
         self.relay.publish = self.store.publish if self.store.shared else None
         await self.store.listen(self._replica_message)
         self.audit.start()
@@ -222,6 +226,8 @@ class Gateway:
 
     async def close(self) -> None:
         await self.backends.close()
+        if self.started:
+            await self.connections.close()
         await self.audit.stop()
         await self.store.close()
 
@@ -328,3 +334,9 @@ class Gateway:
         with contextlib.suppress(RuntimeError):  # no running loop yet at start-up
             asyncio.get_running_loop()
             self.backends.reconcile(config)
+
+
+def _connection_store(store: Store) -> ConnectionStore:
+    """Connections live beside the store's other state: PostgreSQL rows or process memory."""
+    pool = getattr(store, "pool", None) if store.shared else None
+    return PostgresConnections(pool) if pool is not None else MemoryConnections()

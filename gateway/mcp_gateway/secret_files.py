@@ -10,7 +10,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 # The settings that hold secrets; only these are read from files.
-SECRET_NAMES = ("DATABASE_URL", "KEY_PEPPER", "SESSION_KEYS", "ADMIN_TOKEN")
+SECRET_NAMES = ("DATABASE_URL", "KEY_PEPPER", "SESSION_KEYS", "ADMIN_TOKEN", "CONNECTION_KEYS")
 
 
 class SecretFileError(ValueError):

@@ -5,7 +5,8 @@ share (router, session context, CSRF, errors); login.py, pages.py and keys.py
 the pages; access.py decides who may see what.
 """
 
+from mcp_gateway.connections import web as connections_web
 from mcp_gateway.console import keys, login, pages
 from mcp_gateway.console.web import router
 
-__all__ = ["keys", "login", "pages", "router"]
+__all__ = ["connections_web", "keys", "login", "pages", "router"]
