@@ -5,15 +5,19 @@ filters before either ranking, through the gateway too, in both protocol eras.""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_gateway.discovery import semantic
 from mcp_gateway.discovery.encoder import Encoder
 from mcp_gateway.discovery.index import QueryError, ToolDoc, ToolIndex
+from mcp_gateway.discovery.meta import Indexes
 
 from tests.gateway.support import MODERN, GatewayProc, Spawn, mcp_client, profile, start_gateway
 
@@ -107,6 +111,46 @@ def test_tool_vectors_are_computed_once_per_text(encoder: Encoder) -> None:
     changed = [first[0], ToolDoc("echo", "", "Echoes text back, louder", ())]
     semantic.SemanticIndex(ToolIndex(changed), embeddings)
     assert counting.calls == [2, 1]  # the catalog change re-embedded only the changed tool
+
+
+class GatedIndex(semantic.SemanticIndex):
+    """The real semantic index, whose build waits until the test opens the gate."""
+
+    gate = threading.Event()
+
+    def __init__(self, lexical: ToolIndex) -> None:
+        assert self.gate.wait(30)
+        super().__init__(lexical)
+
+
+async def test_a_build_finishing_after_forget_does_not_bring_the_index_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = SimpleNamespace(title=None, description="Returns the sum of two numbers", input_schema={})
+    catalog = SimpleNamespace(tools={"get-sum": ("feat", tool)})
+    monkeypatch.setattr(semantic, "SemanticIndex", GatedIndex)
+    indexes = Indexes()
+    assert (await indexes.of("gone", catalog, "semantic")).kind == "lexical"  # the build starts, gated
+    indexes.forget(set())  # the profile is removed (or its discovery turned off) meanwhile
+    GatedIndex.gate.set()
+    for thread in threading.enumerate():
+        if thread.name == "semantic-index-gone":
+            thread.join(30)
+    # The finished build was dropped: the profile starts afresh (lexical, a new build) instead of
+    # getting the forgotten index back.
+    assert (await indexes.of("gone", catalog, "semantic")).kind == "lexical"
+
+
+def test_the_forward_pass_stays_in_float32(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A float64 scalar anywhere promotes the activations, and float64 @ float32 leaves BLAS (20x slower).
+    seen: set[str] = set()
+    dense = encoder._dense
+
+    def recording(x: Any, name: str) -> Any:
+        seen.add(x.dtype.name)
+        return dense(x, name)
+
+    monkeypatch.setattr(encoder, "_dense", recording)
+    vectors = encoder.embed(["scale the web deployment to three replicas"])
+    assert seen == {"float32"} and vectors.dtype == np.float32
 
 
 @pytest.fixture(scope="module")

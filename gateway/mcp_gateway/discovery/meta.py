@@ -141,6 +141,7 @@ class Indexes:
         self._building: dict[str, Any] = {}  # profile -> the catalog whose semantic build is running
         self._warned: set[str] = set()
         self._lock = anyio.Lock()
+        self._table_lock = threading.Lock()  # build threads and the event loop share _semantic/_building
 
     @staticmethod
     def _current(table: dict[str, CatalogIndex], profile_id: str, catalog: Any) -> Ranker | None:
@@ -174,24 +175,31 @@ class Indexes:
                     "profile %s: discovery.ranking semantic unavailable, ranking lexically: %s", profile_id, missing
                 )
             return
-        self._building[profile_id] = catalog
+        with self._table_lock:
+            self._building[profile_id] = catalog
 
         def build() -> None:
             try:
-                self._semantic[profile_id] = CatalogIndex(catalog, semantic.SemanticIndex(lexical))
+                built = CatalogIndex(catalog, semantic.SemanticIndex(lexical))
             except Exception:
                 log.exception("profile %s: semantic index build failed, ranking lexically", profile_id)
-            finally:
+                built = None
+            with self._table_lock:
+                # Kept only if this build is still the wanted one: `forget()` (profile removed or its
+                # discovery turned off) or a newer catalog's build dropped it meanwhile.
                 if self._building.get(profile_id) is catalog:
                     del self._building[profile_id]
+                    if built is not None:
+                        self._semantic[profile_id] = built
 
         threading.Thread(target=build, name=f"semantic-index-{profile_id}", daemon=True).start()
 
     def forget(self, keep: set[str]) -> None:
-        for table in (self._by_profile, self._semantic):
-            for pid in list(table):
-                if pid not in keep:
-                    del table[pid]
+        with self._table_lock:
+            for table in (self._by_profile, self._semantic, self._building):
+                for pid in list(table):
+                    if pid not in keep:
+                        del table[pid]
 
 
 def build_index(catalog: Any) -> ToolIndex:
