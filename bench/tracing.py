@@ -4,12 +4,14 @@ Two identical stacks (echo upstream, adapter, gateway with every per-call check 
 second the gateway and the adapter export every span (100 % sampling, the SDK's default for
 root spans) over OTLP/HTTP to a loopback receiver (tests/support/otlp_receiver.py, in this
 process, so its decoding is not charged to the gateway). wrk runs the 2026-07-28 stateless
-`tools/call echo` at concurrency 1 and 16; the figures are the added p50 and the added CPU
-per call of the gateway and of the adapter, on minus off, within one run.
+`tools/call echo` at concurrency 1 and 16, off and on taking turns round by round, so a
+change in the machine's load falls on both; the figures are the added p50 and the added CPU
+per call of the gateway and of the adapter (the exporter's thread included), on minus off.
 """
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from bench.loadgen import MODERN
@@ -18,24 +20,30 @@ from bench.stack import Stack
 from tests.support.otlp_receiver import start_otlp_receiver
 
 CONCURRENCY = (1, 16)
+MODES = ("off", "on")
 
 
 def run(seconds: int, repeat: int) -> dict[str, Any]:
     receiver = start_otlp_receiver()
     on_env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+    rounds: dict[str, list[list[dict[str, Any]]]] = {mode: [] for mode in MODES}
     try:
         with Stack("tracing") as stack:
             echo_base, _ = stack.python_module("echo", "bench.echo_server", ready_path="/mcp")
-            targets: dict[str, list[dict[str, Any]]] = {}
-            for mode, env in (("off", None), ("on", on_env)):
+            stacks = {}
+            for mode in MODES:
+                env = on_env if mode == "on" else None
                 adapter_url, adapter_pid = stack.adapter(f"echo-{mode}", echo_adapter_config(f"{echo_base}/mcp"), env)
                 gateway = stack.gateway(mode, limited_routing(adapter_url), env=env)
                 key = {"Authorization": f"Bearer {gateway.mint_key('bench', ['bench'])}"}
-                pids = {"adapter": adapter_pid, "gateway": gateway.pid}
-                targets[mode] = measure(gateway.url("bench"), key, seconds, repeat, CONCURRENCY, pids, MODERN)
+                stacks[mode] = (gateway.url("bench"), key, {"adapter": adapter_pid, "gateway": gateway.pid})
+            for _ in range(repeat):  # off and on take turns: one round each, `repeat` times
+                for mode, (url, key, pids) in stacks.items():
+                    rounds[mode].append(measure(url, key, seconds, 1, CONCURRENCY, pids, MODERN))
         spans = len(receiver.received())
     finally:
         receiver.shutdown()
+    targets = {mode: [_combined([r[i] for r in rounds[mode]]) for i in range(len(CONCURRENCY))] for mode in MODES}
     added = []
     for off, on in zip(targets["off"], targets["on"], strict=True):
         cpu_off, cpu_on = off["cpu_ms_per_call"], on["cpu_ms_per_call"]
@@ -53,3 +61,16 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
         "added_by_tracing": added,
         "spans": spans,
     }
+
+
+def _combined(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """One load point over the rounds: median latency and rate, mean CPU per call."""
+    combined = dict(points[0])
+    for field in ("p50_ms", "p99_ms", "calls_per_s"):
+        combined[field] = statistics.median(p[field] for p in points)
+    combined["errors"] = sum(p["errors"] for p in points)
+    combined["cpu_ms_per_call"] = {
+        name: round(statistics.fmean(p["cpu_ms_per_call"][name] for p in points), 3)
+        for name in points[0]["cpu_ms_per_call"]
+    }
+    return combined

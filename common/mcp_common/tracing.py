@@ -74,6 +74,8 @@ def setup(service: str) -> bool:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    global _otel
+    _otel = _Otel()
     _tracer = provider.get_tracer("mcp-gateway")
     log.info("OpenTelemetry tracing on", extra={"service": service})
     return True
@@ -83,70 +85,99 @@ def enabled() -> bool:
     return _tracer is not None
 
 
+class _Otel:
+    """The SDK objects the hot path uses, bound once by `setup` (no per-call imports or lookups)."""
+
+    def __init__(self) -> None:
+        from opentelemetry import context, trace
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self.attach, self.detach = context.attach, context.detach
+        self.in_context, self.current = trace.set_span_in_context, trace.get_current_span
+        self.propagator = TraceContextTextMapPropagator()
+        self.server, self.client, self.internal = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
+        self.status, self.error, self.ok = Status, StatusCode.ERROR, StatusCode.OK
+
+
+_otel: _Otel | None = None
+
+
 def _parent(headers: Mapping[str, str]) -> Any:
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    """The caller's trace context, or None (the current one) when it sent none: no extraction then."""
+    assert _otel is not None
+    parent = headers.get("traceparent")
+    if parent is None:
+        return None
+    carrier = {"traceparent": parent}
+    state = headers.get("tracestate")
+    if state is not None:
+        carrier["tracestate"] = state
+    return _otel.propagator.extract(carrier)
 
-    return TraceContextTextMapPropagator().extract(
-        {k: headers[k] for k in ("traceparent", "tracestate") if k in headers}
-    )
 
+class _Span:
+    """One span made current for a `with` block.
 
-@contextlib.contextmanager
-def _span(name: str, kind: Any, context: Any, attributes: Mapping[str, Any]) -> Iterator[Span]:
-    from opentelemetry.trace import Status, StatusCode
+    A plain class rather than the SDK's `start_as_current_span`: that stacks two generator-based
+    context managers per span, a measurable share of a call's tracing cost (bench/tracing.py).
+    No exception events: an exception's message could quote what a client sent.
+    """
 
-    assert _tracer is not None
-    # No exception events: an exception's message could quote what a client sent.
-    with _tracer.start_as_current_span(
-        name,
-        context=context,
-        kind=kind,
-        attributes=dict(attributes),
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
+    __slots__ = ("_attributes", "_kind", "_name", "_parent", "_span", "_token")
+
+    def __init__(self, name: str, kind: Any, parent: Any, attributes: Mapping[str, Any] | None) -> None:
+        self._name, self._kind, self._parent, self._attributes = name, kind, parent, attributes
+        self._span: Any = None
+        self._token: Any = None
+
+    def __enter__(self) -> Span:
+        assert _tracer is not None and _otel is not None
+        span = _tracer.start_span(
+            self._name,
+            self._parent,
+            self._kind,
+            self._attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self._span = span
+        self._token = _otel.attach(_otel.in_context(span))
+        return span
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        assert _otel is not None
+        span = self._span
         try:
-            yield span
-        except BaseException as exc:
-            if span.is_recording() and not _is_ok_status(span):
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
-
-
-def _is_ok_status(span: Any) -> bool:
-    from opentelemetry.trace import StatusCode
-
-    status = getattr(span, "status", None)
-    return status is not None and status.status_code == StatusCode.OK
+            if kind is not None and span.is_recording() and span.status.status_code is not _otel.ok:
+                span.set_status(_otel.status(_otel.error, kind.__name__))
+        finally:
+            _otel.detach(self._token)
+            span.end()
 
 
 def server_span(name: str, headers: Mapping[str, str], **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """One incoming MCP request: a SERVER span, child of the caller's `traceparent` when it sent a valid one."""
-    if _tracer is None:
+    if _tracer is None or _otel is None:
         return _NOOP
-    from opentelemetry.trace import SpanKind
-
-    return _span(name, SpanKind.SERVER, _parent(headers), attributes)
+    return _Span(name, _otel.server, _parent(headers), attributes or None)
 
 
 def child_span(name: str, client: bool = False, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """A step inside the current request (auth, limits, a call out when `client`)."""
-    if _tracer is None:
+    if _tracer is None or _otel is None:
         return _NOOP
-    from opentelemetry.trace import SpanKind
-
-    return _span(name, SpanKind.CLIENT if client else SpanKind.INTERNAL, None, attributes)
+    return _Span(name, _otel.client if client else _otel.internal, None, attributes or None)
 
 
 @contextlib.contextmanager
 def _attached(headers: Mapping[str, str]) -> Iterator[None]:
-    from opentelemetry import context
-
-    token = context.attach(_parent(headers))
+    assert _otel is not None
+    token = _otel.attach(_parent(headers))
     try:
         yield
     finally:
-        context.detach(token)
+        _otel.detach(token)
 
 
 def within(headers: Mapping[str, str] | None) -> contextlib.AbstractContextManager[Any]:
@@ -158,68 +189,65 @@ def within(headers: Mapping[str, str] | None) -> contextlib.AbstractContextManag
 
 def outgoing() -> list[tuple[str, str]]:
     """W3C headers naming the current span as parent of a request made now ([] when tracing is off)."""
-    if _tracer is None:
+    if _otel is None:
         return []
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
+    _otel.propagator.inject(carrier)
     return list(carrier.items())
 
 
 def annotate(**attributes: Any) -> None:
     """Add attributes (None values skipped) to the current span; nothing when tracing is off."""
-    if _tracer is None:
+    if _otel is None:
         return
-    from opentelemetry import trace
-
-    span = trace.get_current_span()
+    span = _otel.current()
     if span.is_recording():
         span.set_attributes({k: v for k, v in attributes.items() if v is not None})
 
 
-def annotate_message(message: Mapping[str, Any] | None, session_id: str | None = None) -> None:
-    """The MCP attributes of a JSON-RPC request: method, tool (or prompt) name, request id, session id."""
-    if _tracer is None or message is None:
-        return
-    params = message.get("params")
-    name = params.get("name") if isinstance(params, dict) and message.get("method") == "tools/call" else None
-    rid = message.get("id")
-    method = message.get("method") if isinstance(message.get("method"), str) else None
-    tool = name[:128] if isinstance(name, str) else None
-    annotate(
-        **{
-            METHOD: method,
-            TOOL: tool,
-            REQUEST_ID: str(rid)[:64] if isinstance(rid, str | int) and not isinstance(rid, bool) else None,
-            SESSION: session_id,
-        }
-    )
-    if method is not None:  # the semantic conventions' span name: "{mcp.method.name} {target}"
-        from opentelemetry import trace
+def annotate_message(message: Mapping[str, Any] | None, session_id: str | None = None, **more: Any) -> None:
+    """The MCP attributes of a JSON-RPC request (method, tool name, request id, session id) and `more`, in one update.
 
-        trace.get_current_span().update_name(f"{method} {tool}" if tool else method[:64])
+    The span is renamed per the semantic conventions: "{mcp.method.name} {target}".
+    """
+    if _otel is None or message is None:
+        return
+    span = _otel.current()
+    if not span.is_recording():  # not sampled: build nothing
+        return
+    method = message.get("method")
+    attributes = {k: v for k, v in more.items() if v is not None}
+    if isinstance(method, str):
+        attributes[METHOD] = method
+        params = message.get("params")
+        name = params.get("name") if method == "tools/call" and isinstance(params, dict) else None
+        if isinstance(name, str):
+            attributes[TOOL] = name[:128]
+            span.update_name(f"{method} {name[:128]}")
+        else:
+            span.update_name(method[:64])
+    rid = message.get("id")
+    if isinstance(rid, str | int) and not isinstance(rid, bool):
+        attributes[REQUEST_ID] = str(rid)[:64]
+    if session_id is not None:
+        attributes[SESSION] = session_id
+    span.set_attributes(attributes)
 
 
 def refused(reason: str, description: str = "") -> None:
     """Mark the current span as a refusal (error status) with a bounded reason."""
-    if _tracer is None:
+    if _otel is None:
         return
-    from opentelemetry import trace
-    from opentelemetry.trace import Status, StatusCode
-
-    span = trace.get_current_span()
+    span = _otel.current()
     if span.is_recording():
         span.set_attribute(REFUSAL, reason)
-        span.set_status(Status(StatusCode.ERROR, description or reason))
+        span.set_status(_otel.status(_otel.error, description or reason))
 
 
 def http_status(span: Span | None, status: int) -> None:
     """Record the HTTP status of a server span; 4xx/5xx are errors (refusals or failures)."""
-    if span is None or not span.is_recording():
+    if _otel is None or span is None or not span.is_recording():
         return
-    from opentelemetry.trace import Status, StatusCode
-
     span.set_attribute(HTTP_STATUS, status)
     if status >= 400:
-        span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+        span.set_status(_otel.status(_otel.error, f"HTTP {status}"))

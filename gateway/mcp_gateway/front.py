@@ -88,8 +88,11 @@ class McpFront:
         if not tracing.enabled():
             await self._handle(scope, receive, send, profile_id)
             return
-        # One SERVER span per MCP request, child of the client's traceparent (mcp_common/tracing.py).
-        with tracing.server_span(f"mcp {scope['method']}", Headers(scope=scope)) as span:
+        # One SERVER span per MCP request, child of the client's traceparent (mcp_common/tracing.py),
+        # with the tenant and profile from the start (one attribute update fewer per request).
+        profile = self.gw.holder.config.profile(profile_id)
+        named = {tracing.TENANT: profile.tenant, tracing.PROFILE: profile.id} if profile else {}
+        with tracing.server_span(f"mcp {scope['method']}", Headers(scope=scope), **named) as span:
 
             async def recorded(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -113,7 +116,6 @@ class McpFront:
             if profile is None:
                 await self._unknown(scope, receive, counting_send, profile_id)
                 return
-            tracing.annotate(**{tracing.TENANT: profile.tenant, tracing.PROFILE: profile.id})
             method = await self._serve(scope, receive, counting_send, config, profile)
         except Exception:
             log.exception("unexpected error serving profile %s", profile_id)
@@ -348,21 +350,14 @@ class McpFront:
     async def _admit(
         self, config: RoutingConfig, profile: Profile, principal: Principal, message: dict[str, Any]
     ) -> Response | None:
-        rid = message.get("id")
-        name = tool_name(message)
-        if name is not None and not self.gw.policies.of(profile).allows_tool(name):
-            # A JSON-RPC error inside an HTTP 200: logged here, as the status does not show it.
-            log.info("tool call refused by policy", extra={"profile": profile.id, "tool": name[:128]})
-            tracing.refused("policy", "tool hidden by the profile's policy")
-            return errors.error_response(
-                200,
-                INVALID_PARAMS,
-                f"tool {name!r} is not available on profile {profile.id!r} (hidden by the profile's policy)",
-                rid,
-            )
-        refusal = await self._rules_refusal(profile, principal, message)
-        if refusal is not None:
-            return refusal
+        with tracing.child_span("mcp.gateway.policy"):
+            refused = await self._policy_refusal(profile, principal, message)
+            if refused is not None:
+                tracing.refused("policy", refused[1])  # the policy span...
+        if refused is not None:
+            tracing.refused("policy", refused[1])  # ...and the request's: an HTTP 200 refusal is still an error
+            return refused[0]
+        rid, name = message.get("id"), tool_name(message)
         charge = name is not None and not self._continuation(message)
         try:
             with tracing.child_span("mcp.gateway.limits"):
@@ -398,7 +393,26 @@ class McpFront:
             )
         return None
 
-    async def _rules_refusal(self, profile: Profile, principal: Principal, message: dict[str, Any]) -> Response | None:
+    async def _policy_refusal(
+        self, profile: Profile, principal: Principal, message: dict[str, Any]
+    ) -> tuple[Response, str] | None:
+        """The profile's tool globs, then its CEL rules: a refusal and its span description, or None."""
+        name = tool_name(message)
+        if name is not None and not self.gw.policies.of(profile).allows_tool(name):
+            # A JSON-RPC error inside an HTTP 200: logged here, as the status does not show it.
+            log.info("tool call refused by policy", extra={"profile": profile.id, "tool": name[:128]})
+            response = errors.error_response(
+                200,
+                INVALID_PARAMS,
+                f"tool {name!r} is not available on profile {profile.id!r} (hidden by the profile's policy)",
+                message.get("id"),
+            )
+            return response, "tool hidden by the profile's policy"
+        return await self._rules_refusal(profile, principal, message)
+
+    async def _rules_refusal(
+        self, profile: Profile, principal: Principal, message: dict[str, Any]
+    ) -> tuple[Response, str] | None:
         """The profile's CEL rules (rules.py) on a call, read or get, with its arguments.
 
         The refusal names the rule, never its expression. Lists are filtered further down
@@ -419,15 +433,15 @@ class McpFront:
             "request refused by policy rule",
             extra={"profile": profile.id, "kind": kind, "rule": verdict.rule or "-", "reason": verdict.reason},
         )
-        tracing.refused("policy", f"policy rule {verdict.rule or '(no allow rule)'}")
         self._count_refusal(profile, principal, kind, name, arguments, verdict)
-        return errors.error_response(
+        response = errors.error_response(
             200,
             errors.FORBIDDEN,
             f"{kind} {name[:128]!r} is not available to this caller on profile {profile.id!r}: {verdict.explain()}",
             message.get("id"),
             data={"rule": verdict.rule, "reason": verdict.reason},
         )
+        return response, f"policy rule {verdict.rule or '(no allow rule)'}"
 
     def _count_refusal(
         self, profile: Profile, principal: Principal, kind: Kind, name: str, arguments: dict[str, Any], verdict: Verdict

@@ -95,6 +95,7 @@ def test_tool_call_is_one_trace_across_gateway_and_adapter(
     spans = trace_of(receiver, trace_id, complete)
     gw_server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
     auth_span = one(spans, "mcp-gateway", "mcp.gateway.auth")
+    policy = one(spans, "mcp-gateway", "mcp.gateway.policy")
     limits = one(spans, "mcp-gateway", "mcp.gateway.limits")
     relay = one(spans, "mcp-gateway", "mcp.gateway.relay")
     gw_call = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_CLIENT)
@@ -102,11 +103,11 @@ def test_tool_call_is_one_trace_across_gateway_and_adapter(
     ad_upstream = [s for s in spans if s.service == "mcp-adapter" and s.kind == SPAN_KIND_CLIENT]
     assert len(ad_upstream) == 1, all_values(spans)
 
-    # Parent links: client -> gateway server -> (auth, limits, relay -> call to the adapter)
+    # Parent links: client -> gateway server -> (auth, policy, limits, relay -> call to the adapter)
     # -> adapter server -> the adapter's call to the upstream.
     assert gw_server.parent_span_id == client_span
     assert auth_span.parent_span_id == gw_server.span_id
-    assert limits.parent_span_id == gw_server.span_id
+    assert policy.parent_span_id == gw_server.span_id and limits.parent_span_id == gw_server.span_id
     assert relay.parent_span_id == gw_server.span_id
     assert gw_call.parent_span_id == relay.span_id
     assert ad_server.parent_span_id == gw_call.span_id
@@ -203,6 +204,9 @@ def test_refused_requests_are_error_spans(
     spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_SERVER for s in found))
     server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
     assert server.status_code == STATUS_ERROR and server.attributes["mcp.gateway.refusal"] == "policy"
+    assert server.status_message == "tool hidden by the profile's policy"
+    policy = one(spans, "mcp-gateway", "mcp.gateway.policy")
+    assert policy.status_code == STATUS_ERROR and policy.parent_span_id == server.span_id
     assert not any(s.name == "mcp.gateway.relay" for s in spans)  # refused before reaching any upstream
 
 
