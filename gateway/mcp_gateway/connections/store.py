@@ -2,7 +2,7 @@
 
 Only the sealed refresh token, its key id and metadata are stored; access tokens stay in
 process memory (service.py). PostgreSQL rows are shared by every replica (migration
-0011_upstream_connections); the in-memory store serves a gateway without a database.
+0012_upstream_connections); the in-memory store serves a gateway without a database.
 """
 
 from __future__ import annotations
