@@ -6,6 +6,7 @@ replicas starting together apply each migration exactly once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from importlib import resources
@@ -26,7 +27,17 @@ def migration_files() -> list[tuple[int, str, str]]:
         match = _FILE.match(entry.name)
         if match:
             found.append((int(match.group(1)), match.group(2), entry.read_text()))
-    return sorted(found)
+    found.sort()
+    _refuse_shared_versions(found)
+    return found
+
+
+def _refuse_shared_versions(found: list[tuple[int, str, str]]) -> None:
+    # Two branches adding the same number would otherwise fail half-way at start-up on a
+    # primary-key violation; say which files collide instead.
+    for (version, first, _), (following, second, _) in itertools.pairwise(found):
+        if version == following:
+            raise RuntimeError(f"migrations {version:04d}_{first} and {following:04d}_{second} share a version number")
 
 
 async def migrate(conn: asyncpg.Connection) -> list[int]:
