@@ -298,6 +298,16 @@ class Upstream(_Model):
             exposed[name] = original
         return self
 
+    @model_validator(mode="after")
+    def _one_caller_credential(self) -> Upstream:
+        # Both would set the upstream's Authorization header for the same call.
+        if self.token_exchange is not None and self.connection is not None:
+            raise ValueError(
+                f"upstream {self.name!r}: set tokenExchange or connection, not both "
+                "(each supplies the caller's bearer token for this upstream)"
+            )
+        return self
+
 
 class IdentityClaims(_Model):
     """Which token claims name the caller: recorded in the audit log and offered to policy."""

@@ -49,3 +49,20 @@ def test_accepted_methods(auth: dict[str, Any], accepted: tuple[str, ...]) -> No
 def test_bad_auth_is_refused_with_the_reason(auth: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config(auth)
+
+
+def test_an_upstream_takes_one_caller_credential_not_two() -> None:
+    upstream = {
+        "name": "u",
+        "url": "http://u/mcp",
+        "tokenExchange": {
+            "tokenEndpoint": "https://idp/token",
+            "clientId": "gw",
+            "clientSecretFile": "/s",
+            "audience": "u",
+        },
+        "connection": {"issuer": "https://third.example.com", "clientId": "gw"},
+    }
+    profile = {"id": "p", "tenant": "t", "upstreams": [upstream]}
+    with pytest.raises(ValueError, match="set tokenExchange or connection, not both"):
+        RoutingConfig.model_validate({"tenants": [{"id": "t"}], "profiles": [profile]})
