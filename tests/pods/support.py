@@ -3,14 +3,18 @@ conftest.py, with PostgreSQL running as a pod) and small helpers."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from kubernetes import client as k8s
+from mcp_types import TextContent
 
+from tests.gateway.support import MODERN, mcp_client
 from tests.support.node import POSTGRES_IMAGE, Node
 
 RELEASE = "mcp-gateway"  # the chart's fullname is then the release name
@@ -107,3 +111,59 @@ def postgres_objects(password: str) -> tuple[k8s.V1Pod, k8s.V1Service]:
         spec=k8s.V1ServiceSpec(selector=labels, ports=[k8s.V1ServicePort(port=5432, target_port=5432)]),
     )
     return pod, service
+
+
+@dataclass
+class Load:
+    """Bounded client load: `workers` SDK clients (2026-07-28 era, stateless) calling an echo tool
+    in turn, each answer checked against what was sent. A failed call is recorded and the worker
+    reconnects; a wrong answer is recorded apart (it must never happen)."""
+
+    url: str
+    headers: dict[str, str]
+    tool: str
+    ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    wrong: list[str] = field(default_factory=list)
+
+    async def worker(self, number: int, stop: asyncio.Event) -> None:
+        sent = 0
+        while not stop.is_set():
+            try:
+                async with mcp_client(self.url, self.headers, mode=MODERN) as client:
+                    while not stop.is_set():
+                        sent += 1
+                        text = f"worker {number} call {sent}"
+                        result = await asyncio.wait_for(client.call_tool(self.tool, {"text": text}), timeout=30)
+                        content = result.content[0] if result.content else None
+                        if result.is_error or not isinstance(content, TextContent):
+                            self.failures.append(f"{text}: {result.content}")
+                        elif content.text.split(": ", 1)[-1] != text:
+                            self.wrong.append(f"{text}: {content.text}")
+                        else:
+                            self.ok += 1
+                        await asyncio.sleep(0.05)  # paced: a bounded load on a shared machine
+            except Exception as exc:  # a transport error or a JSON-RPC error answer
+                self.failures.append(f"worker {number} call {sent}: {exc!r}")
+                await asyncio.sleep(0.2)
+
+    async def wait_for_calls(self, count: int, timeout: float = 120) -> None:
+        """Until `count` more calls have succeeded (so the load runs on both sides of a fault)."""
+        target = self.ok + count
+        deadline = time.monotonic() + timeout
+        while self.ok < target:
+            assert time.monotonic() < deadline, f"load stalled at {self.ok} calls; failures: {self.failures[-3:]}"
+            await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def running_load(url: str, headers: dict[str, str], tool: str, workers: int = 4) -> AsyncIterator[Load]:
+    load = Load(url, headers, tool)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(load.worker(n, stop)) for n in range(workers)]
+    try:
+        await load.wait_for_calls(workers * 3)
+        yield load
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)

@@ -20,15 +20,17 @@ from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 from mcp_types import TextContent
 
-from tests.chart.support import helm
+from tests.chart.support import CHART, helm
 from tests.gateway.support import LEGACY, MODERN, mcp_client, open_session, rpc, session_ping
-from tests.pods.support import API, GATEWAY_REPLICAS, NAMESPACE, RELEASE, Release, wait_until
+from tests.pods.support import API, GATEWAY_REPLICAS, NAMESPACE, RELEASE, Release, running_load, wait_until
 from tests.support.node import Node
 
 # The first test may wait for the background build of the node and the images.
 pytestmark = [pytest.mark.late_tools, pytest.mark.timeout(3600)]
 
 TOOLS_NAMESPACE = "pod-tools"
+CLIENT = {"name": "t", "version": "1"}
+INITIALIZE = rpc("initialize", {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT})
 TENANT = "pods"
 # A stdio MCP server run by the adapter image's own Python and MCP SDK: no registry at pod start.
 STDIO_SERVER = """
@@ -177,11 +179,8 @@ async def test_two_gateway_replicas_share_keys_and_sessions_through_postgresql(r
     # Revoked through the second replica: the first refuses the key at once.
     revoked = httpx.delete(f"{replicas[1]}/admin/v1/keys/{key_id}", headers=release.admin_headers, timeout=10)
     assert revoked.status_code == 200, revoked.text
-    init = rpc(
-        "initialize", {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    )
     accept = {"Accept": "application/json, text/event-stream"}
-    refused = httpx.post(first, json=init, headers={**accept, **headers}, timeout=10)
+    refused = httpx.post(first, json=INITIALIZE, headers={**accept, **headers}, timeout=10)
     assert refused.status_code == 401 and "revoked" in refused.text, refused.text
 
 
@@ -212,3 +211,141 @@ async def test_a_deleted_adapter_pod_is_replaced_and_calls_recover(release: Rele
         assert time.monotonic() < deadline, f"no answer from a new adapter pod; failures: {failures[-3:]}"
         await asyncio.sleep(2)
     assert host in [p.metadata.name for p in release.pods(TOOLS_NAMESPACE)]
+
+
+# --- faults under a bounded client load (tests/pods/support.py Load) ----------------------------
+
+
+async def echo_tool(url: str, headers: dict[str, str]) -> str:
+    async with mcp_client(url, headers, mode=MODERN) as client:
+        return next(tool.name for tool in (await client.list_tools()).tools if tool.name.endswith("echo"))
+
+
+def gateway_rolled(release: Release, gone: set[str]) -> bool:
+    """Both replicas Ready again, none of them one of `gone`."""
+    deployment = k8s.AppsV1Api(release.api).read_namespaced_deployment(f"{RELEASE}-gateway", NAMESPACE)
+    pods = {p.metadata.name for p in release.pods(NAMESPACE, "app.kubernetes.io/component=gateway")}
+    status = deployment.status
+    return (
+        status.observed_generation == deployment.metadata.generation
+        and status.ready_replicas == status.updated_replicas == status.replicas == GATEWAY_REPLICAS
+        and len(release.gateway_pod_urls()) == GATEWAY_REPLICAS
+        and not pods & gone
+    )
+
+
+def gateway_pods(release: Release) -> set[str]:
+    return {p.metadata.name for p in release.pods(NAMESPACE, "app.kubernetes.io/component=gateway")}
+
+
+async def test_losing_a_gateway_pod_under_load_fails_no_call(release: Release, tools: str) -> None:
+    _, headers = release.mint_key(TENANT, "load-pod-loss")
+    victim = sorted(gateway_pods(release))[0]
+    async with running_load(tools, headers, await echo_tool(tools, headers)) as load:
+        # Deleted the way a node drain or an eviction does it: with the pod's grace period.
+        k8s.CoreV1Api(release.api).delete_namespaced_pod(victim, NAMESPACE)
+        explain = lambda: release.describe(NAMESPACE)  # noqa: E731
+        await asyncio.to_thread(
+            wait_until, lambda: gateway_rolled(release, {victim}), "a new gateway pod", 180, explain
+        )
+        await load.wait_for_calls(20)
+    assert not load.wrong, load.wrong
+    assert not load.failures, f"{len(load.failures)} failed of {load.ok + len(load.failures)}: {load.failures[:5]}"
+
+
+def resource_versions(release: Release) -> dict[str, str]:
+    """What the operator owns or writes: the routing ConfigMap, the CRs' status, the adapter's workload."""
+    core, apps = k8s.CoreV1Api(release.api), k8s.AppsV1Api(release.api)
+    dynamic = DynamicClient(release.api)
+    versions = {"configmap/routing": core.read_namespaced_config_map(f"{RELEASE}-routing", NAMESPACE).metadata}
+    versions["tenant"] = dynamic.resources.get(api_version=API, kind="Tenant").get(name=TENANT).metadata
+    for kind in ("Upstream", "Profile"):
+        for item in dynamic.resources.get(api_version=API, kind=kind).get(namespace=TOOLS_NAMESPACE).items:
+            versions[f"{kind}/{item.metadata.name}"] = item.metadata
+    for deployment in apps.list_namespaced_deployment(TOOLS_NAMESPACE).items:
+        versions[f"deployment/{deployment.metadata.name}"] = deployment.metadata
+    for service in core.list_namespaced_service(TOOLS_NAMESPACE).items:
+        versions[f"service/{service.metadata.name}"] = service.metadata
+    return {name: getattr(meta, "resource_version", None) or meta.resourceVersion for name, meta in versions.items()}
+
+
+def operator_metrics(release: Release, exclude: str) -> dict[str, float]:
+    """The new operator pod's counters (its health port, from the host on the pods' bridge)."""
+    pods = [p for p in release.pods(NAMESPACE, "app.kubernetes.io/component=operator") if p.metadata.name != exclude]
+    ready = [p for p in pods if p.status.pod_ip and all(s.ready for s in p.status.container_statuses or [False])]
+    if not ready:
+        return {}
+    try:
+        text = httpx.get(f"http://{ready[0].status.pod_ip}:8081/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    return {
+        line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines() if line.startswith("mcp_operator_")
+    }
+
+
+async def test_an_operator_restart_under_load_rewrites_nothing_and_fails_no_call(release: Release, tools: str) -> None:
+    _, headers = release.mint_key(TENANT, "load-operator")
+    before = resource_versions(release)
+    operator = release.pods(NAMESPACE, "app.kubernetes.io/component=operator")[0].metadata.name
+    async with running_load(tools, headers, await echo_tool(tools, headers)) as load:
+        k8s.CoreV1Api(release.api).delete_namespaced_pod(operator, NAMESPACE)
+
+        def reconciled() -> bool:
+            # The new operator has rendered the routing and reconciled the upstream at least once.
+            metrics = operator_metrics(release, exclude=operator)
+            return (
+                metrics.get("mcp_operator_routing_last_success_timestamp_seconds", 0) > 0
+                and metrics.get('mcp_operator_reconciles_total{controller="upstream"}', 0) >= 1
+            )
+
+        explain = lambda: release.describe(NAMESPACE)  # noqa: E731
+        await asyncio.to_thread(wait_until, reconciled, "the new operator reconciled", 180, explain)
+        await load.wait_for_calls(20)
+    assert not load.wrong and not load.failures, (load.wrong, load.failures[:5])
+    # Nothing the operator owns was written again: a restart is not a change.
+    after = resource_versions(release)
+    assert after == before, {name: (before.get(name), after.get(name)) for name in before.keys() | after.keys()}
+
+
+async def test_a_helm_upgrade_under_load_fails_no_call(release: Release, tools: str) -> None:
+    _, headers = release.mint_key(TENANT, "load-upgrade")
+    old = gateway_pods(release)
+    async with running_load(tools, headers, await echo_tool(tools, headers)) as load:
+        # A gateway setting: the Deployment's pod template changes, so both replicas are replaced.
+        upgrade = await asyncio.to_thread(
+            helm, "upgrade", RELEASE, str(CHART), "--namespace", NAMESPACE, "--reuse-values",
+            "--set", "gateway.accessLog=true", "--wait", "--timeout", "4m",
+            kubeconfig=str(release.node.kubeconfig), timeout=300,
+        )  # fmt: skip
+        assert upgrade.returncode == 0, upgrade.stderr
+        explain = lambda: release.describe(NAMESPACE)  # noqa: E731
+        await asyncio.to_thread(wait_until, lambda: gateway_rolled(release, old), "the upgraded gateways", 180, explain)
+        await load.wait_for_calls(20)
+    assert not load.wrong, load.wrong
+    assert not load.failures, f"{len(load.failures)} failed of {load.ok + len(load.failures)}: {load.failures[:5]}"
+
+
+async def test_a_deleted_profile_answers_404_while_the_others_keep_serving(release: Release, tools: str) -> None:
+    dynamic = DynamicClient(release.api)
+    profiles = dynamic.resources.get(api_version=API, kind="Profile")
+    body = {"upstreams": [{"name": "echo"}], "auth": {"mode": "apiKey"}}
+    profiles.create(
+        namespace=TOOLS_NAMESPACE,
+        body={"apiVersion": API, "kind": "Profile", "metadata": {"name": "pods-extra"}, "spec": body},
+    )
+    _, headers = release.mint_key(TENANT, "load-profile-delete")
+    extra = [f"{url}/pods-extra/mcp" for url in release.gateway_pod_urls()]
+    accept = {"Accept": "application/json, text/event-stream", **headers}
+
+    def answers(status: int) -> bool:
+        return all(httpx.post(url, json=INITIALIZE, headers=accept, timeout=10).status_code == status for url in extra)
+
+    await asyncio.to_thread(wait_until, lambda: answers(200), "pods-extra served by both replicas")
+    async with running_load(tools, headers, await echo_tool(tools, headers)) as load:
+        profiles.delete(namespace=TOOLS_NAMESPACE, name="pods-extra")
+        await asyncio.to_thread(wait_until, lambda: answers(404), "pods-extra answering 404 on both replicas", 60)
+        await load.wait_for_calls(20)
+    gone = httpx.post(extra[0], json=INITIALIZE, headers=accept, timeout=10)
+    assert gone.status_code == 404 and "pods-extra" in gone.text and "Traceback" not in gone.text, gone.text
+    assert not load.wrong and not load.failures, (load.wrong, load.failures[:5])
