@@ -28,6 +28,7 @@ class LoadResult:
     p99_ms: float
     calls_per_s: float
     errors: int
+    calls: int = 0  # answered in all (wrk's "requests in")
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -138,6 +139,7 @@ def run_wrk(
     percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)", out, re.MULTILINE))
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"ERRORS (\d+)", out)
+    calls = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
     if not (percentiles.get("50") and percentiles.get("99") and rate):
         raise RuntimeError(f"could not read wrk output:\n{out}")
     return LoadResult(
@@ -146,4 +148,5 @@ def run_wrk(
         p99_ms=_ms(percentiles["99"]),
         calls_per_s=float(rate.group(1)),
         errors=int(errors.group(1)) if errors else 0,
+        calls=int(calls.group(1)) if calls else 0,
     )

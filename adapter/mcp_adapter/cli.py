@@ -16,6 +16,7 @@ from mcp_common import jsonlog, tracing
 
 from mcp_adapter.config import ConfigError, load_config
 from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
+from mcp_adapter.metrics import METRICS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=10,
-            http=header_limited(args.max_header_bytes),
+            http=header_limited(args.max_header_bytes, METRICS.connections.inc),
             access_log=config.access_log or config.log_level == "DEBUG",
         )
     )

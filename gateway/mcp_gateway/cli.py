@@ -124,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         proxy_headers=True,
         access_log=False,
-        http=header_limited(args.max_header_bytes),
+        http=header_limited(args.max_header_bytes, gateway.metrics.connections.inc),
     )
     if args.metrics_port is None:
         uvicorn.Server(config).run()
