@@ -50,11 +50,14 @@ def tools_call_body(tool: str, arguments: dict[str, object], era: str = MODERN) 
     return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
 
 
-def open_session(url: str, headers: dict[str, str] | None = None) -> dict[str, str]:
-    """A handshake-era session (`initialize`, then `notifications/initialized`), as a client declaring no
-    capabilities opens it; returns the headers its calls carry."""
+def open_session(
+    url: str, headers: dict[str, str] | None = None, capabilities: dict[str, object] | None = None
+) -> dict[str, str]:
+    """A handshake-era session (`initialize`, then `notifications/initialized`), as a client declaring
+    `capabilities` (none by default) opens it; returns the headers its calls carry."""
     base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **(headers or {})}
-    params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
+    declared = capabilities or {}
+    params = {"protocolVersion": LEGACY, "capabilities": declared, "clientInfo": {"name": "bench", "version": "1"}}
     with httpx.Client(timeout=30) as http:
         init = http.post(url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, headers=base)
         init.raise_for_status()

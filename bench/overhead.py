@@ -7,7 +7,9 @@ front of the adapter with API-key auth, a tool policy, rate limits and quotas
 on - once with in-process state, once backed by PostgreSQL; each in both
 protocol eras (2026-07-28 stateless calls, and 2025-11-25 calls in one
 session opened by a client that declares no capabilities), and direct and
-gateway again with the upstream answering as JSON instead of SSE.
+gateway again with the upstream answering as JSON instead of SSE; and, handshake
+era only, the in-process gateway serving a session that declared `roots` (as most
+clients do), whose calls keep the SDK path for its back channel.
 
 A handshake-era target is named with its era (`gateway_memory@2025-11-25`), a
 2026-07-28 one without, so every row of the printed tables starts with one
@@ -130,11 +132,11 @@ def measure(
     def wrk(conc: int, secs: int) -> LoadResult:
         return run_wrk(url, tool=tool, headers=headers, concurrency=conc, seconds=secs, era=era, timeout=wrk_timeout)
 
-    # Connections and caches warm; when counting new connections, as many as the busiest point needs,
-    # so that a pool growing to the concurrency is not counted as churn.
-    wrk(max(concurrency) if hops else 16, WARMUP_SECONDS)
+    wrk(16, WARMUP_SECONDS)  # connections and caches warm
     points = []
     for c in concurrency:
+        if hops:  # each pool grown to this point's concurrency first: its growth is not churn
+            wrk(c, WARMUP_SECONDS)
         runs, cpu = [], dict.fromkeys(pids or {}, 0.0)
         opened = {hop: -count() for hop, count in (hops or {}).items()}
         for _ in range(repeat):
@@ -175,6 +177,7 @@ def _ratios(gateway: list[dict[str, Any]], direct: list[dict[str, Any]]) -> list
 
 
 ERAS = (MODERN, LEGACY)
+ROOTS = "gateway_memory+roots"  # a handshake session declaring roots: the SDK path (its back channel)
 
 
 def _session_headers(url: str, era: str, headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -229,6 +232,10 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
             for name, (url, auth, pids, hops) in paths.items():
                 headers = _session_headers(url, era, auth)
                 targets[era_target(name, era)] = measure(url, headers, seconds, repeat, pids=pids, era=era, hops=hops)
+        # Most handshake-era clients declare roots (or sampling, elicitation): their calls take the SDK path.
+        url, auth, pids, hops = paths["gateway_memory"]
+        roots = open_session(url, auth, capabilities={"roots": {"listChanged": True}})
+        targets[era_target(ROOTS, LEGACY)] = measure(url, roots, seconds, repeat, pids=pids, era=LEGACY, hops=hops)
         rss = {
             "echo_upstream": rss_mb(echo_pid),
             "adapter": rss_mb(adapter_pid),
@@ -237,7 +244,7 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
         }
     ratios = {}
     for era in ERAS:
-        for name in paths:
+        for name in [*paths, ROOTS] if era == LEGACY else paths:
             if not name.startswith("direct"):
                 direct = era_target("direct+json" if name.endswith("+json") else "direct", era)
                 ratios[era_target(name, era)] = _ratios(targets[era_target(name, era)], targets[direct])

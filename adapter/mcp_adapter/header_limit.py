@@ -20,6 +20,11 @@ from collections.abc import Callable
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+# How long the gateway and the adapter keep an idle client connection open (uvicorn's default is 5 s).
+# Longer than their clients keep one: the relay client's pool (aiohttp, 15 s) and common load balancers
+# (60 s). So the client is the one to close an idle connection: the server never closes one a client is
+# just reusing (a failed call), and a pool that idled a few seconds needs no new connections.
+KEEP_ALIVE_SECONDS = 75
 # How long the rest of a refused request is drained (read and dropped) before the connection closes.
 LINGER_SECONDS = 5.0
 # Per header field: its name, its value, ": " and CRLF.

@@ -46,7 +46,14 @@ def raw_run() -> tuple[dict[tuple[str, int], list[str]], dict[tuple[str, int], l
     bench = (ROOT / "bench" / "README.md").read_text()
     block = bench.split("\n## Latest full run\n", 1)[1].split("```", 2)[1]
     measured, against = block.split("against direct", 1)
-    return _rows(measured), _rows(against)
+    return _rows(measured), _rows(_first_table(against))
+
+
+def _first_table(text: str) -> str:
+    """The table right after a title: its rows are indented; the next table's title is not."""
+    lines = text.strip("\n").splitlines()
+    end = next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("  ")), len(lines))
+    return "\n".join(lines[:end])
 
 
 def _rows(text: str) -> dict[tuple[str, int], list[str]]:
