@@ -57,6 +57,10 @@ def _hops(point: dict[str, Any]) -> str:
     return ", ".join(f"{hop} {n}" for hop, n in opened.items()) or "-"
 
 
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.0%}"
+
+
 def _connections(targets: dict[str, list[dict[str, Any]]]) -> str:
     rows = [
         [target, p["concurrency"], _hops(p)]
@@ -79,7 +83,7 @@ def _eras(data: dict[str, Any]) -> str:
         for target in names:
             era = target.split("@", 1)[1] if "@" in target else "2026-07-28"
             points = {p["concurrency"]: p for p in targets[target]}
-            kept = {p["concurrency"]: p["throughput_ratio"] for p in ratios[target]}
+            kept = {p["concurrency"]: _percent(p["throughput_ratio"]) for p in ratios[target]}
             added = next(p["added_p50_ms"] for p in ratios[target] if p["concurrency"] == 1)
             last = max(points)
             rows.append(
@@ -87,7 +91,8 @@ def _eras(data: dict[str, Any]) -> str:
                     path,
                     era,
                     f"{added:+.2f}",
-                    f"{kept[last]:.0%}" if kept.get(last) is not None else "-",
+                    points[1]["p99_ms"],
+                    f"{kept.get(16, '-')} / {kept[last]}",
                     _cpu(points[1]),
                     _cpu(points[last]),
                     _hops(points[last]),
@@ -97,7 +102,8 @@ def _eras(data: dict[str, Any]) -> str:
         "path",
         "era",
         "added p50 ms c=1",
-        "kept c=64",
+        "p99 ms c=1",
+        "kept c=16 / c=64",
         "CPU ms/call c=1 (upstream + adapter + gateway)",
         "CPU ms/call c=64",
         "new connections / 1,000 calls c=64",
