@@ -28,6 +28,7 @@ class LoadResult:
     p99_ms: float
     calls_per_s: float
     errors: int
+    calls: int = 0  # answered in all (wrk's "requests in")
 
     def as_dict(self) -> dict[str, float | int]:
         return {
@@ -49,11 +50,14 @@ def tools_call_body(tool: str, arguments: dict[str, object], era: str = MODERN) 
     return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params})
 
 
-def open_session(url: str, headers: dict[str, str] | None = None) -> dict[str, str]:
-    """A handshake-era session (`initialize`, then `notifications/initialized`), as a client declaring no
-    capabilities opens it; returns the headers its calls carry."""
+def open_session(
+    url: str, headers: dict[str, str] | None = None, capabilities: dict[str, object] | None = None
+) -> dict[str, str]:
+    """A handshake-era session (`initialize`, then `notifications/initialized`), as a client declaring
+    `capabilities` (none by default) opens it; returns the headers its calls carry."""
     base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream", **(headers or {})}
-    params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
+    declared = capabilities or {}
+    params = {"protocolVersion": LEGACY, "capabilities": declared, "clientInfo": {"name": "bench", "version": "1"}}
     with httpx.Client(timeout=30) as http:
         init = http.post(url, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params}, headers=base)
         init.raise_for_status()
@@ -138,6 +142,7 @@ def run_wrk(
     percentiles = dict(re.findall(r"^\s+(50|99)(?:\.000)?%\s+(\S+)", out, re.MULTILINE))
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     errors = re.search(r"ERRORS (\d+)", out)
+    calls = re.search(r"^\s*(\d+) requests in", out, re.MULTILINE)
     if not (percentiles.get("50") and percentiles.get("99") and rate):
         raise RuntimeError(f"could not read wrk output:\n{out}")
     return LoadResult(
@@ -146,4 +151,5 @@ def run_wrk(
         p99_ms=_ms(percentiles["99"]),
         calls_per_s=float(rate.group(1)),
         errors=int(errors.group(1)) if errors else 0,
+        calls=int(calls.group(1)) if calls else 0,
     )

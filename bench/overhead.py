@@ -7,20 +7,66 @@ front of the adapter with API-key auth, a tool policy, rate limits and quotas
 on - once with in-process state, once backed by PostgreSQL; each in both
 protocol eras (2026-07-28 stateless calls, and 2025-11-25 calls in one
 session opened by a client that declares no capabilities), and direct and
-gateway again with the upstream answering as JSON instead of SSE.
+gateway again with the upstream answering as JSON instead of SSE; and, handshake
+era only, the in-process gateway serving a session that declared `roots` (as most
+clients do), whose calls keep the SDK path for its back channel.
+
+A handshake-era target is named with its era (`gateway_memory@2025-11-25`), a
+2026-07-28 one without, so every row of the printed tables starts with one
+word and the concurrency. Besides latency, throughput and CPU per call of each
+process, each point counts the TCP connections each hop behind the front
+opened per 1,000 calls (gateway → adapter from the adapter's
+`mcp_adapter_http_connections_total`, adapter → upstream from the echo server's
+own count): connection churn shows there.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
+from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from bench.loadgen import LEGACY, MODERN, LoadResult, call_once, open_session, run_wrk
 from bench.stack import UNREACHED_QUOTA, UNREACHED_RATE, Stack, ThrowawayDatabase, cpu_seconds, rss_mb
 
 CONCURRENCY = (1, 16, 64)
 WARMUP_SECONDS = 1
+# The connections a process has accepted so far, less the ones its own reads opened.
+ConnectionCount = Callable[[], int]
+
+
+def adapter_connections(mcp_url: str) -> ConnectionCount:
+    """An adapter's accepted connections, from its metrics."""
+    return _counted_reads(mcp_url.rsplit("/mcp", 1)[0] + "/metrics", r"^mcp_adapter_http_connections_total (\S+)$")
+
+
+def echo_connections(base: str) -> ConnectionCount:
+    """The echo upstream's accepted connections (`bench/echo_server.py`)."""
+    return _counted_reads(f"{base}/connections", r"^(\d+)$")
+
+
+def _counted_reads(url: str, pattern: str) -> ConnectionCount:
+    reads = 0
+
+    def read() -> int:
+        nonlocal reads
+        reads += 1  # each read comes on a connection of its own, counted before it is answered
+        text = httpx.get(url, timeout=10).text
+        found = re.search(pattern, text, re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no connection count at {url}")
+        return int(float(found.group(1))) - reads
+
+    return read
+
+
+def era_target(name: str, era: str) -> str:
+    """`gateway_memory` (2026-07-28) or `gateway_memory@2025-11-25`: one word, as the row parsers read it."""
+    return name if era == MODERN else f"{name}@{era}"
 
 
 def echo_adapter_config(upstream_url: str) -> dict[str, Any]:
@@ -73,8 +119,10 @@ def measure(
     era: str = MODERN,
     tool: str = "echo",
     wrk_timeout: int = 2,
+    hops: dict[str, ConnectionCount] | None = None,
 ) -> list[dict[str, Any]]:
-    """wrk at each concurrency; with `pids`, also the CPU each process spent per call.
+    """wrk at each concurrency; with `pids`, also the CPU each process spent per call; with `hops`,
+    the new connections each hop opened per 1,000 calls (over all runs of the point).
 
     CPU per call does not depend on what else the machine runs, unlike latency and
     throughput on a shared two-core box, so it is the steadiest before/after figure.
@@ -87,7 +135,10 @@ def measure(
     wrk(16, WARMUP_SECONDS)  # connections and caches warm
     points = []
     for c in concurrency:
+        if hops:  # each pool grown to this point's concurrency first: its growth is not churn
+            wrk(c, WARMUP_SECONDS)
         runs, cpu = [], dict.fromkeys(pids or {}, 0.0)
+        opened = {hop: -count() for hop, count in (hops or {}).items()}
         for _ in range(repeat):
             before = {name: _cpu(name, pid) for name, pid in (pids or {}).items()}
             runs.append(wrk(c, seconds))
@@ -97,6 +148,11 @@ def measure(
         point: dict[str, Any] = dict(_median(runs).as_dict())
         if pids:
             point["cpu_ms_per_call"] = {name: round(ms, 3) for name, ms in cpu.items()}
+        if hops:
+            answered = max(1, sum(r.calls for r in runs))
+            point["new_connections_per_1000_calls"] = {
+                hop: round((opened[hop] + count()) * 1000 / answered, 2) for hop, count in hops.items()
+            }
         points.append(point)
     return points
 
@@ -121,6 +177,7 @@ def _ratios(gateway: list[dict[str, Any]], direct: list[dict[str, Any]]) -> list
 
 
 ERAS = (MODERN, LEGACY)
+ROOTS = "gateway_memory+roots"  # a handshake session declaring roots: the SDK path (its back channel)
 
 
 def _session_headers(url: str, era: str, headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -147,22 +204,38 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
 
         echo, adapter = {"upstream": echo_pid}, {"upstream": echo_pid, "adapter": adapter_pid}
         json_adapter = {"upstream": json_pid, "adapter": json_adapter_pid}
-        # name -> (url, auth headers, pids); "+json": the same path to the JSON-answering upstream.
-        paths: dict[str, tuple[str, dict[str, str] | None, dict[str, int]]] = {
-            "direct": (f"{echo_base}/mcp", None, echo),
-            "adapter": (adapter_url, None, adapter),
-            "adapter_stdio": (stdio_url, None, {"adapter+child": stdio_pid}),
-            "gateway_memory": (memory_gw.url("bench"), memory_key, {**adapter, "gateway": memory_gw.pid}),
-            "gateway_postgres": (pg_gw.url("bench"), pg_key, {**adapter, "gateway": pg_gw.pid}),
-            "direct+json": (f"{json_base}/mcp", None, {"upstream": json_pid}),
-            "gateway_memory+json": (json_gw.url("bench"), json_key, {**json_adapter, "gateway": json_gw.pid}),
+        # The hops behind the front, by the process that accepts their connections.
+        to_echo = {"adapter→upstream": echo_connections(echo_base)}
+        via_adapter = {"gateway→adapter": adapter_connections(adapter_url), **to_echo}
+        via_json_adapter = {
+            "gateway→adapter": adapter_connections(json_adapter_url),
+            "adapter→upstream": echo_connections(json_base),
+        }
+        # name -> (url, auth headers, pids, hops); "+json": the same path to the JSON-answering upstream.
+        paths: dict[str, tuple[str, dict[str, str] | None, dict[str, int], dict[str, ConnectionCount]]] = {
+            "direct": (f"{echo_base}/mcp", None, echo, {}),
+            "adapter": (adapter_url, None, adapter, to_echo),
+            "adapter_stdio": (stdio_url, None, {"adapter+child": stdio_pid}, {}),
+            "gateway_memory": (memory_gw.url("bench"), memory_key, {**adapter, "gateway": memory_gw.pid}, via_adapter),
+            "gateway_postgres": (pg_gw.url("bench"), pg_key, {**adapter, "gateway": pg_gw.pid}, via_adapter),
+            "direct+json": (f"{json_base}/mcp", None, {"upstream": json_pid}, {}),
+            "gateway_memory+json": (
+                json_gw.url("bench"),
+                json_key,
+                {**json_adapter, "gateway": json_gw.pid},
+                via_json_adapter,
+            ),
         }
         targets: dict[str, list[dict[str, Any]]] = {}
         targets["loadgen_ceiling"] = measure(f"{ceiling_base}/", None, seconds, repeat)
         for era in ERAS:
-            for name, (url, auth, pids) in paths.items():
+            for name, (url, auth, pids, hops) in paths.items():
                 headers = _session_headers(url, era, auth)
-                targets[f"{name} {era}"] = measure(url, headers, seconds, repeat, pids=pids, era=era)
+                targets[era_target(name, era)] = measure(url, headers, seconds, repeat, pids=pids, era=era, hops=hops)
+        # Most handshake-era clients declare roots (or sampling, elicitation): their calls take the SDK path.
+        url, auth, pids, hops = paths["gateway_memory"]
+        roots = open_session(url, auth, capabilities={"roots": {"listChanged": True}})
+        targets[era_target(ROOTS, LEGACY)] = measure(url, roots, seconds, repeat, pids=pids, era=LEGACY, hops=hops)
         rss = {
             "echo_upstream": rss_mb(echo_pid),
             "adapter": rss_mb(adapter_pid),
@@ -171,10 +244,10 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
         }
     ratios = {}
     for era in ERAS:
-        for name in paths:
+        for name in [*paths, ROOTS] if era == LEGACY else paths:
             if not name.startswith("direct"):
-                direct = "direct+json" if name.endswith("+json") else "direct"
-                ratios[f"{name} {era}"] = _ratios(targets[f"{name} {era}"], targets[f"{direct} {era}"])
+                direct = era_target("direct+json" if name.endswith("+json") else "direct", era)
+                ratios[era_target(name, era)] = _ratios(targets[era_target(name, era)], targets[direct])
     return {
         "seconds_per_point": seconds,
         "repeat": repeat,

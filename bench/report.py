@@ -28,10 +28,7 @@ def overhead(data: dict[str, Any]) -> str:
     rows = []
     for target, points in data["targets"].items():
         for p in points:
-            cpu = p.get("cpu_ms_per_call", {})
-            split = " + ".join(f"{v:.2f}" for v in cpu.values())
-            total = f"{sum(cpu.values()):.2f} ({split})" if len(cpu) > 1 else split
-            rows.append([target, p["concurrency"], p["p50_ms"], p["p99_ms"], p["calls_per_s"], p["errors"], total])
+            rows.append([target, p["concurrency"], p["p50_ms"], p["p99_ms"], p["calls_per_s"], p["errors"], _cpu(p)])
     out = _table(
         f"tools/call echo ({data['seconds_per_point']} s per point, median of {data['repeat']})",
         ["target", "conc", "p50 ms", "p99 ms", "calls/s", "errors", "CPU ms/call (upstream + adapter + gateway)"],
@@ -42,9 +39,76 @@ def overhead(data: dict[str, Any]) -> str:
         for p in points:
             ratio_rows.append([target, p["concurrency"], p["added_p50_ms"], p["p50_ratio"], p["throughput_ratio"]])
     out += _table("against direct", ["target", "conc", "added p50 ms", "p50 x", "throughput x"], ratio_rows)
+    out += _connections(data["targets"])
+    out += _eras(data)
     rss = data["rss_mb_after_load"]
     out += "\n  RSS after load (MB): " + ", ".join(f"{k} {v}" for k, v in rss.items())
     return out
+
+
+def _cpu(point: dict[str, Any]) -> str:
+    cpu = point.get("cpu_ms_per_call", {})
+    split = " + ".join(f"{v:.2f}" for v in cpu.values())
+    return f"{sum(cpu.values()):.2f} ({split})" if len(cpu) > 1 else split
+
+
+def _hops(point: dict[str, Any]) -> str:
+    opened = point.get("new_connections_per_1000_calls", {})
+    return ", ".join(f"{hop} {n}" for hop, n in opened.items()) or "-"
+
+
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.0%}"
+
+
+def _connections(targets: dict[str, list[dict[str, Any]]]) -> str:
+    rows = [
+        [target, p["concurrency"], _hops(p)]
+        for target, points in targets.items()
+        for p in points
+        if p.get("new_connections_per_1000_calls")
+    ]
+    return _table("new connections per 1,000 calls, each hop behind the front", ["target", "conc", "hops"], rows)
+
+
+def _eras(data: dict[str, Any]) -> str:
+    """Issue 15's figures, both eras side by side per path: added p50 at c=1, throughput kept at c=64,
+    CPU per call per process at c=1 and c=64, new connections per 1,000 calls at c=64."""
+    targets, ratios = data["targets"], data["ratios_vs_direct"]
+    by_path: dict[str, list[str]] = {}
+    for target in ratios:
+        by_path.setdefault(target.split("@", 1)[0], []).append(target)
+    rows = []
+    for path, names in by_path.items():
+        for target in names:
+            era = target.split("@", 1)[1] if "@" in target else "2026-07-28"
+            points = {p["concurrency"]: p for p in targets[target]}
+            kept = {p["concurrency"]: _percent(p["throughput_ratio"]) for p in ratios[target]}
+            added = next(p["added_p50_ms"] for p in ratios[target] if p["concurrency"] == 1)
+            last = max(points)
+            rows.append(
+                [
+                    path,
+                    era,
+                    f"{added:+.2f}",
+                    points[1]["p99_ms"],
+                    f"{kept.get(16, '-')} / {kept[last]}",
+                    _cpu(points[1]),
+                    _cpu(points[last]),
+                    _hops(points[last]),
+                ]
+            )
+    header = [
+        "path",
+        "era",
+        "added p50 ms c=1",
+        "p99 ms c=1",
+        "kept c=16 / c=64",
+        "CPU ms/call c=1 (upstream + adapter + gateway)",
+        "CPU ms/call c=64",
+        "new connections / 1,000 calls c=64",
+    ]
+    return _table("both eras side by side (issue 15)", header, rows)
 
 
 def aggregation(data: dict[str, Any]) -> str:

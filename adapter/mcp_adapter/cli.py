@@ -15,7 +15,8 @@ from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_common import jsonlog, tracing
 
 from mcp_adapter.config import ConfigError, load_config
-from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
+from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, KEEP_ALIVE_SECONDS, header_limited
+from mcp_adapter.metrics import METRICS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             log_config=None,
             lifespan="on",
             timeout_graceful_shutdown=10,
-            http=header_limited(args.max_header_bytes),
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            http=header_limited(args.max_header_bytes, METRICS.connections.inc),
             access_log=config.access_log or config.log_level == "DEBUG",
         )
     )

@@ -7,13 +7,24 @@ slower parser.) This subclass counts the head's bytes as they arrive, both the f
 so far and the bytes fed while a field is still incomplete, and answers
 `431 Request Header Fields Too Large` and ends the connection once they exceed the limit,
 before the app sees the request. The gateway and the adapter both serve through it.
+
+It also reports each accepted TCP connection (`on_connection`), which the gateway and the
+adapter count as a metric: new connections per call is how connection churn on a hop shows.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+# How long the gateway and the adapter keep an idle client connection open (uvicorn's default is 5 s).
+# Longer than their clients keep one: the relay client's pool (aiohttp, 15 s) and common load balancers
+# (60 s). So the client is the one to close an idle connection: the server never closes one a client is
+# just reusing (a failed call), and a pool that idled a few seconds needs no new connections.
+KEEP_ALIVE_SECONDS = 75
 # How long the rest of a refused request is drained (read and dropped) before the connection closes.
 LINGER_SECONDS = 5.0
 # Per header field: its name, its value, ": " and CRLF.
@@ -22,11 +33,17 @@ _FIELD_OVERHEAD = 4
 
 class HeaderLimitedProtocol(HttpToolsProtocol):
     max_head_bytes = DEFAULT_MAX_HEADER_BYTES
+    on_connection: Callable[[], None] | None = None  # set as a staticmethod by `header_limited`
 
     _head_bytes = 0  # url and complete header fields of the current request
     _fed_in_head = 0  # bytes received since the current head began (covers a field still being read)
     _in_head = True
     _refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self.on_connection is not None:
+            self.on_connection()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -90,6 +107,12 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def header_limited(max_head_bytes: int) -> type[HeaderLimitedProtocol]:
-    """The protocol class to give uvicorn (`http=`), refusing heads over `max_head_bytes`."""
-    return type("HeaderLimitedProtocol", (HeaderLimitedProtocol,), {"max_head_bytes": max_head_bytes})
+def header_limited(max_head_bytes: int, on_connection: Callable[[], None] | None = None) -> type[HeaderLimitedProtocol]:
+    """The protocol class to give uvicorn (`http=`), refusing heads over `max_head_bytes`.
+
+    `on_connection` is called once per accepted connection (a metric's `inc`).
+    """
+    attributes: dict[str, object] = {"max_head_bytes": max_head_bytes}
+    if on_connection is not None:
+        attributes["on_connection"] = staticmethod(on_connection)
+    return type("HeaderLimitedProtocol", (HeaderLimitedProtocol,), attributes)

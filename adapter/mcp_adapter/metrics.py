@@ -66,6 +66,12 @@ class _Metrics:
         self.sessions = Gauge(
             "mcp_adapter_upstream_sessions", "Open upstream sessions per source", ["source"], registry=registry
         )
+        # Against mcp_adapter_calls_total: connection churn from the gateway (or any client) to this adapter.
+        self.connections = Counter(
+            "mcp_adapter_http_connections_total",
+            "TCP connections accepted on the adapter's HTTP port",
+            registry=registry,
+        )
 
 
 METRICS = _Metrics(REGISTRY)

@@ -31,7 +31,7 @@ import sys
 from collections.abc import Iterator, Sequence
 
 import uvicorn
-from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, header_limited
+from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, KEEP_ALIVE_SECONDS, header_limited
 from mcp_common import jsonlog, tracing
 
 from mcp_gateway import secret_files
@@ -125,7 +125,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=None,
         proxy_headers=True,
         access_log=False,
-        http=header_limited(args.max_header_bytes),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        http=header_limited(args.max_header_bytes, gateway.metrics.connections.inc),
     )
     if args.metrics_port is None:
         uvicorn.Server(config).run()

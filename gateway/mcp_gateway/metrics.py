@@ -40,6 +40,10 @@ class Metrics:
                 registry=r,
             )
         )
+        # Against mcp_gateway_requests_total: connection churn from clients (or a proxy in front) to this replica.
+        self.connections = Counter(
+            "mcp_gateway_http_connections_total", "TCP connections accepted on the gateway's MCP port", registry=r
+        )
         # kind: internal | store_unavailable | upstream_error | upstream_timeout | upstream_unavailable
         self.errors = Counter("mcp_gateway_errors_total", "Errors by kind", ["tenant", "profile", "kind"], registry=r)
         self.auth_failures = Counter(

@@ -23,6 +23,17 @@ TARGETS = {
     "gateway (in-process state) → adapter → upstream": "gateway_memory",
     "gateway (PostgreSQL) → adapter → upstream": "gateway_postgres",
 }
+# A row labelled "2025-11-25: <path>" is the handshake era's figure of that path (`<target>@2025-11-25`
+# in the raw run, bench/overhead.py); such rows are optional, the 2026-07-28 ones required.
+ERA_LABEL = re.compile(r"^(\d{4}-\d{2}-\d{2}): (.+)$")
+
+
+def _target(label: str) -> str | None:
+    era = ERA_LABEL.match(label)
+    if era is None:
+        return TARGETS.get(label)
+    path = TARGETS.get(era.group(2))
+    return f"{path}@{era.group(1)}" if path else None
 
 
 def performance_section() -> str:
@@ -35,7 +46,14 @@ def raw_run() -> tuple[dict[tuple[str, int], list[str]], dict[tuple[str, int], l
     bench = (ROOT / "bench" / "README.md").read_text()
     block = bench.split("\n## Latest full run\n", 1)[1].split("```", 2)[1]
     measured, against = block.split("against direct", 1)
-    return _rows(measured), _rows(against)
+    return _rows(measured), _rows(_first_table(against))
+
+
+def _first_table(text: str) -> str:
+    """The table right after a title: its rows are indented; the next table's title is not."""
+    lines = text.strip("\n").splitlines()
+    end = next((i for i, line in enumerate(lines) if line.strip() and not line.startswith("  ")), len(lines))
+    return "\n".join(lines[:end])
 
 
 def _rows(text: str) -> dict[tuple[str, int], list[str]]:
@@ -59,21 +77,22 @@ def _normal(figure: str) -> str:
 def test_readme_table_is_the_recorded_run() -> None:
     measured, against = raw_run()
     lines = performance_section().splitlines()
-    rows = [line for line in lines if line.startswith("| ") and line.split("|")[1].strip() in TARGETS]
+    rows = [line for line in lines if line.startswith("| ") and _target(line.split("|")[1].strip().replace("*", ""))]
     seen = set()
     for row in rows:
         label, added, kept, cpu = (cell.strip().replace("*", "") for cell in row.strip("|").split("|"))
-        target = TARGETS[label]
+        target = _target(label)
+        assert target is not None
         seen.add(target)
         assert cpu == f"{_round(measured[(target, 64)][4])} ms", row
-        if target == "direct":
+        if target.split("@")[0] == "direct":
             p50, _, _, _, _ = measured[(target, 1)]
             assert added.startswith(f"{_round(p50)} ms"), row
             assert kept == f"{_round(measured[(target, 64)][2], '1'):,} calls/s", row
         else:
             assert added == f"+{_round(against[(target, 1)][0])} ms", row
             assert kept == f"{_round(against[(target, 64)][2]) * 100:.0f} %", row
-    assert seen == set(TARGETS.values())
+    assert set(TARGETS.values()) <= seen
 
 
 def test_every_other_figure_is_recorded_in_bench_readme() -> None:
