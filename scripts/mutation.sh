@@ -33,6 +33,8 @@ TESTS=(
   tests/mutation
   tests/gateway/test_constant_time.py
   tests/gateway/test_store_admission.py
+  tests/gateway/test_identity_claims.py
+  tests/gateway/test_call_limits.py::test_in_memory_store_keys_limits_by_tool_subject_both_or_neither
 )
 if [ "$#" -gt 0 ]; then MODULES=("$@"); fi
 
