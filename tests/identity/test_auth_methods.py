@@ -75,7 +75,7 @@ async def test_api_keys_and_provider_tokens_open_the_same_profile(gateway: Gatew
 
     # The audit log says who called: the key's id and name; the person's name, groups and email.
     by_kind = {("keyId" in r["identity"]): r for r in await audit_of(gateway, 2)}
-    assert by_kind[True]["identity"] == {"keyId": key["id"], "keyName": "ci-bot"}
+    assert by_kind[True]["identity"] == {"keyId": key["id"], "keyName": "ci-bot", "keyLabels": {}}
     assert by_kind[True]["caller"] == f"key:{key['id']}"
     person = by_kind[False]["identity"]
     assert person == {"sub": "alice", "groups": ["admins", "dev"], "email": "alice@example.com"}

@@ -1,7 +1,8 @@
 """The MCP authorization flow end to end, against a real provider: the `mcp` SDK's OAuth client
 reads the gateway's RFC 9728 metadata, then Keycloak's authorization server metadata, then does
-authorization code + PKCE with the pre-registered public client; headless Chromium fills in
-Keycloak's login form; then the client calls a tool through the gateway."""
+authorization code + PKCE with the pre-registered public client, or registers itself first
+(RFC 7591 dynamic client registration, anonymous, allowed from loopback); headless Chromium fills
+in Keycloak's login form (and its consent screen); then the client calls a tool through the gateway."""
 
 from __future__ import annotations
 
@@ -26,16 +27,17 @@ from tests.support.keycloak import PASSWORDS, PUBLIC_CLIENT, REDIRECT_URI, TEST_
 pytestmark = [pytest.mark.late_tools, pytest.mark.timeout(TEST_TIMEOUT_SECONDS)]
 
 
-class MemoryStorage:
-    """The client's token storage, starting with the pre-registered client (no registration)."""
+PRE_REGISTERED = OAuthClientInformationFull(
+    client_id=PUBLIC_CLIENT, redirect_uris=[AnyUrl(REDIRECT_URI)], token_endpoint_auth_method="none"
+)
 
-    def __init__(self) -> None:
+
+class MemoryStorage:
+    """The client's token storage, starting with the pre-registered client, or none (it registers)."""
+
+    def __init__(self, client_info: OAuthClientInformationFull | None = PRE_REGISTERED) -> None:
         self.tokens: OAuthToken | None = None
-        self.client_info: OAuthClientInformationFull | None = OAuthClientInformationFull(
-            client_id=PUBLIC_CLIENT,
-            redirect_uris=[AnyUrl(REDIRECT_URI)],
-            token_endpoint_auth_method="none",
-        )
+        self.client_info: OAuthClientInformationFull | None = client_info
 
     async def get_tokens(self) -> OAuthToken | None:
         return self.tokens
@@ -93,13 +95,9 @@ class BrowserLogin:
         return AuthorizationCodeResult(code=first["code"], state=first.get("state"), iss=first.get("iss"))
 
 
-async def test_an_mcp_client_logs_in_at_the_provider_and_calls_a_tool(
-    sso_gateway: GatewayProc, keycloak: Keycloak, browser: Browser
-) -> None:
-    login = BrowserLogin(browser, "alice")
-    storage = MemoryStorage()
-    oauth = OAuthClientProvider(
-        server_url=sso_gateway.url("sso"),
+def oauth_client(gateway: GatewayProc, storage: MemoryStorage, login: BrowserLogin) -> OAuthClientProvider:
+    return OAuthClientProvider(
+        server_url=gateway.url("sso"),
         client_metadata=OAuthClientMetadata(
             redirect_uris=[AnyUrl(REDIRECT_URI)],
             client_name="test client",
@@ -109,6 +107,14 @@ async def test_an_mcp_client_logs_in_at_the_provider_and_calls_a_tool(
         redirect_handler=login.open,
         callback_handler=login.callback,
     )
+
+
+async def test_an_mcp_client_logs_in_at_the_provider_and_calls_a_tool(
+    sso_gateway: GatewayProc, keycloak: Keycloak, browser: Browser
+) -> None:
+    login = BrowserLogin(browser, "alice")
+    storage = MemoryStorage()
+    oauth = oauth_client(sso_gateway, storage, login)
     async with (
         create_mcp_http_client(auth=oauth) as http,
         Client(streamable_http_client(sso_gateway.url("sso"), http_client=http)) as client,
@@ -128,3 +134,38 @@ async def test_an_mcp_client_logs_in_at_the_provider_and_calls_a_tool(
     claims = jwt.decode(storage.tokens.access_token, options={"verify_signature": False})
     assert claims["azp"] == PUBLIC_CLIENT and claims["preferred_username"] == "alice"
     assert "mcp-gateway" in ([claims["aud"]] if isinstance(claims["aud"], str) else claims["aud"])
+
+
+async def test_an_mcp_client_registers_itself_at_the_provider_then_logs_in(
+    sso_gateway: GatewayProc, keycloak: Keycloak, browser: Browser
+) -> None:
+    """No pre-registered client: the SDK registers one at Keycloak's registration endpoint (from its
+    metadata), anonymously, then signs in with it; the realm's anonymous policies apply to it."""
+    login = BrowserLogin(browser, "bob")
+    storage = MemoryStorage(client_info=None)
+    oauth = oauth_client(sso_gateway, storage, login)
+    async with (
+        create_mcp_http_client(auth=oauth) as http,
+        Client(streamable_http_client(sso_gateway.url("sso"), http_client=http)) as client,
+    ):
+        result = await client.call_tool("echo", {"text": "registered"})
+        assert result.content[0].text == "registered"  # type: ignore[union-attr]
+
+    context = oauth.context
+    assert context.oauth_metadata is not None and context.oauth_metadata.registration_endpoint is not None
+    assert str(context.oauth_metadata.registration_endpoint).startswith(keycloak.issuer)
+    registered = storage.client_info
+    assert registered is not None and registered.client_id not in (PUBLIC_CLIENT, "")
+    assert registered.issuer == keycloak.issuer  # the SDK bound the registration to this provider
+    assert storage.tokens is not None
+    claims = jwt.decode(storage.tokens.access_token, options={"verify_signature": False})
+    assert claims["azp"] == registered.client_id and claims["sub"] == keycloak.user_id("bob")
+    assert "mcp-gateway" in ([claims["aud"]] if isinstance(claims["aud"], str) else claims["aud"])
+    # Keycloak gives a self-registered client only the scopes it asked for (and `basic`): no
+    # `identity` scope, so no groups or email in its tokens; rules on groups then fail closed.
+    assert "groups" not in claims and "mcp:tools" in claims["scope"].split()
+    # The provider holds the new client, made under its anonymous policies: a public client
+    # that must ask the person's consent and gets no scope it was not given.
+    made = keycloak.client(registered.client_id)
+    assert made is not None and made["publicClient"] and made["consentRequired"] and not made["fullScopeAllowed"]
+    assert made["redirectUris"] == [REDIRECT_URI] and "identity" not in made["defaultClientScopes"]

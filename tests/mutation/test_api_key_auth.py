@@ -126,7 +126,7 @@ async def test_a_key_opens_only_its_tenants_and_listed_profiles() -> None:
 def test_the_admin_api_sees_every_field_but_the_hash() -> None:
     created = datetime(2026, 12, 1, tzinfo=UTC)
     record = ApiKeyRecord(
-        "id-1", "abcdef012345", "h", "acme", ["dev"], "ci", created + timedelta(days=1), None, created
+        "id-1", "abcdef012345", "h", "acme", ["dev"], "ci", created + timedelta(days=1), None, created, {"team": "x"}
     )
     assert record.public() == {
         "id": "id-1",
@@ -134,6 +134,7 @@ def test_the_admin_api_sees_every_field_but_the_hash() -> None:
         "tenant": "acme",
         "profiles": ["dev"],
         "name": "ci",
+        "labels": {"team": "x"},
         "expiresAt": "2026-12-02T00:00:00+00:00",
         "revokedAt": None,
         "createdAt": "2026-12-01T00:00:00+00:00",

@@ -5,7 +5,10 @@ scripts/build-tools.sh downloads and pre-builds it (in-memory H2 database, healt
 of tests/data/keycloak/mcp-realm.json through the admin REST API: the pre-registered public
 client `mcp-client` (authorization code + PKCE), the client scope `mcp:tools` that puts the
 gateway's audience `mcp-gateway` in access tokens, another API's audience (`reports`), and the
-users alice (groups admins, dev) and bob (dev).
+users alice (groups admins, dev) and bob (dev). Anonymous dynamic client registration (RFC 7591)
+is allowed from loopback only: Keycloak's default "Trusted Hosts" policy trusts no host, so the
+realm's policy is given 127.0.0.1 and localhost (its other default anonymous policies stay on:
+consent required, full scope disabled, realm default scopes only, at most 200 clients).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ READY_SECONDS = 600
 # pytest-timeout for tests that use Keycloak: the first one may wait for its start-up.
 TEST_TIMEOUT_SECONDS = READY_SECONDS + 300
 _KEY_PROVIDER = "org.keycloak.keys.KeyProvider"
+_REGISTRATION_POLICY = "org.keycloak.services.clientregistration.policy.ClientRegistrationPolicy"
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
 
 
 @dataclass
@@ -93,6 +98,36 @@ class Keycloak:
             headers = {"Content-Type": "application/json"}
             response = admin.post("", content=REALM_FILE.read_bytes(), headers=headers, timeout=READY_SECONDS)
             response.raise_for_status()
+            self._trust_loopback_registration(admin)
+
+    def _trust_loopback_registration(self, admin: httpx.Client) -> None:
+        """Anonymous client registration from (and redirect URIs on) loopback hosts only."""
+        policies = admin.get(f"/{REALM}/components", params={"type": _REGISTRATION_POLICY}).json()
+        trusted = [p for p in policies if p["providerId"] == "trusted-hosts" and p.get("subType") == "anonymous"]
+        assert len(trusted) == 1, policies
+        policy = trusted[0]
+        policy["config"]["trusted-hosts"] = LOOPBACK_HOSTS
+        policy["config"]["host-sending-registration-request-must-match"] = ["true"]
+        policy["config"]["client-uris-must-match"] = ["true"]
+        admin.put(f"/{REALM}/components/{policy['id']}", json=policy).raise_for_status()
+
+    def registration_policies(self) -> dict[str, dict[str, list[str]]]:
+        """The realm's anonymous client-registration policies: provider id -> config."""
+        with self.admin() as admin:
+            policies = admin.get(f"/{REALM}/components", params={"type": _REGISTRATION_POLICY}).json()
+        return {p["providerId"]: p.get("config", {}) for p in policies if p.get("subType") == "anonymous"}
+
+    def user_id(self, username: str) -> str:
+        """The realm's id of a user: the `sub` of their tokens."""
+        with self.admin() as admin:
+            found = admin.get(f"/{REALM}/users", params={"username": username, "exact": "true"}).json()
+        return str(found[0]["id"])
+
+    def client(self, client_id: str) -> dict[str, Any] | None:
+        """The realm's client with this client id, as the admin API shows it."""
+        with self.admin() as admin:
+            found: list[dict[str, Any]] = admin.get(f"/{REALM}/clients", params={"clientId": client_id}).json()
+        return found[0] if found else None
 
     def signing_kids(self) -> list[str]:
         keys = httpx.get(self.jwks_url, timeout=30).json()["keys"]
