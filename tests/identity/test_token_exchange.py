@@ -9,6 +9,7 @@ provider's token endpoint through a TCP proxy the tests can cut.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from mcp_gateway.config import TokenExchange
+from mcp_gateway.token_exchange import ExchangeRefused, TokenExchanger
 
 from tests.gateway.support import (
     MODERN,
@@ -209,3 +212,32 @@ async def test_a_provider_that_is_down_gives_503_and_nothing_is_cached(
     answer = httpx.post(gateway.url("ex"), json=modern_call("my_orders", {}), headers=headers, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json()["result"]["structuredContent"]["preferred_username"] == "bob"
+
+
+async def test_a_token_is_kept_until_shortly_before_it_expires_and_shared_by_concurrent_calls(
+    keycloak: Keycloak, tmp_path: Path
+) -> None:
+    """The exchanger on its own, with the provider found by discovery (its issuer) and a clock the test moves."""
+    secret = tmp_path / "secret"
+    secret.write_text(GATEWAY_CLIENT[1])
+    exchange = {"issuer": keycloak.issuer, "clientId": GATEWAY_CLIENT[0], "clientSecretFile": str(secret)}
+    settings = TokenExchange.model_validate(exchange | {"audience": AUDIENCE})
+    now = [0.0]
+    exchanger = TokenExchanger(lambda: True, clock=lambda: now[0])
+    alice = keycloak.access_token("alice")
+    tokens = await asyncio.gather(*(exchanger.token(settings, alice) for _ in range(5)))
+    assert len(set(tokens)) == 1 and exchanger.exchanges == 1  # concurrent calls waited for one exchange
+    lifetime = claims_of(tokens[0])["exp"] - claims_of(tokens[0])["iat"]
+    now[0] = lifetime - 31  # refreshBeforeSeconds (30) before expiry: still served from the cache
+    assert await exchanger.token(settings, alice) == tokens[0] and exchanger.exchanges == 1
+    now[0] = lifetime - 29
+    renewed = await exchanger.token(settings, alice)
+    assert renewed != tokens[0] and exchanger.exchanges == 2
+
+    # A refusal is not cached: the caller's next call asks again.
+    with pytest.raises(ExchangeRefused, match="invalid_request"):
+        await exchanger.token(settings, alice[:-8] + "AAAAAAAA")  # a signature the provider rejects
+    secret.write_text("not-the-secret")  # a rotated file is read on the next exchange
+    with pytest.raises(ExchangeRefused, match="unauthorized_client"):
+        await exchanger.token(settings, keycloak.access_token("bob"))
+    assert exchanger.exchanges == 4
