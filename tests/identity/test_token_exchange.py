@@ -22,6 +22,7 @@ import pytest
 import yaml
 from mcp_gateway.config import TokenExchange
 from mcp_gateway.token_exchange import ExchangeRefused, TokenExchanger
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway.support import (
     MODERN,
@@ -138,6 +139,18 @@ def provider_up(provider_link: ProviderLink) -> Iterator[None]:
     provider_link.up()
 
 
+def exchanges(gateway: GatewayProc, upstream: str, outcome: str) -> float:
+    """mcp_gateway_token_exchanges_total for one upstream and outcome, from the gateway's /metrics."""
+    with gateway.admin() as admin:
+        text = admin.get("/metrics").text
+    wanted = {"tenant": "acme", "profile": "ex", "upstream": upstream, "outcome": outcome}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mcp_gateway_token_exchanges_total" and sample.labels == wanted:
+                return float(sample.value)
+    return 0.0  # none counted yet
+
+
 def seen(api: str) -> list[str]:
     return list(httpx.get(f"{api}/seen", timeout=10).json())
 
@@ -154,7 +167,7 @@ async def test_the_upstream_gets_a_token_for_its_audience_once_per_caller_token(
     gateway: GatewayProc, api: str, keycloak: Keycloak, provider_up: None
 ) -> None:
     alice = keycloak.access_token("alice")
-    before = len(seen(api))
+    before, made = len(seen(api)), exchanges(gateway, "orders", "ok")
     # Several calls, both eras: one exchange, whose token the API accepts for its own audience.
     answers = [await my_orders(gateway, alice, mode) for mode in ("legacy", MODERN, MODERN, "legacy")]
     assert all(a == answers[0] for a in answers)
@@ -171,12 +184,14 @@ async def test_the_upstream_gets_a_token_for_its_audience_once_per_caller_token(
     assert (await my_orders(gateway, keycloak.access_token("bob")))["preferred_username"] == "bob"
     assert (await my_orders(gateway, keycloak.access_token("alice")))["preferred_username"] == "alice"
     assert len(set(seen(api)[before:])) == 3
+    assert exchanges(gateway, "orders", "ok") == made + 3  # the gateway's count agrees
 
 
 async def test_refusals_are_clear_and_nothing_reaches_the_upstream(
     gateway: GatewayProc, api: str, keycloak: Keycloak, provider_up: None
 ) -> None:
     before = len(seen(api))
+    refusals, no_token = exchanges(gateway, "billing", "refused"), exchanges(gateway, "orders", "no_token")
     headers = {"Authorization": f"Bearer {keycloak.access_token('alice')}"}
     # The provider will not exchange for an audience the gateway's client may not ask for.
     call = modern_headers("tools/call", "echo", **headers)
@@ -195,6 +210,8 @@ async def test_refusals_are_clear_and_nothing_reaches_the_upstream(
             await client.call_tool("my_orders", {})
     assert "API key cannot be exchanged" in str(refused.value)
     assert len(seen(api)) == before
+    assert exchanges(gateway, "billing", "refused") == refusals + 1
+    assert exchanges(gateway, "orders", "no_token") == no_token + 1
 
 
 async def test_a_provider_that_is_down_gives_503_and_nothing_is_cached(
@@ -241,3 +258,12 @@ async def test_a_token_is_kept_until_shortly_before_it_expires_and_shared_by_con
     with pytest.raises(ExchangeRefused, match="unauthorized_client"):
         await exchanger.token(settings, keycloak.access_token("bob"))
     assert exchanger.exchanges == 4
+
+    # The cache is bounded: past maxEntries the least recently used token goes first.
+    secret.write_text(GATEWAY_CLIENT[1])
+    small = TokenExchanger(lambda: True, max_entries=1)
+    bob = keycloak.access_token("bob")
+    first = await small.token(settings, alice)
+    await small.token(settings, bob)
+    assert await small.token(settings, bob) and small.exchanges == 2
+    assert await small.token(settings, alice) != first and small.exchanges == 3
