@@ -61,12 +61,14 @@ def api(spawn_module: Spawn, keycloak: Keycloak) -> str:
 
 @pytest.fixture(scope="module")
 def adapter(spawn_module: Spawn, api: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """An adapter whose `orders` source calls the API with the token the gateway sends."""
+    """An adapter whose `orders` (HTTP) and `orders-mcp` (remote MCP) sources call the API with the token
+    the gateway sends."""
     tool = {"name": "my_orders", "description": "the caller's orders", "method": "GET", "url": "/orders"}
     source = {"name": "orders", "type": "http", "baseUrl": api, "allowPrivateNetwork": True}
     source |= {"auth": {"type": "exchanged"}, "tools": [tool]}
+    remote = {"name": "orders-mcp", "type": "mcp", "url": f"{api}/mcp", "auth": {"type": "exchanged"}}
     config = Path(tmp_path_factory.mktemp("adapter")) / "adapter.yaml"
-    config.write_text(yaml.safe_dump({"sources": [source]}))
+    config.write_text(yaml.safe_dump({"sources": [source, remote]}))
     port = free_port()
     cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
     spawn_module(cmd, name="orders-adapter", ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
@@ -104,6 +106,7 @@ def provider_link(spawn_module: Spawn, keycloak: Keycloak) -> ProviderLink:
 def gateway(
     spawn_module: Spawn,
     keycloak: Keycloak,
+    api: str,
     adapter: str,
     feature_url: str,
     provider_link: ProviderLink,
@@ -121,6 +124,8 @@ def gateway(
             "url": adapter,
             "tokenExchange": exchange | {"audience": AUDIENCE, "scopes": ["orders:write"]},
         },
+        # The API's MCP face, straight from the gateway.
+        {"name": "direct", "url": f"{api}/mcp", "prefix": "always", "tokenExchange": exchange | {"audience": AUDIENCE}},
         # The provider refuses this audience to the gateway's client.
         {"name": "billing", "url": feature_url, "tokenExchange": exchange | {"audience": "billing-api"}},
     ]
@@ -185,6 +190,24 @@ async def test_the_upstream_gets_a_token_for_its_audience_once_per_caller_token(
     assert (await my_orders(gateway, keycloak.access_token("alice")))["preferred_username"] == "alice"
     assert len(set(seen(api)[before:])) == 3
     assert exchanges(gateway, "orders", "ok") == made + 3  # the gateway's count agrees
+
+
+async def test_remote_mcp_servers_get_the_exchanged_token_directly_and_through_the_adapter(
+    gateway: GatewayProc, api: str, keycloak: Keycloak, provider_up: None
+) -> None:
+    alice = keycloak.access_token("alice")
+    before = len(httpx.get(f"{api}/calls", timeout=10).json())
+    for mode in ("legacy", MODERN):
+        async with mcp_client(gateway.url("ex"), {"Authorization": f"Bearer {alice}"}, mode=mode) as client:
+            names = [t.name for t in (await client.list_tools()).tools if t.name.endswith("open_orders")]
+            assert len(names) == 2 and "direct__open_orders" in names  # the adapter's and the direct upstream's
+            for name in names:
+                result = await client.call_tool(name, {})
+                assert not result.is_error and "2 open orders" in str(result.content), (name, result.content)
+    accepted = httpx.get(f"{api}/calls", timeout=10).json()[before:]
+    assert len(accepted) == 4
+    assert all(c["preferred_username"] == "alice" and c["aud"] == AUDIENCE for c in accepted), accepted
+    assert alice not in " ".join(seen(api))
 
 
 async def test_refusals_are_clear_and_nothing_reaches_the_upstream(
