@@ -192,20 +192,26 @@ async def test_the_upstream_gets_a_token_for_its_audience_once_per_caller_token(
     assert exchanges(gateway, "orders", "ok") == made + 3  # the gateway's count agrees
 
 
+async def never_sample(ctx: Any, params: Any) -> Any:
+    raise AssertionError("the upstream asked for sampling")
+
+
 async def test_remote_mcp_servers_get_the_exchanged_token_directly_and_through_the_adapter(
     gateway: GatewayProc, api: str, keycloak: Keycloak, provider_up: None
 ) -> None:
     alice = keycloak.access_token("alice")
     before = len(httpx.get(f"{api}/calls", timeout=10).json())
-    for mode in ("legacy", MODERN):
-        async with mcp_client(gateway.url("ex"), {"Authorization": f"Bearer {alice}"}, mode=mode) as client:
+    # A handshake client that can be asked things (sampling) takes the gateway's SDK path, the others its relays.
+    for mode, options in (("legacy", {}), (MODERN, {}), ("legacy", {"sampling_callback": never_sample})):
+        headers = {"Authorization": f"Bearer {alice}"}
+        async with mcp_client(gateway.url("ex"), headers, mode=mode, **options) as client:
             names = [t.name for t in (await client.list_tools()).tools if t.name.endswith("open_orders")]
             assert len(names) == 2 and "direct__open_orders" in names  # the adapter's and the direct upstream's
             for name in names:
                 result = await client.call_tool(name, {})
                 assert not result.is_error and "2 open orders" in str(result.content), (name, result.content)
     accepted = httpx.get(f"{api}/calls", timeout=10).json()[before:]
-    assert len(accepted) == 4
+    assert len(accepted) == 6
     assert all(c["preferred_username"] == "alice" and c["aud"] == AUDIENCE for c in accepted), accepted
     assert alice not in " ".join(seen(api))
 
