@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_adapter.aggregate import Aggregator
 from mcp_adapter.config import AdapterConfig, ConfigError, SourceConfig, load_config
-from mcp_adapter.exchanged import InboundBearer
+from mcp_adapter.exchanged import ExchangedBearer, InboundBearer, exchanged_headers
 from mcp_adapter.http_guard import GuardSettings
 from mcp_adapter.naming import NameCollision
 from mcp_adapter.reload import watch_config
@@ -38,7 +38,10 @@ def make_source(cfg: SourceConfig, agg: Aggregator) -> Source:
     if cfg.type in ("stdio", "mcp"):
         from mcp_adapter.sources.mcp_source import McpSource
 
-        return McpSource(cfg, agg.source_changed, agg.resource_updated)
+        source = McpSource(cfg, agg.source_changed, agg.resource_updated)
+        if cfg.type == "mcp" and cfg.auth is not None:  # the caller's exchanged token on each call (exchanged.py)
+            source.http_auth, source.relay_headers = ExchangedBearer(), exchanged_headers
+        return source
     if cfg.type == "openapi":
         from mcp_adapter.sources.openapi_source import OpenApiToolSource
 

@@ -169,10 +169,18 @@ class StdioSource(_McpSourceBase):
     stop_grace_seconds: float = Field(default=5.0, gt=0, alias="stopGraceSeconds")
 
 
+class ExchangedAuth(_Model):
+    """The bearer token the gateway sends with each call: the caller's, exchanged for this API (exchanged.py)."""
+
+    type: Literal["exchanged"]
+
+
 class McpRemoteSource(_McpSourceBase):
     type: Literal["mcp"]
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, EnvValue] = {}
+    # The token the gateway exchanged for each call's caller (exchanged.py); calls made for no caller go without.
+    auth: ExchangedAuth | None = None
     connect_timeout_seconds: float = Field(default=10.0, gt=0, alias="connectTimeoutSeconds")
     restart: RestartConfig = RestartConfig()
 
@@ -193,12 +201,6 @@ class ApiKeyAuth(_Model):
     name: str = Field(min_length=1)
     location: Literal["header", "query"] = Field(default="header", alias="in")
     value: EnvValue
-
-
-class ExchangedAuth(_Model):
-    """The bearer token the gateway sends with each call: the caller's, exchanged for this API (exchanged.py)."""
-
-    type: Literal["exchanged"]
 
 
 Auth = Annotated[BearerAuth | BasicAuth | ApiKeyAuth | ExchangedAuth, Field(discriminator="type")]

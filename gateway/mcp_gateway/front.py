@@ -285,10 +285,18 @@ class McpFront:
     ) -> tuple[str, str] | Response | None:
         """The caller's token exchanged for the upstream this request goes to (token_exchange.py), if it
         needs one; a refusal (-32003) or, when the provider could not be asked, a 503 with Retry-After."""
+        if not any(u.token_exchange for u in profile.upstreams):
+            return None
         rid = (message or {}).get("id")
         try:
             upstream_of = getattr(backend, "upstream_of", None)
-            return await exchange_for_request(self.gw.exchanger, profile, principal, headers, message, upstream_of)
+            exchanges = self.gw.metrics.token_exchanges
+
+            def counted(upstream: str, outcome: str) -> None:
+                exchanges.labels(profile.tenant, profile.id, upstream, outcome).inc()
+
+            exchanger = self.gw.exchanger
+            return await exchange_for_request(exchanger, profile, principal, headers, message, upstream_of, counted)
         except ExchangeRefused as refused:
             log.info("token exchange refused", extra={"profile": profile.id, "reason": str(refused)})
             return errors.error_response(200, errors.FORBIDDEN, str(refused), rid, data={"reason": "tokenExchange"})

@@ -91,6 +91,13 @@ class Metrics:
                 registry=r,
             )
         )
+        # outcome: ok (a new token; cache hits are not counted) | refused | unavailable (token_exchange.py)
+        self.token_exchanges = Counter(
+            "mcp_gateway_token_exchanges_total",
+            "Token exchanges (RFC 8693) made for upstreams on behalf of callers",
+            ["tenant", "profile", "upstream", "outcome"],
+            registry=r,
+        )
         self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
         # One series per replica (the digest of the config it serves, shortened): replicas that
         # disagree for long mean one of them is stuck on an old routing config.

@@ -157,8 +157,13 @@ class TokenExchanger:
         self._endpoints: dict[str, tuple[str, float]] = {}  # issuer -> (token endpoint, fetched at)
         self.exchanges = 0  # exchanges made (successful or not): what the cache saves
 
-    async def token(self, settings: TokenExchange, subject_token: str) -> str:
-        """A token for `settings.audience` on behalf of the holder of `subject_token`."""
+    async def token(
+        self, settings: TokenExchange, subject_token: str, counted: Callable[[str], None] = lambda outcome: None
+    ) -> str:
+        """A token for `settings.audience` on behalf of the holder of `subject_token`.
+
+        `counted(outcome)` is called when this call made an exchange: ok, refused or unavailable.
+        """
         key = _cache_key(settings, subject_token)
         entry = self._cache.get(key)
         if entry is not None and entry.fresh_until > self.clock():
@@ -170,6 +175,8 @@ class TokenExchanger:
             try:
                 entry = await self._exchange(settings, subject_token)
             except BaseException as exc:
+                if isinstance(exc, ExchangeRefused | ExchangeUnavailable):
+                    counted("refused" if isinstance(exc, ExchangeRefused) else "unavailable")
                 pending.set_exception(exc)
                 pending.exception()  # retrieved: no "never retrieved" warning when nobody else waited
                 raise
@@ -177,13 +184,20 @@ class TokenExchanger:
                 self._pending.pop(key, None)
             pending.set_result(entry)
             self._store(key, entry)
+            counted("ok")
             return entry.token
         return (await asyncio.shield(pending)).token
 
     def _store(self, key: tuple[str, ...], entry: _Entry) -> None:
         self._cache[key] = entry
         self._cache.move_to_end(key)
-        while len(self._cache) > self.max_entries:
+        now = self.clock()
+        # Least recently used first: drop those past their time (their callers' tokens have usually
+        # expired too), then any beyond the bound.
+        while self._cache:
+            oldest = next(iter(self._cache.values()))
+            if len(self._cache) <= self.max_entries and oldest.fresh_until > now:
+                break
             self._cache.popitem(last=False)
 
     async def _exchange(self, settings: TokenExchange, subject_token: str) -> _Entry:
@@ -338,6 +352,7 @@ async def exchange_for_request(
     headers: Headers,
     message: dict[str, Any] | None,
     upstream_of: Callable[[Kind, str], str] | None,
+    counted: Callable[[str, str], None] = lambda upstream, outcome: None,
 ) -> tuple[str, str] | None:
     """The (upstream, token) this request needs, exchanged (or cached); None when it needs none.
 
@@ -353,11 +368,12 @@ async def exchange_for_request(
         return None
     subject = bearer_token(headers) if principal.kind == "oidc" else None
     if subject is None:
+        counted(name, "no_token")
         raise ExchangeRefused(
             f"upstream {name!r} acts on behalf of the caller (token exchange) and needs an OAuth bearer token "
             f"from the identity provider; an {_credential_kind(principal)} cannot be exchanged"
         )
-    return name, await exchanger.token(upstream.token_exchange, subject)
+    return name, await exchanger.token(upstream.token_exchange, subject, lambda outcome: counted(name, outcome))
 
 
 def _credential_kind(principal: Principal) -> str:

@@ -100,6 +100,8 @@ def _mcp(builder: _Builder, source: dict[str, Any], spec: Spec) -> None:
     remote = spec["mcp"]
     source.update(type="mcp", url=remote["url"], headers=builder.headers(remote.get("headers", [])))
     source["scope"] = spec.get("scope", "shared")
+    if remote.get("auth"):  # exchanged: the caller's token the gateway exchanged (spec.tokenExchange)
+        source["auth"] = {"type": remote["auth"]["type"]}
 
 
 def _auth(builder: _Builder, auth: dict[str, Any]) -> dict[str, Any]:

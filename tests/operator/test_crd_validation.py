@@ -16,6 +16,7 @@ from tests.support.kube import ControlPlane
 ONE_OF = "set exactly one of spec.stdio, spec.mcp, spec.openapi or spec.http"
 SECRET_REF = {"secretKeyRef": {"name": "s", "key": "k"}}
 RULE = {"name": "r", "effect": "deny", "when": "true"}
+EXCHANGE_WITHOUT_ENDPOINT = {"clientId": "gateway", "clientSecret": SECRET_REF, "audience": "orders-api"}
 
 
 @pytest.fixture
@@ -58,6 +59,14 @@ def refused(call: Any) -> str:
         ),
         ({"mcp": {"url": "http://a/mcp"}, "healthCheck": {"unhealthyThreshold": 0}}, "healthCheck.unhealthyThreshold"),
         ({"mcp": {"url": "http://a/mcp"}, "circuitBreaker": {"errorRate": 1.5}}, "circuitBreaker.errorRate"),
+        (
+            {"mcp": {"url": "http://a/mcp"}, "tokenExchange": EXCHANGE_WITHOUT_ENDPOINT},
+            "tokenExchange needs exactly one of tokenEndpoint and issuer",
+        ),
+        (
+            {"openapi": {"spec": {"url": "https://a/openapi.json"}, "auth": {"type": "bearer"}}},
+            "auth.type bearer, basic and apiKey need auth.secretName",
+        ),
         ({"mcp": {"url": "http://a/mcp"}, "retries": {"attempts": 0}}, "spec.retries.attempts"),
         ({"mcp": {"url": "http://a/mcp"}, "retries": {"retryOn": ["always"]}}, "spec.retries.retryOn"),
         ({"mcp": {"url": "http://a/mcp"}, "toolOverrides": {"echo": {"name": "a b"}}}, "toolOverrides.echo.name"),

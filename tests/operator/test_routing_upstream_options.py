@@ -3,6 +3,7 @@ toolOverrides and retries) reach the gateway's routing entry (pure render)."""
 
 from __future__ import annotations
 
+from mcp_adapter.config import McpRemoteSource
 from mcp_gateway import retry
 from mcp_gateway.config import RoutingConfig
 from mcp_operator.routing import render
@@ -114,3 +115,8 @@ def test_token_exchange_reaches_the_gateway_with_the_secret_by_reference() -> No
     assert (settings.audience, settings.client_secret_ref.name) == ("orders-api", "orders-exchange")
     adapter = build("tools", "team", api["spec"])
     assert adapter.config["sources"][0]["auth"] == {"type": "exchanged"} and adapter.env == []
+    remote = build(
+        "tools", "team", {"tokenExchange": exchange, "mcp": {"url": "https://x/mcp", "auth": {"type": "exchanged"}}}
+    )
+    assert remote.config["sources"][0]["auth"] == {"type": "exchanged"}
+    McpRemoteSource.model_validate(remote.config["sources"][0])  # what the adapter accepts
