@@ -129,7 +129,6 @@ class Connections:
             ) from None
         except oauth.ClientSecretMissing as exc:
             raise ConnectionsDisabled(str(exc)) from None
-        register_secret(tokens.access_token)
         rotated = tokens.refresh_token and tokens.refresh_token != refresh_token
         if rotated or row.key_id != ring.current:  # a rotated token, or a row still under an old key
             await self._write(key, tokens.refresh_token or refresh_token, tokens.scope or row.scopes)
