@@ -175,7 +175,13 @@ async def test_a_2026_client_gets_an_input_required_round_and_retries_after_conn
         assert "Connected: CRM" in await open_in_browser(browser, params.url, "bob")
         return types.ElicitResult(action="accept")
 
+    async def decline(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="decline")
+
     headers = caller_headers(provider, "bob")
+    async with mcp_client(gateway.url("crm"), headers, mode="2026-07-28", elicitation_callback=decline) as client:
+        declined = await client.call_tool("whoami", {})
+    assert declined.is_error and "did not connect your CRM account (decline)" in declined.content[0].text  # type: ignore[union-attr]
     async with mcp_client(gateway.url("crm"), headers, mode="2026-07-28", elicitation_callback=on_elicit) as client:
         result = await client.call_tool("whoami", {})
     assert not result.is_error and result.content[0].text == "bob via third-party-app"  # type: ignore[union-attr]
@@ -228,7 +234,9 @@ async def test_provider_down_and_key_rotation(
     auth_url = f"{provider.issuer}/protocol/openid-connect/auth"
     down = connection(provider, issuer=None, authorizationEndpoint=auth_url, tokenEndpoint=dead)
     upstreams = [{"name": "crm", "url": f"{token_server}/mcp", "connection": down}]
-    gw_down = start_connected_gateway(spawn_module, tmp_path, provider, upstreams, module_db, KEY_1, "gw-down")
+    gw_down = start_connected_gateway(
+        spawn_module, tmp_path, provider, upstreams, module_db, KEY_1, "gw-down", methods=["apiKey", "oidc"]
+    )
     async with mcp_client(gw_down.url("crm"), caller_headers(provider, "alice")) as client:
         with pytest.raises(MCPError) as unavailable:
             await client.call_tool("whoami", {})
@@ -238,6 +246,13 @@ async def test_provider_down_and_key_rotation(
     text = await open_in_browser(browser, await link_for(gw_down, provider, "bob"), "bob")
     assert "could not be reached" in text and "Nothing was stored" in text
     assert [r["key_id"] for r in await stored(module_db)] == ["k1"]
+    # An API-key caller of the same profile cannot connect: told so, nothing sent upstream.
+    with gw_down.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "robot"}).json()["key"]
+    async with mcp_client(gw_down.url("crm"), {"Authorization": f"Bearer {key}"}) as client:
+        with pytest.raises(MCPError) as forbidden:
+            await client.call_tool("whoami", {})
+    assert forbidden.value.error.code == -32003 and "API keys and anonymous callers cannot" in str(forbidden.value)
     gw_down.process.stop()
 
     # Rotation: k2 first, k1 still listed. Alice's k1 row still works and is re-sealed under k2.
