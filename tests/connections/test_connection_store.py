@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -124,3 +125,11 @@ def _config(upstream: dict[str, object], auth: dict[str, object]) -> str:
 
     profile = {"id": "crm", "tenant": "acme", "upstreams": [upstream], "auth": auth}
     return json.dumps({"tenants": [{"id": "acme"}], "profiles": [profile]})
+
+
+def test_the_worked_example_is_a_valid_routing_config() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "routing-connections.yaml"
+    config = parse_config(example.read_text())
+    connection = config.profiles[0].upstreams[0].connection
+    assert connection is not None and connection.display_name == "CRM"
+    assert config.gateway.connections.user_sign_in is not None
