@@ -40,9 +40,17 @@ def caller_headers(provider: Keycloak, user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {provider.access_token(user)}"}
 
 
-async def link_for(gateway: GatewayProc, provider: Keycloak, user: str) -> str:
-    """A handshake-era call without a connection: the -32042 error names the link."""
-    async with mcp_client(gateway.url("crm"), caller_headers(provider, user)) as client:
+async def link_for(gateway: GatewayProc, provider: Keycloak, user: str, *, elicits: bool = False) -> str:
+    """A handshake-era call without a connection: the -32042 error names the link.
+
+    `elicits`: the client declares elicitation (the call then takes the SDK path with a back channel).
+    """
+
+    async def never(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        raise AssertionError("the gateway asked through the back channel instead of answering -32042")
+
+    options: dict[str, Any] = {"elicitation_callback": never} if elicits else {}
+    async with mcp_client(gateway.url("crm"), caller_headers(provider, user), **options) as client:
         with pytest.raises(MCPError) as refused:
             await client.call_tool("whoami", {})
     error = refused.value.error
@@ -148,8 +156,9 @@ async def test_a_handshake_caller_connects_and_their_own_token_reaches_the_upstr
 
     assert await call_whoami(gateway, provider, "alice") == "alice via third-party-app"
     assert await call_whoami(gateway, provider, "alice") == "alice via third-party-app"  # refreshed again
-    # Bob has no connection: Alice's token is never used for him.
+    # Bob has no connection: Alice's token is never used for him. (A client declaring elicitation too.)
     await link_for(gateway, provider, "bob")
+    await link_for(gateway, provider, "bob", elicits=True)
 
     rows = await stored(module_db)
     assert [(r["caller"], r["upstream"], r["key_id"]) for r in rows] == [
