@@ -335,8 +335,8 @@ class ProfileBackend:
             connection = self.connections.get(call.source) if self.connections else None
             if connection is not None and ctx is not None:
                 asked = await prepare_connection(self.gateway, ctx, call.source, connection)
-                if asked is not None:  # no connection yet: the caller gets the link to connect
-                    outcome = "input_required"
+                if asked is not None:  # no connection yet: the caller gets the link to connect (or declined it)
+                    outcome = "input_required" if isinstance(asked, types.InputRequiredResult) else "tool_error"
                     return asked
             trial = self.health.admit(call.source)  # refused at once while the upstream's circuit is open
             result = await self._attempts(call, self.health.guard(call.source, proceed), limit, profile)

@@ -25,6 +25,7 @@ from mcp_gateway.auth.secret_keys import SecretKeyTable
 from mcp_gateway.backchannel import Relay
 from mcp_gateway.config import Profile, RoutingConfig
 from mcp_gateway.config_source import ConfigHolder, kube_core_api
+from mcp_gateway.connections.service import KIND as CONNECTION_DELETED
 from mcp_gateway.connections.service import Connections
 from mcp_gateway.connections.store import ConnectionStore, MemoryConnections, PostgresConnections
 from mcp_gateway.context import current_call
@@ -219,6 +220,7 @@ class Gateway:
         self.revoked = RevokedSessions(self.store, self.signer.max_age)
         await self.revoked.load()
         self.connections = Connections(self.env, _connection_store(self.store))
+        self.connections.publish = self.store.publish if self.store.shared else None
         self.relay.publish = self.store.publish if self.store.shared else None
         await self.store.listen(self._replica_message)
         self.audit.start()
@@ -289,6 +291,8 @@ class Gateway:
             self.revoked.add(str(payload.get("session")), float(expires) if isinstance(expires, int | float) else None)
         elif kind == "resync":
             await self.revoked.load()
+        elif kind == CONNECTION_DELETED:
+            self.connections.forget(payload)
 
     def public_base(self, request_base_url: str) -> str:
         """Where clients reach the gateway, without a trailing slash.

@@ -82,8 +82,11 @@ def connection(provider: Keycloak, **extra: Any) -> dict[str, Any]:
     return {"issuer": provider.issuer, "clientId": THIRD_PARTY[0], "clientSecretFromEnv": "CRM_SECRET", **extra}
 
 
-def gateway_config(path: Path, provider: Keycloak, port: int, upstreams: list[dict[str, Any]]) -> Path:
+def gateway_config(
+    path: Path, provider: Keycloak, port: int, upstreams: list[dict[str, Any]], methods: list[str] | None = None
+) -> Path:
     oidc = provider.oidc_settings(requiredScopes=["mcp:tools"], jwksMinRefetchSeconds=0)
+    auth = {"methods": methods, "oidc": oidc} if methods else {"mode": "oidc", "oidc": oidc}
     sign_in = {"clientId": SIGN_IN[0], "clientSecretFromEnv": "SIGN_IN_SECRET", "scopes": ["openid", "mcp:tools"]}
     return write_config(
         path,
@@ -94,18 +97,23 @@ def gateway_config(path: Path, provider: Keycloak, port: int, upstreams: list[di
                 "connections": {"userSignIn": sign_in},
             },
             "tenants": [{"id": "acme"}],
-            "profiles": [
-                {"id": "crm", "tenant": "acme", "upstreams": upstreams, "auth": {"mode": "oidc", "oidc": oidc}}
-            ],
+            "profiles": [{"id": "crm", "tenant": "acme", "upstreams": upstreams, "auth": auth}],
         },
     )
 
 
 def start_connected_gateway(
-    spawn: Spawn, tmp: Path, provider: Keycloak, upstreams: list[dict[str, Any]], dsn: str, keys: str, name: str
+    spawn: Spawn,
+    tmp: Path,
+    provider: Keycloak,
+    upstreams: list[dict[str, Any]],
+    dsn: str,
+    keys: str,
+    name: str,
+    methods: list[str] | None = None,
 ) -> GatewayProc:
     port = free_port()
-    config = gateway_config(tmp / f"{name}.yaml", provider, port, upstreams)
+    config = gateway_config(tmp / f"{name}.yaml", provider, port, upstreams, methods)
     env = {
         "MCP_GATEWAY_CONNECTION_KEYS": keys,
         "SIGN_IN_SECRET": SIGN_IN[1],

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import asyncpg
 import pytest
 from mcp_gateway.config import parse_config
 from mcp_gateway.connections.crypto import KeyRing, KeyRingError, Unreadable
-from mcp_gateway.connections.service import Connections, NotConnected
+from mcp_gateway.connections.service import Connections, NotConnected, _Cached
 from mcp_gateway.connections.settings import OAuthConnection
 from mcp_gateway.connections.store import ConnectionKey, MemoryConnections, PostgresConnections
 from mcp_gateway.store.migrate import migrate
@@ -69,6 +72,26 @@ async def test_memory_store_and_sealed_links() -> None:
     await connections.close()
 
 
+async def test_a_connection_deleted_on_one_replica_leaves_the_others_caches() -> None:
+    published: list[dict[str, object]] = []
+
+    async def publish(payload: dict[str, object]) -> None:
+        published.append(payload)
+
+    here = Connections({"MCP_GATEWAY_CONNECTION_KEYS": KEY_1}, MemoryConnections())
+    there = Connections({"MCP_GATEWAY_CONNECTION_KEYS": KEY_1}, here.store)
+    here.publish = publish
+    await here._write(ALICE, "alice-refresh", "")
+    there._tokens[ALICE] = _Cached("alice-access", time.monotonic() + 300)
+    assert await there.access_token(ALICE, SETTINGS) == "alice-access"
+    assert await here.revoke(ALICE, SETTINGS)
+    there.forget(published[0])  # as runtime.py relays the replica message
+    with pytest.raises(NotConnected):
+        await there.access_token(ALICE, SETTINGS)
+    for connections in (here, there):
+        await connections.close()
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -102,3 +125,11 @@ def _config(upstream: dict[str, object], auth: dict[str, object]) -> str:
 
     profile = {"id": "crm", "tenant": "acme", "upstreams": [upstream], "auth": auth}
     return json.dumps({"tenants": [{"id": "acme"}], "profiles": [profile]})
+
+
+def test_the_worked_example_is_a_valid_routing_config() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "routing-connections.yaml"
+    config = parse_config(example.read_text())
+    connection = config.profiles[0].upstreams[0].connection
+    assert connection is not None and connection.display_name == "CRM"
+    assert config.gateway.connections.user_sign_in is not None

@@ -40,9 +40,17 @@ def caller_headers(provider: Keycloak, user: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {provider.access_token(user)}"}
 
 
-async def link_for(gateway: GatewayProc, provider: Keycloak, user: str) -> str:
-    """A handshake-era call without a connection: the -32042 error names the link."""
-    async with mcp_client(gateway.url("crm"), caller_headers(provider, user)) as client:
+async def link_for(gateway: GatewayProc, provider: Keycloak, user: str, *, elicits: bool = False) -> str:
+    """A handshake-era call without a connection: the -32042 error names the link.
+
+    `elicits`: the client declares elicitation (the call then takes the SDK path with a back channel).
+    """
+
+    async def never(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        raise AssertionError("the gateway asked through the back channel instead of answering -32042")
+
+    options: dict[str, Any] = {"elicitation_callback": never} if elicits else {}
+    async with mcp_client(gateway.url("crm"), caller_headers(provider, user), **options) as client:
         with pytest.raises(MCPError) as refused:
             await client.call_tool("whoami", {})
     error = refused.value.error
@@ -148,8 +156,9 @@ async def test_a_handshake_caller_connects_and_their_own_token_reaches_the_upstr
 
     assert await call_whoami(gateway, provider, "alice") == "alice via third-party-app"
     assert await call_whoami(gateway, provider, "alice") == "alice via third-party-app"  # refreshed again
-    # Bob has no connection: Alice's token is never used for him.
+    # Bob has no connection: Alice's token is never used for him. (A client declaring elicitation too.)
     await link_for(gateway, provider, "bob")
+    await link_for(gateway, provider, "bob", elicits=True)
 
     rows = await stored(module_db)
     assert [(r["caller"], r["upstream"], r["key_id"]) for r in rows] == [
@@ -175,7 +184,13 @@ async def test_a_2026_client_gets_an_input_required_round_and_retries_after_conn
         assert "Connected: CRM" in await open_in_browser(browser, params.url, "bob")
         return types.ElicitResult(action="accept")
 
+    async def decline(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="decline")
+
     headers = caller_headers(provider, "bob")
+    async with mcp_client(gateway.url("crm"), headers, mode="2026-07-28", elicitation_callback=decline) as client:
+        declined = await client.call_tool("whoami", {})
+    assert declined.is_error and "did not connect your CRM account (decline)" in declined.content[0].text  # type: ignore[union-attr]
     async with mcp_client(gateway.url("crm"), headers, mode="2026-07-28", elicitation_callback=on_elicit) as client:
         result = await client.call_tool("whoami", {})
     assert not result.is_error and result.content[0].text == "bob via third-party-app"  # type: ignore[union-attr]
@@ -228,7 +243,9 @@ async def test_provider_down_and_key_rotation(
     auth_url = f"{provider.issuer}/protocol/openid-connect/auth"
     down = connection(provider, issuer=None, authorizationEndpoint=auth_url, tokenEndpoint=dead)
     upstreams = [{"name": "crm", "url": f"{token_server}/mcp", "connection": down}]
-    gw_down = start_connected_gateway(spawn_module, tmp_path, provider, upstreams, module_db, KEY_1, "gw-down")
+    gw_down = start_connected_gateway(
+        spawn_module, tmp_path, provider, upstreams, module_db, KEY_1, "gw-down", methods=["apiKey", "oidc"]
+    )
     async with mcp_client(gw_down.url("crm"), caller_headers(provider, "alice")) as client:
         with pytest.raises(MCPError) as unavailable:
             await client.call_tool("whoami", {})
@@ -238,6 +255,13 @@ async def test_provider_down_and_key_rotation(
     text = await open_in_browser(browser, await link_for(gw_down, provider, "bob"), "bob")
     assert "could not be reached" in text and "Nothing was stored" in text
     assert [r["key_id"] for r in await stored(module_db)] == ["k1"]
+    # An API-key caller of the same profile cannot connect: told so, nothing sent upstream.
+    with gw_down.admin() as admin:
+        key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "robot"}).json()["key"]
+    async with mcp_client(gw_down.url("crm"), {"Authorization": f"Bearer {key}"}) as client:
+        with pytest.raises(MCPError) as forbidden:
+            await client.call_tool("whoami", {})
+    assert forbidden.value.error.code == -32003 and "API keys and anonymous callers cannot" in str(forbidden.value)
     gw_down.process.stop()
 
     # Rotation: k2 first, k1 still listed. Alice's k1 row still works and is re-sealed under k2.
@@ -251,15 +275,7 @@ async def test_provider_down_and_key_rotation(
     assert "Connected: CRM" in await open_in_browser(browser, await link_for(rotated, provider, "bob"), "bob")
     assert sorted(r["key_id"] for r in await stored(module_db)) == ["k2", "k2"]
     rotated.process.stop()
-
-    # With k2 dropped from the ring, its rows cannot be opened: the user is asked to connect again.
-    only_k1 = start_connected_gateway(spawn_module, tmp_path, provider, upstreams, module_db, KEY_1, "gw-k1")
-    async with mcp_client(only_k1.url("crm"), caller_headers(provider, "alice")) as client:
-        with pytest.raises(MCPError) as refused:
-            await client.call_tool("whoami", {})
-    assert (
-        refused.value.error.code == URL_ELICITATION_REQUIRED and "can no longer be read" in refused.value.error.message
-    )
+    # (A ring without k2 cannot open these rows: test_connection_store.py.)
 
 
 def _closed_port() -> int:

@@ -252,6 +252,26 @@ def console_static(world: World, me: TenantData, other: TenantData) -> None:
     assert me.console.get("/console/static/../keys.py").status_code == 404
 
 
+def console_connections(world: World, me: TenantData, other: TenantData) -> None:
+    """Connection pages (connections/web.py) ignore the console login: a tenant's session opens
+    nothing of the other tenant's, and its profile answers like one that does not exist."""
+    for path in (
+        "/console/connect?link=forged",
+        "/console/connect/callback?state=forged&code=x",
+        "/console/connections?profile=no-such-profile",
+        "/console/connections",
+    ):
+        page = _page(me, path)
+        assert page.status_code in (400, 401, 404, 503), (path, page.status_code)
+        assert_clean(page.text, other, path)
+    # The other tenant's profile (named in the request, so in the page) answers like a missing one.
+    theirs = _page(me, f"/console/connections?profile={other.profile}")
+    missing = _page(me, "/console/connections?profile=no-such-profile").text
+    assert theirs.status_code == 404 and theirs.text == missing.replace("no-such-profile", other.profile)
+    form = {"csrf": _csrf(me), "profile": other.profile, "upstream": "x"}
+    assert me.console.post("/console/connections/revoke", data=form).status_code == 403
+
+
 CONSOLE_CHECKS: dict[tuple[str, str], Check] = {
     ("GET", "/console"): console_overview,
     ("GET", "/console/"): console_overview,
@@ -265,6 +285,10 @@ CONSOLE_CHECKS: dict[tuple[str, str], Check] = {
     ("POST", "/console/login"): console_login_pages,
     ("POST", "/console/logout"): console_logout,
     ("GET", "/console/static/{name}"): console_static,
+    ("GET", "/console/connect"): console_connections,
+    ("GET", "/console/connect/callback"): console_connections,
+    ("GET", "/console/connections"): console_connections,
+    ("POST", "/console/connections/revoke"): console_connections,
 }
 
 

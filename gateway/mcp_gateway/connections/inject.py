@@ -62,7 +62,7 @@ def connect_base(gateway: Gateway) -> str:
 
 async def prepare(
     gateway: Gateway, ctx: CallContext, upstream: str, settings: OAuthConnection
-) -> types.InputRequiredResult | None:
+) -> types.InputRequiredResult | types.CallToolResult | None:
     """Set the caller's token for this call; or the round asking them to connect (raised or returned)."""
     principal = ctx.principal
     if principal.kind != "oidc":
@@ -77,6 +77,10 @@ async def prepare(
         upstream_bearer.set((upstream, await connections.access_token(key, settings)))
         return None
     except NotConnected as reason:
+        answer = _answer(ctx.message)
+        if answer not in (None, "accept"):  # the user declined or dismissed the link of the previous round
+            text = f"you did not connect your {label(settings, upstream)} account ({answer}); this tool needs it"
+            return types.CallToolResult(content=[types.TextContent(text=text)], is_error=True)
         return _ask_to_connect(gateway, ctx, key, settings, str(reason))
     except oauth.ProviderUnavailable as exc:
         log.warning("connection token for %s unavailable: %s", upstream, exc)
@@ -88,6 +92,15 @@ async def prepare(
     except ConnectionsDisabled as exc:
         log.error("upstream %s: %s", upstream, exc)
         raise MCPError(code=errors.INTERNAL_ERROR, message="connections are not configured on this gateway") from None
+
+
+def _answer(message: dict[str, object] | None) -> str | None:
+    """The action of the client's answer to our connect request, when this call retries one (2026-07-28)."""
+    params = message.get("params") if message else None
+    responses = params.get("inputResponses") if isinstance(params, dict) else None
+    answer = responses.get(INPUT_KEY) if isinstance(responses, dict) else None
+    action = answer.get("action") if isinstance(answer, dict) else None
+    return action if isinstance(action, str) else None
 
 
 def _ask_to_connect(

@@ -13,8 +13,9 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 from mcp_common.jsonlog import register_secret
@@ -31,6 +32,7 @@ EARLY_SECONDS = 30.0
 LINK_AAD = b"connect-link"
 STATE_AAD = b"connect-state"
 USER_AAD = b"connect-user"
+KIND = "connection-deleted"  # replica message
 
 
 class NotConnected(Exception):
@@ -58,6 +60,8 @@ class Connections:
         self._endpoints: dict[str, oauth.Endpoints] = {}
         self._tokens: dict[ConnectionKey, _Cached] = {}
         self._locks: dict[ConnectionKey, asyncio.Lock] = {}
+        # Other replicas drop their cached access token of a deleted connection (runtime.py relays it).
+        self.publish: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     def keys(self) -> KeyRing:
         if self.ring is None:
@@ -115,7 +119,7 @@ class Connections:
         try:
             tokens = await oauth.refresh(self.http, endpoints.token, settings, refresh_token)
         except oauth.GrantRefused as refused:
-            await self.store.delete(key)
+            await self._deleted(key)
             log.info(
                 "connection of %s to %s/%s refused at refresh (%s): deleted",
                 key.caller,
@@ -129,7 +133,6 @@ class Connections:
             ) from None
         except oauth.ClientSecretMissing as exc:
             raise ConnectionsDisabled(str(exc)) from None
-        register_secret(tokens.access_token)
         rotated = tokens.refresh_token and tokens.refresh_token != refresh_token
         if rotated or row.key_id != ring.current:  # a rotated token, or a row still under an old key
             await self._write(key, tokens.refresh_token or refresh_token, tokens.scope or row.scopes)
@@ -158,7 +161,7 @@ class Connections:
         self._tokens.pop(key, None)
         if row is None:
             return False
-        await self.store.delete(key)
+        await self._deleted(key)
         if settings is not None and self.ring is not None:
             try:
                 endpoints = await self.endpoints(settings)
@@ -168,6 +171,21 @@ class Connections:
             except (Unreadable, oauth.ProviderUnavailable, oauth.ClientSecretMissing, httpx.HTTPError) as exc:
                 log.info("provider-side revocation skipped: %s", type(exc).__name__)
         return True
+
+    async def _deleted(self, key: ConnectionKey) -> None:
+        await self.store.delete(key)
+        self._tokens.pop(key, None)
+        if self.publish is not None:
+            try:
+                await self.publish({"kind": KIND, "key": [key.tenant, key.caller, key.profile, key.upstream]})
+            except Exception as exc:  # the row is gone; other replicas' tokens expire on their own
+                log.warning("cannot tell other replicas about a deleted connection: %s", type(exc).__name__)
+
+    def forget(self, payload: Mapping[str, Any]) -> None:
+        """Another replica deleted a connection: drop its cached access token here too."""
+        parts = payload.get("key")
+        if isinstance(parts, list) and len(parts) == 4:
+            self._tokens.pop(ConnectionKey(*(str(p) for p in parts)), None)
 
     # -- sealed links and states -------------------------------------------------------
 

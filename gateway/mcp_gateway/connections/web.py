@@ -253,9 +253,12 @@ async def connections_page(request: Request, profile: str = "") -> Response:
 async def revoke(request: Request) -> Response:
     gateway = _gateway(request)
     user = _user(request, gateway)
+    expired = "the form expired or did not come from this console; reload the page and try again"
+    if user is None:  # refused unread, like every console form without a session
+        raise Refused(403, expired)
     form = await request.form(max_files=0, max_fields=10)
-    if user is None or not hmac.compare_digest(str(form.get("csrf", "")).encode(), str(user["x"]).encode()):
-        raise Refused(403, "the form expired or did not come from this console; reload the page and try again")
+    if not hmac.compare_digest(str(form.get("csrf", "")).encode(), str(user["x"]).encode()):
+        raise Refused(403, expired)
     key = ConnectionKey(str(user["t"]), str(user["c"]), str(form.get("profile", "")), str(form.get("upstream", "")))
     profile = gateway.holder.config.profile(key.profile)
     settings = next((u.connection for u in profile.upstreams if u.name == key.upstream), None) if profile else None
