@@ -156,6 +156,12 @@ class Encoder:
         # The file's offsets leave the tensors unaligned, which keeps NumPy off BLAS: the (small)
         # layer weights are copied once, pre-transposed; the word table stays memory-mapped.
         self.w = {k: v if "word_embeddings" in k else _aligned(k, v) for k, v in tensors.items()}
+        for i in range(self.layers):
+            # Query, key and value as one (384, 1152) product: one BLAS call instead of three.
+            p = f"encoder.layer.{i}.attention.self"
+            for part in ("weight", "bias"):
+                fused = [self.w.pop(f"{p}.{name}.{part}") for name in ("query", "key", "value")]
+                self.w[f"{p}.qkv.{part}"] = np.ascontiguousarray(np.concatenate(fused, axis=-1))
         self.tokenizer = WordPiece(directory / "vocab.txt")
         self.dim = self.w["embeddings.word_embeddings.weight"].shape[1]
 
@@ -174,7 +180,8 @@ class Encoder:
             + self.w["embeddings.position_embeddings.weight"][:length]
             + self.w["embeddings.token_type_embeddings.weight"][0]
         )
-        x = self._norm(x, "embeddings.LayerNorm")
+        # Tokens as rows of one matrix: each dense layer is a single BLAS product for the whole batch.
+        x = self._norm(x.reshape(batch * length, self.dim), "embeddings.LayerNorm")
         head = self.dim // self.heads
         # Python floats, not NumPy float64 scalars: those promote float32 arrays to float64 (NEP 50),
         # and a float64 @ float32 product leaves BLAS for NumPy's generic loop (measured 20x slower).
@@ -182,22 +189,18 @@ class Encoder:
         blocked = ((1.0 - mask) * -1e9)[:, None, None, :]  # padding gets no attention
         for i in range(self.layers):
             p = f"encoder.layer.{i}"
-
-            def split(t: Array) -> Array:
-                return t.reshape(batch, length, self.heads, head).transpose(0, 2, 1, 3)
-
-            q = split(self._dense(x, f"{p}.attention.self.query"))
-            k = split(self._dense(x, f"{p}.attention.self.key"))
-            v = split(self._dense(x, f"{p}.attention.self.value"))
+            qkv = self._dense(x, f"{p}.attention.self.qkv").reshape(batch, length, 3, self.heads, head)
+            q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each (batch, heads, length, head)
             scores = q @ k.transpose(0, 1, 3, 2) * scale + blocked
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)
-            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.dim)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch * length, self.dim)
             x = self._norm(x + self._dense(context, f"{p}.attention.output.dense"), f"{p}.attention.output.LayerNorm")
             inner = self._dense(x, f"{p}.intermediate.dense")
             inner = 0.5 * inner * (1.0 + _erf(inner * _SQRT_HALF))
             x = self._norm(x + self._dense(inner, f"{p}.output.dense"), f"{p}.output.LayerNorm")
-        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        tokens = x.reshape(batch, length, self.dim)
+        pooled = (tokens * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
         result: Array = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return result
 
