@@ -121,16 +121,17 @@ def test_one_tool_call_is_one_trace_in_jaeger(
     spans, raw = fetch_trace(jaeger, trace_id, complete)
     gw_server = one(spans, "mcp-gateway", "tools/call echo", "server")
     auth_span = one(spans, "mcp-gateway", "mcp.gateway.auth")
-    relay = one(spans, "mcp-gateway", "mcp.gateway.relay")
+    policy = one(spans, "mcp-gateway", "mcp.gateway.policy")
+    limits = one(spans, "mcp-gateway", "mcp.gateway.limits")
     gw_call = one(spans, "mcp-gateway", "tools/call echo", "client")
     ad_server = one(spans, "mcp-adapter", "tools/call echo", "server")
     ad_upstream = [s for s in spans if s.service == "mcp-adapter" and s.tags.get("span.kind") == "client"]
     assert len(ad_upstream) == 1
 
-    # One trace, one chain: client -> gateway -> relay -> call -> adapter -> its call to the upstream.
+    # One trace, one chain: client -> gateway (auth, policy, limits) -> its call to the adapter (the relay)
+    # -> adapter -> its call to the upstream.
     assert gw_server.parent == client_span
-    assert auth_span.parent == gw_server.span_id and relay.parent == gw_server.span_id
-    assert gw_call.parent == relay.span_id
+    assert {auth_span.parent, policy.parent, limits.parent, gw_call.parent} == {gw_server.span_id}
     assert ad_server.parent == gw_call.span_id
     assert ad_upstream[0].parent == ad_server.span_id
     assert gw_server.tags["mcp.method.name"] == "tools/call"
