@@ -233,6 +233,38 @@ def test_refused_requests_are_error_spans(
     assert not any(s.name == "mcp.gateway.relay" for s in spans)  # refused before reaching any upstream
 
 
+def test_trace_context_reaches_a_stdio_server_in_meta(spawn: Spawn, tmp_path: Path, receiver: OtlpReceiver) -> None:
+    """A stdio upstream has no headers: the adapter's call carries the trace onward in `_meta`."""
+    probe = Path(__file__).resolve().parents[1] / "adapter" / "servers" / "probe_server.py"
+    source = {
+        "name": "probe",
+        "type": "stdio",
+        "command": sys.executable,
+        "args": [str(probe)],
+        "prefixPolicy": "never",
+    }
+    config = tmp_path / "adapter.yaml"
+    config.write_text(yaml.safe_dump({"sources": [source]}))
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn(
+        cmd,
+        name="adapter-stdio-traced",
+        env=otel_env(receiver),
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        timeout=60,
+    )
+
+    trace_id = secrets.token_hex(16)
+    headers = modern_headers("tools/call", "trace_meta", traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01")
+    answer = httpx.post(f"http://127.0.0.1:{port}/mcp", json=modern_call("trace_meta", {}), headers=headers)
+    assert answer.status_code == 200, answer.text
+    seen = answer.json()["result"]["content"][0]["text"]
+    assert seen.startswith(f"00-{trace_id}-"), seen  # the client's trace, onward into the stdio server
+    spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_CLIENT for s in found))
+    assert seen.split("-")[2] in {s.span_id for s in spans if s.service == "mcp-adapter"}  # its parent: the adapter
+
+
 @pytest.mark.parametrize(
     ("env", "on"),
     [
