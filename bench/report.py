@@ -299,6 +299,17 @@ def tracing(data: dict[str, Any]) -> str:
         for p in data["added_by_tracing"]
     ]
     out += _table("added by tracing (on - off)", ["conc", "p50 ms", "adapter CPU ms", "gateway CPU ms"], added)
+    work = data.get("span_work", {})
+    if work:
+        rows = [
+            [mode, w["spans_per_call"], w["request_path_us_per_call"], w["exporter_us_per_call"]]
+            for mode, w in work.items()
+        ]
+        out += _table(
+            "span work of one tool call in isolation (CPU us per call; 5 gateway + 2 adapter spans)",
+            ["tracing", "spans", "request path us", "exporter thread us"],
+            rows,
+        )
     return out + f"\n  spans received: {data['spans']}"
 
 

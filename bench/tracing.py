@@ -7,20 +7,29 @@ process, so its decoding is not charged to the gateway). wrk runs the 2026-07-28
 `tools/call echo` at concurrency 1 and 16, off and on taking turns round by round, so a
 change in the machine's load falls on both; the figures are the added p50 and the added CPU
 per call of the gateway and of the adapter (the exporter's thread included), on minus off.
+
+Whole-server CPU per call swings with the machine's load, so the span work of one call is also
+timed in isolation (bench/tracing_spans.py, in a child process): on the request path and in the
+exporter's thread, with tracing on and off.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 from typing import Any
 
 from bench.loadgen import MODERN
 from bench.overhead import echo_adapter_config, limited_routing, measure
-from bench.stack import Stack
+from bench.stack import ROOT, Stack
 from tests.support.otlp_receiver import start_otlp_receiver
 
 CONCURRENCY = (1, 16)
 MODES = ("off", "on")
+SPAN_CALLS = 3000  # calls per isolated span-work run (bench/tracing_spans.py)
 
 
 def run(seconds: int, repeat: int) -> dict[str, Any]:
@@ -41,6 +50,7 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
                 for mode, (url, key, pids) in stacks.items():
                     rounds[mode].append(measure(url, key, seconds, 1, CONCURRENCY, pids, MODERN))
         spans = len(receiver.received())
+        span_work = {mode: _span_work(mode, receiver.endpoint) for mode in MODES}
     finally:
         receiver.shutdown()
     targets = {mode: [_combined([r[i] for r in rounds[mode]]) for i in range(len(CONCURRENCY))] for mode in MODES}
@@ -60,7 +70,18 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
         "targets": targets,
         "added_by_tracing": added,
         "spans": spans,
+        "span_work": span_work,
     }
+
+
+def _span_work(mode: str, endpoint: str) -> dict[str, Any]:
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_TRACES_SAMPLER": "always_on"}
+    if mode == "off":
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT")
+    command = [sys.executable, "-m", "bench.tracing_spans", mode, str(SPAN_CALLS)]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def _combined(points: list[dict[str, Any]]) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class Settings:
     # OpenTelemetry for the adapters (OTLP/HTTP base URL; empty: no tracing) and their sampling ratio.
     adapter_otlp_endpoint: str = ""
     adapter_trace_sampling_ratio: float = 1.0
+    # NetworkPolicyPeers (e.g. Prometheus' pods) also let in to scrape adapters' /metrics, on their one port.
+    adapter_metrics_from: tuple[dict[str, Any], ...] = ()
 
     @property
     def adapter_trace_env(self) -> list[dict[str, str]]:
@@ -115,6 +117,23 @@ def parse_gateway_settings(text: str) -> dict[str, Any]:
             f'e.g. {{"allowPrivateJwks": true}} (see docs/routing-config.md): {exc}'
         ) from None
     return value
+
+
+def parse_peers(text: str) -> tuple[dict[str, Any], ...]:
+    """`--adapter-metrics-from`: a JSON list of NetworkPolicyPeers (empty: only the gateway and the operator)."""
+    if not text.strip():
+        return ()
+    try:
+        peers = json.loads(text)
+    except ValueError as exc:
+        raise SystemExit(f"mcp-operator: --adapter-metrics-from must be JSON: {exc}") from None
+    known = {"namespaceSelector", "podSelector", "ipBlock"}
+    if not isinstance(peers, list) or not all(isinstance(p, dict) and p and set(p) <= known for p in peers):
+        raise SystemExit(
+            "mcp-operator: --adapter-metrics-from must be a JSON list of NetworkPolicyPeers, e.g. "
+            '[{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]'
+        )
+    return tuple(peers)
 
 
 def _env(name: str, default: str) -> str:
@@ -202,6 +221,12 @@ def parse(argv: list[str] | None = None) -> Settings:
         default=float(_env("ADAPTER_TRACE_SAMPLING_RATIO", "1.0")),
         help="share of the traces an adapter starts that it records (parent-based), 0 to 1",
     )
+    parser.add_argument(
+        "--adapter-metrics-from",
+        default=_env("ADAPTER_METRICS_FROM", ""),
+        help="JSON list of NetworkPolicyPeers (e.g. Prometheus' namespace and pods) let into each adapter's "
+        "NetworkPolicy to scrape /metrics; they reach the adapter's one port, /mcp included",
+    )
     parser.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "0")))
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", d.log_level))
     args = parser.parse_args(argv)
@@ -239,5 +264,6 @@ def parse(argv: list[str] | None = None) -> Settings:
         gateway_settings=parse_gateway_settings(args.gateway_settings),
         owner_deployment=args.owner_deployment,
         adapter_otlp_endpoint=endpoint,
+        adapter_metrics_from=parse_peers(args.adapter_metrics_from),
         adapter_trace_sampling_ratio=args.adapter_trace_sampling_ratio,
     )

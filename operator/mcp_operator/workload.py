@@ -138,7 +138,10 @@ def deployment(upstream: Obj, inputs: adapter_config.AdapterInputs, digest: str,
 
 
 def network_policy(upstream: Obj, settings: Settings) -> Obj:
-    """Ingress to the adapter pods only from the gateway and operator pods (egress stays open: upstreams vary)."""
+    """Ingress to the adapter pods only from the gateway and operator pods (egress stays open: upstreams vary).
+
+    Scrapers named by `--adapter-metrics-from` get a rule of their own: /metrics shares the MCP port.
+    """
     peers = [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
@@ -146,6 +149,10 @@ def network_policy(upstream: Obj, settings: Settings) -> Obj:
         }
         for namespace, labels in settings.adapter_clients
     ]
+    port = [{"port": naming.ADAPTER_PORT, "protocol": "TCP"}]
+    ingress = [{"from": peers, "ports": port}]
+    if settings.adapter_metrics_from:
+        ingress.append({"from": list(settings.adapter_metrics_from), "ports": port})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -153,7 +160,7 @@ def network_policy(upstream: Obj, settings: Settings) -> Obj:
         "spec": {
             "podSelector": {"matchLabels": naming.selector(upstream["metadata"]["name"])},
             "policyTypes": ["Ingress"],
-            "ingress": [{"from": peers, "ports": [{"port": naming.ADAPTER_PORT, "protocol": "TCP"}]}],
+            "ingress": ingress,
         },
     }
 

@@ -4,10 +4,14 @@ the guard rails (schema, fail messages) a user hits when values are wrong."""
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 import pytest
 from mcp_gateway.config import RoutingConfig
+from mcp_operator import workload
+from mcp_operator.adapter_config import AdapterInputs
+from mcp_operator.naming import ADAPTER_PORT, UPSTREAM_LABEL
 from mcp_operator.routing import render as render_routing
 from mcp_operator.settings import parse
 
@@ -425,6 +429,49 @@ def test_adapter_network_policies_admit_this_releases_gateway_and_operator() -> 
         assert selector.items() <= pod_labels.items(), component
         assert selector["app.kubernetes.io/component"] == component
         assert selector["app.kubernetes.io/instance"] == "mcp-gateway"
+
+
+def test_adapter_pod_monitor_scrapes_the_adapters_the_operator_creates() -> None:
+    """The PodMonitor must select the pods the operator's own code creates, on a port they name, and their
+    NetworkPolicy (written from the chart's operator flags) must let the scraper in."""
+    assert not [d for d in render() if d["kind"] == "PodMonitor"]
+    assert not any(a.startswith("--adapter-metrics-from") for a in operator_args_of(render()))
+    docs = render(VALUES_FULL, namespace="tools")
+    monitor = one(docs, "PodMonitor", "-adapters")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    settings = parse(operator_args_of(docs))  # the operator's own parsing of the chart's flags
+    upstream = {"metadata": {"name": "time", "namespace": "team-a", "uid": "u-1"}, "spec": {}}
+    deployment = workload.deployment(upstream, AdapterInputs(config={}), "digest", settings)
+    pod = deployment["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "15s")
+    ports = pod["spec"]["containers"][0]["ports"]
+    assert [p["containerPort"] for p in ports if p["name"] == endpoint["port"]] == [ADAPTER_PORT]
+    # Prometheus' name for the pod label the operator sets: `upstream` carries the Upstream's name.
+    meta_label = "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", UPSTREAM_LABEL)
+    assert endpoint["relabelings"] == [{"sourceLabels": [meta_label], "targetLabel": "upstream"}]
+    assert pod["metadata"]["labels"][UPSTREAM_LABEL] == "time"
+
+    rules = workload.network_policy(upstream, settings)["spec"]["ingress"]
+    assert len(rules) == 2 and rules[1]["ports"] == [{"port": ADAPTER_PORT, "protocol": "TCP"}]
+    assert rules[1]["from"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    assert len(workload.network_policy(upstream, parse([]))["spec"]["ingress"]) == 1  # no scraper: no rule
+
+    # Globbed (or no) namespaces: the operator serves any namespace, so the monitor looks in all.
+    globbed = render(sets=("adapter.podMonitor.enabled=true", "operator.watchNamespaces={team-*}"))
+    assert one(globbed, "PodMonitor", "-adapters")["spec"]["namespaceSelector"] == {"any": True}
+
+
+def operator_args_of(docs: list[dict[str, Any]]) -> list[str]:
+    args: list[str] = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    return args
 
 
 def test_access_log_is_off_by_default_and_a_value_turns_it_on() -> None:

@@ -19,7 +19,16 @@ import pytest
 import yaml
 from mcp_common import tracing
 
-from tests.gateway.support import Spawn, mcp_client, modern_call, modern_headers, profile, start_feature, start_gateway
+from tests.gateway.support import (
+    Spawn,
+    mcp_client,
+    modern_call,
+    modern_headers,
+    profile,
+    rpc,
+    start_feature,
+    start_gateway,
+)
 from tests.gateway.test_caller_scope import new_key
 from tests.support.otlp_receiver import STATUS_ERROR, OtlpReceiver, ReceivedSpan, start_otlp_receiver
 from tests.support.processes import free_port
@@ -97,19 +106,18 @@ def test_tool_call_is_one_trace_across_gateway_and_adapter(
     auth_span = one(spans, "mcp-gateway", "mcp.gateway.auth")
     policy = one(spans, "mcp-gateway", "mcp.gateway.policy")
     limits = one(spans, "mcp-gateway", "mcp.gateway.limits")
-    relay = one(spans, "mcp-gateway", "mcp.gateway.relay")
     gw_call = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_CLIENT)
     ad_server = one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_SERVER)
     ad_upstream = [s for s in spans if s.service == "mcp-adapter" and s.kind == SPAN_KIND_CLIENT]
     assert len(ad_upstream) == 1, all_values(spans)
 
-    # Parent links: client -> gateway server -> (auth, policy, limits, relay -> call to the adapter)
+    # Parent links: client -> gateway server -> (auth, policy, limits, the call to the adapter: the relay)
     # -> adapter server -> the adapter's call to the upstream.
     assert gw_server.parent_span_id == client_span
     assert auth_span.parent_span_id == gw_server.span_id
     assert policy.parent_span_id == gw_server.span_id and limits.parent_span_id == gw_server.span_id
-    assert relay.parent_span_id == gw_server.span_id
-    assert gw_call.parent_span_id == relay.span_id
+    assert gw_call.parent_span_id == gw_server.span_id
+    assert not any(s.name == "mcp.gateway.relay" for s in spans)  # a tool call's relay is its CLIENT span
     assert ad_server.parent_span_id == gw_call.span_id
     assert ad_upstream[0].parent_span_id == ad_server.span_id
 
@@ -118,12 +126,27 @@ def test_tool_call_is_one_trace_across_gateway_and_adapter(
     assert gw_server.attributes["mcp.gateway.tenant"] == "acme"
     assert gw_server.attributes["mcp.gateway.profile"] == "acme-dev"
     assert gw_server.attributes["http.response.status_code"] == 200
-    assert relay.attributes["mcp.gateway.upstream"] == "feat"
+    assert gw_server.attributes["mcp.gateway.upstream"] == "feat"
     assert gw_call.attributes["mcp.gateway.upstream"] == "feat"
     assert ad_upstream[0].attributes["mcp.gateway.upstream"] == "feat"
     assert ad_upstream[0].attributes["gen_ai.tool.name"] == "echo"
     assert ad_server.attributes["mcp.method.name"] == "tools/call"
     assert all(s.status_code != STATUS_ERROR for s in spans), all_values(spans)
+
+    # Another request than a tool call: the relay is a span of its own.
+    trace_id = secrets.token_hex(16)
+    headers = modern_headers("tools/list", traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01", **auth)
+    answer = httpx.post(
+        gateway.url("acme-dev"),
+        json=rpc("tools/list", {"_meta": modern_call("echo", {})["params"]["_meta"]}, 2),
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.text
+    spans = trace_of(receiver, trace_id, lambda found: any(s.name == "mcp.gateway.relay" for s in found))
+    # (The MCP SDK's server, which answers the list, adds a SERVER span of its own under the relay.)
+    ours = [s for s in spans if s.kind == SPAN_KIND_SERVER and s.attributes.get("mcp.gateway.tenant") == "acme"]
+    assert len(ours) == 1 and ours[0].name == "tools/list", all_values(spans)
+    assert one(spans, "mcp-gateway", "mcp.gateway.relay").parent_span_id == ours[0].span_id
 
     # Never arguments or credentials, in any attribute or status message of any span received.
     everything = all_values(receiver.received())
@@ -208,6 +231,38 @@ def test_refused_requests_are_error_spans(
     policy = one(spans, "mcp-gateway", "mcp.gateway.policy")
     assert policy.status_code == STATUS_ERROR and policy.parent_span_id == server.span_id
     assert not any(s.name == "mcp.gateway.relay" for s in spans)  # refused before reaching any upstream
+
+
+def test_trace_context_reaches_a_stdio_server_in_meta(spawn: Spawn, tmp_path: Path, receiver: OtlpReceiver) -> None:
+    """A stdio upstream has no headers: the adapter's call carries the trace onward in `_meta`."""
+    probe = Path(__file__).resolve().parents[1] / "adapter" / "servers" / "probe_server.py"
+    source = {
+        "name": "probe",
+        "type": "stdio",
+        "command": sys.executable,
+        "args": [str(probe)],
+        "prefixPolicy": "never",
+    }
+    config = tmp_path / "adapter.yaml"
+    config.write_text(yaml.safe_dump({"sources": [source]}))
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn(
+        cmd,
+        name="adapter-stdio-traced",
+        env=otel_env(receiver),
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        timeout=60,
+    )
+
+    trace_id = secrets.token_hex(16)
+    headers = modern_headers("tools/call", "trace_meta", traceparent=f"00-{trace_id}-{secrets.token_hex(8)}-01")
+    answer = httpx.post(f"http://127.0.0.1:{port}/mcp", json=modern_call("trace_meta", {}), headers=headers)
+    assert answer.status_code == 200, answer.text
+    seen = answer.json()["result"]["content"][0]["text"]
+    assert seen.startswith(f"00-{trace_id}-"), seen  # the client's trace, onward into the stdio server
+    spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_CLIENT for s in found))
+    assert seen.split("-")[2] in {s.span_id for s in spans if s.service == "mcp-adapter"}  # its parent: the adapter
 
 
 @pytest.mark.parametrize(

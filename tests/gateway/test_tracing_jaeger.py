@@ -22,7 +22,8 @@ import pytest
 from tests.gateway.support import Spawn, modern_call, modern_headers, profile, start_feature, start_gateway
 from tests.gateway.test_caller_scope import new_key
 from tests.gateway.test_tracing import start_traced_adapter
-from tests.support.processes import free_port
+from tests.support import trace_timeline
+from tests.support.processes import ARTIFACTS, free_port
 from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.late_tools
@@ -106,6 +107,14 @@ def test_one_tool_call_is_one_trace_in_jaeger(
     gateway = start_gateway(spawn, config, env=env)
     auth = new_key(gateway, "acme")
 
+    # A first call connects the gateway to the adapter (discovery, in a trace of its own): the one
+    # checked below is a steady-state call.
+    warm_up = httpx.post(
+        gateway.url("acme-dev"),
+        json=modern_call("echo", {"text": "x"}),
+        headers=modern_headers("tools/call", "echo", **auth),
+    )
+    assert warm_up.status_code == 200, warm_up.text
     trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
     secret_text = "argument-" + secrets.token_hex(8)
     headers = modern_headers("tools/call", "echo", traceparent=f"00-{trace_id}-{client_span}-01", **auth)
@@ -121,16 +130,17 @@ def test_one_tool_call_is_one_trace_in_jaeger(
     spans, raw = fetch_trace(jaeger, trace_id, complete)
     gw_server = one(spans, "mcp-gateway", "tools/call echo", "server")
     auth_span = one(spans, "mcp-gateway", "mcp.gateway.auth")
-    relay = one(spans, "mcp-gateway", "mcp.gateway.relay")
+    policy = one(spans, "mcp-gateway", "mcp.gateway.policy")
+    limits = one(spans, "mcp-gateway", "mcp.gateway.limits")
     gw_call = one(spans, "mcp-gateway", "tools/call echo", "client")
     ad_server = one(spans, "mcp-adapter", "tools/call echo", "server")
     ad_upstream = [s for s in spans if s.service == "mcp-adapter" and s.tags.get("span.kind") == "client"]
     assert len(ad_upstream) == 1
 
-    # One trace, one chain: client -> gateway -> relay -> call -> adapter -> its call to the upstream.
+    # One trace, one chain: client -> gateway (auth, policy, limits) -> its call to the adapter (the relay)
+    # -> adapter -> its call to the upstream.
     assert gw_server.parent == client_span
-    assert auth_span.parent == gw_server.span_id and relay.parent == gw_server.span_id
-    assert gw_call.parent == relay.span_id
+    assert {auth_span.parent, policy.parent, limits.parent, gw_call.parent} == {gw_server.span_id}
     assert ad_server.parent == gw_call.span_id
     assert ad_upstream[0].parent == ad_server.span_id
     assert gw_server.tags["mcp.method.name"] == "tools/call"
@@ -142,3 +152,21 @@ def test_one_tool_call_is_one_trace_in_jaeger(
     # Nothing secret reached the backend: not the argument, not the key.
     key = auth["Authorization"].removeprefix("Bearer ")
     assert secret_text not in raw and key not in raw
+
+    # The docs' trace picture (scripts/trace_screenshot.py) is drawn from this answer: kept as an artifact,
+    # and its timeline nests the spans as Jaeger linked them.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "jaeger-trace.json").write_text(raw)
+    drawn = [(r.depth, r.service, r.name, r.kind) for r in trace_timeline.rows(json.loads(raw))]
+    assert drawn == [
+        (0, "mcp-gateway", "tools/call echo", "server"),
+        (1, "mcp-gateway", "mcp.gateway.auth", "internal"),
+        (1, "mcp-gateway", "mcp.gateway.policy", "internal"),
+        (1, "mcp-gateway", "mcp.gateway.limits", "internal"),
+        (1, "mcp-gateway", "tools/call echo", "client"),
+        (2, "mcp-adapter", "tools/call echo", "server"),
+        (3, "mcp-adapter", "tools/call echo", "client"),
+    ]
+    assert "&lt;" not in trace_timeline.page(json.loads(raw), "caption") and "<b>mcp.gateway.auth</b>" in (
+        trace_timeline.page(json.loads(raw), "caption")
+    )

@@ -65,6 +65,12 @@ def test_adapter_tracing_flags_become_the_adapters_otel_variables() -> None:
     assert plain["spec"]["template"]["spec"]["containers"][0]["env"] == []
 
 
+@pytest.mark.parametrize("value", ["{}", "[1]", "[{}]", '[{"podSelectr": {}}]', "[nope"])
+def test_adapter_metrics_peers_must_be_network_policy_peers(value: str) -> None:
+    with pytest.raises(SystemExit, match="--adapter-metrics-from"):
+        parse(["--adapter-metrics-from", value])
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

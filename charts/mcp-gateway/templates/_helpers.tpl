@@ -135,6 +135,10 @@ key: {{ .key }}
 - --gateway-pod-selector={{ include "mcp-gateway.selectorArg" (dict "ctx" $ "component" "gateway") }}
 - --operator-namespace={{ .Release.Namespace }}
 - --operator-pod-selector={{ include "mcp-gateway.selectorArg" (dict "ctx" $ "component" "operator") }}
+{{- with .Values.adapter.metricsFrom }}
+{{- /* Scrapers let through each adapter's NetworkPolicy (adapter.podMonitor scrapes /metrics on the MCP port). */}}
+- --adapter-metrics-from={{ toJson . }}
+{{- end }}
 {{- range .Values.operator.watchNamespaces }}
 - --namespace={{ . }}
 {{- end }}

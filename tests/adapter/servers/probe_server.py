@@ -3,6 +3,7 @@
 - `slow(seconds)` sleeps; a cancelled call is counted (and noted on stderr).
 - `cancellations()` answers how many `slow` calls were cancelled so far.
 - `pid()` answers the process id (which child process served the caller).
+- `trace_meta()` answers the `traceparent` its request's `_meta` carried ("" without one).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import os
 import sys
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 
 mcp = MCPServer("probe")
 CANCELLED = {"count": 0}
@@ -36,6 +37,13 @@ def cancellations() -> int:
 @mcp.tool(description="The server's process id")
 def pid() -> str:
     return str(os.getpid())
+
+
+@mcp.tool(description="The traceparent this call's _meta carried")
+def trace_meta(ctx: Context) -> str:
+    meta = ctx.request_context.meta
+    fields = meta if isinstance(meta, dict) else (meta.model_dump() if meta is not None else {})
+    return str(fields.get("traceparent") or "")
 
 
 if __name__ == "__main__":
