@@ -121,7 +121,7 @@ async def test_long_subjects_and_tools_are_keyed_by_their_digest() -> None:
     for subject in (exact, longer, other):  # no two share a count, whatever their first 128 characters
         await admit(limiter, cfg, subject=subject, tool=tool)
     assert (await refused(limiter, cfg, subject=longer, tool=tool)).name == "each"
-    digest = "sha256-" + hashlib.sha256(tool.encode()).hexdigest()
+    digest = "sha256=" + hashlib.sha256(tool.encode()).hexdigest()
     assert await store.usage(f"limit:p:acme:p:each:s={exact}:t={digest}") != []
-    longer_digest = "sha256-" + hashlib.sha256(longer.encode()).hexdigest()
+    longer_digest = "sha256=" + hashlib.sha256(longer.encode()).hexdigest()
     assert await store.usage(f"limit:p:acme:p:each:s={longer_digest}:t={digest}") != []
