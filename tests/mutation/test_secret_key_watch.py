@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from mcp_gateway.auth.apikeys import KeyHasher
-from mcp_gateway.auth.secret_keys import SecretKey, SecretKeyTable, SecretKeyWatch
+from mcp_gateway.auth.secret_keys import SecretContents, SecretKey, SecretKeyTable, SecretKeyWatch
 from mcp_gateway.config import parse_config
 from mcp_gateway.config_source import ConfigHolder
 
@@ -235,10 +235,12 @@ def test_events_arriving_without_a_loop_or_after_stop_are_dropped() -> None:
     secret: Any = k8s.V1Secret(data={"alice": base64.b64encode(ALICE.encode()).decode()})
     watch._deliver("ns/keys", stop, secret)  # not started: no loop to hand it to
     watch._owners = holder.config.key_secrets()
-    watch._apply("ns/keys", stop, {"alice": ALICE})
+    watch._apply("ns/keys", stop, SecretContents({"alice": ALICE}, {"alice": {}}, []))
     assert table.lookup(ALICE) is not None
     stop.set()
     watch._apply("ns/keys", stop, None)
     assert table.lookup(ALICE) is not None
-    watch._apply("ns/other", threading.Event(), {"bob": BOB})  # not referenced (any more)
+    watch._apply(
+        "ns/other", threading.Event(), SecretContents({"bob": BOB}, {"bob": {}}, [])
+    )  # not referenced (any more)
     assert table.lookup(BOB) is None

@@ -238,7 +238,8 @@ class SecretKeyWatch:
             )
 
     def _deliver(self, secret: str, stop: threading.Event, obj: Any) -> None:
-        contents = None if obj is None else secret_contents(obj.data, obj.metadata.annotations)
+        annotations = obj.metadata.annotations if obj is not None and obj.metadata is not None else None
+        contents = None if obj is None else secret_contents(obj.data, annotations)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._apply, secret, stop, contents)
 
