@@ -468,6 +468,8 @@ class McpFront:
         """A rule's refusal in the metrics and the audit log (tool, resource URI or prompt name), naming the rule."""
         rule = verdict.rule or NO_RULE
         self.gw.metrics.policy_refusals.labels(profile.tenant, profile.id, kind, rule, verdict.reason).inc()
+        # A resource read carries no arguments; a prompt's are audited like a tool's.
+        audited = None if kind == "resource" else arguments
         self.gw.audit.record(
             AuditRecord(
                 tenant=profile.tenant,
@@ -476,7 +478,7 @@ class McpFront:
                 tool=_audit_name(name, AUDIT_URI_CHARS if kind == "resource" else AUDIT_NAME_CHARS),
                 outcome="policy_refused",
                 latency_ms=0.0,
-                arguments=render_arguments(arguments, profile.policy.audit_arguments, self.gw.audit.arguments_key),
+                arguments=render_arguments(audited, profile.policy.audit_arguments, self.gw.audit.arguments_key),
                 error=verdict.explain(),
                 identity=dict(principal.identity) if principal.identity else None,
                 rule=verdict.rule,

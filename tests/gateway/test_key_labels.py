@@ -157,6 +157,7 @@ async def test_refused_resource_reads_and_prompt_gets_are_audited(gateway: Gatew
     assert all(i["identity"]["keyLabels"] == {"team": "payments"} for i in mine)
     assert "'payments-no-binary'" in mine[1]["error"] and "no allow rule" in mine[0]["error"]
     assert mine[0]["arguments"].startswith("hmac-sha256:")  # prompt arguments, as the profile audits arguments
+    assert mine[1]["arguments"] is None  # a read has none
     with gateway.admin() as admin:  # the URI is what the `tool` filter matches
         found = admin.get("/admin/v1/audit", params={"tool": "test://static-binary"}).json()["items"]
     assert {i["kind"] for i in found} == {"resource"} and found
