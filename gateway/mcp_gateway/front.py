@@ -535,6 +535,9 @@ _RULE_TARGETS = {
     "tools/call": ("name", "tool"),
     "prompts/get": ("name", "prompt"),
     "resources/read": ("uri", "resource"),
+    # Handshake-era subscriptions are answered by the gateway (session_ops.py), after `_admit`:
+    # judged here like a read, so a refusal names its rule and is counted and audited the same.
+    "resources/subscribe": ("uri", "resource"),
 }
 
 
