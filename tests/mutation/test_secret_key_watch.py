@@ -60,9 +60,16 @@ class Cluster:
         self.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
         return name
 
-    def put(self, namespace: str, name: str, values: dict[str, str], raw: dict[str, str] | None = None) -> None:
+    def put(
+        self,
+        namespace: str,
+        name: str,
+        values: dict[str, str],
+        raw: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> None:
         data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()} | (raw or {})
-        body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), data=data)
+        body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name, annotations=annotations), data=data)
         try:
             self.core.replace_namespaced_secret(name, namespace, body)
         except k8s.ApiException as exc:
@@ -183,6 +190,40 @@ async def test_keys_follow_the_referenced_secrets(
 
     await watch.stop()
     assert watch._stops == {}
+
+
+async def test_labels_follow_the_secret_s_annotations(
+    cluster: Cluster, watches: Callable[..., SecretKeyWatch], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    ns = cluster.namespace()
+    ref = f"{ns}/acme-keys"
+    team = {"labels.mcpgateway.dev/team": "payments"}
+    cluster.put(ns, "acme-keys", {"alice": ALICE, "bob": BOB}, annotations=team)
+    table = SecretKeyTable(HASHER)
+    watches(ConfigHolder(parse_config(routing({"acme": [ref]}))), table, cluster.kubeconfig).start()
+    await eventually(lambda: table.lookup(ALICE) is not None)
+    assert table.lookup(ALICE) == SecretKey("acme", ref, "alice", {"team": "payments"})
+
+    # A label that is not valid takes its key out of service, said once in the log.
+    bad = team | {"mcpgateway.dev/key-labels": '{"bob": {"team": "' + "x" * 129 + '"}}'}
+    cluster.put(ns, "acme-keys", {"alice": ALICE, "bob": BOB}, annotations=bad)
+    await eventually(lambda: table.lookup(BOB) is None)
+    assert table.lookup(ALICE) is not None
+    problems = messages(caplog, "key_secret_bad_labels")
+    assert len(problems) == 1 and problems[0].startswith(f"API-key Secret {ref}: labels of key 'bob'")
+    assert "at most 128 characters" in problems[0] and all(BOB not in m for m in caplog.messages)
+
+    # Fixed: the key works again, with its own labels.
+    cluster.put(
+        ns,
+        "acme-keys",
+        {"alice": ALICE, "bob": BOB},
+        annotations=team | {"mcpgateway.dev/key-labels": '{"bob": {"team": "search"}}'},
+    )
+    await eventually(lambda: table.lookup(BOB) is not None)
+    assert table.lookup(BOB) == SecretKey("acme", ref, "bob", {"team": "search"})
+    assert len(messages(caplog, "key_secret_bad_labels")) == 1
 
 
 async def test_an_unreadable_secret_is_reported_and_retried(
