@@ -1,7 +1,8 @@
 """Policy rules and call limits on the real provider's tokens, with the audit log and the limit
 counters in a real PostgreSQL: the realm's groups decide what each person lists and may call or
 read (both protocol eras), a refusal names the rule and is audited with the person's identity,
-and a call limit counts per person, refusing with Retry-After and the limit's name."""
+a call limit counts per person, refusing with Retry-After and the limit's name, and a rule that
+reads a claim as the wrong type refuses clearly (fail closed) instead of failing."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ RULES = [
     {"name": "admins-binary", "effect": "deny", "kinds": ["resource"],
      "when": 'name.endsWith("binary") && !("admins" in claims.groups)'},
 ]  # fmt: skip
+# Written as if `groups` were one string: the provider's tokens carry a list.
+TYPED_RULES = [{"name": "admins-by-prefix", "effect": "deny", "when": '!claims.groups.startsWith("admin")'}]
 LIMITS = [{"name": "echo-per-person", "tools": ["echo"], "rate": {"calls": 2, "per": "minute"}}]
 
 
@@ -56,9 +59,18 @@ def gateway(
         policy={"rules": RULES},
         limits={"callLimits": LIMITS},
     )
+    # The audit's email read from a claim that is a list: left out, not a failure.
+    typed_oidc = oidc | {"identityClaims": {"subject": "preferred_username", "email": "groups"}}
+    typed = profile(
+        "typed",
+        "acme",
+        [("feat", feature_url)],
+        auth={"mode": "oidc", "oidc": typed_oidc},
+        policy={"rules": TYPED_RULES},
+    )
     config = write_config(
         Path(tmp_path_factory.mktemp("provider-policy")) / "routing.yaml",
-        {"gateway": {"allowPrivateJwks": True}, "tenants": [{"id": "acme"}], "profiles": [ruled]},
+        {"gateway": {"allowPrivateJwks": True}, "tenants": [{"id": "acme"}], "profiles": [ruled, typed]},
     )
     gw = start_gateway(spawn_module, config, dsn=dsn, name="gw-provider-policy")
     yield gw
@@ -128,3 +140,22 @@ def test_a_call_limit_counts_per_person(gateway: GatewayProc, keycloak: Keycloak
     # A fresh token of the same person is the same subject: still limited; bob has his own two.
     assert echo(gateway, keycloak.access_token("alice")).status_code == 429
     assert "result" in echo(gateway, bob).json()
+
+
+async def test_a_rule_reading_a_claim_as_the_wrong_type_refuses_clearly(
+    gateway: GatewayProc, keycloak: Keycloak
+) -> None:
+    async with mcp_client(gateway.url("typed"), bearer(keycloak, "alice")) as client:
+        assert (await client.list_tools()).tools == []  # a deny rule that cannot be evaluated hides
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("echo", {"text": "hi"})
+    error = refused.value.error
+    assert error.code == FORBIDDEN and error.data == {"rule": "admins-by-prefix", "reason": "error"}
+    assert "could not be evaluated for this caller" in error.message and "Traceback" not in error.message
+    for _ in range(100):
+        with gateway.admin() as admin:
+            items = admin.get("/admin/v1/audit", params={"profile": "typed"}).json()["items"]
+        if items:
+            break
+        await asyncio.sleep(0.2)
+    assert items[0]["identity"] == {"sub": "alice", "groups": ["admins", "dev"]}  # no email from a list
