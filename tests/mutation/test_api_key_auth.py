@@ -191,3 +191,42 @@ async def test_a_key_from_a_secret_carries_its_labels_to_policy_and_audit() -> N
         "keyLabels": {"team": "payments"},
     }
     assert principal.claims == expected and principal.identity == expected
+
+
+async def test_a_stored_key_gives_policy_and_audit_its_id_name_and_labels() -> None:
+    auth, key, record = await keyed(labels={"team": "payments"})
+    principal = await auth.authenticate(profile("dev"), bearer(key), "")
+    expected = {"keyId": record.id, "keyName": "ci", "keyLabels": {"team": "payments"}}
+    assert principal.claims == expected and principal.identity == expected
+
+
+def both(pid: str = "both") -> Profile:
+    """A profile accepting API keys and OIDC tokens (the issuer is never reached by these tests)."""
+    oidc = {"issuer": "https://idp.invalid", "audience": "mcp", "jwksUrl": "https://idp.invalid/jwks"}
+    auth = {"methods": ["apiKey", "oidc"], "oidc": oidc}
+    return Profile(id=pid, tenant="acme", upstreams=[{"name": "u", "url": "http://u/mcp"}], auth=auth)
+
+
+async def test_a_profile_with_both_methods_tells_a_key_from_a_token_by_its_shape() -> None:
+    auth, key, record = await keyed()
+    metadata = "https://gw/.well-known/oauth-protected-resource/both/mcp"
+    principal = await auth.authenticate(both(), bearer(key), metadata)
+    assert (principal.kind, principal.caller) == ("apiKey", f"key:{record.id}")
+
+    with pytest.raises(AuthFailure) as missing:
+        await auth.authenticate(both(), Headers({}), metadata)
+    assert missing.value.status == 401
+    assert missing.value.challenge == f'Bearer realm="mcp-gateway", resource_metadata="{metadata}"'
+    assert "API key" in missing.value.message and "OAuth bearer token from https://idp.invalid" in missing.value.message
+
+    with pytest.raises(AuthFailure) as bad_key:  # not JWT-shaped: judged as an API key only
+        await auth.authenticate(both(), bearer("not-a-key"), metadata)
+    assert (bad_key.value.status, bad_key.value.message) == (401, "the API key is not valid")
+    assert (
+        bad_key.value.challenge == f'Bearer realm="mcp-gateway", resource_metadata="{metadata}", error="invalid_token"'
+    )
+
+    with pytest.raises(AuthFailure) as bad_token:  # JWT-shaped: judged as a token only
+        await auth.authenticate(both(), bearer("not.a.token"), metadata)
+    assert bad_token.value.status == 401 and "API key" not in bad_token.value.message
+    assert bad_token.value.challenge == f'Bearer resource_metadata="{metadata}", error="invalid_token"'

@@ -85,4 +85,5 @@ def test_keys_with_bad_labels_do_not_work_and_the_problem_is_said() -> None:
     assert any("labels of key 'bot'" in p and "'te am'" in p for p in one_bad.problems)
     for broken in ("not json", '["bot"]', '{"bot": "team=x"}'):
         contents = secret_keys.secret_contents(data, {"mcpgateway.dev/key-labels": broken})
-        assert contents.values == {} and "expected a JSON object" in contents.problems[0]
+        assert contents.values == {}
+        assert 'expected a JSON object {"<data key>": {"<label>": "<value>"}}' in contents.problems[0]
