@@ -465,24 +465,24 @@ class McpFront:
     def _count_refusal(
         self, profile: Profile, principal: Principal, kind: Kind, name: str, arguments: dict[str, Any], verdict: Verdict
     ) -> None:
-        """A rule's refusal in the metrics (all kinds) and, for a tool call, in the audit log, naming the rule."""
+        """A rule's refusal in the metrics and the audit log (tool, resource URI or prompt name), naming the rule."""
         rule = verdict.rule or NO_RULE
         self.gw.metrics.policy_refusals.labels(profile.tenant, profile.id, kind, rule, verdict.reason).inc()
-        if kind != "tool":  # the audit log records tool calls
-            return
-        tool = name.replace("\x00", "\ufffd")  # a guessed name: bounded, and storable in PostgreSQL
+        # A resource read carries no arguments; a prompt's are audited like a tool's.
+        audited = None if kind == "resource" else arguments
         self.gw.audit.record(
             AuditRecord(
                 tenant=profile.tenant,
                 profile=profile.id,
                 caller=principal.caller,
-                tool=tool if len(tool) <= AUDIT_NAME_CHARS else tool[:AUDIT_NAME_CHARS] + "…",
+                tool=_audit_name(name, AUDIT_URI_CHARS if kind == "resource" else AUDIT_NAME_CHARS),
                 outcome="policy_refused",
                 latency_ms=0.0,
-                arguments=render_arguments(arguments, profile.policy.audit_arguments, self.gw.audit.arguments_key),
+                arguments=render_arguments(audited, profile.policy.audit_arguments, self.gw.audit.arguments_key),
                 error=verdict.explain(),
                 identity=dict(principal.identity) if principal.identity else None,
                 rule=verdict.rule,
+                kind=kind,
             )
         )
 
@@ -521,12 +521,23 @@ class McpFront:
 
 # The `rule` label of a refusal no single rule made (no allow rule matched): not a valid rule name.
 NO_RULE = "(none)"
-AUDIT_NAME_CHARS = 128  # of a refused tool's name as the client sent it
+AUDIT_NAME_CHARS = 128  # of a refused tool's or prompt's name as the client sent it
+AUDIT_URI_CHARS = 2048  # of a refused resource's URI: URIs are longer than names, and still bounded
+
+
+def _audit_name(name: str, limit: int) -> str:
+    """A name or URI as the client sent it (possibly guessed): bounded, and storable in PostgreSQL."""
+    name = name.replace("\x00", "\ufffd")
+    return name if len(name) <= limit else name[:limit] + "…"
+
 
 _RULE_TARGETS = {
     "tools/call": ("name", "tool"),
     "prompts/get": ("name", "prompt"),
     "resources/read": ("uri", "resource"),
+    # Handshake-era subscriptions are answered by the gateway (session_ops.py), after `_admit`:
+    # judged here like a read, so a refusal names its rule and is counted and audited the same.
+    "resources/subscribe": ("uri", "resource"),
 }
 
 

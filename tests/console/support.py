@@ -40,6 +40,14 @@ CONSOLE_RULE = {
     "kinds": ["tool"],
 }
 
+# Judges only API keys labelled team=contractors: their refused reads show in the audit page.
+CONSOLE_RESOURCE_RULE = {
+    "name": "contractors-no-binary",
+    "effect": "deny",
+    "when": 'name.endsWith("binary") && has(key.labels.team) && key.labels.team == "contractors"',
+    "kinds": ["resource"],
+}
+
 
 CONSOLE_LIMIT = {"name": "adds-per-user", "tools": ["add"], "rate": {"calls": 600, "per": "minute"}}
 
@@ -63,7 +71,7 @@ def routing(feature: str, hostile: str) -> dict[str, object]:
                 "id": "acme-tools",
                 "tenant": "acme",
                 "upstreams": [{"name": "feature", "url": feature}, {"name": "hostile", "url": hostile}],
-                "policy": {"tools": {"deny": ["slow", "protocol_*"]}, "rules": [CONSOLE_RULE]},
+                "policy": {"tools": {"deny": ["slow", "protocol_*"]}, "rules": [CONSOLE_RULE, CONSOLE_RESOURCE_RULE]},
                 "limits": {
                     "rate": {"perSecond": 50, "burst": 100},
                     "quota": {"daily": 500},

@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.conftest import _in_thread
 from tests.gateway.support import (
     ADMIN_HEADERS,
     ADMIN_TOKEN,
     LEGACY,
+    MODERN,
     GatewayProc,
     Spawn,
     mcp_client,
@@ -44,6 +46,13 @@ RULES = [
         "kinds": ["tool"],
     },
 ]
+# Resource and prompt refusals, audited like tool calls (profile `guarded`).
+GUARDS = [
+    {"name": "payments-no-binary", "effect": "deny", "kinds": ["resource"],
+     "when": 'name.endsWith("binary") && has(key.labels.team) && key.labels.team == "payments"'},
+    {"name": "search-prompts", "effect": "allow", "kinds": ["prompt"],
+     "when": 'has(key.labels.team) && key.labels.team == "search"'},
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module", params=["memory", "postgres"])
@@ -58,6 +67,7 @@ def gateway(
             "tenants": [{"id": "acme"}],
             "profiles": [
                 profile("keyed", "acme", [("feat", feature_module)], policy={"rules": RULES}),
+                profile("guarded", "acme", [("feat", feature_module)], policy={"rules": GUARDS}),
                 profile("subs", "acme", [("feat", feature_module)], auth={"mode": "none"}, limits=rate),
             ],
         },
@@ -122,6 +132,37 @@ async def test_rules_read_key_labels_and_refusals_are_counted_and_audited(gatewa
     assert denied[0]["caller"] == f"key:{payments.json()['id']}"
     ok = [i for i in items if i["outcome"] == "ok" and i["identity"]["keyName"] == "search-bot"]
     assert ok and ok[0]["identity"]["keyLabels"] == {"team": "search"} and ok[0]["rule"] is None
+
+
+@pytest.mark.parametrize("mode", ["legacy", MODERN])
+async def test_refused_resource_reads_and_prompt_gets_are_audited(gateway: GatewayProc, mode: str) -> None:
+    """Like a refused tool call: outcome `policy_refused`, the rule, the real URI or prompt name, who."""
+    payments = create_key(gateway, name=f"pay-{mode}", labels={"team": "payments"}).json()
+    async with mcp_client(gateway.url("guarded"), {"Authorization": f"Bearer {payments['key']}"}, mode=mode) as client:
+        assert (await client.read_resource("test://static-text")).contents  # not refused: not audited
+        with pytest.raises(MCPError) as resource:
+            await client.read_resource("test://static-binary")
+        assert resource.value.error.data == {"rule": "payments-no-binary", "reason": "deny"}
+        with pytest.raises(MCPError) as prompt:
+            await client.get_prompt("test_prompt_with_arguments", {"arg1": "secret-ish", "arg2": "b"})
+        assert prompt.value.error.data == {"rule": None, "reason": "no_allow"}
+
+    with gateway.admin() as admin:
+        items = admin.get("/admin/v1/audit", params={"profile": "guarded"}).json()["items"]
+    mine = [i for i in items if i["caller"] == f"key:{payments['id']}"]
+    assert [(i["kind"], i["tool"], i["outcome"], i["rule"]) for i in mine] == [
+        ("prompt", "test_prompt_with_arguments", "policy_refused", None),
+        ("resource", "test://static-binary", "policy_refused", "payments-no-binary"),
+    ]
+    assert all(i["identity"]["keyLabels"] == {"team": "payments"} for i in mine)
+    assert "'payments-no-binary'" in mine[1]["error"] and "no allow rule" in mine[0]["error"]
+    assert mine[0]["arguments"].startswith("hmac-sha256:")  # prompt arguments, as the profile audits arguments
+    assert mine[1]["arguments"] is None  # a read has none
+    with gateway.admin() as admin:  # the URI is what the `tool` filter matches
+        found = admin.get("/admin/v1/audit", params={"tool": "test://static-binary"}).json()["items"]
+    assert {i["kind"] for i in found} == {"resource"} and found
+    series = refusals(gateway)
+    assert series['{kind="resource",profile="guarded",reason="deny",rule="payments-no-binary",tenant="acme"}'] >= 1
 
 
 @pytest.mark.parametrize(

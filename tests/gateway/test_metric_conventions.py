@@ -1,7 +1,7 @@
 """The real /metrics of a gateway, an adapter and the operator follow Prometheus' conventions.
 
 A gateway with an adapter and a real upstream serves tool calls from several API keys, an
-unknown tool, a refused credential and a quota refusal; then each exposition is checked by
+unknown tool, a refused credential, a quota refusal and a policy rule's refusal; then each exposition is checked by
 tests/support/metric_conventions.py, and no key, caller or argument shows up in any label.
 """
 
@@ -65,7 +65,10 @@ def test_gateway_and_adapter_metrics_follow_the_conventions(
     adapter = start_adapter(spawn, tmp_path, start_feature(spawn)[1])
     tenants = [{"id": "acme", "limits": {"quota": {"daily": 1000, "monthly": 20000}}}]
     limited = profile("acme-tight", "acme", [("feat", adapter)], limits={"quota": {"daily": 1}})
-    config = routing({"tenants": tenants, "profiles": [profile("acme-dev", "acme", [("feat", adapter)]), limited]})
+    rule = {"name": "no-add", "effect": "deny", "when": 'name == "add"', "kinds": ["tool"]}
+    ruled = profile("acme-ruled", "acme", [("feat", adapter)], policy={"rules": [rule]})
+    profiles = [profile("acme-dev", "acme", [("feat", adapter)]), limited, ruled]
+    config = routing({"tenants": tenants, "profiles": profiles})
     gateway = start_gateway(spawn, config)
 
     keys = [new_key(gateway, "acme") for _ in range(3)]
@@ -77,6 +80,8 @@ def test_gateway_and_adapter_metrics_follow_the_conventions(
         headers = modern_headers("tools/call", "echo", **auth)
         for _ in range(2):  # the second call of each key exceeds acme-tight's quota of 1 per caller
             httpx.post(gateway.url("acme-tight"), json=modern_call("echo", {"text": "q"}), headers=headers)
+        headers = modern_headers("tools/call", "add", **auth)  # refused by a policy rule
+        httpx.post(gateway.url("acme-ruled"), json=modern_call("add", {"a": 1, "b": 2}), headers=headers)
     wrong = "Bearer wrong-" + secrets.token_hex(8)
     refused = httpx.post(
         gateway.url("acme-dev"),
@@ -96,6 +101,7 @@ def test_gateway_and_adapter_metrics_follow_the_conventions(
         "mcp_gateway_tool_calls_total",
         "mcp_gateway_limit_rejections_total",
         "mcp_gateway_auth_failures_total",
+        "mcp_gateway_policy_refusals_total",
     } <= names
     assert 'mcp_gateway_tenant_quota_limit{period="daily",tenant="acme"} 1000.0' in gateway_text
     assert 'kind="quota"' in gateway_text

@@ -316,7 +316,12 @@ async def test_resource_subscriptions_are_judged_for_the_caller(
         assert "test://static-binary" not in {str(r.uri) for r in (await client.list_resources()).resources}
         with pytest.raises(MCPError) as refused:
             await client.subscribe_resource("test://static-binary")
-        assert refused.value.error.code in (FORBIDDEN, -32602)
+        assert_explained(refused.value, "no-binary-for-bob")
         await client.subscribe_resource("test://static-text")
     async with mcp_client(gw.url("subs"), bearer(issuer, sub="alice"), mode="legacy") as client:
         await client.subscribe_resource("test://static-binary")  # claims.sub is readable: not fail-closed
+    with gw.admin() as admin:  # the refusal is audited like a refused read
+        items = admin.get("/admin/v1/audit", params={"profile": "subs"}).json()["items"]
+    assert [(i["kind"], i["tool"], i["rule"], i["identity"]["sub"]) for i in items] == [
+        ("resource", "test://static-binary", "no-binary-for-bob", "bob")
+    ]

@@ -2,9 +2,10 @@
 chart's dashboard queries and alert expressions run against what it stored.
 
 Prometheus (built by scripts/build-tools.sh) scrapes every second. The traffic covers what the
-dashboard shows: calls that succeed, upstream errors, an unreachable upstream, a quota refusal
-and a rejected credential. Every dashboard query must parse, evaluate and return series; every
-alert expression must evaluate; every metric either of them names must be one Prometheus stored.
+dashboard shows: calls that succeed, upstream errors, an unreachable upstream, a quota refusal,
+a rejected credential and a call refused by a policy rule. Every dashboard query must parse,
+evaluate and return series; every alert expression must evaluate; every metric either of them
+names must be one Prometheus stored.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.late_tools
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "charts" / "mcp-gateway" / "dashboards" / "mcp-gateway.json"
 METRIC = re.compile(r"\bmcp_[a-z0-9_]+")
+NO_ECHO = {"name": "no-echo", "effect": "deny", "when": 'name == "echo"', "kinds": ["tool"]}
 WAIT_SECONDS = 60.0  # a bound on scrapes arriving, not a performance expectation
 
 
@@ -127,6 +129,7 @@ def drive_traffic(gateway_url: Callable[[str], str], auth: dict[str, str]) -> No
         call("acme-down", "echo", {"text": "hi"}, auth)
         call("acme-tight", "echo", {"text": "hi"}, auth)  # the second and later: quota refusals
         call("acme-dev", "echo", {"text": "hi"}, {"Authorization": "Bearer wrong-key"})
+        call("acme-ruled", "echo", {"text": "hi"}, auth)  # refused by a policy rule
 
 
 def test_dashboard_and_alerts_evaluate_against_a_real_prometheus(
@@ -138,6 +141,7 @@ def test_dashboard_and_alerts_evaluate_against_a_real_prometheus(
         profile("acme-dev", "acme", [("feat", adapter)]),
         profile("acme-down", "acme", [("gone", down)]),
         profile("acme-tight", "acme", [("feat", adapter)], limits={"quota": {"daily": 1}}),
+        profile("acme-ruled", "acme", [("feat", adapter)], policy={"rules": [NO_ECHO]}),
     ]
     config = routing({"tenants": [{"id": "acme", "limits": {"quota": {"daily": 100000}}}], "profiles": profiles})
     gateway = start_gateway(spawn, config)
@@ -177,5 +181,7 @@ def test_dashboard_and_alerts_evaluate_against_a_real_prometheus(
         assert [r["metric"]["profile"] for r in failing] == ["acme-dev"]  # the upstream's protocol errors
         refusals = query(prometheus, 'sum by (profile) (mcp_gateway_limit_rejections_total{kind="quota"}) > 0')
         assert [r["metric"]["profile"] for r in refusals] == ["acme-tight"]
+        by_rule = query(prometheus, "sum by (profile, rule) (mcp_gateway_policy_refusals_total) > 0")
+        assert [(r["metric"]["profile"], r["metric"]["rule"]) for r in by_rule] == [("acme-ruled", "no-echo")]
         stalled = query(prometheus, "time() - mcp_operator_routing_last_success_timestamp_seconds < 600")
         assert stalled, "the operator's last routing render is recent"

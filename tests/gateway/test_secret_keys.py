@@ -128,3 +128,68 @@ async def test_tenant_keys_come_from_referenced_secrets(
     log = gateway.log_text()
     assert all(value not in log for value in (ALICE, BOB, OTHER))
     assert f"{tenant_ns}/acme-keys" in log  # what changed is logged, by reference
+
+
+def call_add(base: str, key: str) -> dict[str, Any]:
+    body = rpc("tools/call", {"name": "add", "arguments": {"a": 1, "b": 2}, "_meta": META})
+    headers = {**modern_headers("tools/call", "add"), "Authorization": f"Bearer {key}"}
+    answer: dict[str, Any] = httpx.post(f"{base}/acme-p/mcp", json=body, headers=headers, timeout=10).json()
+    return answer
+
+
+def refused_by(base: str, key: str) -> str | None:
+    """The rule that refused `add` for this key, "" when it was not refused, None when the key did not work."""
+    answer = call_add(base, key)
+    if "result" in answer:
+        return ""
+    return (answer["error"].get("data") or {}).get("rule")
+
+
+async def test_secret_annotations_label_its_keys_for_policy_rules(
+    spawn: Spawn, feature: str, kube: ControlPlane, tmp_path: Path
+) -> None:
+    """`labels.mcpgateway.dev/<label>` labels every key of the Secret, `mcpgateway.dev/key-labels` one
+    key; rules read them as `key.labels`, the audit log records them, edits land within seconds, and
+    labels that are not valid keep their keys out of service (never unlabelled past a deny rule)."""
+    system, tenant_ns = kube.namespace("gwsys"), kube.namespace("acme")
+    core = k8s.CoreV1Api(kube.api_client())
+    annotations = {"labels.mcpgateway.dev/team": "payments", "mcpgateway.dev/key-labels": '{"bob": {"team": "search"}}'}
+    keys = k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="acme-keys", annotations=annotations), string_data={"alice": ALICE, "bob": BOB}
+    )
+    core.create_namespaced_secret(tenant_ns, keys)
+    doc = routing_doc(feature, tenant_ns, ["acme-keys"])
+    rule = {"name": "payments-cannot-add", "effect": "deny", "kinds": ["tool"],
+            "when": 'name == "add" && has(key.labels.team) && key.labels.team == "payments"'}  # fmt: skip
+    doc["profiles"][0]["policy"] = {"rules": [rule]}
+    configmap = k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="routing"), data={"routing.yaml": yaml.safe_dump(doc)})
+    core.create_namespaced_config_map(system, configmap)
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_gateway.cli", "serve", "--routing-configmap", f"{system}/routing", "--port"]
+    cmd += [str(port), "--kubeconfig", str(gateway_identity(kube, system, tenant_ns, tmp_path))]
+    env = {"MCP_GATEWAY_ADMIN_TOKEN": ADMIN_TOKEN, "MCP_GATEWAY_KEY_PEPPER": PEPPER}
+    gateway = spawn(cmd, name="gw-secret-labels", env=env, ready_url=f"http://127.0.0.1:{port}/readyz")
+    base = f"http://127.0.0.1:{port}"
+
+    assert eventually(lambda: refused_by(base, ALICE) == "payments-cannot-add")  # the Secret-wide label
+    assert refused_by(base, BOB) == ""  # its own label overrides the Secret's
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    items = httpx.get(f"{base}/admin/v1/audit", params={"profile": "acme-p"}, headers=admin, timeout=10).json()
+    refused = [i for i in items["items"] if i["outcome"] == "policy_refused"]
+    assert refused and refused[0]["caller"] == f"secret:{tenant_ns}/acme-keys/alice"
+    assert refused[0]["identity"]["keyLabels"] == {"team": "payments"}
+
+    # Moving alice to another team is an annotation edit, effective within seconds.
+    patch = {"metadata": {"annotations": {"mcpgateway.dev/key-labels": '{"alice": {"team": "search"}}'}}}
+    core.patch_namespaced_secret("acme-keys", tenant_ns, patch)
+    assert eventually(lambda: refused_by(base, ALICE) == "")
+    assert eventually(lambda: refused_by(base, BOB) == "payments-cannot-add")  # bob lost his own label
+
+    # A label that is not valid takes the key out of service rather than leaving it unlabelled.
+    core.patch_namespaced_secret(
+        "acme-keys", tenant_ns, {"metadata": {"annotations": {"labels.mcpgateway.dev/team": "x" * 200}}}
+    )
+    assert eventually(lambda: status_with(base, "acme-p", BOB) == 401)
+    assert status_with(base, "acme-p", ALICE) == 401
+    assert eventually(lambda: "at most 128 characters" in gateway.log_text())
+    assert all(value not in gateway.log_text() for value in (ALICE, BOB))

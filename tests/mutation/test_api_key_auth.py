@@ -176,3 +176,18 @@ async def test_keys_from_secrets_open_their_tenants_profiles() -> None:
     table.replace("ns/keys", "acme", {"ci": "ci-key-0123456789abcdef"})
     auth = Authenticator(MemoryStore(), HASHER, table)
     await auth.unknown_profile(Headers({"x-api-key": "ci-key-0123456789abcdef"}))  # valid: no failure
+
+
+async def test_a_key_from_a_secret_carries_its_labels_to_policy_and_audit() -> None:
+    table = SecretKeyTable(HASHER)
+    table.replace("ns/keys", "acme", {"ci": "ci-key-0123456789abcdef"}, {"ci": {"team": "payments"}})
+    auth = Authenticator(MemoryStore(), HASHER, table)
+    principal = await auth.authenticate(profile("dev"), bearer("ci-key-0123456789abcdef"), "")
+    assert principal.kind == "apiKey" and principal.caller == "secret:ns/keys/ci"
+    expected = {
+        "keyId": "secret:ns/keys/ci",
+        "keyName": "ci",
+        "keySecretRef": "ns/keys",
+        "keyLabels": {"team": "payments"},
+    }
+    assert principal.claims == expected and principal.identity == expected

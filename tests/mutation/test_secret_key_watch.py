@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from mcp_gateway.auth.apikeys import KeyHasher
-from mcp_gateway.auth.secret_keys import SecretKey, SecretKeyTable, SecretKeyWatch
+from mcp_gateway.auth.secret_keys import SecretContents, SecretKey, SecretKeyTable, SecretKeyWatch
 from mcp_gateway.config import parse_config
 from mcp_gateway.config_source import ConfigHolder
 
@@ -60,9 +60,16 @@ class Cluster:
         self.core.create_namespace(k8s.V1Namespace(metadata=k8s.V1ObjectMeta(name=name)))
         return name
 
-    def put(self, namespace: str, name: str, values: dict[str, str], raw: dict[str, str] | None = None) -> None:
+    def put(
+        self,
+        namespace: str,
+        name: str,
+        values: dict[str, str],
+        raw: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+    ) -> None:
         data = {k: base64.b64encode(v.encode()).decode() for k, v in values.items()} | (raw or {})
-        body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name), data=data)
+        body = k8s.V1Secret(metadata=k8s.V1ObjectMeta(name=name, annotations=annotations), data=data)
         try:
             self.core.replace_namespaced_secret(name, namespace, body)
         except k8s.ApiException as exc:
@@ -185,6 +192,40 @@ async def test_keys_follow_the_referenced_secrets(
     assert watch._stops == {}
 
 
+async def test_labels_follow_the_secret_s_annotations(
+    cluster: Cluster, watches: Callable[..., SecretKeyWatch], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    ns = cluster.namespace()
+    ref = f"{ns}/acme-keys"
+    team = {"labels.mcpgateway.dev/team": "payments"}
+    cluster.put(ns, "acme-keys", {"alice": ALICE, "bob": BOB}, annotations=team)
+    table = SecretKeyTable(HASHER)
+    watches(ConfigHolder(parse_config(routing({"acme": [ref]}))), table, cluster.kubeconfig).start()
+    await eventually(lambda: table.lookup(ALICE) is not None)
+    assert table.lookup(ALICE) == SecretKey("acme", ref, "alice", {"team": "payments"})
+
+    # A label that is not valid takes its key out of service, said once in the log.
+    bad = team | {"mcpgateway.dev/key-labels": '{"bob": {"team": "' + "x" * 129 + '"}}'}
+    cluster.put(ns, "acme-keys", {"alice": ALICE, "bob": BOB}, annotations=bad)
+    await eventually(lambda: table.lookup(BOB) is None)
+    assert table.lookup(ALICE) is not None
+    problems = messages(caplog, "key_secret_bad_labels")
+    assert len(problems) == 1 and problems[0].startswith(f"API-key Secret {ref}: labels of key 'bob'")
+    assert "at most 128 characters" in problems[0] and all(BOB not in m for m in caplog.messages)
+
+    # Fixed: the key works again, with its own labels.
+    cluster.put(
+        ns,
+        "acme-keys",
+        {"alice": ALICE, "bob": BOB},
+        annotations=team | {"mcpgateway.dev/key-labels": '{"bob": {"team": "search"}}'},
+    )
+    await eventually(lambda: table.lookup(BOB) is not None)
+    assert table.lookup(BOB) == SecretKey("acme", ref, "bob", {"team": "search"})
+    assert len(messages(caplog, "key_secret_bad_labels")) == 1
+
+
 async def test_an_unreadable_secret_is_reported_and_retried(
     cluster: Cluster, watches: Callable[..., SecretKeyWatch], caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
@@ -235,10 +276,12 @@ def test_events_arriving_without_a_loop_or_after_stop_are_dropped() -> None:
     secret: Any = k8s.V1Secret(data={"alice": base64.b64encode(ALICE.encode()).decode()})
     watch._deliver("ns/keys", stop, secret)  # not started: no loop to hand it to
     watch._owners = holder.config.key_secrets()
-    watch._apply("ns/keys", stop, {"alice": ALICE})
+    watch._apply("ns/keys", stop, SecretContents({"alice": ALICE}, {"alice": {}}, []))
     assert table.lookup(ALICE) is not None
     stop.set()
     watch._apply("ns/keys", stop, None)
     assert table.lookup(ALICE) is not None
-    watch._apply("ns/other", threading.Event(), {"bob": BOB})  # not referenced (any more)
+    watch._apply(
+        "ns/other", threading.Event(), SecretContents({"bob": BOB}, {"bob": {}}, [])
+    )  # not referenced (any more)
     assert table.lookup(BOB) is None

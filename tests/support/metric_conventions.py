@@ -25,7 +25,8 @@ NON_BASE_UNITS = re.compile(
 )
 BASE_UNITS = ("_seconds", "_bytes")
 # Bounded dimensions: config objects (tenant, profile, upstream, source, tool names capped per
-# profile), fixed enums (method, status, outcome, kind, reason, state, ...) and histogram buckets.
+# profile, policy rule names of a profile), fixed enums (method, status, outcome, kind, reason,
+# state, ...) and histogram buckets.
 ALLOWED_LABELS = frozenset(
     {
         "tenant",
@@ -34,6 +35,7 @@ ALLOWED_LABELS = frozenset(
         "source",
         "tool",
         "name",
+        "rule",
         "method",
         "status",
         "outcome",

@@ -172,7 +172,12 @@ class Authenticator:
             found = self.secret_keys.lookup(key)
             if found is None:
                 raise AuthFailure(401, "the API key is not valid", bad)
-            from_secret = {"keyId": found.caller, "keyName": found.name, "keySecretRef": found.secret}
+            from_secret = {
+                "keyId": found.caller,
+                "keyName": found.name,
+                "keySecretRef": found.secret,
+                "keyLabels": dict(found.labels),
+            }
             return KeyOwner(found.tenant, found.caller, (), from_secret)
         if not self.hasher.matches(key, record.key_hash):
             raise AuthFailure(401, "the API key is not valid", bad)

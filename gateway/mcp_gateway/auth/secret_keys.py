@@ -11,6 +11,13 @@ Only keyed hashes (HMAC-SHA256 with the gateway's pepper) are kept in memory;
 the values are dropped as soon as they are hashed and are never logged. A key
 removed from its Secret, a Secret deleted, or a reference removed from the
 routing config stops working as soon as the watch reports it (seconds).
+
+Labels (read by policy rules as `key.labels`, like an admin-API key's) come from the
+Secret's annotations, since Kubernetes labels are for selecting objects and their
+values are too narrow: `labels.mcpgateway.dev/<label>: <value>` labels every key of
+the Secret, and `mcpgateway.dev/key-labels` (a JSON object: data key -> labels) adds
+to or overrides them per key. Labels that are not valid (apikeys.check_labels) keep
+the keys they would label out of service, so a typo cannot slip a key past a deny rule.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_gateway.auth.apikeys import KeyHasher
+from mcp_gateway.auth.apikeys import KeyHasher, check_labels
 from mcp_gateway.config import RoutingConfig
 from mcp_gateway.config_source import ConfigHolder, kube_core_api
 
@@ -33,6 +41,8 @@ log = logging.getLogger("mcp_gateway.auth.secrets")
 MIN_KEY_LENGTH = 16
 WATCH_SECONDS = 15  # the watch is re-opened this often, which also bounds how long a stopped one lingers
 FORBIDDEN_RETRY_SECONDS = 10.0
+LABEL_PREFIX = "labels.mcpgateway.dev/"  # annotation prefix: a label of every key in the Secret
+KEY_LABELS = "mcpgateway.dev/key-labels"  # annotation: JSON object, data key -> {label: value}
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class SecretKey:
     tenant: str
     secret: str  # namespace/name
     name: str  # the data key inside the Secret
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)  # from the Secret's annotations
 
     @property
     def caller(self) -> str:
@@ -54,8 +65,14 @@ class SecretKeyTable:
         self._by_hash: dict[str, SecretKey] = {}
         self._by_secret: dict[str, set[str]] = {}
 
-    def replace(self, secret: str, tenant: str, values: Mapping[str, str]) -> tuple[bool, list[str]]:
-        """Install the keys now in `secret` (data key -> value).
+    def replace(
+        self,
+        secret: str,
+        tenant: str,
+        values: Mapping[str, str],
+        labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> tuple[bool, list[str]]:
+        """Install the keys now in `secret` (data key -> value), with their labels (data key -> labels).
 
         Returns whether anything changed, and the data keys ignored for being too short.
         """
@@ -69,7 +86,7 @@ class SecretKeyTable:
                 short.append(name)
                 continue
             digest = self.hasher.hash(value)
-            self._by_hash[digest] = SecretKey(tenant, secret, name)
+            self._by_hash[digest] = SecretKey(tenant, secret, name, dict((labels or {}).get(name, {})))
             hashes.add(digest)
         self._by_secret[secret] = hashes
         return not known or before != {d: self._by_hash[d] for d in hashes}, short
@@ -100,6 +117,55 @@ def decode_values(data: Mapping[str, str] | None) -> dict[str, str]:
         except (binascii.Error, UnicodeDecodeError):
             log.warning("value %r of an API-key Secret is not UTF-8 text; ignored", name)
     return values
+
+
+def key_labels(
+    annotations: Mapping[str, str] | None, names: Collection[str]
+) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """The labels of each data key in `names` from the Secret's annotations, and what was wrong.
+
+    A data key whose labels are not valid is left out of the answer (its key must not work
+    unlabelled); so is every key when the Secret-wide labels are not valid.
+    """
+    annotations = annotations or {}
+    shared = {k.removeprefix(LABEL_PREFIX): v for k, v in annotations.items() if k.startswith(LABEL_PREFIX)}
+    try:
+        shared = check_labels(shared)
+    except ValueError as exc:
+        return {}, [f"annotations {LABEL_PREFIX}*: {exc}; none of its keys work until this is fixed"]
+    per_key: Any = {}
+    if KEY_LABELS in annotations:
+        try:
+            per_key = json.loads(annotations[KEY_LABELS])
+        except ValueError:
+            per_key = None
+        if not isinstance(per_key, dict) or not all(isinstance(v, dict) for v in per_key.values()):
+            expected = '{"<data key>": {"<label>": "<value>"}}'
+            return {}, [
+                f"annotation {KEY_LABELS}: expected a JSON object {expected}; none of its keys work until fixed"
+            ]
+    found: dict[str, dict[str, str]] = {}
+    problems = [f"annotation {KEY_LABELS} names {k!r}, which is not a data key of the Secret (ignored)"
+                for k in per_key if k not in names]  # fmt: skip
+    for name in names:
+        try:
+            found[name] = check_labels({**shared, **per_key.get(name, {})})
+        except ValueError as exc:
+            problems.append(f"labels of key {name!r}: {exc}; that key does not work until this is fixed")
+    return found, problems
+
+
+@dataclass(frozen=True)
+class SecretContents:
+    values: dict[str, str]  # data key -> API key, only the keys whose labels are valid
+    labels: dict[str, dict[str, str]]  # data key -> its labels
+    problems: list[str]  # what is wrong with the label annotations, for the log
+
+
+def secret_contents(data: Mapping[str, str] | None, annotations: Mapping[str, str] | None) -> SecretContents:
+    labels, problems = key_labels(annotations, set(data or {}))
+    values = {name: value for name, value in decode_values(data).items() if name in labels}
+    return SecretContents(values, labels, problems)
 
 
 class SecretKeyWatch:
@@ -141,16 +207,16 @@ class SecretKeyWatch:
                 stop = self._stops[secret] = threading.Event()
                 threading.Thread(target=self._watch, args=(secret, stop), name="key-secret", daemon=True).start()
 
-    def _apply(self, secret: str, stop: threading.Event, values: dict[str, str] | None) -> None:
+    def _apply(self, secret: str, stop: threading.Event, contents: SecretContents | None) -> None:
         """On the event loop: install what the watch saw, unless the reference went away meanwhile."""
         tenant = self._owners.get(secret)
         if stop.is_set() or tenant is None:
             return
-        if values is None:
+        if contents is None:
             self.table.drop(secret)
             log.info("API-key Secret %s is gone; its keys no longer work", secret)
             return
-        changed, short = self.table.replace(secret, tenant, values)
+        changed, short = self.table.replace(secret, tenant, contents.values, contents.labels)
         if not changed:  # a re-opened watch replays the same keys: stay quiet
             return
         count = self.table.count(secret)
@@ -163,11 +229,19 @@ class SecretKeyWatch:
                 MIN_KEY_LENGTH,
                 extra={"event": "secret_key_too_short"},
             )
+        for problem in contents.problems:
+            log.error(
+                "API-key Secret %s: %s",
+                secret,
+                problem,
+                extra={"event": "key_secret_bad_labels"},
+            )
 
     def _deliver(self, secret: str, stop: threading.Event, obj: Any) -> None:
-        values = None if obj is None else decode_values(obj.data)
+        annotations = obj.metadata.annotations if obj is not None and obj.metadata is not None else None
+        contents = None if obj is None else secret_contents(obj.data, annotations)
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._apply, secret, stop, values)
+            self._loop.call_soon_threadsafe(self._apply, secret, stop, contents)
 
     def _watch(self, secret: str, stop: threading.Event) -> None:
         from kubernetes import watch

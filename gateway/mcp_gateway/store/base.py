@@ -60,6 +60,9 @@ class AuditRecord:
     identity: dict[str, Any] | None = None
     # The policy rule that refused the call (outcome `policy_refused`), else None.
     rule: str | None = None
+    # tool | resource | prompt: `tool` then holds the tool's name, the resource URI or the prompt
+    # name. Resource reads and prompt gets are audited only when a policy rule refuses them.
+    kind: str = "tool"
     # Chosen by the gateway when the call ends, so a retried write (ack lost) inserts nothing twice.
     uid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -70,6 +73,7 @@ class AuditRecord:
             "tenant": self.tenant,
             "profile": self.profile,
             "caller": self.caller,
+            "kind": self.kind,
             "tool": self.tool,
             "outcome": self.outcome,
             "latencyMs": round(self.latency_ms, 3),

@@ -228,14 +228,16 @@ class PostgresStore:
     async def write_audit(self, records: list[AuditRecord]) -> None:
         await self.pool.executemany(
             "INSERT INTO audit_log"
-            " (uid, at, tenant, profile, caller, tool, outcome, latency_ms, arguments, error, identity, rule)"
-            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12) ON CONFLICT (uid) DO NOTHING",
+            " (uid, at, tenant, profile, caller, tool, outcome, latency_ms, arguments, error, identity, rule, kind)"
+            " VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)"
+            " ON CONFLICT (uid) DO NOTHING",
             [
                 (
                     *(r.uid, r.at, r.tenant, r.profile, r.caller, r.tool, r.outcome, r.latency_ms, r.arguments),
                     r.error,
                     json.dumps(r.identity) if r.identity is not None else None,
                     r.rule,
+                    r.kind,
                 )
                 for r in records
             ],
@@ -266,6 +268,7 @@ class PostgresStore:
                 error=row["error"],
                 identity=json.loads(row["identity"]) if row["identity"] is not None else None,
                 rule=row["rule"],
+                kind=row["kind"],
             )
             for row in rows
         ]
