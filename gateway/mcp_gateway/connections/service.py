@@ -22,8 +22,9 @@ from mcp_common.jsonlog import register_secret
 
 from mcp_gateway.connections import oauth
 from mcp_gateway.connections.crypto import KEYS_ENV, KeyRing, Unreadable
-from mcp_gateway.connections.settings import OAuthConnection
+from mcp_gateway.connections.settings import ClientCredentials, OAuthConnection
 from mcp_gateway.connections.store import ConnectionKey, ConnectionStore, StoredConnection, now
+from mcp_gateway.token_exchange import ExchangeRefused, ExchangeUnavailable, SecretReader
 
 log = logging.getLogger("mcp_gateway.connections")
 
@@ -50,12 +51,13 @@ class _Cached:
 
 
 class Connections:
-    def __init__(self, env: Mapping[str, str], store: ConnectionStore) -> None:
+    def __init__(self, env: Mapping[str, str], store: ConnectionStore, secrets: SecretReader | None = None) -> None:
         value = env.get(KEYS_ENV, "")
         for item in value.split(","):
             register_secret(item.partition(":")[2].strip() or None)
         self.ring = KeyRing.parse(value) if value.strip() else None
         self.store = store
+        self.secrets = secrets or SecretReader()
         self.http = httpx.AsyncClient(follow_redirects=False)
         self._endpoints: dict[str, oauth.Endpoints] = {}
         self._tokens: dict[ConnectionKey, _Cached] = {}
@@ -70,6 +72,21 @@ class Connections:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    async def client(self, creds: ClientCredentials) -> oauth.Client:
+        """The client id and its secret, read now (a rotated Secret applies at once).
+
+        Raises oauth.ClientSecretMissing (the operator must fix it), oauth.ProviderUnavailable (the
+        Kubernetes API could not be asked: try again later).
+        """
+        if not creds.secret_sources():
+            return oauth.Client(creds.client_id)
+        try:
+            return oauth.Client(creds.client_id, await self.secrets.read(creds, "connection"))
+        except ExchangeRefused as exc:
+            raise oauth.ClientSecretMissing(f"client {creds.client_id!r}: {exc}") from None
+        except ExchangeUnavailable as exc:
+            raise oauth.ProviderUnavailable(str(exc)) from None
 
     async def endpoints(self, settings: OAuthConnection | None, issuer: str | None = None) -> oauth.Endpoints:
         """The upstream's endpoints (configured, or discovered once from its issuer)."""
@@ -117,7 +134,8 @@ class Connections:
             ) from None
         endpoints = await self.endpoints(settings)
         try:
-            tokens = await oauth.refresh(self.http, endpoints.token, settings, refresh_token)
+            client = await self.client(settings)
+            tokens = await oauth.refresh(self.http, endpoints.token, client, refresh_token)
         except oauth.GrantRefused as refused:
             await self._deleted(key)
             log.info(
@@ -167,7 +185,7 @@ class Connections:
                 endpoints = await self.endpoints(settings)
                 if endpoints.revocation:
                     token = self.ring.open(row.key_id, row.sealed_refresh, key.aad()).decode()
-                    await oauth.revoke(self.http, endpoints.revocation, settings, token)
+                    await oauth.revoke(self.http, endpoints.revocation, await self.client(settings), token)
             except (Unreadable, oauth.ProviderUnavailable, oauth.ClientSecretMissing, httpx.HTTPError) as exc:
                 log.info("provider-side revocation skipped: %s", type(exc).__name__)
         return True

@@ -31,7 +31,7 @@ from mcp_gateway.connections import oauth
 from mcp_gateway.connections.crypto import Unreadable
 from mcp_gateway.connections.inject import connect_base
 from mcp_gateway.connections.service import STATE_AAD, USER_AAD, Connections, ConnectionsDisabled, NotConnected
-from mcp_gateway.connections.settings import OAuthConnection
+from mcp_gateway.connections.settings import ClientCredentials, OAuthConnection
 from mcp_gateway.connections.store import ConnectionKey
 from mcp_gateway.console.render import page
 from mcp_gateway.console.web import PREFIX, Refused, router
@@ -205,9 +205,10 @@ async def _connected(request: Request, gateway: Gateway, body: dict[str, Any], c
 
 
 async def _exchange(
-    gateway: Gateway, endpoints: oauth.Endpoints, client: Any, code: str, verifier: str
+    gateway: Gateway, endpoints: oauth.Endpoints, creds: ClientCredentials, code: str, verifier: str
 ) -> oauth.TokenSet:
     try:
+        client = await gateway.connections.client(creds)
         return await oauth.exchange_code(
             gateway.connections.http, endpoints.token, client, code, verifier, _redirect_uri(gateway)
         )
