@@ -221,6 +221,7 @@ class Gateway:
         await self.revoked.load()
         self.connections = Connections(self.env, _connection_store(self.store), self._secret_reader())
         self.connections.publish = self.store.publish if self.store.shared else None
+        self.connections.count = self.metrics.connection_event
         self.relay.publish = self.store.publish if self.store.shared else None
         await self.store.listen(self._replica_message)
         self.audit.start()

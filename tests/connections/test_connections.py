@@ -15,6 +15,7 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 from playwright.async_api import Browser, BrowserContext, Route
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.connections.conftest import KEY_1, KEY_2, connection, seen_tokens, start_connected_gateway
 from tests.gateway.support import GatewayProc, Spawn, mcp_client
@@ -97,6 +98,18 @@ async def stored(dsn: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def counted(gateway: GatewayProc, event: str, outcome: str | None = None) -> float:
+    """mcp_gateway_connection_<event>_total of upstream crm (with `outcome`), from the gateway's /metrics."""
+    with gateway.admin() as admin:
+        text = admin.get("/metrics").text
+    wanted = {"tenant": "acme", "profile": "crm", "upstream": "crm"} | ({"outcome": outcome} if outcome else {})
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"mcp_gateway_connection_{event}_total" and sample.labels == wanted:
+                return float(sample.value)
+    return 0.0  # none counted yet
+
+
 def sub_of(provider: Keycloak, user: str) -> str:
     return str(jwt.decode(provider.access_token(user), options={"verify_signature": False})["sub"])
 
@@ -150,12 +163,20 @@ def _with_query(url: str, **changes: Callable[[str], str]) -> str:
 async def test_a_handshake_caller_connects_and_their_own_token_reaches_the_upstream_only_on_their_calls(
     gateway: GatewayProc, provider: Keycloak, browser: Browser, token_server: str, module_db: str
 ) -> None:
+    links, connects, refreshes = (
+        counted(gateway, "links"),
+        counted(gateway, "connects", "ok"),
+        counted(gateway, "refreshes", "ok"),
+    )
     link = await link_for(gateway, provider, "alice")
     text = await open_in_browser(browser, link, "alice")
     assert "Connected: CRM" in text
+    assert (counted(gateway, "links"), counted(gateway, "connects", "ok")) == (links + 1, connects + 1)
 
     assert await call_whoami(gateway, provider, "alice") == "alice via third-party-app"
     assert await call_whoami(gateway, provider, "alice") == "alice via third-party-app"  # refreshed again
+    # Her 30 s tokens, less the 30 s margin, are refreshed on every call.
+    assert counted(gateway, "refreshes", "ok") == refreshes + 2
     # Bob has no connection: Alice's token is never used for him. (A client declaring elicitation too.)
     await link_for(gateway, provider, "bob")
     await link_for(gateway, provider, "bob", elicits=True)
@@ -210,9 +231,11 @@ async def test_users_see_and_revoke_their_connections_and_a_revoked_refresh_toke
     await page.click("#kc-login")
     await page.wait_for_selector("#connections")
     assert await page.locator("#connections tbody tr").count() == 1  # his own, not Alice's
+    revocations = counted(gateway, "revocations")
     await page.click("#revoke-crm-crm")
     await page.wait_for_selector("#no-connections")
     await context.close()
+    assert counted(gateway, "revocations") == revocations + 1
     assert [r["caller"] for r in await stored(module_db)] == [f"sub:{sub_of(provider, 'alice')}"]
     await link_for(gateway, provider, "bob")
 
@@ -226,6 +249,7 @@ async def test_users_see_and_revoke_their_connections_and_a_revoked_refresh_toke
     assert refused.value.error.code == URL_ELICITATION_REQUIRED
     assert "expired or was revoked" in refused.value.error.message
     assert await stored(module_db) == []
+    assert counted(gateway, "refreshes", "refused") == 1
 
 
 async def test_provider_down_and_key_rotation(
@@ -255,6 +279,7 @@ async def test_provider_down_and_key_rotation(
     text = await open_in_browser(browser, await link_for(gw_down, provider, "bob"), "bob")
     assert "could not be reached" in text and "Nothing was stored" in text
     assert [r["key_id"] for r in await stored(module_db)] == ["k1"]
+    assert (counted(gw_down, "refreshes", "unavailable"), counted(gw_down, "connects", "unavailable")) == (1, 1)
     # An API-key caller of the same profile cannot connect: told so, nothing sent upstream.
     with gw_down.admin() as admin:
         key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "robot"}).json()["key"]

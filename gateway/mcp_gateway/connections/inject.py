@@ -113,6 +113,7 @@ def _ask_to_connect(
         log.error("upstream %s: %s", key.upstream, exc)
         raise MCPError(code=errors.INTERNAL_ERROR, message="connections are not configured on this gateway") from None
     url = f"{base}/console/connect?link={link}"
+    gateway.connections.counted("link", key)
     message = (
         f"{reason}. Open this link to connect your {label(settings, key.upstream)} account, then call the tool again."
     )

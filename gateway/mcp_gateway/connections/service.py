@@ -44,6 +44,14 @@ class ConnectionsDisabled(Exception):
     pass
 
 
+class _Refused(Exception):
+    """A stored connection that cannot give a token (becomes NotConnected); `outcome` for the metrics."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
 @dataclass(frozen=True)
 class _Cached:
     token: str
@@ -62,6 +70,8 @@ class Connections:
         self._endpoints: dict[str, oauth.Endpoints] = {}
         self._tokens: dict[ConnectionKey, _Cached] = {}
         self._locks: dict[ConnectionKey, asyncio.Lock] = {}
+        # Metrics (runtime.py: Metrics.connection_event): (event, tenant, profile, upstream, outcome).
+        self.count: Callable[[str, str, str, str, str], None] = lambda *event: None
         # Other replicas drop their cached access token of a deleted connection (runtime.py relays it).
         self.publish: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
@@ -118,7 +128,25 @@ class Connections:
             cached = self._tokens.get(key)
             if cached is not None and cached.expires_at > time.monotonic():
                 return cached.token
-            return await self._refresh(key, settings)
+            return await self._counted_refresh(key, settings)
+
+    def counted(self, event: str, key: ConnectionKey, outcome: str = "") -> None:
+        self.count(event, key.tenant, key.profile, key.upstream, outcome)
+
+    async def _counted_refresh(self, key: ConnectionKey, settings: OAuthConnection) -> str:
+        try:
+            token = await self._refresh(key, settings)
+        except _Refused as refused:
+            self.counted("refresh", key, refused.outcome)
+            raise NotConnected(str(refused)) from None
+        except oauth.ProviderUnavailable:
+            self.counted("refresh", key, "unavailable")
+            raise
+        except ConnectionsDisabled:
+            self.counted("refresh", key, "misconfigured")
+            raise
+        self.counted("refresh", key, "ok")
+        return token
 
     async def _refresh(self, key: ConnectionKey, settings: OAuthConnection) -> str:
         ring = self.keys()
@@ -129,8 +157,8 @@ class Connections:
             refresh_token = ring.open(row.key_id, row.sealed_refresh, key.aad()).decode()
         except Unreadable as exc:
             log.warning("connection of %s to %s/%s is unreadable: %s", key.caller, key.profile, key.upstream, exc)
-            raise NotConnected(
-                f"your connection to {label(settings, key.upstream)} can no longer be read; connect again"
+            raise _Refused(
+                "unreadable", f"your connection to {label(settings, key.upstream)} can no longer be read; connect again"
             ) from None
         endpoints = await self.endpoints(settings)
         try:
@@ -145,9 +173,10 @@ class Connections:
                 key.upstream,
                 refused.error,
             )
-            raise NotConnected(
+            raise _Refused(
+                "refused",
                 f"your connection to {label(settings, key.upstream)} expired or was revoked at the provider "
-                f"({refused.error}); connect again"
+                f"({refused.error}); connect again",
             ) from None
         except oauth.ClientSecretMissing as exc:
             raise ConnectionsDisabled(str(exc)) from None
