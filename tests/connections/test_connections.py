@@ -194,6 +194,25 @@ async def test_a_handshake_caller_connects_and_their_own_token_reaches_the_upstr
         assert claims["azp"] == "third-party-app" and claims["preferred_username"] == "alice"
 
 
+async def test_resource_reads_and_prompts_carry_the_callers_own_token_too(
+    gateway: GatewayProc, provider: Keycloak
+) -> None:
+    """Runs after the test above: Alice is connected, Bob is not (yet)."""
+    async with mcp_client(gateway.url("crm"), caller_headers(provider, "alice")) as client:
+        read = await client.read_resource("crm://me")
+        assert read.contents[0].text == "alice via third-party-app"  # type: ignore[union-attr]
+        prompt = await client.get_prompt("greet_me")
+        assert "Hello alice via third-party-app" in str(prompt.messages[0].content)
+    for mode in ("legacy", "2026-07-28"):
+        async with mcp_client(gateway.url("crm"), caller_headers(provider, "bob"), mode=mode) as client:
+            for request in (client.read_resource("crm://me"), client.get_prompt("greet_me")):
+                with pytest.raises(MCPError) as refused:
+                    await request
+                error = refused.value.error
+                assert error.code == URL_ELICITATION_REQUIRED, (mode, error)
+                assert error.data["elicitations"][0]["url"].startswith(f"{gateway.base}/console/connect?link=")
+
+
 async def test_a_2026_client_gets_an_input_required_round_and_retries_after_connecting(
     gateway: GatewayProc, provider: Keycloak, browser: Browser
 ) -> None:
