@@ -4,6 +4,7 @@ token then reaches the upstream on their calls only. Real Keycloak, PostgreSQL a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ import asyncpg
 import jwt
 import mcp_types as types
 import pytest
+import yaml
 from mcp.shared.exceptions import MCPError
+from mcp_operator.adapter_config import build
 from playwright.async_api import Browser, BrowserContext, Route
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -324,3 +327,51 @@ async def test_provider_down_and_key_rotation(
 
 def _closed_port() -> int:
     return free_port()  # nothing listens there
+
+
+async def test_an_operator_made_adapter_relays_the_users_connected_token(
+    spawn_module: Spawn,
+    provider: Keycloak,
+    browser: Browser,
+    token_server: str,
+    module_db: str,
+    tmp_path: Path,
+) -> None:
+    """An Upstream with spec.connection and spec.mcp.auth {type: connection}: the adapter config the
+    operator renders for it (adapter_config.build, what goes into its ConfigMap) runs as a real adapter
+    in front of the third-party server, and the gateway's upstream is that adapter."""
+    spec = {
+        "mcp": {"url": f"{token_server}/mcp", "auth": {"type": "connection"}},
+        "connection": {"issuer": provider.issuer, "clientId": "third-party-app"},
+    }
+    rendered = build("crm", "acme-tools", spec)
+    assert rendered.config["sources"][0]["auth"] == {"type": "connection"} and rendered.env == []
+    config = tmp_path / "adapter.yaml"
+    config.write_text(yaml.safe_dump(rendered.config))
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn_module(cmd, name="crm-adapter", ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
+    # The routing entry the operator renders: its own adapter, told who calls.
+    entry = {"url": f"http://127.0.0.1:{port}/mcp", "sendCallerHeader": True}
+    upstreams = [{"name": "crm", **entry, "connection": connection(provider, displayName="CRM")}]
+    adapted = start_connected_gateway(
+        spawn_module, tmp_path, provider, upstreams, module_db, f"{KEY_2},{KEY_1}", "gw-adapter"
+    )
+    before = len(seen_tokens(token_server))
+    for user in ("alice", "bob"):
+        async with mcp_client(adapted.url("crm"), caller_headers(provider, user)) as client:
+            try:
+                result = await client.call_tool("whoami", {})
+            except MCPError as refused:  # not connected (yet) on this gateway's database: connect now
+                assert refused.error.code == URL_ELICITATION_REQUIRED
+                link = refused.error.data["elicitations"][0]["url"]
+                assert "Connected: CRM" in await open_in_browser(browser, link, user)
+                result = await client.call_tool("whoami", {})
+            assert result.content[0].text == f"{user} via third-party-app"  # type: ignore[union-attr]
+            read = await client.read_resource("crm://me")
+            assert read.contents[0].text == f"{user} via third-party-app"  # type: ignore[union-attr]
+    # Through the adapter too, only the third party's tokens reached the server.
+    tokens = [value.removeprefix("Bearer ") for value in seen_tokens(token_server)[before:]]
+    assert len(tokens) >= 4
+    assert {jwt.decode(t, options={"verify_signature": False})["azp"] for t in tokens} == {"third-party-app"}
+    adapted.process.stop()
