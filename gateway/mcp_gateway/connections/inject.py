@@ -84,7 +84,7 @@ async def prepare(
         upstream_bearer.set((upstream, await connections.access_token(key, settings)))
         return None
     except NotConnected as reason:
-        if not rounds:
+        if not rounds:  # raises the -32042 error
             _ask_to_connect(gateway, ctx, key, settings, str(reason), rounds=False)
         answer = _answer(ctx.message)
         if answer not in (None, "accept"):  # the user declined or dismissed the link of the previous round
@@ -123,9 +123,8 @@ def _ask_to_connect(
         raise MCPError(code=errors.INTERNAL_ERROR, message="connections are not configured on this gateway") from None
     url = f"{base}/console/connect?link={link}"
     gateway.connections.counted("link", key)
-    message = (
-        f"{reason}. Open this link to connect your {label(settings, key.upstream)} account, then call the tool again."
-    )
+    again = "call the tool again" if rounds else "try again"
+    message = f"{reason}. Open this link to connect your {label(settings, key.upstream)} account, then {again}."
     if ctx.session is not None or not rounds:  # the 2025-11-25 error (older clients still read the message)
         elicitation = types.ElicitRequestURLParams(message=message, url=url, elicitation_id=secrets.token_urlsafe(12))
         data = types.ElicitationRequiredErrorData(elicitations=[elicitation])
