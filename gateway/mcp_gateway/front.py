@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp_common import tracing
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
@@ -37,6 +38,8 @@ from mcp_gateway.audit import render_arguments
 from mcp_gateway.auth import AuthFailure, Principal
 from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
+from mcp_gateway.connections.inject import prepare_request as prepare_connection_request
+from mcp_gateway.connections.inject import upstream_bearer
 from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.discovery.serve import Answer, asks_for_full_list, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
@@ -269,7 +272,12 @@ class McpFront:
         if isinstance(exchanged, Response):
             await exchanged(scope, receive, send)
             return method
-        token = current_call.set(CallContext(config, profile, principal, info, message))
+        ctx = CallContext(config, profile, principal, info, message)
+        connected = await self._connection_token(ctx, backend)
+        if connected is not None:
+            await connected(scope, receive, send)
+            return method
+        token = current_call.set(ctx)
         trace = inbound_trace.set(trace_headers(headers))
         upstream_token = exchanged_token.set(exchanged)
         try:
@@ -279,7 +287,20 @@ class McpFront:
             exchanged_token.reset(upstream_token)
             inbound_trace.reset(trace)
             current_call.reset(token)
+            upstream_bearer.set(None)
         return method
+
+    async def _connection_token(self, ctx: CallContext, backend: Any) -> Response | None:
+        """resources/read and prompts/get of an upstream with a per-user connection: the caller's token
+        is set for the request (connections/inject.py); the JSON-RPC error when they must connect first."""
+        if not any(u.connection for u in ctx.profile.upstreams):
+            return None
+        try:
+            await prepare_connection_request(self.gw, ctx, getattr(backend, "upstream_of", None))
+        except MCPError as exc:
+            rid = (ctx.message or {}).get("id")
+            return errors.error_response(200, exc.error.code, exc.error.message, rid, data=exc.error.data)
+        return None
 
     async def _upstream_token(
         self, profile: Profile, principal: Principal, headers: Headers, message: dict[str, Any] | None, backend: Any
