@@ -110,8 +110,10 @@ class PassThrough:
         max_body_bytes: int,
         count_calls: bool = True,
         session_relay: SessionRelayFactory | None = None,
+        own_exchanges: bool = True,
     ) -> None:
         self.app = app
+        self.own_exchanges = own_exchanges
         self.session_relay = session_relay
         self.count_calls = count_calls
         self.agg = aggregator
@@ -130,7 +132,7 @@ class PassThrough:
             await self.app(scope, receive, send)
             return
         body, complete = await _read_body(receive, self.max_body_bytes)
-        request = _parse(body, name, headers) if complete else None
+        request = _parse(body, name, headers, self.own_exchanges) if complete else None
         upstream, target, source_name = routed
         relay: _Relay | None = None
         if request is not None:
@@ -383,7 +385,7 @@ def _candidate_headers(scope: Scope) -> dict[bytes, bytes] | None:
     return found
 
 
-def _parse(body: bytes, name: str, headers: dict[bytes, bytes]) -> _Request | None:
+def _parse(body: bytes, name: str, headers: dict[bytes, bytes], own_exchanges: bool = True) -> _Request | None:
     """The request if it is one well-formed 2026-07-28 `tools/call` of `name`, else None (the SDK judges it)."""
     try:
         decoded = json.loads(body)
@@ -406,7 +408,7 @@ def _parse(body: bytes, name: str, headers: dict[bytes, bytes]) -> _Request | No
     arguments = params.get("arguments")
     state = params.get("requestState")
     if (arguments is not None and not isinstance(arguments, dict)) or (
-        isinstance(state, str) and state.startswith(EXCHANGE_PREFIX)
+        own_exchanges and isinstance(state, str) and state.startswith(EXCHANGE_PREFIX)
     ):
         return None  # malformed, or a round of an exchange the adapter itself is bridging
     return _Request(request_id, name, arguments, version, headers, body)

@@ -1,7 +1,7 @@
 """No connection churn toward upstreams: after warm-up, 1,000 handshake-era tool calls open no new
-TCP connection to the upstream on the fast path, and at most a few on the SDK path (sessions with a
-back channel), whose client pool may still grow by one when a background request overlaps a call;
-before keepalive.py it opened one per call.
+TCP connection to the upstream on the fast path, and at most a few on the SDK path (sessions whose
+capability declaration is too large to keep in the token), whose client pool may still grow by one
+when a background request overlaps a call; before keepalive.py it opened one per call.
 
 On every hop of client → gateway → adapter → upstream, the connections each process accepted are
 also what its metric says (`mcp_gateway_http_connections_total`, `mcp_adapter_http_connections_total`):
@@ -32,6 +32,8 @@ JSON_SSE = {"Accept": "application/json, text/event-stream", "Content-Type": "ap
 CALLS = 1000
 WARM_UP = 20
 SDK_PATH_ALLOWED = 5  # its client pool growing when a background request overlaps a call
+# Over sessions.MAX_CAPABILITIES_CHARS: the token cannot say what the client declared, so the SDK path serves it.
+SDK_PATH_CAPABILITIES = {"roots": {}, "experimental": {"padding": {"text": "x" * 4096}}}
 
 
 def _unprobed_during(config: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +70,8 @@ def _calls(http: httpx.Client, url: str, headers: dict[str, str], count: int) ->
 async def test_sdk_path_opens_no_upstream_connection_per_call(
     spawn: Spawn, counted: TcpProxy, routing: Callable[[dict[str, Any]], Path]
 ) -> None:
-    """A session with a back channel (roots) takes the SDK path; the fast path is the next test's."""
+    """A session whose declared capabilities are not kept in its token takes the SDK path; the fast path
+    is the next test's."""
     upstream = f"http://127.0.0.1:{counted.port}/mcp"
     config = routing(
         {
@@ -79,12 +82,15 @@ async def test_sdk_path_opens_no_upstream_connection_per_call(
     gateway = start_gateway(spawn, config)
     url = gateway.url("open")
     with httpx.Client(timeout=30) as http:
-        headers = _session(http, url, {"roots": {}})
+        headers = _session(http, url, SDK_PATH_CAPABILITIES)
         _calls(http, url, headers, WARM_UP)
         warm = counted.accepted
         _calls(http, url, headers, CALLS)
     opened = counted.accepted - warm
     assert opened <= SDK_PATH_ALLOWED, f"{opened} new upstream connections in {CALLS} calls"
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS, timeout=10).text
+    relayed = [line for line in metrics.splitlines() if line.startswith("mcp_gateway_relayed_calls_total{")]
+    assert all(line.endswith(" 0.0") for line in relayed), relayed  # all of them on the SDK path
 
 
 def _accepted(metrics_url: str, name: str, **kwargs: Any) -> int:

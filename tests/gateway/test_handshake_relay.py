@@ -1,6 +1,6 @@
-"""The handshake-era fast path (handshake_relay.py): tool calls of sessions that declared no
-back-channel capability are relayed as 2026-07-28 calls, answer as the SDK path does, and keep
-auth, policy, quotas, audit, upstream failures and cancellation as they were."""
+"""The handshake-era fast path (handshake_relay.py): tool calls of handshake sessions, with or
+without back-channel capabilities, are relayed as 2026-07-28 calls, answer as the SDK path does,
+and keep auth, policy, quotas, audit, upstream failures and cancellation as they were."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ async def test_fast_path_answers_as_the_sdk_path(gateway: GatewayProc) -> None:
         ("test_embedded_resource", {}),
     ]
     answers: dict[bool, list[Any]] = {}
-    for declares_roots in (False, True):  # roots: a back channel, so the SDK path
+    for declares_roots in (False, True):  # a back channel (roots) takes the fast path too
         options: dict[str, Any] = {"list_roots_callback": _roots} if declares_roots else {}
         before = relayed(gateway, "open")
         progress: list[float] = []
@@ -122,7 +122,7 @@ async def test_fast_path_answers_as_the_sdk_path(gateway: GatewayProc) -> None:
             results += [steps.model_dump(), progress, [str(entry) for entry in logs]]
         answers[declares_roots] = results
         fast = relayed(gateway, "open") - before
-        assert fast == (0 if declares_roots else len(calls) + 2)
+        assert fast == len(calls) + 2
     assert answers[False] == answers[True]
     assert answers[False][-2] == [1, 2, 3] and len(answers[False][-1]) == 3
     assert answers[False][0]["content"][0]["text"] == "hi"

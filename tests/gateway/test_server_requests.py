@@ -8,12 +8,14 @@ any replica can resume, even after the one that started the round died.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import httpx
 import mcp_types as types
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.gateway.support import (
     ADMIN_HEADERS,
@@ -79,12 +81,51 @@ def _text(result: types.CallToolResult) -> str:
 
 @pytest.mark.parametrize("mode", ["legacy", MODERN])
 async def test_interactive_tools_reach_the_client(gateway: GatewayProc, mode: str) -> None:
+    before = _relayed(gateway.base)
     async with mcp_client(gateway.url("open"), mode=mode, **CALLBACKS) as client:
         assert client.protocol_version == ("2025-11-25" if mode == "legacy" else MODERN)
         assert _text(await client.call_tool("ask_user", {"question": "colour?"})) == "user answered: blue"
         assert _text(await client.call_tool("sample_llm", {"prompt": "6x7?"})) == "model test-model said: forty-two"
         roots = await client.call_tool("client_roots", {})
         assert ROOT_URI in str(roots.structured_content or roots.content)
+    # Both eras take the fast path. A handshake client's rounds are the gateway's (each call and its
+    # resumption relayed); a 2026-07-28 client resumes its own rounds, on the SDK path.
+    assert _relayed(gateway.base) - before == (6 if mode == "legacy" else 3)
+
+
+async def test_a_handshake_client_is_asked_only_what_it_declared(gateway: GatewayProc) -> None:
+    before = _relayed(gateway.base)
+    async with mcp_client(gateway.url("open"), mode="legacy", list_roots_callback=_roots) as client:
+        with pytest.raises(MCPError) as refused:
+            await client.call_tool("ask_user", {"question": "colour?"})
+        roots = await client.call_tool("client_roots", {})
+    assert refused.value.error.code == types.MISSING_REQUIRED_CLIENT_CAPABILITY
+    assert ROOT_URI in str(roots.structured_content or roots.content)
+    assert _relayed(gateway.base) - before == 3  # the refused call, then client_roots and its resumption
+
+
+async def test_a_handshake_client_that_leaves_while_asked_cancels_the_call(gateway: GatewayProc) -> None:
+    asked = asyncio.Event()
+
+    async def never_answers(ctx: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.set()
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    async def leave() -> None:
+        async with mcp_client(gateway.url("open"), mode="legacy", elicitation_callback=never_answers) as client:
+            await client.call_tool("ask_user", {"question": "colour?"})
+
+    call = asyncio.create_task(leave())
+    await asyncio.wait_for(asked.wait(), 15)
+    call.cancel()  # the client's POST closes while the gateway waits for its answer
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    for _ in range(50):  # the gateway stopped waiting: the call's back channel is closed
+        if _open_channels(gateway.base) == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert _open_channels(gateway.base) == 0
 
 
 async def test_progress_and_logs_reach_a_handshake_client(gateway: GatewayProc) -> None:
@@ -151,6 +192,22 @@ async def test_an_input_required_round_resumes_after_its_replica_died(
     finally:
         await balancer.close()
     assert _requests(second.base, "tools/call") == 1
+
+
+def _relayed(base: str) -> float:
+    text = httpx.get(f"{base}/metrics", headers=ADMIN_HEADERS).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mcp_gateway_relayed_calls_total{")
+    )
+
+
+def _open_channels(base: str) -> float:
+    text = httpx.get(f"{base}/metrics", headers=ADMIN_HEADERS).text
+    found = [line for line in text.splitlines() if line.startswith("mcp_gateway_server_requests_waiting ")]
+    assert found, "mcp_gateway_server_requests_waiting is not exposed"
+    return float(found[0].rsplit(" ", 1)[1])
 
 
 def _requests(base: str, method: str) -> float:
