@@ -18,9 +18,19 @@ event by event. A client that drops its POST cancels the upstream request, as on
 the SDK path (a handshake client's `notifications/cancelled` arrives as another
 POST, which no per-request server of either path can match to this one).
 
-The back channel (sampling, elicitation, roots): a 2026-07-28 upstream that needs
-the client answers `input_required`. For a session that declared what it asks,
-the relay asks the client itself, as the SDK path does: each input request goes
+The back channel (sampling, elicitation, roots). A 2026-07-28 request cannot carry
+a server request made mid-call: a tool written for the handshake era (that asks its
+client while it runs, as most do) fails on one (-32600, no back channel), and the
+gateway cannot tell such tools from the others. So a session that declared any of
+these capabilities takes this path only for upstreams told the client's era
+(`sendCallerHeader`, which sends `x-mcp-client-era`: an adapter with
+`trustCallerHeader`), which serve such a call on the caller's handshake-era
+upstream session and turn its server requests into `input_required` rounds
+(mcp_adapter.passthrough, mcp_adapter.server's `Exchange`); for any other upstream
+it keeps the SDK path, whose upstream session is of the client's own era.
+
+An upstream that needs the client answers `input_required`. The relay asks the
+client itself, as the SDK path does: each input request goes
 out on the POST's SSE stream as a server request whose id routes the answer home
 (`gwr1.<replica>.<channel>.<n>`, backchannel.py: the client may POST its answer
 to any replica), and the call is sent again with `inputResponses` and the
@@ -31,8 +41,9 @@ work, not the person answering). An input request the session did not declare
 the capability for fails the call with the spec's missing-capability error
 (-32021), as on the SDK path.
 
-Everything the relay is not sure about takes the SDK path unchanged: declarations
-too large to keep in the token, tools whose upstream does not speak 2026-07-28,
+Everything the relay is not sure about takes the SDK path unchanged: sessions with
+a back channel toward other upstreams (above), declarations too large to keep in
+the token, tools whose upstream does not speak 2026-07-28,
 calls answering a round (`requestState`), task-augmented calls, and requests
 without both JSON and SSE in `Accept`.
 """
@@ -83,6 +94,11 @@ def takes_fast_path(ctx: CallContext | None) -> bool:
     if ctx is None or ctx.session is None or not relayable(ctx.message):
         return False
     return ctx.session.capabilities is not None  # not kept in the token: unknown, so the SDK path decides
+
+
+def _declares_back_channel(session: SessionInfo) -> bool:
+    capabilities = session.capabilities or {}
+    return any(capabilities.get(name) is not None for name in BACK_CHANNEL_CAPABILITIES)
 
 
 class HandshakeRelay:
@@ -174,6 +190,8 @@ class HandshakeRelay:
         schema = entry[1].input_schema
         if target is None or find_invalid_x_mcp_header(schema) is not None:
             return None
+        if _declares_back_channel(session) and not getattr(source, "bridges_client_era", False):
+            return None  # the upstream might ask this client mid-call, which 2026-07-28 cannot carry (module doc)
         meta = dict(params.get("_meta") or {}) if isinstance(params.get("_meta"), dict) else {}
         meta[types.PROTOCOL_VERSION_META_KEY] = target.protocol_version
         meta[types.CLIENT_CAPABILITIES_META_KEY] = session.capabilities or {}

@@ -176,6 +176,7 @@ class ProfileBackend:
             )
             if upstream.tool_overrides:
                 source.overrides = ToolOverrides(upstream.name, upstream.tool_overrides)
+            source.bridges_client_era = upstream.send_caller_header
             source.http_auth = upstream_auth(upstream.send_caller_header)
             source.relay_headers = upstream_headers(upstream.send_caller_header)
             if upstream.token_exchange is not None:  # the caller's token exchanged for this upstream
