@@ -10,23 +10,29 @@ also what its metric says (`mcp_gateway_http_connections_total`, `mcp_adapter_ht
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.gateway.support import (
     ADMIN_HEADERS,
     LEGACY,
+    MODERN,
     Spawn,
     TcpProxy,
+    modern_call,
+    modern_headers,
     profile,
     rpc,
     start_adapter,
     start_gateway,
 )
+from tests.support.processes import free_port
 
 JSON_SSE = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 CALLS = 1000
@@ -130,3 +136,37 @@ async def test_fast_path_opens_no_connection_on_any_hop(
     # Each metric read came on a connection of its own: one more on the gateway and the adapter.
     opened = (after[0] - before[0] - 1, after[1] - before[1] - 1, after[2] - before[2])
     assert opened == (0, 0, 0), f"new connections in {CALLS} calls (client, gateway → adapter, adapter → upstream)"
+
+
+CALLERS = 20
+
+
+async def test_new_upstream_sessions_share_one_pool_of_connections(
+    spawn: Spawn, counted: TcpProxy, tmp_path: Path
+) -> None:
+    """A `per-caller` source opens one upstream session per caller (both eras: a 2026-07-28 one, and a
+    handshake-era one for a gateway's handshake client); they share the source's pooled client
+    (keepalive.ClientPool). 20 new 2026-07-28 sessions opened 20 connections before it, none now; 20
+    handshake-era ones 70 before, 40 now (each holds its GET stream open on a connection of its own)."""
+    source = {"name": "feat", "type": "mcp", "url": f"http://127.0.0.1:{counted.port}/mcp", "scope": "per-caller"}
+    config = tmp_path / "adapter-pooled.yaml"
+    config.write_text(yaml.safe_dump({"server": {"trustCallerHeader": True}, "sources": [source]}))
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn(cmd, name="adapter-pooled", ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
+    url = f"http://127.0.0.1:{port}/mcp"
+    per_session = {MODERN: 0, LEGACY: 2}
+    with httpx.Client(timeout=30) as http:
+        for era in (LEGACY, MODERN):
+            before = counted.accepted
+            for i in range(CALLERS):
+                headers = {**modern_headers("tools/call", "echo"), "X-MCP-Caller": f"acme/{era}-{i}"}
+                if era == LEGACY:
+                    headers["X-MCP-Client-Era"] = LEGACY
+                body = modern_call("echo", {"text": str(i)}, i)
+                response = http.post(url, json=body, headers=headers)
+                assert response.status_code == 200 and f'"text":"{i}"' in response.text, response.text
+            opened = counted.accepted - before
+            assert opened <= per_session[era] * CALLERS + SDK_PATH_ALLOWED, (
+                f"{opened} connections, {CALLERS} {era} sessions"
+            )
