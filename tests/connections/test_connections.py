@@ -43,7 +43,7 @@ def caller_headers(provider: Keycloak, user: str) -> dict[str, str]:
 async def link_for(gateway: GatewayProc, provider: Keycloak, user: str, *, elicits: bool = False) -> str:
     """A handshake-era call without a connection: the -32042 error names the link.
 
-    `elicits`: the client declares elicitation (it could be asked through the back channel; it is not).
+    `elicits`: the client declares elicitation (the call then takes the SDK path with a back channel).
     """
 
     async def never(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
