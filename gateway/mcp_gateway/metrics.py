@@ -149,6 +149,12 @@ class Metrics:
         self.notification_streams = Gauge(
             "mcp_gateway_notification_streams", "Open handshake-era session GET streams on this replica", registry=r
         )
+        self.server_requests_waiting = Gauge(
+            "mcp_gateway_server_requests_waiting",
+            "Handshake-era requests on this replica that may be waiting for their client's answer to a server "
+            "request (sampling, elicitation, roots)",
+            registry=r,
+        )
         upstream = ["tenant", "profile", "upstream"]
         self.upstream_health = Gauge(
             "mcp_gateway_upstream_health",
