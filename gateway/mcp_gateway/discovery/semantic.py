@@ -23,7 +23,7 @@ from mcp_gateway.discovery.index import MAX_RESULTS, Allowed, Hit, ToolDoc, Tool
 from mcp_gateway.discovery.text import split_words
 
 if TYPE_CHECKING:
-    from mcp_gateway.discovery.encoder import Array, Encoder
+    from mcp_gateway.discovery.encoder import Array, SentenceEncoder
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: rank 1 and rank 10 differ, but not wildly
 SEMANTIC_DEPTH = 100  # embedding candidates fused per query
@@ -59,16 +59,16 @@ class Embeddings:
     def __init__(self) -> None:
         self._lock = threading.Lock()  # loading the encoder
         self._cache_lock = threading.Lock()  # searches (event loop) and builds (worker threads) share the caches
-        self._encoder: Encoder | None = None
+        self._encoder: SentenceEncoder | None = None
         self._tools: OrderedDict[str, Array] = OrderedDict()
         self._queries: OrderedDict[str, Array] = OrderedDict()
 
-    def encoder(self) -> Encoder:
+    def encoder(self) -> SentenceEncoder:
         with self._lock:
             if self._encoder is None:
-                from mcp_gateway.discovery.encoder import Encoder
+                from mcp_gateway.discovery.encoder import load
 
-                self._encoder = Encoder()
+                self._encoder = load()
             return self._encoder
 
     def tools(self, texts: Sequence[str]) -> Array:
