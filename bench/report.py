@@ -237,10 +237,13 @@ def discovery(data: dict[str, Any]) -> str:
         quality += f"\n  semantic ranking not measured: {data['semantic_missing']}"
     lat_rows = []
     for r in data["rankings"]:
-        lat = r["latency"]
-        for clock in ("wall", "cpu"):
-            t = lat[f"{clock}_ms"]
-            lat_rows.append([f"{r['ranking']} search at 1000 tools, {clock} (ms)", t["p50"], t["p95"], t["p99"]])
+        for key, what in (("latency", ""), ("latency_cached", ", query vector cached")):
+            if key not in r:
+                continue
+            for clock in ("wall", "cpu"):
+                t = r[key][f"{clock}_ms"]
+                label = f"{r['ranking']} search at 1000 tools{what}, {clock} (ms)"
+                lat_rows.append([label, t["p50"], t["p95"], t["p99"]])
     lat_rows.append(["call_tool added work (us, median)", data["call_tool_added_us"], "", ""])
     latency = _table(
         f"discovery: latency (load average {data['load_average']})", ["what", "p50", "p95", "p99"], lat_rows
@@ -251,6 +254,13 @@ def discovery(data: dict[str, Any]) -> str:
             latency += (
                 f"\n  semantic: model load {memory['model_load_s']} s, first build of {build['tools']} tools'"
                 f" vectors {build['first_build_s']} s, resident memory added {memory['rss_added_mb']} MB"
+            )
+        if "runners" in r:
+            run = r["runners"]
+            latency += (
+                f"\n  model runners, CPU ms per query embedding (median, in turns): {run['loaded']}"
+                f" {run['loaded_cpu_ms']}, float32 NumPy {run['numpy_cpu_ms']}; lowest cosine between"
+                f" their vectors {run['min_cosine']}"
             )
     e2e = data["end_to_end"]
     latency += (
