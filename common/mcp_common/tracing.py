@@ -116,6 +116,23 @@ def _parent(headers: Mapping[str, str]) -> Any:
     return _otel.propagator.extract(carrier)
 
 
+def meta_carrier(message: Mapping[str, Any] | None) -> dict[str, str]:
+    """The W3C trace context a JSON-RPC request carries in `params._meta`, as a carrier ({} when none).
+
+    SEP-414 (and the OpenTelemetry conventions for MCP) put `traceparent` and `tracestate` there
+    unprefixed: how a 2026-07-28 client, whose requests stand alone, names its span. The values
+    are checked where they are used (the propagator, or trace.py in the gateway).
+    """
+    params = message.get("params") if message is not None else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("traceparent"), str):
+        return {}
+    carrier = {"traceparent": meta["traceparent"]}
+    if isinstance(meta.get("tracestate"), str):
+        carrier["tracestate"] = meta["tracestate"]
+    return carrier
+
+
 class _Span:
     """One span made current for a `with` block.
 

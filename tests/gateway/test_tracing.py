@@ -20,6 +20,7 @@ import yaml
 from mcp_common import tracing
 
 from tests.gateway.support import (
+    MODERN,
     Spawn,
     mcp_client,
     modern_call,
@@ -152,6 +153,64 @@ def test_tool_call_is_one_trace_across_gateway_and_adapter(
     everything = all_values(receiver.received())
     for secret in (secret_text, key, auth["Authorization"]):
         assert secret not in everything
+
+
+async def test_a_2026_07_28_clients_trace_context_in_meta_is_continued(
+    spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
+) -> None:
+    """A stateless client names its span in `params._meta` (SEP-414), not in a header: the trace goes on from it."""
+    env = otel_env(receiver)
+    adapter = start_traced_adapter(spawn, tmp_path, start_feature(spawn)[1], env)
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", adapter)])]})
+    gateway = start_gateway(spawn, config, env=env)
+    auth = new_key(gateway, "acme")
+
+    # The real MCP client, 2026-07-28 mode, no traceparent header: the trace context rides in `_meta`.
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    meta = {"traceparent": f"00-{trace_id}-{client_span}-01", "tracestate": "vendor=1"}
+    async with mcp_client(gateway.url("acme-dev"), auth, mode=MODERN) as client:
+        result = await client.call_tool("echo", {"text": "meta"}, meta=meta)
+    assert not result.is_error
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return any(s.service == "mcp-adapter" and s.kind == SPAN_KIND_CLIENT for s in spans) and any(
+            s.service == "mcp-gateway" and s.kind == SPAN_KIND_SERVER for s in spans
+        )
+
+    spans = trace_of(receiver, trace_id, complete)
+    gw_server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
+    gw_call = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_CLIENT)
+    ad_server = one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_SERVER)
+    assert gw_server.parent_span_id == client_span  # continued from `_meta`
+    assert ad_server.parent_span_id == gw_call.span_id  # and passed on to the adapter (as a header)
+
+    # Both there: the header wins over `_meta`.
+    header_trace, header_span = secrets.token_hex(16), secrets.token_hex(8)
+    call = modern_call("echo", {"text": "both"})
+    call["params"]["_meta"]["traceparent"] = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    headers = modern_headers("tools/call", "echo", traceparent=f"00-{header_trace}-{header_span}-01", **auth)
+    answer = httpx.post(gateway.url("acme-dev"), json=call, headers=headers)
+    assert answer.status_code == 200, answer.text
+    spans = trace_of(receiver, header_trace, lambda found: any(s.kind == SPAN_KIND_SERVER for s in found))
+    assert one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER).parent_span_id == header_span
+
+
+async def test_meta_trace_context_passes_through_a_gateway_without_tracing(
+    spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
+) -> None:
+    """Tracing off in the gateway: the client's `_meta` trace context still reaches the (traced) adapter."""
+    adapter = start_traced_adapter(spawn, tmp_path, start_feature(spawn)[1], otel_env(receiver))
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", adapter)])]})
+    gateway = start_gateway(spawn, config)
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    async with mcp_client(gateway.url("acme-dev"), new_key(gateway, "acme"), mode=MODERN) as client:
+        result = await client.call_tool(
+            "echo", {"text": "off"}, meta={"traceparent": f"00-{trace_id}-{client_span}-01"}
+        )
+    assert not result.is_error
+    spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_CLIENT for s in found))
+    assert not any(s.service == "mcp-gateway" for s in spans)
+    assert one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_SERVER).parent_span_id == client_span
 
 
 async def test_handshake_era_tool_call_joins_the_clients_trace_too(
