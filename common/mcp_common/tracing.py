@@ -18,12 +18,15 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Mapping
+from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
 from mcp_common import jsonlog
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
+
+    from mcp_common.span_recorder import LightSpan, Recorder
 
 log = logging.getLogger("mcp_common.tracing")
 
@@ -60,23 +63,33 @@ def setup(service: str) -> bool:
     from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from mcp_common.span_recorder import Recorder
 
     for header in os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", "").split(","):
         jsonlog.register_secret(header.partition("=")[2].strip())  # a collector's credentials never reach logs
     # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES still override the default name.
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
-    exporters = {e.strip().lower() for e in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")}
-    if "console" in exporters:
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    if "otlp" in exporters or "console" not in exporters:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    names = {e.strip().lower() for e in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")}
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    def exporters() -> list[SpanExporter]:
+        made: list[SpanExporter] = [ConsoleSpanExporter()] if "console" in names else []
+        if "otlp" in names or "console" not in names:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            made.append(OTLPSpanExporter())
+        return made
+
+    # Other instrumentations' spans (the MCP SDK's) go through the SDK's batch processor; ours through
+    # span_recorder.py, with exporters of its own (each is used by one thread only).
+    for exporter in exporters():
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     global _otel
-    _otel = _Otel()
     _tracer = provider.get_tracer("mcp-gateway")
+    _otel = _Otel(provider.sampler, Recorder(exporters(), provider.resource, InstrumentationScope("mcp-gateway")))
     log.info("OpenTelemetry tracing on", extra={"service": service})
     return True
 
@@ -88,16 +101,19 @@ def enabled() -> bool:
 class _Otel:
     """The SDK objects the hot path uses, bound once by `setup` (no per-call imports or lookups)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sampler: Any, recorder: Recorder) -> None:
         from opentelemetry import context, trace
         from opentelemetry.trace import SpanKind, Status, StatusCode
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        from mcp_common.span_recorder import LightSpan
 
         self.attach, self.detach = context.attach, context.detach
         self.in_context, self.current = trace.set_span_in_context, trace.get_current_span
         self.propagator = TraceContextTextMapPropagator()
         self.server, self.client, self.internal = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
         self.status, self.error, self.ok = Status, StatusCode.ERROR, StatusCode.OK
+        self.sampler, self.recorder, self.light = sampler, recorder, LightSpan
 
 
 _otel: _Otel | None = None
@@ -173,18 +189,46 @@ class _Span:
             span.end()
 
 
+def _light(name: str, kind: Any, parent: Any, attributes: dict[str, Any] | None) -> LightSpan | None:
+    """Our span, recorded by span_recorder.py; None when the sampler drops it (the SDK's tracer makes it then).
+
+    A child of one of our spans is recorded like its parent, with no sampler call (the default samplers
+    are parent-based); any other span (a request's SERVER span, a child of a remote or foreign parent)
+    asks the provider's sampler once.
+    """
+    assert _otel is not None
+    current = _otel.current(parent)  # parent None: the current context's span
+    if isinstance(current, _otel.light):
+        return current.child(name, kind, attributes)
+    context = current.get_span_context()
+    valid = context.is_valid
+    trace_id = context.trace_id if valid else (getrandbits(128) or 1)
+    decision = _otel.sampler.should_sample(parent, trace_id, name, kind, attributes)
+    if not decision.decision.is_sampled():
+        return None
+    if decision.attributes:
+        attributes = {**(attributes or {}), **decision.attributes}
+    state = decision.trace_state if decision.trace_state is not None else (context.trace_state if valid else None)
+    parent_id = context.span_id if valid else 0
+    return _otel.light(_otel.recorder, name, kind, trace_id, parent_id, valid and context.is_remote, state, attributes)
+
+
 def server_span(name: str, headers: Mapping[str, str], **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """One incoming MCP request: a SERVER span, child of the caller's `traceparent` when it sent a valid one."""
     if _tracer is None or _otel is None:
         return _NOOP
-    return _Span(name, _otel.server, _parent(headers), attributes or None)
+    parent = _parent(headers)
+    return _light(name, _otel.server, parent, attributes or None) or _Span(
+        name, _otel.server, parent, attributes or None
+    )
 
 
 def child_span(name: str, client: bool = False, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """A step inside the current request (auth, limits, a call out when `client`)."""
     if _tracer is None or _otel is None:
         return _NOOP
-    return _Span(name, _otel.client if client else _otel.internal, None, attributes or None)
+    kind = _otel.client if client else _otel.internal
+    return _light(name, kind, None, attributes or None) or _Span(name, kind, None, attributes or None)
 
 
 @contextlib.contextmanager
@@ -208,9 +252,22 @@ def outgoing() -> list[tuple[str, str]]:
     """W3C headers naming the current span as parent of a request made now ([] when tracing is off)."""
     if _otel is None:
         return []
+    current = _otel.current()
+    if isinstance(current, _otel.light):
+        return current.traceparent()
     carrier: dict[str, str] = {}
     _otel.propagator.inject(carrier)
     return list(carrier.items())
+
+
+def flush() -> None:
+    """Export every span ended so far (tests and benchmarks; shutdown does it by itself)."""
+    if _otel is None:
+        return
+    from opentelemetry import trace
+
+    _otel.recorder.flush()
+    trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
 
 
 def annotate(**attributes: Any) -> None:

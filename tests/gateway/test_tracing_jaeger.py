@@ -46,7 +46,8 @@ class Jaeger:
     query: str  # the query service (API and UI)
 
 
-def start_jaeger(spawn: Spawn) -> Jaeger:
+def start_jaeger(spawn: Spawn, ui: Path | None = None) -> Jaeger:
+    """The all-in-one on loopback ports; `ui`: Jaeger UI's built assets to serve (scripts/build-jaeger-ui.sh)."""
     otlp, query, admin = free_port(), free_port(), free_port()
     cmd = [str(require_tool("jaeger-all-in-one"))]
     cmd += [f"--{flag}=127.0.0.1:{free_port()}" for flag in PORT_FLAGS]  # loopback only, never a fixed port
@@ -56,6 +57,8 @@ def start_jaeger(spawn: Spawn) -> Jaeger:
         f"--admin.http.host-port=127.0.0.1:{admin}",
         "--log-level=warn",
     ]
+    if ui is not None:
+        cmd.append(f"--query.static-files={ui}")
     spawn(cmd, name="jaeger", env={"SPAN_STORAGE_TYPE": "memory"}, ready_url=f"http://127.0.0.1:{admin}/", timeout=60)
     return Jaeger(f"http://127.0.0.1:{otlp}", f"http://127.0.0.1:{query}")
 
