@@ -7,7 +7,10 @@ stand-in for Jaeger, tests/support/otlp_receiver.py). The upstream is the featur
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -322,6 +325,44 @@ def test_trace_context_reaches_a_stdio_server_in_meta(spawn: Spawn, tmp_path: Pa
     assert seen.startswith(f"00-{trace_id}-"), seen  # the client's trace, onward into the stdio server
     spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_CLIENT for s in found))
     assert seen.split("-")[2] in {s.span_id for s in spans if s.service == "mcp-adapter"}  # its parent: the adapter
+
+
+SAMPLING_PROBE = """
+import json
+from mcp_common import tracing
+
+tracing.setup("probe")
+out = {}
+for flags in ("01", "00"):
+    parent = {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-{flags}"}
+    with tracing.server_span("probe", parent) as span:
+        with tracing.child_span("step", client=True):
+            out[flags] = {"recording": span.is_recording(), "outgoing": dict(tracing.outgoing())["traceparent"]}
+tracing.flush()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize(
+    ("sampler", "recorded"),
+    [("parentbased_always_on", {"01": True, "00": False}), ("always_off", {"01": False, "00": False})],
+)
+def test_the_sdks_sampler_decides_and_an_unsampled_trace_still_propagates(
+    receiver: OtlpReceiver, sampler: str, recorded: dict[str, bool]
+) -> None:
+    """OTEL_TRACES_SAMPLER is the SDK's, as usual: our spans are recorded only when it keeps them,
+    and a dropped request still passes its trace id on (flags 00), so the next hop drops it too."""
+    env = {**os.environ, **otel_env(receiver), "OTEL_TRACES_SAMPLER": sampler}
+    done = subprocess.run([sys.executable, "-c", SAMPLING_PROBE], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    for flags, kept in recorded.items():
+        assert seen[flags]["recording"] is kept
+        parts = seen[flags]["outgoing"].split("-")
+        assert parts[1] == "ab" * 16 and parts[3] == ("01" if kept else "00")
+    spans = [s for s in receiver.received() if s.service == "probe"]
+    assert len(spans) == 2 * sum(recorded.values())  # a server span and its child per recorded request
+    assert all(s.trace_id == "ab" * 16 for s in spans)
 
 
 @pytest.mark.parametrize(
