@@ -65,6 +65,13 @@ class Recorder:
         self.delay = _env_int("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
         self.batch = _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
         self.limit = _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+        self._start()
+        atexit.register(self.shutdown)
+        os.register_at_fork(
+            after_in_child=self._start
+        )  # a forked child exports its own spans, with a thread of its own
+
+    def _start(self) -> None:
         self.queue: deque[LightSpan] = deque()
         self.dropped = 0
         self._wake = threading.Event()
@@ -72,7 +79,6 @@ class Recorder:
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name="mcp-span-export", daemon=True)
         self._thread.start()
-        atexit.register(self.shutdown)
 
     def add(self, span: LightSpan) -> None:
         queue = self.queue
