@@ -98,8 +98,8 @@ async def test_jaeger_ui_shows_one_tool_call_as_one_trace(
     assert argument not in shown
 
     # The gateway's server span opened: its MCP attributes, as an operator reads them.
-    await page.get_by_text("tools/call echo").first.click()
-    await page.get_by_text("mcp.gateway.tenant").first.wait_for()
+    await page.locator(".span-name", has_text="tools/call echo").first.click()  # the first row: the gateway's
+    await page.locator(".AccordianKeyValues--summaryLabel", has_text="mcp.gateway.tenant").first.wait_for()
     details = await page.inner_text("body")
     assert "mcp.method.name" in details and "acme-dev" in details
     assert argument not in details and auth["Authorization"].removeprefix("Bearer ") not in details
