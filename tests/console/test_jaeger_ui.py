@@ -100,14 +100,21 @@ async def test_jaeger_ui_shows_one_tool_call_as_one_trace(
     # The gateway's server span opened: its MCP attributes, as an operator reads them.
     await page.locator(".span-name", has_text="tools/call echo").first.click()  # the first row: the gateway's
     await page.locator(".AccordianKeyValues--summaryLabel", has_text="mcp.gateway.tenant").first.wait_for()
+    await page.locator(".AccordianKeyValues--header", has_text="Tags").first.click()  # every attribute, one a row
     details = await page.inner_text("body")
-    assert "mcp.method.name" in details and "acme-dev" in details
+    for attribute in ("mcp.method.name", "gen_ai.tool.name", "mcp.gateway.tenant", "mcp.gateway.upstream"):
+        assert attribute in details, attribute
+    assert "acme-dev" in details
     assert argument not in details and auth["Authorization"].removeprefix("Bearer ") not in details
 
     shots = ARTIFACTS / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     png = shots / "jaeger-ui-trace.png"
-    await page.screenshot(path=str(png), full_page=True)
+    # Down to the trace's last row, not the empty page below it.
+    bottom = await page.evaluate(
+        "Math.max(...[...document.querySelectorAll('.span-row')].map(r => r.getBoundingClientRect().bottom))"
+    )
+    await page.screenshot(path=str(png), clip={"x": 0, "y": 0, "width": 1280, "height": bottom + 8}, full_page=True)
     docs = os.environ.get("MCP_DOCS_TRACE_PNG")
     if docs:
         shutil.copyfile(png, docs)
