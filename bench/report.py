@@ -311,6 +311,23 @@ def tracing(data: dict[str, Any]) -> str:
     out += _table("added by tracing (on - off)", ["conc", "p50 ms", "adapter CPU ms", "gateway CPU ms"], added)
     work = data.get("span_work", {})
     if work:
+        # The issue's figure side by side: what tracing adds to a call's p50 when on (100 % sampling) and off.
+        # Off has no stack without the code to compare with: its figure is the off helpers' own time on the
+        # request path (the `enabled()` checks and shared no-op context managers), timed in isolation.
+        side = [
+            [
+                p["concurrency"],
+                f"{p['added_p50_ms']:+.3f}",
+                f"{work['on']['request_path_us_per_call'] / 1000:.3f}",
+                f"{work['off']['request_path_us_per_call'] / 1000:.4f}",
+            ]
+            for p in data["added_by_tracing"]
+        ]
+        out += _table(
+            "added p50 per call, tracing on vs off (target: under 0.15 ms on, 0 off)",
+            ["conc", "on: stacks on - off ms", "on: span work ms", "off: span work ms"],
+            side,
+        )
         rows = [
             [mode, w["spans_per_call"], w["request_path_us_per_call"], w["exporter_us_per_call"]]
             for mode, w in work.items()

@@ -14,13 +14,14 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
-from mcp_common import tracing
+from mcp_common import peek, tracing
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from mcp_types.version import (
     HANDSHAKE_PROTOCOL_VERSIONS,
@@ -94,9 +95,20 @@ class McpFront:
             return
         # One SERVER span per MCP request, child of the client's traceparent (mcp_common/tracing.py),
         # with the tenant and profile from the start (one attribute update fewer per request).
-        profile = self.gw.holder.config.profile(profile_id)
+        config = self.gw.holder.config
+        profile = config.profile(profile_id)
         named = {tracing.TENANT: profile.tenant, tracing.PROFILE: profile.id} if profile else {}
-        with tracing.server_span(f"mcp {scope['method']}", Headers(scope=scope), **named) as span:
+        headers = Headers(scope=scope)
+        parent: Mapping[str, str] = headers
+        if "traceparent" not in headers and scope["method"] == "POST":
+            # A 2026-07-28 client names its span in `params._meta` (SEP-414); the header wins when both are
+            # there. The body is read ahead (within the same limit) and replayed unchanged to the checks below.
+            peeked = await peek.peek(receive, config.gateway.max_request_bytes)
+            receive = peek.replay(peeked, receive)
+            body = peek.whole_body(peeked)
+            if body is not None and b'"traceparent"' in body:  # parsed only when it can be there
+                parent = tracing.meta_carrier(peek.json_object(body))
+        with tracing.server_span(f"mcp {scope['method']}", parent, **named) as span:
 
             async def recorded(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -278,7 +290,7 @@ class McpFront:
             await connected(scope, receive, send)
             return method
         token = current_call.set(ctx)
-        trace = inbound_trace.set(trace_headers(headers))
+        trace = inbound_trace.set(trace_headers(headers) or trace_headers(tracing.meta_carrier(message)))
         upstream_token = exchanged_token.set(exchanged)
         try:
             with self._relay_span(message):
