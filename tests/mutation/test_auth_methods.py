@@ -61,7 +61,8 @@ async def test_a_key_principal_carries_the_keys_attributes_never_the_key() -> No
     from_secret = Authenticator(MemoryStore(), HASHER, table)
     principal = await from_secret.authenticate(profile, Headers({"x-api-key": "deploy-key-0123456789abcdef"}), "")
     assert principal.caller == "secret:ns/keys/deploy"
-    assert principal.claims == {"keyId": "secret:ns/keys/deploy", "keyName": "deploy", "keySecretRef": "ns/keys"}
+    secret_attributes = {"keyId": "secret:ns/keys/deploy", "keyName": "deploy", "keySecretRef": "ns/keys"}
+    assert principal.claims == {**secret_attributes, "keyLabels": {}}  # a Secret without label annotations
     assert principal.identity == principal.claims
 
 
