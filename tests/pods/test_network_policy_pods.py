@@ -23,7 +23,8 @@ from mcp_types import TextContent
 from tests.gateway.support import MODERN, mcp_client
 from tests.pods.support import API, NAMESPACE, STDIO_SERVER, Release, wait_until
 
-pytestmark = [pytest.mark.late_tools, pytest.mark.timeout(600)]
+# The first test may wait for the background build of the node and the images (run alone).
+pytestmark = [pytest.mark.late_tools, pytest.mark.timeout(3600)]
 
 POLICY_NAMESPACE = "pod-netpol"
 TENANT = "netpol"
