@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test lint bench bench-peers soak mutation tools images kind-up sync lock clean
+.PHONY: help run test lint bench bench-peers soak trace-screenshot mutation tools images kind-up sync lock clean
 
 help:
 	@echo "make run     - start the gateway locally with demo upstreams (no Kubernetes, no database);"
@@ -10,6 +10,7 @@ help:
 	@echo "make test    - install everything the tests need, then ruff, mypy and pytest"
 	@echo "make bench   - benchmarks: gateway overhead, aggregation, operator at scale"
 	@echo "make bench-peers - our gateway beside peer gateways (ContextForge), same upstream and load"
+	@echo "make trace-screenshot - Jaeger UI (built from its source: JAEGER_UI_SOURCE=...) photographs one trace into docs/trace.png"
 	@echo "make mutation - mutation testing (mutmut) of the security core; scores in tests/README.md"
 	@echo "make images  - build the gateway, operator and adapter images (docker or podman; IMAGES_ARGS=--local-bases)"
 	@echo "make kind-up - a local kind cluster with the chart installed (needs Docker and kind)"
@@ -38,6 +39,17 @@ bench-peers:
 	@scripts/setup-python.sh
 	@scripts/install-peers.sh
 	.venv/bin/python -m bench.peers $(BENCH_ARGS)
+
+# Not part of `make test`: Jaeger UI is built from its source (JAEGER_UI_SOURCE: a git directory of
+# jaegertracing/jaeger-ui or its v1.62.0 source tree; no registry serves the built UI), then headless
+# Chromium photographs one tool call's trace in it into docs/trace.png (tests/console/test_jaeger_ui.py).
+trace-screenshot:
+	@scripts/setup-python.sh
+	@scripts/setup-browser.sh
+	@scripts/build-tools.sh jaeger
+	@scripts/build-jaeger-ui.sh $(JAEGER_UI_SOURCE) >/dev/null
+	MCP_DOCS_TRACE_PNG=docs/trace.png MCP_TEST_BIN=$${MCP_GATEWAY_CACHE:-$$HOME/.cache/mcp-gateway}/bin \
+		.venv/bin/pytest -m jaeger_ui tests/console/test_jaeger_ui.py -q
 
 soak:
 	scripts/test.sh -m soak

@@ -9,7 +9,10 @@ protocol eras (2026-07-28 stateless calls, and 2025-11-25 calls in one
 session opened by a client that declares no capabilities), and direct and
 gateway again with the upstream answering as JSON instead of SSE; and, handshake
 era only, the in-process gateway serving a session that declared `roots` (as most
-clients do), whose calls keep the SDK path for its back channel.
+clients do): toward an upstream not told the client's era its calls keep the SDK path
+for its back channel (`+roots`); toward one that is (`sendCallerHeader`, an adapter
+trusting it: `+roots_bridged`) the gateway relays them and the adapter serves them on
+its handshake-era upstream session (handshake_relay.py).
 
 A handshake-era target is named with its era (`gateway_memory@2025-11-25`), a
 2026-07-28 one without, so every row of the printed tables starts with one
@@ -71,7 +74,9 @@ def era_target(name: str, era: str) -> str:
 
 def echo_adapter_config(upstream_url: str) -> dict[str, Any]:
     return {
-        "server": {"name": "bench-adapter"},
+        # Trusting the gateway's caller and era headers, as the operator deploys adapters (only the
+        # `bridged` profile sends them).
+        "server": {"name": "bench-adapter", "trustCallerHeader": True},
         "sources": [{"name": "echo", "type": "mcp", "url": upstream_url, "prefixPolicy": "never"}],
     }
 
@@ -178,6 +183,15 @@ def _ratios(gateway: list[dict[str, Any]], direct: list[dict[str, Any]]) -> list
 
 ERAS = (MODERN, LEGACY)
 ROOTS = "gateway_memory+roots"  # a handshake session declaring roots: the SDK path (its back channel)
+BRIDGED = "gateway_memory+roots_bridged"  # the same toward an upstream told the client's era: relayed
+ROOTS_CAPABILITIES: dict[str, object] = {"roots": {"listChanged": True}}
+
+
+def with_bridged(routing: dict[str, Any]) -> dict[str, Any]:
+    """The routing plus profile `bridged`: the same upstream, told a handshake client's era (`sendCallerHeader`)."""
+    bridged = {**routing["profiles"][0], "id": "bridged"}
+    bridged["upstreams"] = [{**u, "sendCallerHeader": True} for u in bridged["upstreams"]]
+    return {**routing, "profiles": [*routing["profiles"], bridged]}
 
 
 def _session_headers(url: str, era: str, headers: dict[str, str] | None) -> dict[str, str] | None:
@@ -195,10 +209,10 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
         stdio_url, stdio_pid = stack.adapter("echo-stdio", echo_stdio_adapter_config())
         json_adapter_url, json_adapter_pid = stack.adapter("echo-json", echo_adapter_config(f"{json_base}/mcp"))
         routing = limited_routing(adapter_url)
-        memory_gw = stack.gateway("memory", routing)
+        memory_gw = stack.gateway("memory", with_bridged(routing))
         pg_gw = stack.gateway("postgres", routing, dsn=db.dsn)
         json_gw = stack.gateway("memory-json", limited_routing(json_adapter_url))
-        memory_key = {"Authorization": f"Bearer {memory_gw.mint_key('bench', ['bench'])}"}
+        memory_key = {"Authorization": f"Bearer {memory_gw.mint_key('bench', ['bench', 'bridged'])}"}
         pg_key = {"Authorization": f"Bearer {pg_gw.mint_key('bench', ['bench'])}"}
         json_key = {"Authorization": f"Bearer {json_gw.mint_key('bench', ['bench'])}"}
 
@@ -232,10 +246,16 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
             for name, (url, auth, pids, hops) in paths.items():
                 headers = _session_headers(url, era, auth)
                 targets[era_target(name, era)] = measure(url, headers, seconds, repeat, pids=pids, era=era, hops=hops)
-        # Most handshake-era clients declare roots (or sampling, elicitation): their calls take the SDK path.
+        # Most handshake-era clients declare roots (or sampling, elicitation): the SDK path, unless the
+        # upstream is told the client's era (then relayed, the adapter serving it on a handshake session).
         url, auth, pids, hops = paths["gateway_memory"]
-        roots = open_session(url, auth, capabilities={"roots": {"listChanged": True}})
+        roots = open_session(url, auth, capabilities=ROOTS_CAPABILITIES)
         targets[era_target(ROOTS, LEGACY)] = measure(url, roots, seconds, repeat, pids=pids, era=LEGACY, hops=hops)
+        bridged_url = memory_gw.url("bridged")
+        bridged = open_session(bridged_url, auth, capabilities=ROOTS_CAPABILITIES)
+        targets[era_target(BRIDGED, LEGACY)] = measure(
+            bridged_url, bridged, seconds, repeat, pids=pids, era=LEGACY, hops=hops
+        )
         rss = {
             "echo_upstream": rss_mb(echo_pid),
             "adapter": rss_mb(adapter_pid),
@@ -244,7 +264,7 @@ def run(seconds: int, repeat: int) -> dict[str, Any]:
         }
     ratios = {}
     for era in ERAS:
-        for name in [*paths, ROOTS] if era == LEGACY else paths:
+        for name in [*paths, ROOTS, BRIDGED] if era == LEGACY else paths:
             if not name.startswith("direct"):
                 direct = era_target("direct+json" if name.endswith("+json") else "direct", era)
                 ratios[era_target(name, era)] = _ratios(targets[era_target(name, era)], targets[direct])

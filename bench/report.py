@@ -237,10 +237,13 @@ def discovery(data: dict[str, Any]) -> str:
         quality += f"\n  semantic ranking not measured: {data['semantic_missing']}"
     lat_rows = []
     for r in data["rankings"]:
-        lat = r["latency"]
-        for clock in ("wall", "cpu"):
-            t = lat[f"{clock}_ms"]
-            lat_rows.append([f"{r['ranking']} search at 1000 tools, {clock} (ms)", t["p50"], t["p95"], t["p99"]])
+        for key, what in (("latency", ""), ("latency_cached", ", query vector cached")):
+            if key not in r:
+                continue
+            for clock in ("wall", "cpu"):
+                t = r[key][f"{clock}_ms"]
+                label = f"{r['ranking']} search at 1000 tools{what}, {clock} (ms)"
+                lat_rows.append([label, t["p50"], t["p95"], t["p99"]])
     lat_rows.append(["call_tool added work (us, median)", data["call_tool_added_us"], "", ""])
     latency = _table(
         f"discovery: latency (load average {data['load_average']})", ["what", "p50", "p95", "p99"], lat_rows
@@ -251,6 +254,13 @@ def discovery(data: dict[str, Any]) -> str:
             latency += (
                 f"\n  semantic: model load {memory['model_load_s']} s, first build of {build['tools']} tools'"
                 f" vectors {build['first_build_s']} s, resident memory added {memory['rss_added_mb']} MB"
+            )
+        if "runners" in r:
+            run = r["runners"]
+            latency += (
+                f"\n  model runners, CPU ms per query embedding (median, in turns): {run['loaded']}"
+                f" {run['loaded_cpu_ms']}, float32 NumPy {run['numpy_cpu_ms']}; lowest cosine between"
+                f" their vectors {run['min_cosine']}"
             )
     e2e = data["end_to_end"]
     latency += (
@@ -301,6 +311,23 @@ def tracing(data: dict[str, Any]) -> str:
     out += _table("added by tracing (on - off)", ["conc", "p50 ms", "adapter CPU ms", "gateway CPU ms"], added)
     work = data.get("span_work", {})
     if work:
+        # The issue's figure side by side: what tracing adds to a call's p50 when on (100 % sampling) and off.
+        # Off has no stack without the code to compare with: its figure is the off helpers' own time on the
+        # request path (the `enabled()` checks and shared no-op context managers), timed in isolation.
+        side = [
+            [
+                p["concurrency"],
+                f"{p['added_p50_ms']:+.3f}",
+                f"{work['on']['request_path_us_per_call'] / 1000:.3f}",
+                f"{work['off']['request_path_us_per_call'] / 1000:.4f}",
+            ]
+            for p in data["added_by_tracing"]
+        ]
+        out += _table(
+            "added p50 per call, tracing on vs off (target: under 0.15 ms on, 0 off)",
+            ["conc", "on: stacks on - off ms", "on: span work ms", "off: span work ms"],
+            side,
+        )
         rows = [
             [mode, w["spans_per_call"], w["request_path_us_per_call"], w["exporter_us_per_call"]]
             for mode, w in work.items()

@@ -100,9 +100,9 @@ def _timed(work: Callable[[Any], None], tracing: Any, calls: int) -> float:
 
 
 def _flush() -> None:
-    from opentelemetry import trace
+    from mcp_common import tracing
 
-    trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
+    tracing.flush()
 
 
 def _other_threads_cpu() -> float:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the binaries the tests need (kube-apiserver, kube-controller-manager, etcd, helm,
-# promtool and prometheus; for the node: kubelet, kube-proxy, kube-scheduler, CoreDNS and a
-# pause binary) from Go modules, and downloads Keycloak (the tests' OIDC provider) with Maven;
+# promtool and prometheus; for the node: kubelet, kube-proxy, kube-scheduler, CoreDNS, a
+# pause binary and the NetworkPolicy agent) from Go modules, and downloads Keycloak (the tests' OIDC provider) with Maven;
 # all cached outside the repo, keyed by version.
 # A second run finds them and returns at once.
 set -euo pipefail
@@ -10,6 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
 # The pause binary is keyed by its source (it is ours, not a pinned release).
 PAUSE_VERSION=$(sha256sum "$here/pause/main.go" | cut -c1-12)
+# The policy agent: the pinned module behind a command of ours (scripts/netpol/main.go).
+NETPOL_VERSION=$KUBE_NETWORK_POLICIES_VERSION-$(sha256sum "$here/netpol/main.go" | cut -c1-12)
 
 cache=${MCP_GATEWAY_CACHE:-$HOME/.cache/mcp-gateway}
 bin=$cache/bin
@@ -100,6 +102,26 @@ build_pause() {
   cp "$here/pause/main.go" "$dir/main.go"
   printf 'module local/pause\ngo 1.22\n' >"$dir/go.mod"
   (cd "$dir" && gobuild "$want" .)
+}
+
+# The node's NetworkPolicy agent: sigs.k8s.io/kube-network-policies' controller behind our own
+# small command (kubeconfig, SIGTERM; scripts/netpol/main.go says why), so the pod tests see
+# the chart's NetworkPolicies enforced (the bridge CNI plugin enforces none).
+build_netpol() {
+  local want=$bin/kube-network-policies-$NETPOL_VERSION
+  [[ -x $want ]] && return
+  log "building kube-network-policies $NETPOL_VERSION"
+  local dir=$cache/build/kube-network-policies-$NETPOL_VERSION start=$SECONDS
+  mkdir -p "$dir"
+  cp "$here/netpol/main.go" "$dir/main.go"
+  (
+    cd "$dir"
+    printf 'module local/netpol\ngo 1.23\n' >go.mod
+    go get "sigs.k8s.io/kube-network-policies@$KUBE_NETWORK_POLICIES_VERSION"
+    go mod tidy
+    gobuild "$want" .
+  )
+  log "kube-network-policies took $((SECONDS - start)) s"
 }
 
 # etcd's server module also uses local replace lines, so build it the same way.
@@ -196,6 +218,7 @@ build_images() {
 # test waiting for one tool does not wait for the targets after it.
 link_tools() {
   local tools=(etcd:$ETCD_VERSION helm:$HELM_VERSION coredns:$COREDNS_VERSION pause:$PAUSE_VERSION
+    kube-network-policies:$NETPOL_VERSION
     promtool:$PROMETHEUS_VERSION prometheus:$PROMETHEUS_VERSION jaeger-all-in-one:$JAEGER_VERSION) tool name version
   for name in "${KUBE_CONTROL[@]}" "${KUBE_NODE[@]}"; do tools+=("$name:$KUBERNETES_VERSION"); done
   for tool in "${tools[@]}"; do
@@ -209,7 +232,7 @@ link_tools() {
 }
 
 # Keycloak first: a download plus a short build, so its tests need not wait for the Go builds.
-targets=${*:-keycloak kubernetes etcd helm prometheus jaeger node coredns pause images}
+targets=${*:-keycloak kubernetes etcd helm prometheus jaeger node coredns pause netpol images}
 link_tools
 for t in $targets; do
   started=$SECONDS

@@ -7,13 +7,20 @@
 # code), so the tests run are the in-process ones listed in TESTS below.
 #
 # Usage: scripts/mutation.sh [module ...]   (default: every module in MODULES)
-# CPU-heavy: runs under flock /tmp/mcp-heavy.lock with two workers and a bounded wall clock.
+# CPU-heavy: runs under flock /tmp/mcp-heavy.lock with MUTATION_WORKERS workers (default 2) and a
+# bounded wall clock (MUTATION_TIMEOUT).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$root/build/mutation"
 python="$root/.venv/bin/python"
 budget="${MUTATION_TIMEOUT:-2700}"  # seconds for the whole run (well under an hour)
+workers="${MUTATION_WORKERS:-2}"
+# Hang guard: a mutant that leaves a test waiting forever (a lost wake-up, an unbounded wait) fails
+# that test after this many seconds (pytest-timeout) instead of holding a worker until mutmut's own
+# wall-clock limit, 15x the tests' recorded time (minutes for the PostgreSQL tests). The slowest
+# test takes ~5 s alone; a test's own timeout marker wins over this default.
+hang_guard="${MUTATION_TEST_TIMEOUT:-30}"
 export MCP_TEST_PG_ADMIN_DSN=${MCP_TEST_PG_ADMIN_DSN:-postgresql://mcp_test:mcp_test@127.0.0.1:5432/postgres}
 
 MODULES=(
@@ -55,6 +62,7 @@ pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
 process_isolation = "fork"
 
 [tool.pytest.ini_options]
+timeout = $hang_guard
 asyncio_mode = "auto"
 asyncio_default_fixture_loop_scope = "function"
 TOML
@@ -77,7 +85,7 @@ export MCP_MUTATION_KUBECONFIG
 cd "$work"
 status=0
 echo "mutmut: ${#MODULES[@]} modules, log in $work/run.log"
-flock /tmp/mcp-heavy.lock timeout "$budget" "$python" -m mutmut run --max-children 2 > run.log 2>&1 || status=$?
+flock /tmp/mcp-heavy.lock timeout "$budget" "$python" -m mutmut run --max-children "$workers" > run.log 2>&1 || status=$?
 [ "$status" -eq 124 ] && echo "stopped after ${budget}s (MUTATION_TIMEOUT): the scores cover the mutants run so far"
 "$python" -m mutmut results --all true > results.txt 2>&1 || true
 "$python" "$root/tests/mutation/score.py" results.txt "$root/tests/mutation/equivalents.txt"

@@ -170,16 +170,19 @@ class StdioSource(_McpSourceBase):
 
 
 class ExchangedAuth(_Model):
-    """The bearer token the gateway sends with each call: the caller's, exchanged for this API (exchanged.py)."""
+    """The bearer token the gateway sends with each call (exchanged.py): `exchanged`, the caller's token
+    exchanged for this API (the gateway upstream's tokenExchange); `connection`, the access token of the
+    caller's own connected account at a third-party service (the gateway upstream's connection). The
+    adapter relays either the same way; the type says which gateway setting must supply it."""
 
-    type: Literal["exchanged"]
+    type: Literal["exchanged", "connection"]
 
 
 class McpRemoteSource(_McpSourceBase):
     type: Literal["mcp"]
     url: str = Field(pattern=r"^https?://")
     headers: dict[str, EnvValue] = {}
-    # The token the gateway exchanged for each call's caller (exchanged.py); calls made for no caller go without.
+    # The caller's token the gateway sends with each call (exchanged.py); calls made for no caller go without.
     auth: ExchangedAuth | None = None
     connect_timeout_seconds: float = Field(default=10.0, gt=0, alias="connectTimeoutSeconds")
     restart: RestartConfig = RestartConfig()

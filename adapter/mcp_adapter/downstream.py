@@ -94,6 +94,14 @@ def _wire_capabilities(ctx: ServerRequestContext[Any, Any]) -> dict[str, Any]:
     return caps.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
+def answer_type(request: types.InputRequest) -> Any:
+    """The result model a client's answer to `request` must fit."""
+    params = request.params
+    if isinstance(params, types.CreateMessageRequestParams) and params.tools:
+        return types.CreateMessageResultWithTools
+    return _RESULT_FOR[request.method]
+
+
 class Downstream(Protocol):
     caller: str
     era: str
@@ -167,10 +175,7 @@ class LegacyDownstream(_ClientRequest):
             if self.scope is not None:
                 self.scope.cancel()
             return refused.error
-        result_type = _RESULT_FOR[request.method]
-        params = request.params
-        if isinstance(params, types.CreateMessageRequestParams) and params.tools:
-            result_type = types.CreateMessageResultWithTools
+        result_type = answer_type(request)
         try:
             return await self.ctx.session.send_request(
                 request,

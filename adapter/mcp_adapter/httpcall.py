@@ -101,6 +101,15 @@ def resolve_headers(headers: dict[str, EnvValue]) -> dict[str, str]:
     return {k: v for k, v in ((k, resolve(v)) for k, v in headers.items()) if v is not None}
 
 
+_NO_BEARER = {
+    "exchanged": "source {source!r} calls its API with the caller's exchanged token (auth type exchanged), "
+    "and this request brought none: call it through the gateway, on an Upstream with tokenExchange",
+    "connection": "source {source!r} calls its API with the token of the caller's own connected account "
+    "(auth type connection), and this request brought none: call it through the gateway, on an Upstream "
+    "with connection",
+}
+
+
 class HttpExecutor:
     def __init__(
         self,
@@ -116,7 +125,7 @@ class HttpExecutor:
     ) -> None:
         self.source = source
         auth_headers, self.auth_query = auth_material(auth)
-        self.exchanged = isinstance(auth, ExchangedAuth)
+        self.exchanged = auth.type if isinstance(auth, ExchangedAuth) else None
         self.headers = {**resolve_headers(headers), **auth_headers}
         self.policy = AddressPolicy.of(allow_private, allowed_networks or [])
         self.max_excerpt = max_excerpt
@@ -156,10 +165,7 @@ class HttpExecutor:
         if self.exchanged:
             bearer = exchanged_header()
             if bearer is None:
-                return tool_error(
-                    f"source {self.source!r} calls its API with the caller's exchanged token (auth type exchanged), "
-                    "and this request brought none: call it through the gateway, on an Upstream with tokenExchange"
-                )
+                return tool_error(_NO_BEARER[self.exchanged].format(source=self.source))
             outgoing.update(bearer)
         request = self.client.build_request(
             method, url, params=params, headers=outgoing, json=body if has_body else None

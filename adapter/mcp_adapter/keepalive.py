@@ -11,11 +11,16 @@ reads what is left of it, for a moment and a bounded number of bytes: a finished
 answer's terminating chunk arrives at once, and its connection goes back to the
 pool. A stream that really is still open (a listen stream being dropped) costs at
 most `DRAIN_SECONDS` (or `DRAIN_MAX_BYTES`) before it is closed as before.
+
+`ClientPool` goes one step further: the upstream sessions of one source (one per caller
+of a `per-caller` source, one per era, each reconnect) share one such client, so a session
+that opens takes an idle kept-alive connection of the others instead of opening its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import anyio
 import httpx2
@@ -81,3 +86,36 @@ def keep_alive(client: httpx2.AsyncClient) -> httpx2.AsyncClient:
     # is the client's `_transport` (what `transport=` would set, without losing the env's mounts).
     client._transport = DrainingTransport(client._transport)
     return client
+
+
+class ClientPool:
+    """One kept-alive client shared by the upstream sessions of a source, per set of request headers.
+
+    A session borrows it for its life (`borrow`); the client closes with its last borrower. Headers
+    that change (a rotated credential read from the environment) get a client of their own, so a
+    new session never sends stale ones while older sessions finish with theirs.
+    """
+
+    def __init__(self, make: Callable[[dict[str, str]], httpx2.AsyncClient]) -> None:
+        self._make = make
+        self._clients: dict[frozenset[tuple[str, str]], tuple[httpx2.AsyncClient, int]] = {}
+
+    @asynccontextmanager
+    async def borrow(self, headers: dict[str, str]) -> AsyncIterator[httpx2.AsyncClient]:
+        key = frozenset(headers.items())
+        client, users = self._clients.get(key) or (keep_alive(self._make(headers)), 0)
+        self._clients[key] = (client, users + 1)
+        try:
+            yield client
+        finally:
+            client, users = self._clients[key]
+            if users > 1:
+                self._clients[key] = (client, users - 1)
+            else:
+                del self._clients[key]
+                with anyio.CancelScope(shield=True):
+                    await client.aclose()
+
+    @property
+    def clients(self) -> int:
+        return len(self._clients)

@@ -23,7 +23,9 @@ reached the upstream: `UNAVAILABLE`, safe to retry) from one after sending (outc
 `INTERNAL_ERROR`, retried only by whoever knows the tool to be idempotent).
 
 Everything else takes the SDK path (`app`): other methods, handshake-era
-requests, stdio or handshake-only sources, `scope: per-caller` sources, a
+requests, a gateway's handshake-era client that declared sampling, elicitation or
+roots (trusted `x-mcp-client-era`: served on its era's upstream session, whose
+server requests become input rounds), stdio or handshake-only sources, `scope: per-caller` sources, a
 source whose upstream is not connected yet, a `requestState` minted by the
 adapter itself, and any request the checks here are not sure about (missing or
 repeated routing headers, a body that is not one well-formed request, a body
@@ -43,7 +45,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import ERROR_CODE_HTTP_STATUS, decode_header_value, encode_header_value
 from mcp_common import tracing
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator, ToolCall, ToolResult, measured
@@ -58,6 +60,8 @@ _FORWARDED = frozenset({b"accept", b"mcp-protocol-version", b"traceparent", b"tr
 _ROUTING = frozenset({b"mcp-protocol-version", b"mcp-method", b"mcp-name"})
 _PARAM_PREFIX = b"mcp-param-"
 _CALLER = b"x-mcp-caller"
+CLIENT_ERA_HEADER = b"x-mcp-client-era"  # a gateway's handshake-era client, trusted like `x-mcp-caller`
+BACK_CHANNEL_CAPABILITIES = ("sampling", "elicitation", "roots")
 _SSE_START_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache, no-transform"),
@@ -88,6 +92,7 @@ class _Request:
     version: str
     headers: dict[bytes, bytes]
     body: bytes
+    back_channel: bool = False  # the client declared sampling, elicitation or roots
 
 
 class PassThrough:
@@ -110,8 +115,10 @@ class PassThrough:
         max_body_bytes: int,
         count_calls: bool = True,
         session_relay: SessionRelayFactory | None = None,
+        own_exchanges: bool = True,
     ) -> None:
         self.app = app
+        self.own_exchanges = own_exchanges
         self.session_relay = session_relay
         self.count_calls = count_calls
         self.agg = aggregator
@@ -130,13 +137,14 @@ class PassThrough:
             await self.app(scope, receive, send)
             return
         body, complete = await _read_body(receive, self.max_body_bytes)
-        request = _parse(body, name, headers) if complete else None
+        request = _parse(body, name, headers, self.own_exchanges) if complete else None
         upstream, target, source_name = routed
         relay: _Relay | None = None
         if request is not None:
             caller = self._caller(headers)
             if isinstance(target, RelayTarget):
-                relay = _Relay(self, request, upstream, target, source_name, caller, send)
+                if not self._bridged(request):
+                    relay = _Relay(self, request, upstream, target, source_name, caller, send)
             elif self.session_relay is not None:
                 relay = self.session_relay(self, request, upstream, target, source_name, caller, send)
         if relay is None:
@@ -158,6 +166,15 @@ class PassThrough:
         if target is None and self.session_relay is not None and _serves_sessions(source):
             return upstream, source, source_name
         return None
+
+    def _bridged(self, request: _Request) -> bool:
+        """A gateway relaying a handshake-era client that may be asked things mid-call (it says so in the
+        trusted `x-mcp-client-era`)? The SDK path serves it on the caller's handshake-era upstream session,
+        whose server requests it turns into input rounds (server.py's `Exchange`): a tool that asks its
+        client mid-call, as handshake-era tools do, would fail on a 2026-07-28 request."""
+        if not request.back_channel or not self.trust_caller_header:
+            return False
+        return request.headers.get(CLIENT_ERA_HEADER, b"").decode("latin-1") in HANDSHAKE_PROTOCOL_VERSIONS
 
     def _caller(self, headers: dict[bytes, bytes]) -> str:
         if self.trust_caller_header and (value := headers.get(_CALLER)):
@@ -383,7 +400,7 @@ def _candidate_headers(scope: Scope) -> dict[bytes, bytes] | None:
     return found
 
 
-def _parse(body: bytes, name: str, headers: dict[bytes, bytes]) -> _Request | None:
+def _parse(body: bytes, name: str, headers: dict[bytes, bytes], own_exchanges: bool = True) -> _Request | None:
     """The request if it is one well-formed 2026-07-28 `tools/call` of `name`, else None (the SDK judges it)."""
     try:
         decoded = json.loads(body)
@@ -406,10 +423,12 @@ def _parse(body: bytes, name: str, headers: dict[bytes, bytes]) -> _Request | No
     arguments = params.get("arguments")
     state = params.get("requestState")
     if (arguments is not None and not isinstance(arguments, dict)) or (
-        isinstance(state, str) and state.startswith(EXCHANGE_PREFIX)
+        own_exchanges and isinstance(state, str) and state.startswith(EXCHANGE_PREFIX)
     ):
         return None  # malformed, or a round of an exchange the adapter itself is bridging
-    return _Request(request_id, name, arguments, version, headers, body)
+    capabilities = meta[types.CLIENT_CAPABILITIES_META_KEY]
+    back_channel = any(capabilities.get(key) is not None for key in BACK_CHANNEL_CAPABILITIES)
+    return _Request(request_id, name, arguments, version, headers, body, back_channel)
 
 
 def _upstream_headers(request: _Request, upstream: str) -> dict[str, str]:

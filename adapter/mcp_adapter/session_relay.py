@@ -31,10 +31,8 @@ from starlette.types import Send
 
 from mcp_adapter.aggregate import ToolResult
 from mcp_adapter.downstream import LEGACY, MODERN, missing_capability
-from mcp_adapter.passthrough import PassThrough, _Relay, _Request
+from mcp_adapter.passthrough import BACK_CHANNEL_CAPABILITIES, CLIENT_ERA_HEADER, PassThrough, _Relay, _Request
 
-CLIENT_ERA_HEADER = b"x-mcp-client-era"  # as server.py reads it, trusted like `x-mcp-caller`
-BACK_CHANNEL_CAPABILITIES = ("sampling", "elicitation", "roots")
 _LEVELS: tuple[types.LoggingLevel, ...] = (
     "debug",
     "info",

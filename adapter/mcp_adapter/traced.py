@@ -1,18 +1,19 @@
 """A SERVER span per `/mcp` request, installed in front of the adapter's MCP app only when tracing is on.
 
-The request's `traceparent` (the gateway's relay span) is the parent. The span's own context
-replaces the request's trace headers before the MCP app sees them, so handlers running in
-the session's task (not the request's) still find their parent: `tracing.within(headers)`.
-A POST body is peeked (up to the body limit) for the JSON-RPC method and tool name, then
-replayed unchanged; nothing of it is recorded beyond those names.
+The request's `traceparent` header (the gateway's relay span) is the parent; without one, the
+trace context the request carries in `params._meta` (SEP-414, what 2026-07-28 clients send);
+the header wins when both are there. The span's own context replaces the request's trace
+headers before the MCP app sees them, so handlers running in the session's task (not the
+request's) still find their parent: `tracing.within(headers)`. A POST body is peeked (up to the
+body limit) for the JSON-RPC method, tool name and `_meta` trace context, then replayed
+unchanged; nothing of it is recorded beyond those names.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from collections.abc import Mapping
 
-from mcp_common import tracing
+from mcp_common import peek, tracing
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,9 +30,11 @@ class TracedRequests:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        peeked: list[Message] = await self._peek(receive) if scope["method"] == "POST" else []
-        with tracing.server_span(f"mcp {scope['method']}", headers) as span:
-            tracing.annotate_message(self._message(peeked), headers.get("mcp-session-id"))
+        peeked: list[Message] = await peek.peek(receive, self.max_peek_bytes) if scope["method"] == "POST" else []
+        message = peek.json_object(peek.whole_body(peeked))
+        parent: Mapping[str, str] = headers if "traceparent" in headers else tracing.meta_carrier(message)
+        with tracing.server_span(f"mcp {scope['method']}", parent) as span:
+            tracing.annotate_message(message, headers.get("mcp-session-id"))
             kept = [(k, v) for k, v in scope["headers"] if k.lower() not in _TRACE_HEADERS]
             own = [(k.encode(), v.encode()) for k, v in tracing.outgoing()]
 
@@ -40,34 +43,4 @@ class TracedRequests:
                     tracing.http_status(span, message["status"])
                 await send(message)
 
-            await self.app({**scope, "headers": kept + own}, _replay(peeked, receive), recorded)
-
-    async def _peek(self, receive: Receive) -> list[Message]:
-        messages: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                return messages
-            size += len(message.get("body", b""))
-            if not message.get("more_body") or size > self.max_peek_bytes:
-                return messages
-
-    def _message(self, peeked: list[Message]) -> dict[str, Any] | None:
-        if not peeked or peeked[-1].get("more_body") or peeked[-1]["type"] != "http.request":
-            return None
-        try:
-            message = json.loads(b"".join(m.get("body", b"") for m in peeked))
-        except (ValueError, RecursionError):
-            return None  # the MCP app answers it with its own error
-        return message if isinstance(message, dict) else None
-
-
-def _replay(peeked: list[Message], receive: Receive) -> Receive:
-    pending = list(peeked)
-
-    async def replayed() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replayed
+            await self.app({**scope, "headers": kept + own}, peek.replay(peeked, receive), recorded)

@@ -318,13 +318,16 @@ class UpstreamSession:
         self, op: Callable[[ClientSession], Awaitable[T]], downstream: Downstream | None = None, what: str = ""
     ) -> T:
         """Run `op` on the live session; MCP errors, never hangs, while the upstream is down."""
-        session = await self._wait_connected()
         target = downstream or NullDownstream(self.caller)
+        # Busy from before the wait for a connection: a per-caller session still starting its
+        # child must not look idle to the pool's eviction and be closed under the waiting call.
         self.inflight.append(target)
         self.last_used = time.monotonic()
-        modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
-        token = FORWARDED_CAPABILITIES.set(target.wire_capabilities() if modern else None)
+        token = None
         try:
+            session = await self._wait_connected()
+            modern = session.protocol_version in MODERN_PROTOCOL_VERSIONS
+            token = FORWARDED_CAPABILITIES.set(target.wire_capabilities() if modern else None)
             with anyio.fail_after(self._call_timeout):
                 return await op(session)
         except TimeoutError:
@@ -342,7 +345,8 @@ class UpstreamSession:
                 ) from None
             raise
         finally:
-            FORWARDED_CAPABILITIES.reset(token)
+            if token is not None:
+                FORWARDED_CAPABILITIES.reset(token)
             self.inflight.remove(target)
             self.last_used = time.monotonic()
 

@@ -17,13 +17,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
+from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
 from mcp_common import jsonlog
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
+
+    from mcp_common.span_recorder import LightSpan, Recorder
 
 log = logging.getLogger("mcp_common.tracing")
 
@@ -39,6 +43,7 @@ REFUSAL = "mcp.gateway.refusal"
 HTTP_STATUS = "http.response.status_code"
 
 _NOOP: contextlib.nullcontext[None] = contextlib.nullcontext()
+_VERSION_00 = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}\Z")
 _tracer: Tracer | None = None
 
 
@@ -60,23 +65,33 @@ def setup(service: str) -> bool:
     from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from mcp_common.span_recorder import Recorder
 
     for header in os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", "").split(","):
         jsonlog.register_secret(header.partition("=")[2].strip())  # a collector's credentials never reach logs
     # OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES still override the default name.
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
-    exporters = {e.strip().lower() for e in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")}
-    if "console" in exporters:
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    if "otlp" in exporters or "console" not in exporters:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    names = {e.strip().lower() for e in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",")}
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    def exporters() -> list[SpanExporter]:
+        made: list[SpanExporter] = [ConsoleSpanExporter()] if "console" in names else []
+        if "otlp" in names or "console" not in names:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            made.append(OTLPSpanExporter())
+        return made
+
+    # Other instrumentations' spans (the MCP SDK's) go through the SDK's batch processor; ours through
+    # span_recorder.py, with exporters of its own (each is used by one thread only).
+    for exporter in exporters():
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     global _otel
-    _otel = _Otel()
     _tracer = provider.get_tracer("mcp-gateway")
+    _otel = _Otel(provider.sampler, Recorder(exporters(), provider.resource, InstrumentationScope("mcp-gateway")))
     log.info("OpenTelemetry tracing on", extra={"service": service})
     return True
 
@@ -88,16 +103,40 @@ def enabled() -> bool:
 class _Otel:
     """The SDK objects the hot path uses, bound once by `setup` (no per-call imports or lookups)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sampler: Any, recorder: Recorder) -> None:
         from opentelemetry import context, trace
-        from opentelemetry.trace import SpanKind, Status, StatusCode
+        from opentelemetry.sdk.trace.sampling import DEFAULT_ON
+        from opentelemetry.trace import (
+            NonRecordingSpan,
+            SpanContext,
+            SpanKind,
+            Status,
+            StatusCode,
+            TraceFlags,
+            TraceState,
+        )
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        from mcp_common.span_recorder import LightSpan
 
         self.attach, self.detach = context.attach, context.detach
         self.in_context, self.current = trace.set_span_in_context, trace.get_current_span
         self.propagator = TraceContextTextMapPropagator()
         self.server, self.client, self.internal = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
         self.status, self.error, self.ok = Status, StatusCode.ERROR, StatusCode.OK
+        self.sampler, self.recorder, self.light = sampler, recorder, LightSpan
+        # The SDK's default sampler (parent-based, always on) decides from the parent's sampled flag alone:
+        # with it, no sampler call per request (`_light`).
+        self.default_sampler = sampler.get_description() == DEFAULT_ON.get_description()
+        self.trace_state = TraceState.from_header
+
+        def remote(trace_id: int, span_id: int, flags: int, state: Any) -> Any:
+            """The context of a caller's span (what the propagator's `extract` returns)."""
+            return trace.set_span_in_context(
+                NonRecordingSpan(SpanContext(trace_id, span_id, True, TraceFlags(flags), state))
+            )
+
+        self.remote = remote
 
 
 _otel: _Otel | None = None
@@ -109,11 +148,33 @@ def _parent(headers: Mapping[str, str]) -> Any:
     parent = headers.get("traceparent")
     if parent is None:
         return None
-    carrier = {"traceparent": parent}
     state = headers.get("tracestate")
+    if _VERSION_00.match(parent):  # the usual case, parsed here: the propagator's regex and checks cost ~4 µs
+        trace_id, span_id = int(parent[3:35], 16), int(parent[36:52], 16)
+        if not trace_id or not span_id:
+            return None  # invalid: a new trace, as the propagator would start
+        return _otel.remote(trace_id, span_id, int(parent[53:55], 16), _otel.trace_state([state]) if state else None)
+    carrier = {"traceparent": parent}
     if state is not None:
         carrier["tracestate"] = state
     return _otel.propagator.extract(carrier)
+
+
+def meta_carrier(message: Mapping[str, Any] | None) -> dict[str, str]:
+    """The W3C trace context a JSON-RPC request carries in `params._meta`, as a carrier ({} when none).
+
+    SEP-414 (and the OpenTelemetry conventions for MCP) put `traceparent` and `tracestate` there
+    unprefixed: how a 2026-07-28 client, whose requests stand alone, names its span. The values
+    are checked where they are used (the propagator, or trace.py in the gateway).
+    """
+    params = message.get("params") if message is not None else None
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("traceparent"), str):
+        return {}
+    carrier = {"traceparent": meta["traceparent"]}
+    if isinstance(meta.get("tracestate"), str):
+        carrier["tracestate"] = meta["tracestate"]
+    return carrier
 
 
 class _Span:
@@ -156,18 +217,52 @@ class _Span:
             span.end()
 
 
+def _light(name: str, kind: Any, parent: Any, attributes: dict[str, Any] | None) -> LightSpan | None:
+    """Our span, recorded by span_recorder.py; None when the sampler drops it (the SDK's tracer makes it then).
+
+    A child of one of our spans is recorded like its parent, with no sampler call (the default samplers
+    are parent-based); any other span (a request's SERVER span, a child of a remote or foreign parent)
+    asks the provider's sampler once.
+    """
+    assert _otel is not None
+    current = _otel.current(parent)  # parent None: the current context's span
+    if isinstance(current, _otel.light):
+        return current.child(name, kind, attributes)
+    context = current.get_span_context()
+    valid = context.is_valid
+    trace_id = context.trace_id if valid else (getrandbits(128) or 1)
+    state = context.trace_state if valid else None
+    if _otel.default_sampler:
+        if valid and not context.trace_flags.sampled:
+            return None
+    else:
+        decision = _otel.sampler.should_sample(parent, trace_id, name, kind, attributes)
+        if not decision.decision.is_sampled():
+            return None
+        if decision.attributes:
+            attributes = {**(attributes or {}), **decision.attributes}
+        if decision.trace_state is not None:
+            state = decision.trace_state
+    parent_id = context.span_id if valid else 0
+    return _otel.light(_otel.recorder, name, kind, trace_id, parent_id, valid and context.is_remote, state, attributes)
+
+
 def server_span(name: str, headers: Mapping[str, str], **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """One incoming MCP request: a SERVER span, child of the caller's `traceparent` when it sent a valid one."""
     if _tracer is None or _otel is None:
         return _NOOP
-    return _Span(name, _otel.server, _parent(headers), attributes or None)
+    parent = _parent(headers)
+    return _light(name, _otel.server, parent, attributes or None) or _Span(
+        name, _otel.server, parent, attributes or None
+    )
 
 
 def child_span(name: str, client: bool = False, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """A step inside the current request (auth, limits, a call out when `client`)."""
     if _tracer is None or _otel is None:
         return _NOOP
-    return _Span(name, _otel.client if client else _otel.internal, None, attributes or None)
+    kind = _otel.client if client else _otel.internal
+    return _light(name, kind, None, attributes or None) or _Span(name, kind, None, attributes or None)
 
 
 @contextlib.contextmanager
@@ -191,9 +286,22 @@ def outgoing() -> list[tuple[str, str]]:
     """W3C headers naming the current span as parent of a request made now ([] when tracing is off)."""
     if _otel is None:
         return []
+    current = _otel.current()
+    if isinstance(current, _otel.light):
+        return current.traceparent()
     carrier: dict[str, str] = {}
     _otel.propagator.inject(carrier)
     return list(carrier.items())
+
+
+def flush() -> None:
+    """Export every span ended so far (tests and benchmarks; shutdown does it by itself)."""
+    if _otel is None:
+        return
+    from opentelemetry import trace
+
+    _otel.recorder.flush()
+    trace.get_tracer_provider().force_flush()  # type: ignore[attr-defined]
 
 
 def annotate(**attributes: Any) -> None:

@@ -81,6 +81,7 @@ def _metrics_endpoint(gateway: Gateway) -> Callable[[Request], Awaitable[Respons
     async def metrics(request: Request) -> Response:
         gateway.metrics.audit_pending.set(gateway.audit.pending)
         gateway.metrics.notification_streams.set(gateway.streams.open_streams)
+        gateway.metrics.server_requests_waiting.set(gateway.relay.open_channels)
         return Response(generate_latest(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return metrics

@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -46,6 +47,7 @@ log = logging.getLogger("mcp_gateway.backchannel")
 
 ROUTE_PREFIX = "gwr1"
 Publish = Callable[[dict[str, Any]], Any]
+Deliver = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class RoutedDispatcher(JSONRPCDispatcher[TransportContext]):
@@ -66,7 +68,7 @@ def _no_back_channel(_: MessageMetadata) -> TransportContext:
 
 @dataclass
 class _Channel:
-    transport: StreamableHTTPServerTransport
+    deliver: Deliver  # hands a client's answer to the request waiting for it
     session: str
 
 
@@ -114,8 +116,13 @@ class Relay:
         self._channels: dict[str, _Channel] = {}
 
     def open(self, session: str, transport: StreamableHTTPServerTransport) -> str:
+        """A channel whose answers go into an SDK-path transport, as if POSTed to it."""
+        return self.open_inbox(session, partial(inject, transport))
+
+    def open_inbox(self, session: str, deliver: Deliver) -> str:
+        """A channel whose answers go to `deliver` (the handshake fast path's rounds, handshake_relay.py)."""
         channel = secrets.token_hex(8)
-        self._channels[channel] = _Channel(transport, session)
+        self._channels[channel] = _Channel(deliver, session)
         return f"{ROUTE_PREFIX}.{self.replica}.{channel}"
 
     def close(self, route: str) -> None:
@@ -149,7 +156,7 @@ class Relay:
         if found.session != session:
             log.warning("dropped an answer from a session that was not asked")
             return
-        await inject(found.transport, message)
+        await found.deliver(message)
 
     async def on_published(self, payload: dict[str, Any]) -> None:
         """A message another replica published: deliver it if it is ours."""

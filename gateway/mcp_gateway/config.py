@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from mcp_gateway.connections.settings import ConnectionSettings, OAuthConnection
+from mcp_gateway.connections.settings import ClientSecretSource, ConnectionSettings, OAuthConnection
 
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # SEP-986 tool names: at most 128 of these characters.
@@ -210,17 +210,7 @@ class ToolOverride(_Model):
         return value
 
 
-class SecretKeyRef(_Model):
-    """One key of a Kubernetes Secret (the gateway reads it through the API; its Role must allow `get`)."""
-
-    namespace: str
-    name: str = Field(min_length=1, max_length=253)
-    key: str = Field(min_length=1, max_length=253)
-
-    _namespace_is_label = field_validator("namespace")(_check_label)
-
-
-class TokenExchange(_Model):
+class TokenExchange(ClientSecretSource):
     """RFC 8693 token exchange for an upstream (token_exchange.py): the caller's OIDC token is exchanged
     at the provider for one with the upstream's `audience`, which is what the upstream receives."""
 
@@ -228,11 +218,8 @@ class TokenExchange(_Model):
     token_endpoint: str | None = None
     issuer: str | None = None
     client_id: str = Field(min_length=1, max_length=256)
-    # The gateway's client secret at the provider: a file (a mounted Secret), an environment
-    # variable, or a Kubernetes Secret key. Never the value itself in the routing config.
-    client_secret_file: str | None = None
-    client_secret_env: str | None = None
-    client_secret_ref: SecretKeyRef | None = None
+    # The gateway's client secret at the provider: exactly one of clientSecretFile, clientSecretEnv
+    # and clientSecretRef (ClientSecretSource).
     audience: str = Field(min_length=1, max_length=1024)
     scopes: list[str] = Field(default_factory=list, max_length=64)
     # A cached token is replaced this long before it expires (at most half its lifetime).
@@ -250,8 +237,7 @@ class TokenExchange(_Model):
     def _one_of_each(self) -> TokenExchange:
         if (self.token_endpoint is None) == (self.issuer is None):
             raise ValueError("tokenExchange needs exactly one of tokenEndpoint and issuer (discovery)")
-        secrets = [s for s in (self.client_secret_file, self.client_secret_env, self.client_secret_ref) if s]
-        if len(secrets) != 1:
+        if len(self.secret_sources()) != 1:
             raise ValueError(
                 "tokenExchange needs exactly one of clientSecretFile, clientSecretEnv and clientSecretRef "
                 "(the gateway's confidential client at the provider)"

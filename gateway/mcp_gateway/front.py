@@ -14,12 +14,14 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
-from mcp_common import tracing
+from mcp_common import peek, tracing
 from mcp_types import HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from mcp_types.version import (
     HANDSHAKE_PROTOCOL_VERSIONS,
@@ -37,6 +39,8 @@ from mcp_gateway.audit import render_arguments
 from mcp_gateway.auth import AuthFailure, Principal
 from mcp_gateway.body_limit import TooLarge, read_body, replay
 from mcp_gateway.config import Profile, RoutingConfig
+from mcp_gateway.connections.inject import prepare_request as prepare_connection_request
+from mcp_gateway.connections.inject import upstream_bearer
 from mcp_gateway.context import CallContext, current_call
 from mcp_gateway.discovery.serve import Answer, asks_for_full_list, route
 from mcp_gateway.jsonrpc import MessageRejected, check_routing_headers, tool_name, validate_message
@@ -91,9 +95,20 @@ class McpFront:
             return
         # One SERVER span per MCP request, child of the client's traceparent (mcp_common/tracing.py),
         # with the tenant and profile from the start (one attribute update fewer per request).
-        profile = self.gw.holder.config.profile(profile_id)
+        config = self.gw.holder.config
+        profile = config.profile(profile_id)
         named = {tracing.TENANT: profile.tenant, tracing.PROFILE: profile.id} if profile else {}
-        with tracing.server_span(f"mcp {scope['method']}", Headers(scope=scope), **named) as span:
+        headers = Headers(scope=scope)
+        parent: Mapping[str, str] = headers
+        if "traceparent" not in headers and scope["method"] == "POST":
+            # A 2026-07-28 client names its span in `params._meta` (SEP-414); the header wins when both are
+            # there. The body is read ahead (within the same limit) and replayed unchanged to the checks below.
+            peeked = await peek.peek(receive, config.gateway.max_request_bytes)
+            receive = peek.replay(peeked, receive)
+            body = peek.whole_body(peeked)
+            if body is not None and b'"traceparent"' in body:  # parsed only when it can be there
+                parent = tracing.meta_carrier(peek.json_object(body))
+        with tracing.server_span(f"mcp {scope['method']}", parent, **named) as span:
 
             async def recorded(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -269,8 +284,13 @@ class McpFront:
         if isinstance(exchanged, Response):
             await exchanged(scope, receive, send)
             return method
-        token = current_call.set(CallContext(config, profile, principal, info, message))
-        trace = inbound_trace.set(trace_headers(headers))
+        ctx = CallContext(config, profile, principal, info, message)
+        connected = await self._connection_token(ctx, backend)
+        if connected is not None:
+            await connected(scope, receive, send)
+            return method
+        token = current_call.set(ctx)
+        trace = inbound_trace.set(trace_headers(headers) or trace_headers(tracing.meta_carrier(message)))
         upstream_token = exchanged_token.set(exchanged)
         try:
             with self._relay_span(message):
@@ -279,7 +299,20 @@ class McpFront:
             exchanged_token.reset(upstream_token)
             inbound_trace.reset(trace)
             current_call.reset(token)
+            upstream_bearer.set(None)
         return method
+
+    async def _connection_token(self, ctx: CallContext, backend: Any) -> Response | None:
+        """resources/read and prompts/get of an upstream with a per-user connection: the caller's token
+        is set for the request (connections/inject.py); the JSON-RPC error when they must connect first."""
+        if not any(u.connection for u in ctx.profile.upstreams):
+            return None
+        try:
+            await prepare_connection_request(self.gw, ctx, getattr(backend, "upstream_of", None))
+        except MCPError as exc:
+            rid = (ctx.message or {}).get("id")
+            return errors.error_response(200, exc.error.code, exc.error.message, rid, data=exc.error.data)
+        return None
 
     async def _upstream_token(
         self, profile: Profile, principal: Principal, headers: Headers, message: dict[str, Any] | None, backend: Any

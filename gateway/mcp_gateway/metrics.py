@@ -98,6 +98,35 @@ class Metrics:
             ["tenant", "profile", "upstream", "outcome"],
             registry=r,
         )
+        # Per-user connections (connections/): the event's outcome is ok or why it failed, e.g. for
+        # connects: refused (the provider refused the code) | unavailable | no_refresh_token |
+        # misconfigured (client secret missing); refreshes: refused (revoked or expired: the row is
+        # deleted) | unavailable (the row is kept) | unreadable (its key left the key ring) | misconfigured.
+        connection = ["tenant", "profile", "upstream"]
+        self.connection_connects = Counter(
+            "mcp_gateway_connection_connects_total",
+            "Users' connect flows finished at a third-party provider (authorization code exchanged)",
+            [*connection, "outcome"],
+            registry=r,
+        )
+        self.connection_refreshes = Counter(
+            "mcp_gateway_connection_refreshes_total",
+            "Access tokens refreshed for users' connections (cached tokens are not counted)",
+            [*connection, "outcome"],
+            registry=r,
+        )
+        self.connection_links = Counter(
+            "mcp_gateway_connection_links_total",
+            "Calls answered with a link to connect (the caller had no usable connection)",
+            connection,
+            registry=r,
+        )
+        self.connection_revocations = Counter(
+            "mcp_gateway_connection_revocations_total",
+            "Connections revoked by their users in the console",
+            connection,
+            registry=r,
+        )
         self.config_generation = Gauge("mcp_gateway_config_generation", "Routing config generation", registry=r)
         # One series per replica (the digest of the config it serves, shortened): replicas that
         # disagree for long mean one of them is stuck on an old routing config.
@@ -119,6 +148,12 @@ class Metrics:
         self.audit_pending = Gauge("mcp_gateway_audit_pending", "Audit records waiting to be stored", registry=r)
         self.notification_streams = Gauge(
             "mcp_gateway_notification_streams", "Open handshake-era session GET streams on this replica", registry=r
+        )
+        self.server_requests_waiting = Gauge(
+            "mcp_gateway_server_requests_waiting",
+            "Handshake-era requests on this replica that may be waiting for their client's answer to a server "
+            "request (sampling, elicitation, roots)",
+            registry=r,
         )
         upstream = ["tenant", "profile", "upstream"]
         self.upstream_health = Gauge(
@@ -162,6 +197,16 @@ class Metrics:
             for period, limit in (("daily", quota.daily), ("monthly", quota.monthly)):
                 if limit is not None:
                     self.tenant_quota.labels(tenant.id, period).set(limit)
+
+    def connection_event(self, event: str, tenant: str, profile: str, upstream: str, outcome: str = "") -> None:
+        """One connection event (connections/service.py `Connections.count`): connect, refresh, link, revoke."""
+        if event == "link":
+            self.connection_links.labels(tenant, profile, upstream).inc()
+        elif event == "revoke":
+            self.connection_revocations.labels(tenant, profile, upstream).inc()
+        else:
+            counter = self.connection_connects if event == "connect" else self.connection_refreshes
+            counter.labels(tenant, profile, upstream, outcome).inc()
 
     def tool_label(self, profile: str, tool: str) -> str:
         seen = self._tools.setdefault(profile, set())

@@ -110,6 +110,9 @@ class ProfileSource(HintedMcpSource):
     """A profile's upstream: cache hints (caching.py) and, when configured, tool overrides."""
 
     overrides: ToolOverrides | None = None
+    bridges_client_era: bool = False
+    """The upstream is told a handshake-era client's era (`sendCallerHeader`: an adapter the operator
+    deployed), so it serves that client's server requests as input rounds (handshake_relay.py)."""
 
     async def list_tools(self) -> list[types.Tool]:
         tools = await super().list_tools()

@@ -113,6 +113,7 @@ class GatewayRelay:
             trust_caller_header=False,
             max_body_bytes=_NO_EXTRA_LIMIT,
             count_calls=False,  # the interceptor counts them in the gateway's own metrics
+            own_exchanges=False,  # an adapter's rounds are its own, resumed through it (handshake_relay.py)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

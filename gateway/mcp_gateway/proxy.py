@@ -48,7 +48,7 @@ from mcp_gateway.config import Profile, RetrySettings, Upstream, profile_timeout
 from mcp_gateway.connections.inject import prepare as prepare_connection
 from mcp_gateway.connections.inject import with_bearer
 from mcp_gateway.context import current_call
-from mcp_gateway.handshake_relay import HandshakeRelay, no_back_channel
+from mcp_gateway.handshake_relay import HandshakeRelay, takes_fast_path
 from mcp_gateway.health import HealthAwareAggregator, HealthMonitor
 from mcp_gateway.limits import LimitExceeded, LimitsUnavailable, limit_data
 from mcp_gateway.overrides import ProfileSource, ToolOverrides
@@ -176,6 +176,7 @@ class ProfileBackend:
             )
             if upstream.tool_overrides:
                 source.overrides = ToolOverrides(upstream.name, upstream.tool_overrides)
+            source.bridges_client_era = upstream.send_caller_header
             source.http_auth = upstream_auth(upstream.send_caller_header)
             source.relay_headers = upstream_headers(upstream.send_caller_header)
             if upstream.token_exchange is not None:  # the caller's token exchanged for this upstream
@@ -202,7 +203,8 @@ class ProfileBackend:
             boundary_for(gateway.state_codec, profile.id),
             gateway.metrics.relayed_calls.labels(profile.tenant, profile.id).inc,
         )
-        # Handshake-era tool calls that need no back channel take the same relay (handshake_relay.py).
+        # Handshake-era tool calls take the same relay, their input rounds asked on the POST's stream
+        # (handshake_relay.py).
         self.handshake_relay = HandshakeRelay(
             self.aggregator,
             self.intercept,
@@ -210,6 +212,7 @@ class ProfileBackend:
             boundary_for(gateway.state_codec, profile.id),
             gateway.metrics.relayed_calls.labels(profile.tenant, profile.id).inc,
             self._serve_handshake,
+            gateway.relay,
         )
         # Upstream list changes and resource updates also go to handshake sessions' GET streams.
         self.aggregator.on_change(self._list_changed)
@@ -252,7 +255,7 @@ class ProfileBackend:
         version = _protocol_version(scope)
         ctx = current_call.get()
         if scope["method"] == "POST" and (version is None or version in HANDSHAKE_PROTOCOL_VERSIONS):
-            if ctx is not None and no_back_channel(ctx):
+            if ctx is not None and takes_fast_path(ctx):
                 await self.handshake_relay(scope, receive, send, ctx)
             else:
                 await self._serve_handshake(scope, receive, send)

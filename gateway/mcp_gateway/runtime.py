@@ -197,7 +197,7 @@ class Gateway:
         self.started = False
         # One INFO line per MCP request (`serve --access-log`); refusals and errors are logged regardless.
         self.access_log = False
-        self.kubeconfig: str | None = None  # for tokenExchange.clientSecretRef (`serve --kubeconfig`)
+        self.kubeconfig: str | None = None  # for clientSecretRef of tokenExchange and connection (`serve --kubeconfig`)
         self.exchanger = TokenExchanger()
         holder.on_change(self._config_changed)
         self.metrics.set_config(holder.generation, holder.digest, holder.config)
@@ -219,8 +219,9 @@ class Gateway:
         self.state_codec = state_codec(self.signer.keys)
         self.revoked = RevokedSessions(self.store, self.signer.max_age)
         await self.revoked.load()
-        self.connections = Connections(self.env, _connection_store(self.store))
+        self.connections = Connections(self.env, _connection_store(self.store), self._secret_reader())
         self.connections.publish = self.store.publish if self.store.shared else None
+        self.connections.count = self.metrics.connection_event
         self.relay.publish = self.store.publish if self.store.shared else None
         await self.store.listen(self._replica_message)
         self.audit.start()

@@ -45,7 +45,8 @@ from starlette.datastructures import Headers
 
 from mcp_gateway.auth import Principal
 from mcp_gateway.auth.oidc import jwks_url_problem
-from mcp_gateway.config import Profile, SecretKeyRef, TokenExchange
+from mcp_gateway.config import Profile, TokenExchange
+from mcp_gateway.connections.settings import ClientSecretSource, SecretKeyRef
 from mcp_gateway.rules import Kind
 from mcp_gateway.trace import UpstreamContextAuth, upstream_headers
 
@@ -89,29 +90,33 @@ def bearer_for(upstream: str) -> list[tuple[str, str]]:
 
 
 class SecretReader:
-    """The client secret named by a `tokenExchange` block, read when an exchange is made."""
+    """The client secret named by a `tokenExchange` or `connection` block, read when it is used.
+
+    `what` names the setting in errors ("token exchange", "connection"). A missing or unreadable
+    secret raises ExchangeRefused; a Kubernetes API that cannot be asked raises ExchangeUnavailable.
+    """
 
     def __init__(self, kube_api: Callable[[], Any] | None = None) -> None:
         self._kube_api = kube_api
         self._api: Any = None
 
-    async def read(self, settings: TokenExchange) -> str:
+    async def read(self, settings: ClientSecretSource, what: str = "token exchange") -> str:
         if settings.client_secret_file:
-            value = await asyncio.to_thread(_read_file, settings.client_secret_file)
+            value = await asyncio.to_thread(_read_file, settings.client_secret_file, what)
         elif settings.client_secret_env:
             value = os.environ.get(settings.client_secret_env, "")
             if not value:
                 raise ExchangeRefused(
-                    f"the gateway's client secret for token exchange is not set "
+                    f"the gateway's client secret for {what} is not set "
                     f"(environment variable {settings.client_secret_env})"
                 )
         else:
             assert settings.client_secret_ref is not None
-            value = await asyncio.to_thread(self._read_secret, settings.client_secret_ref)
+            value = await asyncio.to_thread(self._read_secret, settings.client_secret_ref, what)
         register_secret(value)
         return value
 
-    def _read_secret(self, ref: SecretKeyRef) -> str:
+    def _read_secret(self, ref: SecretKeyRef, what: str) -> str:
         if self._kube_api is None:
             raise ExchangeRefused(f"clientSecretRef {ref.namespace}/{ref.name} needs the gateway to run in Kubernetes")
         if self._api is None:
@@ -119,7 +124,7 @@ class SecretReader:
         try:
             secret = self._api.read_namespaced_secret(ref.name, ref.namespace)
         except Exception as exc:  # the kubernetes client raises ApiException, urllib3 errors...
-            log.error("cannot read Secret %s/%s for token exchange: %s", ref.namespace, ref.name, type(exc).__name__)
+            log.error("cannot read Secret %s/%s for %s: %s", ref.namespace, ref.name, what, type(exc).__name__)
             raise ExchangeUnavailable(f"the gateway cannot read Secret {ref.namespace}/{ref.name}") from None
         raw = (secret.data or {}).get(ref.key)
         if not raw:
@@ -127,14 +132,14 @@ class SecretReader:
         return base64.b64decode(raw).decode("utf-8").strip()
 
 
-def _read_file(path: str) -> str:
+def _read_file(path: str, what: str) -> str:
     try:
         value = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        log.error("cannot read the token-exchange client secret file %s: %s", path, exc.strerror)
-        raise ExchangeRefused(f"the gateway cannot read its token-exchange client secret ({path})") from None
+        log.error("cannot read the %s client secret file %s: %s", what, path, exc.strerror)
+        raise ExchangeRefused(f"the gateway cannot read its {what} client secret ({path})") from None
     if not value:
-        raise ExchangeRefused(f"the gateway's token-exchange client secret file {path} is empty")
+        raise ExchangeRefused(f"the gateway's {what} client secret file {path} is empty")
     return value
 
 

@@ -1,8 +1,10 @@
 """What the gateway adds to each request it makes upstream on a client's behalf.
 
 - W3C trace context (OpenTelemetry's `traceparent`/`tracestate`): the front records
-  a request's trace headers in a context variable; malformed values are dropped
-  rather than forwarded.
+  a request's trace headers in a context variable (without a `traceparent` header, the
+  trace context the request carries in `params._meta`, SEP-414, so an upstream hears of
+  a 2026-07-28 client's trace in a header too); malformed values are dropped rather
+  than forwarded.
 - The caller, `x-mcp-caller: <tenant>/<caller>` (from `current_call`), only to
   upstreams with `sendCallerHeader: true` (the operator sets it for its own
   adapters; a third-party MCP server never learns tenant and key ids): an adapter
@@ -20,12 +22,11 @@ for each request it sends).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from contextvars import ContextVar
 
 import httpx2
 from mcp_common import tracing
-from starlette.datastructures import Headers
 
 from mcp_gateway.context import current_call
 
@@ -36,7 +37,8 @@ CALLER_HEADER = "x-mcp-caller"
 inbound_trace: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("mcp_gateway_trace", default=())
 
 
-def trace_headers(headers: Headers) -> tuple[tuple[str, str], ...]:
+def trace_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Valid W3C trace context from request headers, or from a request's `_meta` carrier (tracing.meta_carrier)."""
     parent = (headers.get("traceparent") or "").strip().lower()
     if not _TRACEPARENT.match(parent) or parent.startswith("ff") or set(parent[3:35]) == {"0"}:
         return ()

@@ -223,11 +223,31 @@ CEL_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "self.type != 'apiKey' || has(self.apiKey)": (lambda o: o.get("type") != "apiKey" or _has(o, "apiKey"), ""),
     "has(self.rate) || has(self.quota)": (lambda o: _has(o, "rate") or _has(o, "quota"), ""),
     "has(self.tokenEndpoint) != has(self.issuer)": (lambda o: _one_of(o, "tokenEndpoint", "issuer"), ""),
-    "self.type == 'exchanged' || has(self.secretName)": (
-        lambda o: o.get("type") == "exchanged" or _has(o, "secretName"),
+    "self.type in ['exchanged', 'connection'] || has(self.secretName)": (
+        lambda o: o.get("type") in ("exchanged", "connection") or _has(o, "secretName"),
+        "",
+    ),
+    "!(has(self.tokenExchange) && has(self.connection))": (
+        lambda o: not (_has(o, "tokenExchange") and _has(o, "connection")),
+        "",
+    ),
+    "has(self.connection) || !((has(self.mcp) && has(self.mcp.auth) && self.mcp.auth.type == 'connection') || "
+    "(has(self.openapi) && has(self.openapi.auth) && self.openapi.auth.type == 'connection') || "
+    "(has(self.http) && has(self.http.auth) && self.http.auth.type == 'connection'))": (
+        lambda o: _has(o, "connection") or not _connection_auth(o),
+        "",
+    ),
+    "has(self.issuer) || (has(self.authorizationEndpoint) && has(self.tokenEndpoint))": (
+        lambda o: _has(o, "issuer") or (_has(o, "authorizationEndpoint") and _has(o, "tokenEndpoint")),
         "",
     ),
 }
+
+
+def _connection_auth(spec: Any) -> bool:
+    """A source of this Upstream spec relays each caller's connected token (auth type connection)."""
+    sources = (spec.get(k) for k in ("mcp", "openapi", "http")) if isinstance(spec, dict) else ()
+    return any(isinstance(s, dict) and (s.get("auth") or {}).get("type") == "connection" for s in sources)
 
 
 def cel_rules(schema: dict[str, Any]) -> list[str]:

@@ -100,7 +100,8 @@ def _mcp(builder: _Builder, source: dict[str, Any], spec: Spec) -> None:
     remote = spec["mcp"]
     source.update(type="mcp", url=remote["url"], headers=builder.headers(remote.get("headers", [])))
     source["scope"] = spec.get("scope", "shared")
-    if remote.get("auth"):  # exchanged: the caller's token the gateway exchanged (spec.tokenExchange)
+    # exchanged / connection: the caller's token the gateway sends (spec.tokenExchange / spec.connection)
+    if remote.get("auth"):
         source["auth"] = {"type": remote["auth"]["type"]}
 
 
@@ -111,8 +112,9 @@ def _auth(builder: _Builder, auth: dict[str, Any]) -> dict[str, Any]:
         return builder.from_ref(var, "secretKeyRef", {"name": secret, "key": key})
 
     kind = auth["type"]
-    if kind == "exchanged":  # the token the gateway exchanged for the caller (the Upstream's tokenExchange)
-        return {"type": "exchanged"}
+    # The caller's token the gateway sends: exchanged (spec.tokenExchange) or connection (spec.connection).
+    if kind in ("exchanged", "connection"):
+        return {"type": kind}
     if kind == "bearer":
         return {"type": "bearer", "token": ref("UPSTREAM_AUTH_TOKEN", auth.get("tokenKey", "token"))}
     if kind == "basic":

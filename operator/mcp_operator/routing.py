@@ -215,8 +215,10 @@ class _ProfileRenderer:
             for key in ("healthCheck", "circuitBreaker"):
                 if upstream_spec.get(key):
                     entry[key] = upstream_spec[key]
-            if upstream_spec.get("tokenExchange"):
-                entry["tokenExchange"] = token_exchange(upstream_spec["tokenExchange"], ref_ns)
+            # The caller's token for the upstream (the CRD allows one of them): the client secret by reference.
+            for key in ("tokenExchange", "connection"):
+                if upstream_spec.get(key):
+                    entry[key] = with_secret_ref(upstream_spec[key], ref_ns)
             # Tool overrides: the Upstream's for every Profile, a Profile's own entry replacing one of them.
             overrides = {**(upstream_spec.get("toolOverrides") or {}), **(ref.get("toolOverrides") or {})}
             if overrides:
@@ -235,12 +237,14 @@ class _ProfileRenderer:
         return entries, members, problems
 
 
-def token_exchange(spec: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """An Upstream's spec.tokenExchange as the gateway reads it: the client secret by reference to the
-    Secret in the Upstream's namespace (the gateway reads it through the API), never its value."""
+def with_secret_ref(spec: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """An Upstream's spec.tokenExchange or spec.connection as the gateway reads it: the client secret by
+    reference to the Secret in the Upstream's namespace (the gateway reads it through the API), never
+    its value. A connection without clientSecret is a public client."""
     entry = {k: v for k, v in spec.items() if k != "clientSecret"}
-    ref = spec["clientSecret"]["secretKeyRef"]
-    entry["clientSecretRef"] = {"namespace": namespace, "name": ref["name"], "key": ref["key"]}
+    if spec.get("clientSecret"):
+        ref = spec["clientSecret"]["secretKeyRef"]
+        entry["clientSecretRef"] = {"namespace": namespace, "name": ref["name"], "key": ref["key"]}
     return entry
 
 

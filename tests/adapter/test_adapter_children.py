@@ -103,6 +103,23 @@ async def test_per_caller_pool_evicts_idle_callers(spawn: Any, tmp_path: Path) -
     assert await _pid(adapter.mcp_url, "alice") != first  # a fresh child on return
 
 
+async def test_a_caller_waiting_for_a_slow_child_is_not_evicted_as_idle(spawn: Any, tmp_path: Path) -> None:
+    # The child takes 2 s to start, twice the idle period: the call waiting for it keeps its
+    # session busy, so the pool's eviction (every half second) does not close it under the call.
+    probe = {
+        "name": "probe",
+        "type": "stdio",
+        "command": PYTHON,
+        "args": [PROBE_SERVER],
+        "env": {"PROBE_START_DELAY": "2"},
+        "scope": "per-caller",
+        "protocol": "legacy",
+        "pool": {"idleSeconds": 1},
+    }
+    adapter = start_adapter(spawn, tmp_path, [probe], server={"trustCallerHeader": True})
+    assert int(await _pid(adapter.mcp_url, "alice")) > 0
+
+
 async def test_per_caller_pool_respects_max_callers(spawn: Any, tmp_path: Path) -> None:
     probe = {
         "name": "probe",

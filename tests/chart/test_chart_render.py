@@ -482,3 +482,40 @@ def test_access_log_is_off_by_default_and_a_value_turns_it_on() -> None:
 
     assert "--access-log" not in gateway_args()
     assert "--access-log" in gateway_args("gateway.accessLog=true")
+
+
+def test_connections_get_their_key_ring_sign_in_client_and_secrets() -> None:
+    sign_in = "gateway.connections.userSignIn"
+    sets = (
+        "gateway.publicUrl=https://mcp.example.com",
+        "gateway.connections.keysSecret.name=connection-keys",
+        f"{sign_in}.clientId=mcp-gateway-console,{sign_in}.scopes={{openid,mcp:tools}}",
+        f"{sign_in}.clientSecretRef.namespace=mcp,{sign_in}.clientSecretRef.name=console-client",
+        f"{sign_in}.clientSecretRef.key=secret,gateway.connections.linkSeconds=600",
+        "gateway.connectionSecrets[0].namespace=acme,gateway.connectionSecrets[0].name=crm-oauth",
+        "gateway.connectionSecrets[1].namespace=mcp,gateway.connectionSecrets[1].name=console-client",
+    )
+    docs = render(sets=sets)
+    keys = env_of(one(docs, "Deployment", "-gateway"))["MCP_GATEWAY_CONNECTION_KEYS"]
+    assert keys["valueFrom"]["secretKeyRef"] == {"name": "connection-keys", "key": "keys"}
+    operator_args = one(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]["args"]
+    flags = [a for a in operator_args if a.startswith("--gateway-settings=")]
+    routing = render_routing([], [], [], parse(flags)).document  # the operator's own parsing and rendering
+    connections = RoutingConfig.model_validate(routing).gateway.connections
+    assert connections.link_seconds == 600 and connections.user_sign_in is not None
+    assert connections.user_sign_in.scopes == ["openid", "mcp:tools"]
+    assert connections.user_sign_in.client_secret_ref is not None
+    roles = {
+        d["metadata"]["namespace"]: d["rules"][0]["resourceNames"]
+        for d in by_kind(docs, "Role")
+        if d["metadata"]["name"].endswith("-api-keys")
+    }
+    assert roles == {"acme": ["crm-oauth"], "mcp": ["console-client"]}
+    assert "MCP_GATEWAY_CONNECTION_KEYS" not in env_of(one(render(), "Deployment", "-gateway"))
+
+    # Without the public URL or the key ring, connections cannot work: refused with the fix.
+    without_url = tuple(s for s in sets if not s.startswith("gateway.publicUrl"))
+    without_keys = tuple(s for s in sets if not s.startswith("gateway.connections.keysSecret"))
+    for kept, message in ((without_url, "needs gateway.publicUrl"), (without_keys, "keysSecret.name")):
+        result = template(sets=kept)
+        assert result.returncode != 0 and message in result.stderr, result.stderr

@@ -47,6 +47,16 @@ def test_examples_cover_every_documented_case() -> None:
     tenant = next(d for d in docs if d["kind"] == "Tenant")
     key_secret = tenant["spec"]["apiKeys"]["secretRefs"][0]["name"]
     assert any(d["kind"] == "Secret" and d["metadata"]["name"] == key_secret for d in docs)
+    # The caller's own credentials upstream: token exchange and a per-user connection, each with its
+    # client secret in a Secret of the example, and an SSO profile using them.
+    for key, auth in (("tokenExchange", "exchanged"), ("connection", "connection")):
+        upstream = next(u for u in upstreams if key in u["spec"])
+        source = next(upstream["spec"][k] for k in ("mcp", "openapi", "http") if k in upstream["spec"])
+        assert source["auth"]["type"] == auth
+        secret = upstream["spec"][key]["clientSecret"]["secretKeyRef"]["name"]
+        assert any(d["kind"] == "Secret" and d["metadata"]["name"] == secret for d in docs)
+        sso = next(d for d in docs if d["kind"] == "Profile" and d["metadata"]["name"] == "acme-sso")
+        assert upstream["metadata"]["name"] in {u["name"] for u in sso["spec"]["upstreams"]}
     namespaced = [d for d in docs if d["kind"] not in ("Tenant", "Namespace")]
     assert {d["metadata"]["namespace"] for d in namespaced} == {EXAMPLE_NAMESPACE}
     assert tenant["spec"]["namespaces"] == [EXAMPLE_NAMESPACE]

@@ -79,7 +79,7 @@ def module_db() -> Iterator[str]:
 
 
 def connection(provider: Keycloak, **extra: Any) -> dict[str, Any]:
-    return {"issuer": provider.issuer, "clientId": THIRD_PARTY[0], "clientSecretFromEnv": "CRM_SECRET", **extra}
+    return {"issuer": provider.issuer, "clientId": THIRD_PARTY[0], "clientSecretEnv": "CRM_SECRET", **extra}
 
 
 def gateway_config(
@@ -87,7 +87,7 @@ def gateway_config(
 ) -> Path:
     oidc = provider.oidc_settings(requiredScopes=["mcp:tools"], jwksMinRefetchSeconds=0)
     auth = {"methods": methods, "oidc": oidc} if methods else {"mode": "oidc", "oidc": oidc}
-    sign_in = {"clientId": SIGN_IN[0], "clientSecretFromEnv": "SIGN_IN_SECRET", "scopes": ["openid", "mcp:tools"]}
+    sign_in = {"clientId": SIGN_IN[0], "clientSecretEnv": "SIGN_IN_SECRET", "scopes": ["openid", "mcp:tools"]}
     return write_config(
         path,
         {

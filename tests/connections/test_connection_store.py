@@ -8,9 +8,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from mcp_gateway.config import parse_config
+from mcp_gateway.connections import oauth
 from mcp_gateway.connections.crypto import KeyRing, KeyRingError, Unreadable
 from mcp_gateway.connections.service import Connections, NotConnected, _Cached
-from mcp_gateway.connections.settings import OAuthConnection
+from mcp_gateway.connections.settings import OAuthConnection, SecretKeyRef
 from mcp_gateway.connections.store import ConnectionKey, MemoryConnections, PostgresConnections
 from mcp_gateway.store.migrate import migrate
 
@@ -133,3 +134,48 @@ def test_the_worked_example_is_a_valid_routing_config() -> None:
     connection = config.profiles[0].upstreams[0].connection
     assert connection is not None and connection.display_name == "CRM"
     assert config.gateway.connections.user_sign_in is not None
+
+
+def test_connections_name_their_client_secret_like_token_exchange_and_read_the_old_name_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    base = {"clientId": "app", "issuer": "http://127.0.0.1:1/realms/x"}
+    for field, value in (
+        ("clientSecretFile", "/run/secrets/crm"),
+        ("clientSecretEnv", "CRM_SECRET"),
+        ("clientSecretRef", {"namespace": "acme-tools", "name": "crm", "key": "secret"}),
+    ):
+        upstream = {"name": "crm", "url": "http://127.0.0.1:1/mcp", "connection": {**base, field: value}}
+        connection = (
+            parse_config(_config(upstream, {"mode": "oidc", "oidc": _oidc()})).profiles[0].upstreams[0].connection
+        )
+        assert connection is not None and connection.secret_sources() != []
+    both = {**base, "clientSecretEnv": "A", "clientSecretFile": "/b"}
+    upstream = {"name": "crm", "url": "http://127.0.0.1:1/mcp", "connection": both}
+    with pytest.raises(ValueError, match="at most one of clientSecretFile, clientSecretEnv and clientSecretRef"):
+        parse_config(_config(upstream, {"mode": "oidc", "oidc": _oidc()}))
+    # clientSecretFromEnv was in the README and the worked example before the rename.
+    upstream["connection"] = {**base, "clientSecretFromEnv": "CRM_SECRET"}
+    with caplog.at_level("WARNING", logger="mcp_gateway.connections"):
+        connection = (
+            parse_config(_config(upstream, {"mode": "oidc", "oidc": _oidc()})).profiles[0].upstreams[0].connection
+        )
+    assert connection is not None and connection.client_secret_env == "CRM_SECRET"
+    assert "clientSecretFromEnv is deprecated, use clientSecretEnv" in caplog.text
+    upstream["connection"] = {**base, "clientSecretFromEnv": "A", "clientSecretEnv": "B"}
+    with pytest.raises(ValueError, match="deprecated name of clientSecretEnv"):
+        parse_config(_config(upstream, {"mode": "oidc", "oidc": _oidc()}))
+
+
+async def test_a_connection_client_secret_is_read_at_use_and_a_missing_one_is_named() -> None:
+    connections = Connections({"MCP_GATEWAY_CONNECTION_KEYS": KEY_1}, MemoryConnections())
+    public = OAuthConnection(issuer="http://127.0.0.1:9/realms/x", client_id="app")
+    assert (await connections.client(public)).secret is None
+    from_env = OAuthConnection(issuer="http://127.0.0.1:9/realms/x", client_id="app", client_secret_env="S6_18_UNSET")
+    with pytest.raises(oauth.ClientSecretMissing, match="S6_18_UNSET"):
+        await connections.client(from_env)
+    ref = SecretKeyRef(namespace="acme-tools", name="crm", key="secret")
+    in_kube = OAuthConnection(issuer="http://127.0.0.1:9/realms/x", client_id="app", client_secret_ref=ref)
+    with pytest.raises(oauth.ClientSecretMissing, match="needs the gateway to run in Kubernetes"):
+        await connections.client(in_kube)
+    await connections.close()

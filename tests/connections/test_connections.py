@@ -4,6 +4,7 @@ token then reaches the upstream on their calls only. Real Keycloak, PostgreSQL a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,11 @@ import asyncpg
 import jwt
 import mcp_types as types
 import pytest
+import yaml
 from mcp.shared.exceptions import MCPError
+from mcp_operator.adapter_config import build
 from playwright.async_api import Browser, BrowserContext, Route
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.connections.conftest import KEY_1, KEY_2, connection, seen_tokens, start_connected_gateway
 from tests.gateway.support import GatewayProc, Spawn, mcp_client
@@ -97,6 +101,18 @@ async def stored(dsn: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+def counted(gateway: GatewayProc, event: str, outcome: str | None = None) -> float:
+    """mcp_gateway_connection_<event>_total of upstream crm (with `outcome`), from the gateway's /metrics."""
+    with gateway.admin() as admin:
+        text = admin.get("/metrics").text
+    wanted = {"tenant": "acme", "profile": "crm", "upstream": "crm"} | ({"outcome": outcome} if outcome else {})
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"mcp_gateway_connection_{event}_total" and sample.labels == wanted:
+                return float(sample.value)
+    return 0.0  # none counted yet
+
+
 def sub_of(provider: Keycloak, user: str) -> str:
     return str(jwt.decode(provider.access_token(user), options={"verify_signature": False})["sub"])
 
@@ -150,12 +166,20 @@ def _with_query(url: str, **changes: Callable[[str], str]) -> str:
 async def test_a_handshake_caller_connects_and_their_own_token_reaches_the_upstream_only_on_their_calls(
     gateway: GatewayProc, provider: Keycloak, browser: Browser, token_server: str, module_db: str
 ) -> None:
+    links, connects, refreshes = (
+        counted(gateway, "links"),
+        counted(gateway, "connects", "ok"),
+        counted(gateway, "refreshes", "ok"),
+    )
     link = await link_for(gateway, provider, "alice")
     text = await open_in_browser(browser, link, "alice")
     assert "Connected: CRM" in text
+    assert (counted(gateway, "links"), counted(gateway, "connects", "ok")) == (links + 1, connects + 1)
 
     assert await call_whoami(gateway, provider, "alice") == "alice via third-party-app"
     assert await call_whoami(gateway, provider, "alice") == "alice via third-party-app"  # refreshed again
+    # Her 30 s tokens, less the 30 s margin, are refreshed on every call.
+    assert counted(gateway, "refreshes", "ok") == refreshes + 2
     # Bob has no connection: Alice's token is never used for him. (A client declaring elicitation too.)
     await link_for(gateway, provider, "bob")
     await link_for(gateway, provider, "bob", elicits=True)
@@ -171,6 +195,25 @@ async def test_a_handshake_caller_connects_and_their_own_token_reaches_the_upstr
     for token in tokens:
         claims = jwt.decode(token, options={"verify_signature": False})
         assert claims["azp"] == "third-party-app" and claims["preferred_username"] == "alice"
+
+
+async def test_resource_reads_and_prompts_carry_the_callers_own_token_too(
+    gateway: GatewayProc, provider: Keycloak
+) -> None:
+    """Runs after the test above: Alice is connected, Bob is not (yet)."""
+    async with mcp_client(gateway.url("crm"), caller_headers(provider, "alice")) as client:
+        read = await client.read_resource("crm://me")
+        assert read.contents[0].text == "alice via third-party-app"  # type: ignore[union-attr]
+        prompt = await client.get_prompt("greet_me")
+        assert "Hello alice via third-party-app" in str(prompt.messages[0].content)
+    for mode in ("legacy", "2026-07-28"):
+        async with mcp_client(gateway.url("crm"), caller_headers(provider, "bob"), mode=mode) as client:
+            for request in (client.read_resource("crm://me"), client.get_prompt("greet_me")):
+                with pytest.raises(MCPError) as refused:
+                    await request
+                error = refused.value.error
+                assert error.code == URL_ELICITATION_REQUIRED, (mode, error)
+                assert error.data["elicitations"][0]["url"].startswith(f"{gateway.base}/console/connect?link=")
 
 
 async def test_a_2026_client_gets_an_input_required_round_and_retries_after_connecting(
@@ -210,9 +253,11 @@ async def test_users_see_and_revoke_their_connections_and_a_revoked_refresh_toke
     await page.click("#kc-login")
     await page.wait_for_selector("#connections")
     assert await page.locator("#connections tbody tr").count() == 1  # his own, not Alice's
+    revocations = counted(gateway, "revocations")
     await page.click("#revoke-crm-crm")
     await page.wait_for_selector("#no-connections")
     await context.close()
+    assert counted(gateway, "revocations") == revocations + 1
     assert [r["caller"] for r in await stored(module_db)] == [f"sub:{sub_of(provider, 'alice')}"]
     await link_for(gateway, provider, "bob")
 
@@ -226,6 +271,7 @@ async def test_users_see_and_revoke_their_connections_and_a_revoked_refresh_toke
     assert refused.value.error.code == URL_ELICITATION_REQUIRED
     assert "expired or was revoked" in refused.value.error.message
     assert await stored(module_db) == []
+    assert counted(gateway, "refreshes", "refused") == 1
 
 
 async def test_provider_down_and_key_rotation(
@@ -255,6 +301,7 @@ async def test_provider_down_and_key_rotation(
     text = await open_in_browser(browser, await link_for(gw_down, provider, "bob"), "bob")
     assert "could not be reached" in text and "Nothing was stored" in text
     assert [r["key_id"] for r in await stored(module_db)] == ["k1"]
+    assert (counted(gw_down, "refreshes", "unavailable"), counted(gw_down, "connects", "unavailable")) == (1, 1)
     # An API-key caller of the same profile cannot connect: told so, nothing sent upstream.
     with gw_down.admin() as admin:
         key = admin.post("/admin/v1/tenants/acme/keys", json={"name": "robot"}).json()["key"]
@@ -280,3 +327,51 @@ async def test_provider_down_and_key_rotation(
 
 def _closed_port() -> int:
     return free_port()  # nothing listens there
+
+
+async def test_an_operator_made_adapter_relays_the_users_connected_token(
+    spawn_module: Spawn,
+    provider: Keycloak,
+    browser: Browser,
+    token_server: str,
+    module_db: str,
+    tmp_path: Path,
+) -> None:
+    """An Upstream with spec.connection and spec.mcp.auth {type: connection}: the adapter config the
+    operator renders for it (adapter_config.build, what goes into its ConfigMap) runs as a real adapter
+    in front of the third-party server, and the gateway's upstream is that adapter."""
+    spec = {
+        "mcp": {"url": f"{token_server}/mcp", "auth": {"type": "connection"}},
+        "connection": {"issuer": provider.issuer, "clientId": "third-party-app"},
+    }
+    rendered = build("crm", "acme-tools", spec)
+    assert rendered.config["sources"][0]["auth"] == {"type": "connection"} and rendered.env == []
+    config = tmp_path / "adapter.yaml"
+    config.write_text(yaml.safe_dump(rendered.config))
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn_module(cmd, name="crm-adapter", ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
+    # The routing entry the operator renders: its own adapter, told who calls.
+    entry = {"url": f"http://127.0.0.1:{port}/mcp", "sendCallerHeader": True}
+    upstreams = [{"name": "crm", **entry, "connection": connection(provider, displayName="CRM")}]
+    adapted = start_connected_gateway(
+        spawn_module, tmp_path, provider, upstreams, module_db, f"{KEY_2},{KEY_1}", "gw-adapter"
+    )
+    before = len(seen_tokens(token_server))
+    for user in ("alice", "bob"):
+        async with mcp_client(adapted.url("crm"), caller_headers(provider, user)) as client:
+            try:
+                result = await client.call_tool("whoami", {})
+            except MCPError as refused:  # not connected (yet) on this gateway's database: connect now
+                assert refused.error.code == URL_ELICITATION_REQUIRED
+                link = refused.error.data["elicitations"][0]["url"]
+                assert "Connected: CRM" in await open_in_browser(browser, link, user)
+                result = await client.call_tool("whoami", {})
+            assert result.content[0].text == f"{user} via third-party-app"  # type: ignore[union-attr]
+            read = await client.read_resource("crm://me")
+            assert read.contents[0].text == f"{user} via third-party-app"  # type: ignore[union-attr]
+    # Through the adapter too, only the third party's tokens reached the server.
+    tokens = [value.removeprefix("Bearer ") for value in seen_tokens(token_server)[before:]]
+    assert len(tokens) >= 4
+    assert {jwt.decode(t, options={"verify_signature": False})["azp"] for t in tokens} == {"third-party-app"}
+    adapted.process.stop()

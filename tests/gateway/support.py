@@ -43,11 +43,18 @@ def start_feature(spawn: Spawn, name: str = "feature") -> tuple[ManagedProcess, 
     return spawn(http_command(port), name=name, ready_url=http_url(port)), http_url(port)
 
 
-def start_adapter(spawn: Spawn, config_dir: Path, upstream_url: str, name: str = "adapter") -> str:
-    """An adapter process fronting one remote MCP server (unprefixed); returns its /mcp URL."""
+def start_adapter(
+    spawn: Spawn, config_dir: Path, upstream_url: str, name: str = "adapter", *, trust_caller: bool = False
+) -> str:
+    """An adapter process fronting one remote MCP server (unprefixed); returns its /mcp URL.
+
+    `trust_caller`: it trusts the gateway's `x-mcp-caller` and `x-mcp-client-era` (as the operator deploys it)."""
     port = free_port()
     config = config_dir / f"{name}.yaml"
-    config.write_text(yaml.safe_dump({"sources": [{"name": "feat", "type": "mcp", "url": upstream_url}]}))
+    settings: dict[str, Any] = {"sources": [{"name": "feat", "type": "mcp", "url": upstream_url}]}
+    if trust_caller:
+        settings["server"] = {"trustCallerHeader": True}
+    config.write_text(yaml.safe_dump(settings))
     cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
     spawn(cmd, name=name, ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
     return f"http://127.0.0.1:{port}/mcp"

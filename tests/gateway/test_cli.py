@@ -241,6 +241,30 @@ def test_validate_checks_token_exchange_offline(tmp_path: Path) -> None:
     assert cli("validate", str(manifest)).returncode == 0
 
 
+def test_validate_checks_connections_offline(tmp_path: Path) -> None:
+    exchange = {"issuer": "https://id.example.com", "clientId": "gw", "audience": "orders-api"}
+    exchange |= {"clientSecret": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    connection = {"clientId": "gw", "tokenEndpoint": "https://crm.example.com/token"}
+    spec = {"mcp": {"url": "https://crm.example.com/mcp", "auth": {"type": "connection"}}, "connection": connection}
+    upstream = {
+        "apiVersion": "mcpgateway.dev/v1alpha1",
+        "kind": "Upstream",
+        "metadata": {"name": "crm", "namespace": "tools"},
+        "spec": {**spec, "tokenExchange": exchange},
+    }
+    manifest = tmp_path / "upstream.yaml"
+    manifest.write_text(yaml.safe_dump(upstream))
+    out = cli("validate", str(manifest)).stdout
+    assert "set spec.tokenExchange or spec.connection, not both" in out
+    assert "connection needs issuer (discovery) or both authorizationEndpoint and tokenEndpoint" in out
+    upstream["spec"] = {"mcp": spec["mcp"]}
+    manifest.write_text(yaml.safe_dump(upstream))
+    assert "which only spec.connection supplies: set spec.connection" in cli("validate", str(manifest)).stdout
+    upstream["spec"] = {**spec, "connection": {**connection, "issuer": "https://login.crm.example.com"}}
+    manifest.write_text(yaml.safe_dump(upstream))
+    assert cli("validate", str(manifest)).returncode == 0
+
+
 def test_every_crd_cel_rule_is_checked_offline() -> None:
     """A CEL rule added to a CRD must be ported to `validate.CEL_RULES`, or `validate` would let it pass."""
     rules = {rule for schema in crd_schemas().values() for rule in cel_rules(schema)}

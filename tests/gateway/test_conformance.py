@@ -1,7 +1,9 @@
 """The official conformance suite through gateway -> adapter -> feature server loses nothing.
 
 Both pinned suite versions run against the feature server directly and through the chain on
-two profiles: one with auth `none`, and one requiring an API key. The suite cannot send
+three profiles: one with auth `none`, one requiring an API key, and one whose upstream is told
+a handshake-era client's era (`sendCallerHeader`: the handshake fast path serves sessions that
+declared a back channel, handshake_relay.py). The suite cannot send
 credentials, so for the second a loopback proxy (tests/support/header_proxy.py) adds the
 key's Authorization header and forwards everything else untouched. Every scenario that passes
 directly must pass through the gateway on both profiles, the pass counts must be equal, and
@@ -35,19 +37,22 @@ class Chain:
     keyed_url: str  # the API-key profile, through the header-adding proxy
 
     def url(self, target: str) -> str:
-        return self.gateway.url("open") if target == "open" else self.keyed_url
+        return self.keyed_url if target == "keyed" else self.gateway.url(target)
 
 
 @pytest.fixture(scope="module")
 def chain(spawn_module: Spawn, tmp_path_factory: pytest.TempPathFactory) -> Chain:
     _, feature_url = start_feature(spawn_module, name="feature-conformance")
     folder: Path = tmp_path_factory.mktemp("conformance")
-    adapter_url = start_adapter(spawn_module, folder, feature_url, name="adapter-conformance")
+    adapter_url = start_adapter(spawn_module, folder, feature_url, name="adapter-conformance", trust_caller=True)
+    bridged = profile("bridged", "suite", [("adapter", adapter_url)], auth={"mode": "none"})
+    bridged["upstreams"][0]["sendCallerHeader"] = True
     routing = {
         "tenants": [{"id": "suite"}],
         "profiles": [
             profile("open", "suite", [("adapter", adapter_url)], auth={"mode": "none"}),
             profile("keyed", "suite", [("adapter", adapter_url)]),  # API keys: the default
+            bridged,
         ],
     }
     gateway = start_gateway(spawn_module, write_config(folder / "routing.yaml", routing), name="gateway-conformance")
@@ -85,7 +90,7 @@ def test_direct_baseline(direct: dict[str, dict[str, ScenarioResult]], version: 
     assert EXPECTED_DIRECT[version] <= passed, describe_failures(direct[version])
 
 
-@pytest.mark.parametrize("target", ["open", "keyed"])
+@pytest.mark.parametrize("target", ["open", "keyed", "bridged"])
 @pytest.mark.parametrize("version", list(SUITES))
 def test_gateway_passes_what_the_server_passes(
     chain: Chain, direct: dict[str, dict[str, ScenarioResult]], version: str, target: str

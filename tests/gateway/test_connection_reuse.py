@@ -1,7 +1,7 @@
 """No connection churn toward upstreams: after warm-up, 1,000 handshake-era tool calls open no new
-TCP connection to the upstream on the fast path, and at most a few on the SDK path (sessions with a
-back channel), whose client pool may still grow by one when a background request overlaps a call;
-before keepalive.py it opened one per call.
+TCP connection to the upstream on the fast path, and at most a few on the SDK path (sessions whose
+capability declaration is too large to keep in the token), whose client pool may still grow by one
+when a background request overlaps a call; before keepalive.py it opened one per call.
 
 On every hop of client → gateway → adapter → upstream, the connections each process accepted are
 also what its metric says (`mcp_gateway_http_connections_total`, `mcp_adapter_http_connections_total`):
@@ -10,28 +10,36 @@ also what its metric says (`mcp_gateway_http_connections_total`, `mcp_adapter_ht
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.gateway.support import (
     ADMIN_HEADERS,
     LEGACY,
+    MODERN,
     Spawn,
     TcpProxy,
+    modern_call,
+    modern_headers,
     profile,
     rpc,
     start_adapter,
     start_gateway,
 )
+from tests.support.processes import free_port
 
 JSON_SSE = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 CALLS = 1000
 WARM_UP = 20
 SDK_PATH_ALLOWED = 5  # its client pool growing when a background request overlaps a call
+# Over sessions.MAX_CAPABILITIES_CHARS: the token cannot say what the client declared, so the SDK path serves it.
+SDK_PATH_CAPABILITIES = {"roots": {}, "experimental": {"padding": {"text": "x" * 4096}}}
 
 
 def _unprobed_during(config: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +76,8 @@ def _calls(http: httpx.Client, url: str, headers: dict[str, str], count: int) ->
 async def test_sdk_path_opens_no_upstream_connection_per_call(
     spawn: Spawn, counted: TcpProxy, routing: Callable[[dict[str, Any]], Path]
 ) -> None:
-    """A session with a back channel (roots) takes the SDK path; the fast path is the next test's."""
+    """A session whose declared capabilities are not kept in its token takes the SDK path; the fast path
+    is the next test's."""
     upstream = f"http://127.0.0.1:{counted.port}/mcp"
     config = routing(
         {
@@ -79,12 +88,15 @@ async def test_sdk_path_opens_no_upstream_connection_per_call(
     gateway = start_gateway(spawn, config)
     url = gateway.url("open")
     with httpx.Client(timeout=30) as http:
-        headers = _session(http, url, {"roots": {}})
+        headers = _session(http, url, SDK_PATH_CAPABILITIES)
         _calls(http, url, headers, WARM_UP)
         warm = counted.accepted
         _calls(http, url, headers, CALLS)
     opened = counted.accepted - warm
     assert opened <= SDK_PATH_ALLOWED, f"{opened} new upstream connections in {CALLS} calls"
+    metrics = httpx.get(f"{gateway.base}/metrics", headers=ADMIN_HEADERS, timeout=10).text
+    relayed = [line for line in metrics.splitlines() if line.startswith("mcp_gateway_relayed_calls_total{")]
+    assert all(line.endswith(" 0.0") for line in relayed), relayed  # all of them on the SDK path
 
 
 def _accepted(metrics_url: str, name: str, **kwargs: Any) -> int:
@@ -124,3 +136,37 @@ async def test_fast_path_opens_no_connection_on_any_hop(
     # Each metric read came on a connection of its own: one more on the gateway and the adapter.
     opened = (after[0] - before[0] - 1, after[1] - before[1] - 1, after[2] - before[2])
     assert opened == (0, 0, 0), f"new connections in {CALLS} calls (client, gateway → adapter, adapter → upstream)"
+
+
+CALLERS = 20
+
+
+async def test_new_upstream_sessions_share_one_pool_of_connections(
+    spawn: Spawn, counted: TcpProxy, tmp_path: Path
+) -> None:
+    """A `per-caller` source opens one upstream session per caller (both eras: a 2026-07-28 one, and a
+    handshake-era one for a gateway's handshake client); they share the source's pooled client
+    (keepalive.ClientPool). 20 new 2026-07-28 sessions opened 20 connections before it, none now; 20
+    handshake-era ones 70 before, 40 now (each holds its GET stream open on a connection of its own)."""
+    source = {"name": "feat", "type": "mcp", "url": f"http://127.0.0.1:{counted.port}/mcp", "scope": "per-caller"}
+    config = tmp_path / "adapter-pooled.yaml"
+    config.write_text(yaml.safe_dump({"server": {"trustCallerHeader": True}, "sources": [source]}))
+    port = free_port()
+    cmd = [sys.executable, "-m", "mcp_adapter.cli", "--config", str(config), "--port", str(port)]
+    spawn(cmd, name="adapter-pooled", ready_url=f"http://127.0.0.1:{port}/readyz", timeout=60)
+    url = f"http://127.0.0.1:{port}/mcp"
+    per_session = {MODERN: 0, LEGACY: 2}
+    with httpx.Client(timeout=30) as http:
+        for era in (LEGACY, MODERN):
+            before = counted.accepted
+            for i in range(CALLERS):
+                headers = {**modern_headers("tools/call", "echo"), "X-MCP-Caller": f"acme/{era}-{i}"}
+                if era == LEGACY:
+                    headers["X-MCP-Client-Era"] = LEGACY
+                body = modern_call("echo", {"text": str(i)}, i)
+                response = http.post(url, json=body, headers=headers)
+                assert response.status_code == 200 and f'"text":"{i}"' in response.text, response.text
+            opened = counted.accepted - before
+            assert opened <= per_session[era] * CALLERS + SDK_PATH_ALLOWED, (
+                f"{opened} connections, {CALLERS} {era} sessions"
+            )

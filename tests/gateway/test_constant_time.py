@@ -4,8 +4,8 @@ tests guard the call itself: each comparison of a caller-supplied secret must go
 `hmac.compare_digest` with the candidate as an argument, and its result must decide.
 
 Covered: API key hashes, the admin API token, console login with the admin token, the
-console's admin fingerprint, console session cookies, the console's CSRF field, and signed
-Mcp-Session-Id tokens.
+console's admin fingerprint, console session cookies, the console's CSRF field, signed
+Mcp-Session-Id tokens, and the connection pages' browser nonce and CSRF field.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, cast
 import pytest
 from mcp_gateway.admin import admin_refusal
 from mcp_gateway.auth.apikeys import KeyHasher
+from mcp_gateway.connections import web as connections_web
 from mcp_gateway.console import access
 from mcp_gateway.console.session import Session, SessionCodec
 from mcp_gateway.console.web import Ctx, Refused, read_form
@@ -124,8 +125,64 @@ def test_signed_session_id(spy: Spy) -> None:
     assert signer.verify(token) is None
 
 
-def form_request(body: str) -> Request:
-    """A POST carrying an urlencoded form, as the console's handlers receive it."""
+class SealedByName:
+    """Stands in for the gateway's `Connections`: a sealed value "opens" to the body registered under
+    its name (the AES-GCM sealing itself is tested in tests/connections)."""
+
+    def __init__(self, **bodies: dict[str, Any]) -> None:
+        self.bodies = bodies
+        self.revoked: list[Any] = []
+
+    def open(self, sealed: str, aad: bytes) -> dict[str, Any]:
+        if sealed not in self.bodies:
+            raise ValueError("unreadable")
+        return self.bodies[sealed]
+
+    async def revoke(self, key: Any, settings: Any) -> bool:
+        self.revoked.append(key)
+        return True
+
+
+def connections_gateway(connections: SealedByName) -> Any:
+    config = SimpleNamespace(profile=lambda _pid: None)
+    return SimpleNamespace(connections=connections, holder=SimpleNamespace(config=config))
+
+
+async def test_connect_callback_browser_nonce(spy: Spy) -> None:
+    gateway = connections_gateway(SealedByName(state={"s": "in", "n": "nonce-of-this-browser"}))
+
+    async def callback(cookie: str) -> Refused:
+        request = form_request("", gateway, cookie=f"{connections_web.NONCE_COOKIE}={cookie}")
+        with pytest.raises(Refused) as refused:
+            await connections_web.callback(request, state="state", error="access_denied")
+        return refused.value
+
+    assert "did not authorize" in (await callback("nonce-of-this-browser")).message  # past the nonce check
+    assert spy.saw("nonce-of-this-browser")
+    assert "another browser" in (await callback("other-browser")).message
+    assert spy.saw("other-browser")
+    spy.verdict = True
+    assert "did not authorize" in (await callback("other-browser")).message
+
+
+async def test_connections_revoke_csrf_field(spy: Spy) -> None:
+    user = {"t": "acme", "c": "sub:alice", "x": "csrf-of-this-user"}
+    gateway = connections_gateway(SealedByName(user=user))
+    cookie = f"{connections_web.USER_COOKIE}=user"
+    body = "profile=p&upstream=crm&csrf="
+    response = await connections_web.revoke(form_request(body + "csrf-of-this-user", gateway, cookie=cookie))
+    assert response.status_code == 303 and len(gateway.connections.revoked) == 1
+    assert spy.saw("csrf-of-this-user")
+    with pytest.raises(Refused):
+        await connections_web.revoke(form_request(body + "forged", gateway, cookie=cookie))
+    assert spy.saw("forged") and len(gateway.connections.revoked) == 1
+    spy.verdict = True
+    await connections_web.revoke(form_request(body + "forged", gateway, cookie=cookie))
+    assert len(gateway.connections.revoked) == 2
+
+
+def form_request(body: str, gateway: Any = None, cookie: str = "") -> Request:
+    """A POST carrying an urlencoded form, as the console's handlers receive it (and the app's gateway)."""
     sent = False
 
     async def receive() -> dict[str, Any]:
@@ -139,7 +196,8 @@ def form_request(body: str) -> Request:
         "type": "http",
         "method": "POST",
         "path": "/console",
-        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded"), (b"cookie", cookie.encode())],
         "query_string": b"",
+        "app": SimpleNamespace(state=SimpleNamespace(gateway=gateway)),
     }
     return Request(scope, receive)

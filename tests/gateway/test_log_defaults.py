@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import yaml
 
@@ -78,8 +79,20 @@ async def test_access_log_flag_and_env_turn_on_one_line_per_request(
     from_env = start_gateway(spawn, config, name="gw-env", env={"MCP_GATEWAY_ACCESS_LOG": "true"})
     for gw in (flagged, from_env):
         assert _calls(gw.url("open"), 5) == [200] * 5
-        lines = [r for r in _records(gw.process.log_text()) if r.get("msg") == "request"]
+        lines = await _request_lines(gw.process.log_text, 5)
         assert [(r["profile"], r["method"], r["status"]) for r in lines] == [("open", "tools/call", 200)] * 5
+
+
+async def _request_lines(log_text: Callable[[], str], expected: int) -> list[dict[str, Any]]:
+    """The access log's lines once `expected` are written: the line follows the response, so on
+    a loaded machine the last one can reach the log file a moment after the client has its answer."""
+    lines: list[dict[str, Any]] = []
+    for _ in range(50):  # bounded: 5 s
+        lines = [r for r in _records(log_text()) if r.get("msg") == "request"]
+        if len(lines) >= expected:
+            break
+        await anyio.sleep(0.1)
+    return lines
 
 
 async def test_adapter_writes_no_access_log_by_default(spawn: Spawn, feature: str, tmp_path: Path) -> None:

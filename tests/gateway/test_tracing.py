@@ -7,7 +7,10 @@ stand-in for Jaeger, tests/support/otlp_receiver.py). The upstream is the featur
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +23,7 @@ import yaml
 from mcp_common import tracing
 
 from tests.gateway.support import (
+    MODERN,
     Spawn,
     mcp_client,
     modern_call,
@@ -154,6 +158,64 @@ def test_tool_call_is_one_trace_across_gateway_and_adapter(
         assert secret not in everything
 
 
+async def test_a_2026_07_28_clients_trace_context_in_meta_is_continued(
+    spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
+) -> None:
+    """A stateless client names its span in `params._meta` (SEP-414), not in a header: the trace goes on from it."""
+    env = otel_env(receiver)
+    adapter = start_traced_adapter(spawn, tmp_path, start_feature(spawn)[1], env)
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", adapter)])]})
+    gateway = start_gateway(spawn, config, env=env)
+    auth = new_key(gateway, "acme")
+
+    # The real MCP client, 2026-07-28 mode, no traceparent header: the trace context rides in `_meta`.
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    meta = {"traceparent": f"00-{trace_id}-{client_span}-01", "tracestate": "vendor=1"}
+    async with mcp_client(gateway.url("acme-dev"), auth, mode=MODERN) as client:
+        result = await client.call_tool("echo", {"text": "meta"}, meta=meta)
+    assert not result.is_error
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return any(s.service == "mcp-adapter" and s.kind == SPAN_KIND_CLIENT for s in spans) and any(
+            s.service == "mcp-gateway" and s.kind == SPAN_KIND_SERVER for s in spans
+        )
+
+    spans = trace_of(receiver, trace_id, complete)
+    gw_server = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER)
+    gw_call = one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_CLIENT)
+    ad_server = one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_SERVER)
+    assert gw_server.parent_span_id == client_span  # continued from `_meta`
+    assert ad_server.parent_span_id == gw_call.span_id  # and passed on to the adapter (as a header)
+
+    # Both there: the header wins over `_meta`.
+    header_trace, header_span = secrets.token_hex(16), secrets.token_hex(8)
+    call = modern_call("echo", {"text": "both"})
+    call["params"]["_meta"]["traceparent"] = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    headers = modern_headers("tools/call", "echo", traceparent=f"00-{header_trace}-{header_span}-01", **auth)
+    answer = httpx.post(gateway.url("acme-dev"), json=call, headers=headers)
+    assert answer.status_code == 200, answer.text
+    spans = trace_of(receiver, header_trace, lambda found: any(s.kind == SPAN_KIND_SERVER for s in found))
+    assert one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER).parent_span_id == header_span
+
+
+async def test_meta_trace_context_passes_through_a_gateway_without_tracing(
+    spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
+) -> None:
+    """Tracing off in the gateway: the client's `_meta` trace context still reaches the (traced) adapter."""
+    adapter = start_traced_adapter(spawn, tmp_path, start_feature(spawn)[1], otel_env(receiver))
+    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", adapter)])]})
+    gateway = start_gateway(spawn, config)
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    async with mcp_client(gateway.url("acme-dev"), new_key(gateway, "acme"), mode=MODERN) as client:
+        result = await client.call_tool(
+            "echo", {"text": "off"}, meta={"traceparent": f"00-{trace_id}-{client_span}-01"}
+        )
+    assert not result.is_error
+    spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_CLIENT for s in found))
+    assert not any(s.service == "mcp-gateway" for s in spans)
+    assert one(spans, "mcp-adapter", "tools/call echo", SPAN_KIND_SERVER).parent_span_id == client_span
+
+
 async def test_handshake_era_tool_call_joins_the_clients_trace_too(
     spawn: Spawn, tmp_path: Path, routing: Callable[[dict[str, Any]], Path], receiver: OtlpReceiver
 ) -> None:
@@ -263,6 +325,44 @@ def test_trace_context_reaches_a_stdio_server_in_meta(spawn: Spawn, tmp_path: Pa
     assert seen.startswith(f"00-{trace_id}-"), seen  # the client's trace, onward into the stdio server
     spans = trace_of(receiver, trace_id, lambda found: any(s.kind == SPAN_KIND_CLIENT for s in found))
     assert seen.split("-")[2] in {s.span_id for s in spans if s.service == "mcp-adapter"}  # its parent: the adapter
+
+
+SAMPLING_PROBE = """
+import json
+from mcp_common import tracing
+
+tracing.setup("probe")
+out = {}
+for flags in ("01", "00"):
+    parent = {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-{flags}"}
+    with tracing.server_span("probe", parent) as span:
+        with tracing.child_span("step", client=True):
+            out[flags] = {"recording": span.is_recording(), "outgoing": dict(tracing.outgoing())["traceparent"]}
+tracing.flush()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize(
+    ("sampler", "recorded"),
+    [("parentbased_always_on", {"01": True, "00": False}), ("always_off", {"01": False, "00": False})],
+)
+def test_the_sdks_sampler_decides_and_an_unsampled_trace_still_propagates(
+    receiver: OtlpReceiver, sampler: str, recorded: dict[str, bool]
+) -> None:
+    """OTEL_TRACES_SAMPLER is the SDK's, as usual: our spans are recorded only when it keeps them,
+    and a dropped request still passes its trace id on (flags 00), so the next hop drops it too."""
+    env = {**os.environ, **otel_env(receiver), "OTEL_TRACES_SAMPLER": sampler}
+    done = subprocess.run([sys.executable, "-c", SAMPLING_PROBE], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    for flags, kept in recorded.items():
+        assert seen[flags]["recording"] is kept
+        parts = seen[flags]["outgoing"].split("-")
+        assert parts[1] == "ab" * 16 and parts[3] == ("01" if kept else "00")
+    spans = [s for s in receiver.received() if s.service == "probe"]
+    assert len(spans) == 2 * sum(recorded.values())  # a server span and its child per recorded request
+    assert all(s.trace_id == "ab" * 16 for s in spans)
 
 
 @pytest.mark.parametrize(

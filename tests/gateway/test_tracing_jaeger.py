@@ -22,8 +22,7 @@ import pytest
 from tests.gateway.support import Spawn, modern_call, modern_headers, profile, start_feature, start_gateway
 from tests.gateway.test_caller_scope import new_key
 from tests.gateway.test_tracing import start_traced_adapter
-from tests.support import trace_timeline
-from tests.support.processes import ARTIFACTS, free_port
+from tests.support.processes import free_port
 from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.late_tools
@@ -46,7 +45,8 @@ class Jaeger:
     query: str  # the query service (API and UI)
 
 
-def start_jaeger(spawn: Spawn) -> Jaeger:
+def start_jaeger(spawn: Spawn, ui: Path | None = None) -> Jaeger:
+    """The all-in-one on loopback ports; `ui`: Jaeger UI's built assets to serve (scripts/build-jaeger-ui.sh)."""
     otlp, query, admin = free_port(), free_port(), free_port()
     cmd = [str(require_tool("jaeger-all-in-one"))]
     cmd += [f"--{flag}=127.0.0.1:{free_port()}" for flag in PORT_FLAGS]  # loopback only, never a fixed port
@@ -56,6 +56,8 @@ def start_jaeger(spawn: Spawn) -> Jaeger:
         f"--admin.http.host-port=127.0.0.1:{admin}",
         "--log-level=warn",
     ]
+    if ui is not None:
+        cmd.append(f"--query.static-files={ui}")
     spawn(cmd, name="jaeger", env={"SPAN_STORAGE_TYPE": "memory"}, ready_url=f"http://127.0.0.1:{admin}/", timeout=60)
     return Jaeger(f"http://127.0.0.1:{otlp}", f"http://127.0.0.1:{query}")
 
@@ -152,21 +154,3 @@ def test_one_tool_call_is_one_trace_in_jaeger(
     # Nothing secret reached the backend: not the argument, not the key.
     key = auth["Authorization"].removeprefix("Bearer ")
     assert secret_text not in raw and key not in raw
-
-    # The docs' trace picture (scripts/trace_screenshot.py) is drawn from this answer: kept as an artifact,
-    # and its timeline nests the spans as Jaeger linked them.
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "jaeger-trace.json").write_text(raw)
-    drawn = [(r.depth, r.service, r.name, r.kind) for r in trace_timeline.rows(json.loads(raw))]
-    assert drawn == [
-        (0, "mcp-gateway", "tools/call echo", "server"),
-        (1, "mcp-gateway", "mcp.gateway.auth", "internal"),
-        (1, "mcp-gateway", "mcp.gateway.policy", "internal"),
-        (1, "mcp-gateway", "mcp.gateway.limits", "internal"),
-        (1, "mcp-gateway", "tools/call echo", "client"),
-        (2, "mcp-adapter", "tools/call echo", "server"),
-        (3, "mcp-adapter", "tools/call echo", "client"),
-    ]
-    assert "&lt;" not in trace_timeline.page(json.loads(raw), "caption") and "<b>mcp.gateway.auth</b>" in (
-        trace_timeline.page(json.loads(raw), "caption")
-    )

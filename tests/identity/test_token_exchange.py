@@ -201,7 +201,8 @@ async def test_remote_mcp_servers_get_the_exchanged_token_directly_and_through_t
 ) -> None:
     alice = keycloak.access_token("alice")
     before = len(httpx.get(f"{api}/calls", timeout=10).json())
-    # A handshake client that can be asked things (sampling) takes the gateway's SDK path, the others its relays.
+    # A handshake client that can be asked things (sampling) takes the gateway's SDK path (these upstreams are
+    # not told its era), the others its relays.
     for mode, options in (("legacy", {}), (MODERN, {}), ("legacy", {"sampling_callback": never_sample})):
         headers = {"Authorization": f"Bearer {alice}"}
         async with mcp_client(gateway.url("ex"), headers, mode=mode, **options) as client:

@@ -17,6 +17,8 @@ from pathlib import Path
 # A mutant counts as killed when a test failed or timed out on it; "no tests" means no
 # in-process test reached the code, which is a survivor as much as "survived".
 KILLED = {"killed", "timeout"}
+# Not reached before the run's time budget ran out (MUTATION_TIMEOUT): counted as a survivor too.
+NOT_RUN = "not checked"
 
 
 def read_equivalents(path: str | None) -> dict[str, str]:
@@ -52,19 +54,22 @@ def main(path: str, equivalents_path: str | None = None) -> None:
         per_module[module][status] += 1
         if status not in KILLED:
             survivors.append(f"{name}: {status}")
-    total_killed = total = total_equivalent = 0
-    print(f"{'module':45} {'killed':>7} {'total':>6} {'score':>6} {'equivalent':>11}")
+    total_killed = total = total_equivalent = total_unrun = 0
+    print(f"{'module':45} {'killed':>7} {'total':>6} {'score':>6} {'equivalent':>11} {'not run':>8}")
     for module, counts in sorted(per_module.items()):
         killed = sum(counts[s] for s in KILLED)
         equivalent = counts["equivalent"]
+        unrun = counts[NOT_RUN]
         count = sum(counts.values()) - equivalent
         total_killed += killed
         total += count
         total_equivalent += equivalent
+        total_unrun += unrun
         score = 100 * killed / count if count else 100.0
-        print(f"{module:45} {killed:7} {count:6} {score:5.0f}% {equivalent:11}")
+        print(f"{module:45} {killed:7} {count:6} {score:5.0f}% {equivalent:11} {unrun:8}")
     if total:
-        print(f"{'all':45} {total_killed:7} {total:6} {100 * total_killed / total:5.0f}% {total_equivalent:11}")
+        score = 100 * total_killed / total
+        print(f"{'all':45} {total_killed:7} {total:6} {score:5.0f}% {total_equivalent:11} {total_unrun:8}")
     if stale:
         print(f"\n{len(stale)} mutants listed as equivalent are killed now (remove them from the list):")
         print("\n".join(stale))

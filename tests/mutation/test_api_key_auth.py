@@ -47,8 +47,9 @@ def test_key_format_and_prefix() -> None:
 
 
 def test_the_pepper_keys_the_hash() -> None:
-    with pytest.raises(ValueError, match="16 bytes"):
+    with pytest.raises(ValueError) as short:
         KeyHasher(b"short")
+    assert str(short.value) == "the API key pepper must be at least 16 bytes"
     KeyHasher(b"x" * 16)  # the minimum
     assert KeyHasher(b"y" * 16).hash("k") != KeyHasher(b"x" * 16).hash("k")
     assert HASHER.matches("k", HASHER.hash("k")) and not HASHER.matches("k", HASHER.hash("j"))
@@ -104,6 +105,7 @@ async def test_missing_unknown_forged_revoked_and_expired_keys_are_401() -> None
     assert (forged.status, forged.challenge, forged.message) == (401, invalid, "the API key is not valid")
     garbage = await refused(auth, profile("dev"), bearer("not-a-key"))
     assert (garbage.status, garbage.challenge) == (401, invalid)
+    assert str(garbage) == garbage.message  # what a log line or traceback shows
 
     record.revoked_at = datetime.now(UTC)
     revoked = await refused(auth, profile("dev"), bearer(key))

@@ -138,7 +138,7 @@ class Recording(MemoryStore):
         return await super().admit(buckets, counters, sync_commit=sync_commit)
 
 
-async def test_store_down_fails_closed_by_default_and_open_when_asked() -> None:
+async def test_store_down_fails_closed_by_default_and_open_when_asked(caplog: pytest.LogCaptureFixture) -> None:
     cfg = config({"quota": {"daily": 5}})
     store = DownStore()
     with pytest.raises(LimitsUnavailable) as closed:
@@ -147,6 +147,12 @@ async def test_store_down_fails_closed_by_default_and_open_when_asked() -> None:
     cfg = config({"quota": {"daily": 5}}, {"limitsWhenStoreDown": "open"})
     await Limiter(store).admit(cfg, cfg.profiles[0], "k", rate=True, charge=True)
     assert store.calls == 2
+    # The operator reads which way it went and the error's type; the error's text (which may carry
+    # a connection string) stays out of the log.
+    assert [r.getMessage() for r in caplog.records if r.name == "mcp_gateway.limits"] == [
+        "limits refused, store unreachable (failing closed): ConnectionError",
+        "limits not counted, store unreachable (failing open): ConnectionError",
+    ]
     await Limiter(store).admit(config(), config().profiles[0], "k", rate=True, charge=True)  # nothing to ask
     assert store.calls == 2
 

@@ -4,6 +4,8 @@ fetched at all (mutation-tested)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -56,6 +58,12 @@ async def test_each_bad_token_says_why(issuer: Issuer) -> None:
         assert str(error).startswith(message) and error.error == "invalid_token", message
     # Within the leeway an expired token still passes.
     await v.verify(issuer.token("k1", exp=now - 2))
+    # A token must say when it expires and whom it is about.
+    for claim in ("exp", "sub"):
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 60}
+        del claims[claim]
+        token = jwt.encode(claims, issuer.keys["k1"], algorithm="RS256", headers={"kid": "k1"})
+        assert str(await rejected(v, token)) == f'token rejected: Token is missing the "{claim}" claim'
 
 
 async def test_algorithm_and_key_must_be_accepted(issuer: Issuer) -> None:
@@ -108,6 +116,9 @@ async def test_jwks_is_cached_and_unknown_kids_refetch_at_most_once_per_interval
         fetched = own.fetches
         await eager.verify(own.token("k2"))
         assert own.fetches == fetched  # k2 was already in that fetch
+        own.add_key("k3")  # the issuer rotates: a token of the new key makes the cache refetch
+        assert (await eager.verify(own.token("k3", sub="rotated")))["sub"] == "rotated"
+        assert own.fetches == fetched + 1
         stale = verifier(own, jwksCacheSeconds=0.001)
         await stale.verify(own.token("k1"))
         time.sleep(0.01)
@@ -154,6 +165,10 @@ def test_which_jwks_urls_are_fetched() -> None:
     ]:
         problem = jwks_url_problem(url, private)
         assert problem is not None and "must be an https:// URL" in problem and url in problem, url
+    assert jwks_url_problem("http://idp.example.com/jwks", True) == (
+        "jwksUrl 'http://idp.example.com/jwks' is not fetched: it must be an https:// URL (plain http is allowed "
+        "only for a loopback issuer, with gateway.allowPrivateJwks: true in the routing config)"
+    )
 
 
 async def test_a_blocked_jwks_url_is_never_fetched(issuer: Issuer, caplog: pytest.LogCaptureFixture) -> None:
@@ -169,6 +184,12 @@ async def test_a_blocked_jwks_url_is_never_fetched(issuer: Issuer, caplog: pytes
     guarded = OidcVerifier(OidcSettings.model_validate(oidc_settings(https_private)), allow_private_jwks=False)
     assert "does not publish" in str(await rejected(guarded, issuer.token("k1")))
     assert issuer.fetches == before
+    # The egress guard refused the address; its hint (an adapter setting) gives way to the gateway's.
+    blocked = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "jwks_blocked"]
+    assert blocked[1:] == [
+        f"cannot fetch JWKS from {https_private}: 127.0.0.1 resolves to the non-public address 127.0.0.1 "
+        "(a private or loopback issuer needs gateway.allowPrivateJwks: true in the routing config)"
+    ]
 
 
 def oidc_profile(issuer: Issuer, **extra: Any) -> Profile:
@@ -220,3 +241,81 @@ async def test_the_authenticator_keeps_a_verifier_per_profile_until_its_settings
     private = False
     assert auth._verifier(oidc_profile(issuer, leewaySeconds=1)).allow_private_jwks is False
     assert authenticator()._verifier(profile) is not first
+
+
+async def test_a_key_without_kid_verifies_a_token_without_kid() -> None:
+    """An issuer publishing one key without a `kid` (allowed by RFC 7517) signs tokens without one."""
+    with running_issuer("k1") as own:
+        (published,) = own.jwks()["keys"]
+        own.jwks = lambda: {"keys": [{k: v for k, v in published.items() if k != "kid"}]}  # type: ignore[method-assign]
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "plain", "exp": now + 60}
+        plain = jwt.encode(claims, own.keys["k1"], algorithm="RS256")
+        assert "kid" not in jwt.get_unverified_header(plain)
+        assert (await verifier(own).verify(plain))["sub"] == "plain"
+        # A token naming a kid is not matched to the kid-less key.
+        assert "does not publish" in str(await rejected(verifier(own), own.token("k1")))
+
+
+def oidc_log(caplog: pytest.LogCaptureFixture, level: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "mcp_gateway.auth.oidc" and r.levelname == level]
+
+
+def fetch_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return oidc_log(caplog, "ERROR")
+
+
+async def test_a_fetch_is_logged_with_its_key_count(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mcp_gateway.auth.oidc")
+    with running_issuer("k1", "k2") as own:
+        await verifier(own).verify(own.token("k2"))
+        assert oidc_log(caplog, "INFO") == [f"fetched JWKS from {own.url}: 2 keys"]
+
+
+async def test_an_issuer_that_fails_makes_tokens_wait_not_fail(caplog: pytest.LogCaptureFixture) -> None:
+    """An HTTP error, a document that is not a JWKS or a closed port: 'try again later' (503), never
+    'the issuer does not publish this key' (401), and the operator's log says what went wrong."""
+    with running_issuer("k1") as own:
+        unavailable = "cannot check the token now: the identity provider's signing keys could not be fetched"
+        own.failing = 500
+        down = await rejected(verifier(own), own.token("k1"))
+        assert str(down).startswith(unavailable) and down.error == "unavailable"
+        assert fetch_errors(caplog) == [f"cannot fetch JWKS from {own.url}: HTTP 500"]
+
+        own.failing = None
+        own.jwks = lambda: ["k1"]  # type: ignore[method-assign,return-value]  # a JSON list, not a JWKS
+        v = verifier(own)
+        assert (await rejected(v, own.token("k1"))).error == "unavailable"
+        assert fetch_errors(caplog)[-1] == (
+            f'cannot fetch JWKS from {own.url}: the document is not a JWKS (a JSON object with a "keys" list)'
+        )
+        own.jwks = lambda: {"keys": "k1"}  # type: ignore[method-assign]
+        assert (await rejected(verifier(own), own.token("k1"))).error == "unavailable"
+
+        # Back up: the same verifier fetches again and trusts the key; entries that are not objects are skipped.
+        del own.jwks
+        good = own.jwks()["keys"]
+        own.jwks = lambda: {"keys": ["junk", *good]}  # type: ignore[method-assign]
+        assert (await v.verify(own.token("k1", sub="back")))["sub"] == "back"
+        assert f"skipping a JWKS entry that is not a JSON object from {own.url}" in caplog.messages
+
+        # Down again: a cached key still verifies; a key id it does not know waits for the issuer.
+        v.jwks.min_refetch = 0
+        own.failing = 503
+        assert (await v.verify(own.token("k1", sub="cached")))["sub"] == "cached"
+        own.add_key("k2")
+        assert (await rejected(v, own.token("k2"))).error == "unavailable"
+        url = own.url
+    # The server is gone: nothing listens on its port.
+    gone = await rejected(verifier(own), own.token("k1"))
+    assert gone.error == "unavailable"
+    assert fetch_errors(caplog)[-1] == f"cannot fetch JWKS from {url}: All connection attempts failed"
+
+
+async def test_a_stalled_issuer_is_given_up_on(caplog: pytest.LogCaptureFixture) -> None:
+    """A JWKS server that accepts and never answers: the fetch gives up (after 5 s) instead of holding
+    every token check; httpx's timeout has no message, so the log names it."""
+    with running_issuer("k1") as own:
+        own.stalled = threading.Event()
+        assert (await rejected(verifier(own), own.token("k1"))).error == "unavailable"
+        assert fetch_errors(caplog) == [f"cannot fetch JWKS from {own.url}: ReadTimeout"]

@@ -4,8 +4,10 @@ a bound, and a profile's policy object is reused until its config changes (mutat
 from __future__ import annotations
 
 from mcp_gateway import policy as policy_module
-from mcp_gateway.config import Policy, Profile, Rules
+from mcp_gateway.auth import Principal
+from mcp_gateway.config import Policy, PolicyRule, Profile, Rules
 from mcp_gateway.policy import PolicyCache, ProfilePolicy
+from mcp_gateway.rules import Verdict
 
 
 def make(**rules: Rules) -> ProfilePolicy:
@@ -81,3 +83,13 @@ def test_a_renamed_tool_is_judged_under_both_names() -> None:
     assert not policy.allows_renamed_tool("tool_admin", "pub_tool")
     open_policy = make(tools=Rules(allow=[], deny=["rm"]))
     assert open_policy.allows_renamed_tool("x", "y") and not open_policy.allows_renamed_tool("x", "rm")
+
+
+def test_a_profile_policy_carries_its_cel_rules() -> None:
+    rule = PolicyRule(name="no-deletes", effect="deny", when='name.startsWith("delete")', kinds=["tool"])
+    policy = ProfilePolicy(Policy(rules=[rule]))
+    caller = Principal("apiKey", "t", "key:1")
+    assert policy.rules.names == ["no-deletes"]
+    assert policy.rules.decide("tool", "delete_all", "u", caller) == Verdict(False, "no-deletes", "deny")
+    assert policy.rules.decide("tool", "read", "u", caller).allowed
+    assert not make().rules  # no rules: nothing to evaluate

@@ -17,6 +17,8 @@ ONE_OF = "set exactly one of spec.stdio, spec.mcp, spec.openapi or spec.http"
 SECRET_REF = {"secretKeyRef": {"name": "s", "key": "k"}}
 RULE = {"name": "r", "effect": "deny", "when": "true"}
 EXCHANGE_WITHOUT_ENDPOINT = {"clientId": "gateway", "clientSecret": SECRET_REF, "audience": "orders-api"}
+EXCHANGE = {**EXCHANGE_WITHOUT_ENDPOINT, "issuer": "https://id.example.com/realms/acme"}
+CONNECTION = {"issuer": "https://login.crm.example.com", "clientId": "mcp-gateway", "clientSecret": SECRET_REF}
 
 
 @pytest.fixture
@@ -66,6 +68,26 @@ def refused(call: Any) -> str:
         (
             {"openapi": {"spec": {"url": "https://a/openapi.json"}, "auth": {"type": "bearer"}}},
             "auth.type bearer, basic and apiKey need auth.secretName",
+        ),
+        (
+            {"mcp": {"url": "http://a/mcp"}, "tokenExchange": EXCHANGE, "connection": CONNECTION},
+            "set spec.tokenExchange or spec.connection, not both",
+        ),
+        (
+            {"mcp": {"url": "http://a/mcp"}, "connection": {"clientId": "app", "tokenEndpoint": "https://a/token"}},
+            "connection needs issuer (discovery) or both authorizationEndpoint and tokenEndpoint",
+        ),
+        (
+            {"mcp": {"url": "http://a/mcp"}, "connection": {**CONNECTION, "revocationEndpoint": "ftp://a/revoke"}},
+            "spec.connection.revocationEndpoint",
+        ),
+        (
+            {"mcp": {"url": "http://a/mcp", "auth": {"type": "connection"}}},
+            "auth.type connection sends each caller's own connected token, which only spec.connection supplies",
+        ),
+        (
+            {"http": {"tools": [{"name": "a", "url": "https://a/x"}], "auth": {"type": "connection"}}},
+            "which only spec.connection supplies",
         ),
         ({"mcp": {"url": "http://a/mcp"}, "retries": {"attempts": 0}}, "spec.retries.attempts"),
         ({"mcp": {"url": "http://a/mcp"}, "retries": {"retryOn": ["always"]}}, "spec.retries.retryOn"),
@@ -190,6 +212,18 @@ def test_valid_resources_are_accepted_with_defaults(kube: ControlPlane, res: Res
             "toolOverrides": {"search": {"name": "find", "fixedArguments": {"limit": 5, "filter": {"lang": "en"}}}},
         },
     )
+    connected = res.create(
+        "upstreams",
+        namespace,
+        "crm",
+        {
+            "openapi": {"spec": {"url": "https://crm.example.com/openapi.json"}, "auth": {"type": "connection"}},
+            "connection": {**CONNECTION, "scopes": ["offline_access", "crm.read"], "displayName": "CRM"},
+        },
+    )
+    assert connected["spec"]["connection"]["clientSecret"] == SECRET_REF
+    public = {"authorizationEndpoint": "https://a/authorize", "tokenEndpoint": "https://a/token", "clientId": "app"}
+    res.create("upstreams", namespace, "public", {"mcp": {"url": "http://a/mcp"}, "connection": public})
     assert checked["spec"]["healthCheck"] == {
         "enabled": True,
         "intervalSeconds": 5,

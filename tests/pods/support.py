@@ -24,6 +24,21 @@ API = "mcpgateway.dev/v1alpha1"
 DB_NAMESPACE = "pod-db"
 DB_SECRET = "gateway-database"  # the user's own Secret with the DSN (gateway.database.existingSecret)
 GATEWAY_REPLICAS = 2
+# A stdio MCP server run by the adapter image's own Python and MCP SDK: no registry at pod start.
+STDIO_SERVER = """
+import socket
+from mcp.server.mcpserver import MCPServer
+
+mcp = MCPServer("pod-tools")
+
+
+@mcp.tool(description="Echo the text back with the name of the pod that served it")
+def echo(text: str) -> str:
+    return f"{socket.gethostname()}: {text}"
+
+
+mcp.run("stdio")
+"""
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 180, explain: Callable[[], str] = str) -> Any:

@@ -22,7 +22,16 @@ from mcp_types import TextContent
 
 from tests.chart.support import CHART, helm
 from tests.gateway.support import LEGACY, MODERN, mcp_client, open_session, rpc, session_ping
-from tests.pods.support import API, GATEWAY_REPLICAS, NAMESPACE, RELEASE, Release, running_load, wait_until
+from tests.pods.support import (
+    API,
+    GATEWAY_REPLICAS,
+    NAMESPACE,
+    RELEASE,
+    STDIO_SERVER,
+    Release,
+    running_load,
+    wait_until,
+)
 from tests.support.node import Node
 
 # The first test may wait for the background build of the node and the images.
@@ -32,21 +41,6 @@ TOOLS_NAMESPACE = "pod-tools"
 CLIENT = {"name": "t", "version": "1"}
 INITIALIZE = rpc("initialize", {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT})
 TENANT = "pods"
-# A stdio MCP server run by the adapter image's own Python and MCP SDK: no registry at pod start.
-STDIO_SERVER = """
-import socket
-from mcp.server.mcpserver import MCPServer
-
-mcp = MCPServer("pod-tools")
-
-
-@mcp.tool(description="Echo the text back with the name of the pod that served it")
-def echo(text: str) -> str:
-    return f"{socket.gethostname()}: {text}"
-
-
-mcp.run("stdio")
-"""
 
 
 def test_operator_and_gateway_pods_are_ready_under_the_charts_security_settings(release: Release) -> None:

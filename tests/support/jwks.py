@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -35,11 +36,21 @@ class Issuer:
         self.keys: dict[str, rsa.RSAPrivateKey] = {}
         self.published: list[str] = []
         self.fetches = 0
+        # An issuer in trouble: `failing` answers every fetch with that HTTP status; `stalled`
+        # (while cleared) accepts the request and answers nothing until it is set.
+        self.failing: int | None = None
+        self.stalled: threading.Event | None = None
         self.server = serve_get(self._serve_jwks)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
 
     def _serve_jwks(self, handler: BaseHTTPRequestHandler) -> None:
         self.fetches += 1
+        if self.stalled is not None:
+            self.stalled.wait()
+            return
+        if self.failing is not None:
+            handler.send_error(self.failing)
+            return
         send_json(handler, json.dumps(self.jwks()).encode())
 
     def add_key(self, kid: str) -> None:
@@ -76,4 +87,7 @@ def running_issuer(*kids: str) -> Iterator[Issuer]:
     try:
         yield issuer
     finally:
+        if issuer.stalled is not None:
+            issuer.stalled.set()  # releases a stalled answer's thread
         issuer.server.shutdown()
+        issuer.server.server_close()  # the port refuses connections from now on

@@ -1,5 +1,6 @@
 """A real Kubernetes node for the pod tests: containerd (runc, the CNI bridge), kubelet,
-kube-proxy (iptables), kube-scheduler and CoreDNS, beside a control plane of its own.
+kube-proxy (iptables), kube-scheduler, CoreDNS and a NetworkPolicy agent, beside a control
+plane of its own.
 
 Why its own control plane (tests/support/kube.py, started a second time): other tests leave
 Deployments behind in the shared `kube` plane, and a node joining it would try to run them
@@ -13,6 +14,18 @@ EndpointSlice, and resolve Service names with CoreDNS, a host process on GATEWAY
 image to build, it starts in well under a second, and it reads the API server directly; the
 kubelet gives pods GATEWAY_IP as their nameserver). CoreDNS has no upstream: names outside
 the cluster do not resolve, and nothing leaves the machine.
+
+NetworkPolicy: the bridge plugin enforces none, so the node runs kube-network-policies (the
+sigs.k8s.io controller, scripts/netpol/main.go), a host process judging the first packet of
+each pod connection from a netfilter queue against the policies of both ends. Its own
+nftables rules need the nft `queue` expression, which this kernel lacks (CONFIG_NFT_QUEUE is
+not set: loading them fails with "netlink receive: no such file or directory"), so the fixture
+sends the packets to its queue with iptables instead (chain NETPOL_CHAIN in the mangle
+table's POSTROUTING, i.e. after Service DNAT and before kube-proxy's masquerading, where the
+agent's own rules sit too; br_netfilter passes bridged pod-to-pod frames through it). As in
+the agent's rules: root's own connections on the node (the kubelet's probes, the tests'
+clients) and established connections are not judged, and a queued packet is dropped while
+no agent listens (fail closed).
 
 Images never come from a registry: the pause (sandbox) image is assembled here from the
 static binary build-tools.sh builds, and the project's images are built by
@@ -67,6 +80,12 @@ POSTGRES_IMAGE = "localhost/mcp-postgres-standin:15"
 # Kernel settings the kubelet rewrites at start (protectKernelDefaults: false, which this
 # machine needs); saved before and written back at stop, so the host keeps its own.
 KUBELET_SYSCTLS = ("vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops")
+# br_netfilter's switch (set to 1 while the node runs, restored at stop).
+BRIDGE_NETFILTER = "net.bridge.bridge-nf-call-iptables"
+# The NetworkPolicy agent's netfilter queue, and the iptables chain (mangle table) feeding it.
+NETPOL_QUEUE = 100
+NETPOL_CHAIN = "MCP-NETPOL"
+NFQUEUE_STATUS = Path("/proc/net/netfilter/nfnetlink_queue")
 
 
 def run(cmd: list[str], *, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -350,7 +369,8 @@ class Node:
         if os.geteuid() != 0:
             raise RuntimeError("the node fixture needs root (CNI bridge, iptables, mounts); CI runs the tests as root")
         begin = time.monotonic()
-        binaries = {name: str(require_tool(name)) for name in ("kubelet", "kube-proxy", "kube-scheduler", "coredns")}
+        names = ("kubelet", "kube-proxy", "kube-scheduler", "coredns", "kube-network-policies")
+        binaries = {name: str(require_tool(name)) for name in names}
         pause_binary = require_tool("pause")
         build_images()
         self.timings["images"] = time.monotonic() - begin
@@ -358,7 +378,11 @@ class Node:
         started = time.monotonic()
         _refuse_another_node()
         _remove_host_network()  # left over by an interrupted run
-        self.sysctls_before = {name: _sysctl(name) for name in KUBELET_SYSCTLS}
+        if not Path("/proc/sys", *BRIDGE_NETFILTER.split(".")).exists():
+            raise RuntimeError(f"{BRIDGE_NETFILTER} is missing: the node needs the kernel's br_netfilter")
+        self.sysctls_before = {name: _sysctl(name) for name in (*KUBELET_SYSCTLS, BRIDGE_NETFILTER)}
+        # Bridged pod-to-pod frames through iptables (kube-proxy's rules, the policy diversion).
+        run(["sysctl", "-q", "-w", f"{BRIDGE_NETFILTER}=1"])
         self.netns_before = _netns()
         _make_host_network()
         self.plane = start_control_plane(apiserver_args=["--endpoint-reconciler-type=none"])
@@ -367,6 +391,7 @@ class Node:
         self._import_images(pause_binary)
         self._start_dns(binaries["coredns"])
         self._start_node(binaries)
+        self._start_policy_agent(binaries["kube-network-policies"])
         self._wait_ready()
         self.timings["node"] = time.monotonic() - started
         self._record_timings()
@@ -496,6 +521,23 @@ class Node:
             )
         )
 
+    def _start_policy_agent(self, binary: str, timeout: float = 60) -> None:
+        """kube-network-policies, then the rules sending it pod traffic once it listens on its queue."""
+        if _queue_bound(NETPOL_QUEUE):
+            raise RuntimeError(f"netfilter queue {NETPOL_QUEUE} is taken by another process on this machine")
+        agent = start_process(
+            [binary, f"--kubeconfig={self.kubeconfig}", f"--node-name={NODE_NAME}", f"--nfqueue-id={NETPOL_QUEUE}"],
+            name="kube-network-policies",
+        )
+        self.processes.append(agent)
+        # It binds the queue once its informers have synced (pods, namespaces, policies).
+        deadline = time.monotonic() + timeout
+        while not _queue_bound(NETPOL_QUEUE):
+            if not agent.alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"kube-network-policies did not bind its queue:\n{agent.log_text()[-4000:]}")
+            time.sleep(0.2)
+        _divert_to_policy_agent()
+
     def _wait_ready(self, timeout: float = 120) -> None:
         """Wait for Ready, then lift the not-ready taint (the node lifecycle controller is off in kube.py)."""
         deadline = time.monotonic() + timeout
@@ -533,7 +575,9 @@ class Node:
         with contextlib.suppress(Exception):
             self._delete_pods()
         by_name = {p.name: p for p in self.processes}
-        for name in ("kube-scheduler", "kube-proxy", "kubelet", "coredns"):
+        # The rules first: with no agent on the queue they would drop every new pod connection.
+        _remove_policy_diversion()
+        for name in ("kube-network-policies", "kube-scheduler", "kube-proxy", "kubelet", "coredns"):
             if name in by_name:
                 by_name[name].stop(grace=10)
         with contextlib.suppress(Exception):
@@ -650,7 +694,37 @@ def _make_host_network() -> None:
 def _remove_host_network() -> None:
     run(["ip", "route", "delete", SERVICE_CIDR, "dev", BRIDGE], check=False)
     run(["ip", "link", "delete", BRIDGE], check=False)
+    _remove_policy_diversion()
     _remove_kube_chains()
+
+
+def _queue_bound(queue: int) -> bool:
+    """Whether a process listens on netfilter queue `queue` (the kernel lists bound queues)."""
+    with contextlib.suppress(OSError):
+        return any(line.split()[:1] == [str(queue)] for line in NFQUEUE_STATUS.read_text().splitlines())
+    return False
+
+
+def _divert_to_policy_agent() -> None:
+    """New pod connections to the agent's queue (see the module docstring for why iptables)."""
+    table = ["iptables", "-t", "mangle"]
+    run([*table, "-N", NETPOL_CHAIN])
+    for rule in (
+        ["-m", "owner", "--uid-owner", "0", "-j", "RETURN"],  # the node's own root processes
+        ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "RETURN"],
+        ["-s", POD_CIDR, "-j", "NFQUEUE", "--queue-num", str(NETPOL_QUEUE)],
+        ["-d", POD_CIDR, "-j", "NFQUEUE", "--queue-num", str(NETPOL_QUEUE)],
+    ):
+        run([*table, "-A", NETPOL_CHAIN, *rule])
+    run([*table, "-A", "POSTROUTING", "-j", NETPOL_CHAIN])
+
+
+def _remove_policy_diversion() -> None:
+    table = ["iptables", "-t", "mangle"]
+    while run([*table, "-D", "POSTROUTING", "-j", NETPOL_CHAIN], check=False).returncode == 0:
+        pass
+    run([*table, "-F", NETPOL_CHAIN], check=False)
+    run([*table, "-X", NETPOL_CHAIN], check=False)
 
 
 def _remove_kube_chains() -> None:

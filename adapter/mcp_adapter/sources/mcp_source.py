@@ -55,7 +55,7 @@ from pydantic import BaseModel
 
 from mcp_adapter.config import McpRemoteSource, StdioSource, resolve
 from mcp_adapter.downstream import LEGACY, MODERN, Downstream
-from mcp_adapter.keepalive import keep_alive
+from mcp_adapter.keepalive import ClientPool
 from mcp_adapter.metrics import METRICS
 from mcp_adapter.passthrough import RelayTarget
 from mcp_adapter.relay_client import HeaderHook, RelayClient
@@ -119,6 +119,7 @@ class McpSource(Source):
         self._levels: OrderedDict[str, types.LoggingLevel] = OrderedDict()  # handshake callers' logging/setLevel
         self._one_era: str | None = {"legacy": LEGACY, "2026-07-28": MODERN}.get(config.protocol)
         self._relay_client: RelayClient | None = None
+        self._http_pool = ClientPool(self._http_client)
 
     # -- sessions ------------------------------------------------------------
 
@@ -139,13 +140,17 @@ class McpSource(Source):
 
         @asynccontextmanager
         async def open_http() -> AsyncIterator[Streams]:
+            # One pooled client for all of this source's sessions (keepalive.py): no connections per session.
             async with (
-                keep_alive(create_mcp_http_client(headers=headers, auth=self.http_auth)) as client,
+                self._http_pool.borrow(headers) as client,
                 streamable_http_client(url, http_client=client) as (read, write),
             ):
                 yield read, write, None
 
         return open_http
+
+    def _http_client(self, headers: dict[str, str]) -> Any:
+        return create_mcp_http_client(headers=headers, auth=self.http_auth)
 
     def relay_target(self) -> RelayTarget | None:
         """Where 2026-07-28 `tools/call` requests may be passed through (`passthrough.py`), else None.

@@ -147,6 +147,13 @@ key: {{ .key }}
 {{- if .Values.gateway.allowPrivateJwks }}{{ $_ := set $routing "allowPrivateJwks" true }}{{ end }}
 {{- if ne .Values.gateway.limitsCommit "async" }}{{ $_ := set $routing "limitsCommit" .Values.gateway.limitsCommit }}{{ end }}
 {{- if ne (int .Values.gateway.maxAdminRequestBytes) 65536 }}{{ $_ := set $routing "maxAdminRequestBytes" (int .Values.gateway.maxAdminRequestBytes) }}{{ end }}
+{{- with (.Values.gateway.connections | default dict) }}
+{{- if .userSignIn }}
+{{- $connections := dict "userSignIn" .userSignIn }}
+{{- if and .linkSeconds (ne (int .linkSeconds) 900) }}{{ $_ := set $connections "linkSeconds" (int .linkSeconds) }}{{ end }}
+{{- $_ := set $routing "connections" $connections }}
+{{- end }}
+{{- end }}
 {{- if $routing }}
 - {{ printf "--gateway-settings=%s" (toJson $routing) | squote }}
 {{- end }}

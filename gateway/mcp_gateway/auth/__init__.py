@@ -129,10 +129,11 @@ class Authenticator:
         """API key or OIDC token on one profile: the credential's shape says which it is."""
         challenge = f'Bearer realm="mcp-gateway", resource_metadata="{metadata_url}"'
         if not credential:
-            issuer = profile.auth.oidc.issuer if profile.auth.oidc else "?"
+            oidc = profile.auth.oidc
+            assert oidc is not None  # config: two distinct methods, so oidc is one, and it has settings
             message = (
                 "this profile accepts an API key ('Authorization: Bearer <key>' or 'X-API-Key: <key>') "
-                f"or an OAuth bearer token from {issuer} (see the resource_metadata URL in WWW-Authenticate)"
+                f"or an OAuth bearer token from {oidc.issuer} (see the resource_metadata URL in WWW-Authenticate)"
             )
             raise AuthFailure(401, message, challenge)
         if _jwt_shaped(credential):

@@ -69,10 +69,17 @@ class TokenError(Exception):
         self.error = error
 
 
+def _fetch_failure(exc: Exception) -> str:
+    """One line for the operator's log: httpx's timeouts carry an empty message, a status error spans lines."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code}"
+    return str(exc) or type(exc).__name__
+
+
 class JwksCache:
-    def __init__(
-        self, url: str, ttl_seconds: float = 300, min_refetch_seconds: float = 10, allow_private: bool = False
-    ) -> None:
+    # No defaults: every cache is built from a profile's settings, and whether private addresses
+    # may be fetched is a decision each caller states.
+    def __init__(self, url: str, ttl_seconds: float, min_refetch_seconds: float, allow_private: bool) -> None:
         self.url = url
         self.ttl = ttl_seconds
         self.min_refetch = min_refetch_seconds
@@ -80,8 +87,8 @@ class JwksCache:
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
-        # The last fetch failed on the network or with an HTTP error: the issuer is down, so an
-        # unknown key id says nothing about the token (503, not 401).
+        # The last fetch failed (network, HTTP error, or a document that is not a JWKS): the issuer is
+        # down, so an unknown key id says nothing about the token (503, not 401).
         self.unreachable = False
 
     async def _fetch(self) -> None:
@@ -93,8 +100,14 @@ class JwksCache:
             response = await client.get(self.url)
             response.raise_for_status()
             document = response.json()
+        entries = document.get("keys", []) if isinstance(document, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError('the document is not a JWKS (a JSON object with a "keys" list)')
         keys: dict[str, PyJWK] = {}
-        for entry in document.get("keys", []):
+        for entry in entries:
+            if not isinstance(entry, dict):
+                log.warning("skipping a JWKS entry that is not a JSON object from %s", self.url)
+                continue
             try:
                 key = PyJWK.from_dict(entry)
             except (jwt.PyJWTError, ValueError, KeyError) as exc:
@@ -124,7 +137,7 @@ class JwksCache:
                     )
                 except (httpx.HTTPError, json.JSONDecodeError, ValueError) as exc:
                     self.unreachable = True
-                    log.error("cannot fetch JWKS from %s: %s", self.url, exc or type(exc).__name__)
+                    log.error("cannot fetch JWKS from %s: %s", self.url, _fetch_failure(exc))
             key = self._keys.get(kid)
             if key is None and self.unreachable:
                 raise TokenError(
@@ -136,7 +149,7 @@ class JwksCache:
 
 
 class OidcVerifier:
-    def __init__(self, settings: OidcSettings, allow_private_jwks: bool = False) -> None:
+    def __init__(self, settings: OidcSettings, allow_private_jwks: bool) -> None:
         self.settings = settings
         self.allow_private_jwks = allow_private_jwks
         self.jwks = JwksCache(
@@ -193,7 +206,7 @@ class OidcVerifier:
 
 
 def scopes_of(claims: dict[str, Any]) -> list[str]:
-    raw = claims.get("scope", claims.get("scp", []))
+    raw = claims.get("scope", claims.get("scp"))
     if isinstance(raw, str):
         return raw.split()
     return [str(s) for s in raw] if isinstance(raw, list) else []

@@ -1,6 +1,7 @@
 """The data path: a caller's own access token on their calls to an upstream with `connection:`.
 
-`prepare()` runs in the tool-call interceptor. With a connection it puts the caller's token in
+`prepare()` runs in the tool-call interceptor, and in the front for resources/read and prompts/get
+of such an upstream (`prepare_request`). With a connection it puts the caller's token in
 a context variable, which the upstream request's header hook (`with_bearer`) reads: the token
 travels with that one call only, never on another caller's. Without one the caller gets a link:
 - handshake-era sessions: the -32042 URL-elicitation-required error (2025-11-25);
@@ -28,6 +29,8 @@ from mcp_gateway.connections.service import ConnectionsDisabled, NotConnected, l
 from mcp_gateway.connections.settings import OAuthConnection
 from mcp_gateway.connections.store import ConnectionKey
 from mcp_gateway.context import CallContext
+from mcp_gateway.rules import Kind
+from mcp_gateway.token_exchange import target_of
 
 if TYPE_CHECKING:
     from mcp_gateway.runtime import Gateway
@@ -61,9 +64,13 @@ def connect_base(gateway: Gateway) -> str:
 
 
 async def prepare(
-    gateway: Gateway, ctx: CallContext, upstream: str, settings: OAuthConnection
+    gateway: Gateway, ctx: CallContext, upstream: str, settings: OAuthConnection, *, rounds: bool = True
 ) -> types.InputRequiredResult | types.CallToolResult | None:
-    """Set the caller's token for this call; or the round asking them to connect (raised or returned)."""
+    """Set the caller's token for this call; or the round asking them to connect (raised or returned).
+
+    `rounds=False` (resources/read, prompts/get, which the front prepares): a caller without a
+    connection always gets the -32042 error naming the link, whatever the protocol era.
+    """
     principal = ctx.principal
     if principal.kind != "oidc":
         raise MCPError(
@@ -77,6 +84,8 @@ async def prepare(
         upstream_bearer.set((upstream, await connections.access_token(key, settings)))
         return None
     except NotConnected as reason:
+        if not rounds:  # raises the -32042 error
+            _ask_to_connect(gateway, ctx, key, settings, str(reason), rounds=False)
         answer = _answer(ctx.message)
         if answer not in (None, "accept"):  # the user declined or dismissed the link of the previous round
             text = f"you did not connect your {label(settings, upstream)} account ({answer}); this tool needs it"
@@ -104,7 +113,7 @@ def _answer(message: dict[str, object] | None) -> str | None:
 
 
 def _ask_to_connect(
-    gateway: Gateway, ctx: CallContext, key: ConnectionKey, settings: OAuthConnection, reason: str
+    gateway: Gateway, ctx: CallContext, key: ConnectionKey, settings: OAuthConnection, reason: str, rounds: bool = True
 ) -> types.InputRequiredResult:
     try:
         base = connect_base(gateway)
@@ -113,10 +122,10 @@ def _ask_to_connect(
         log.error("upstream %s: %s", key.upstream, exc)
         raise MCPError(code=errors.INTERNAL_ERROR, message="connections are not configured on this gateway") from None
     url = f"{base}/console/connect?link={link}"
-    message = (
-        f"{reason}. Open this link to connect your {label(settings, key.upstream)} account, then call the tool again."
-    )
-    if ctx.session is not None:  # handshake era: the 2025-11-25 error (older clients still read the message)
+    gateway.connections.counted("link", key)
+    again = "call the tool again" if rounds else "try again"
+    message = f"{reason}. Open this link to connect your {label(settings, key.upstream)} account, then {again}."
+    if ctx.session is not None or not rounds:  # the 2025-11-25 error (older clients still read the message)
         elicitation = types.ElicitRequestURLParams(message=message, url=url, elicitation_id=secrets.token_urlsafe(12))
         data = types.ElicitationRequiredErrorData(elicitations=[elicitation])
         raise MCPError(
@@ -126,3 +135,18 @@ def _ask_to_connect(
         )
     request = types.ElicitRequest(params=types.ElicitRequestURLParams(message=message, url=url))
     return types.InputRequiredResult(input_requests={INPUT_KEY: request})
+
+
+async def prepare_request(gateway: Gateway, ctx: CallContext, upstream_of: Callable[[Kind, str], str] | None) -> None:
+    """resources/read and prompts/get of an upstream with `connection:` carry the caller's token too.
+
+    Raises MCPError (the front answers it): no connection (-32042 with the link), a caller who
+    cannot connect, an unreachable provider. Tool calls are left to the interceptor (`prepare`).
+    """
+    target = target_of(ctx.message)
+    if target is None or target[0] == "tool" or upstream_of is None:
+        return
+    name = upstream_of(*target)
+    settings = next((u.connection for u in ctx.profile.upstreams if u.name == name), None)
+    if settings is not None:
+        await prepare(gateway, ctx, name, settings, rounds=False)

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-
-from mcp_gateway.connections.settings import ClientCredentials
 
 TIMEOUT = httpx.Timeout(10.0)
 
@@ -63,21 +59,12 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def client_secret(creds: ClientCredentials) -> str | None:
-    """Read at each use, so a rotated Secret file applies without a restart."""
-    if creds.client_secret_file:
-        try:
-            return Path(creds.client_secret_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ClientSecretMissing(
-                f"client {creds.client_id!r}: cannot read clientSecretFile ({exc.strerror})"
-            ) from None
-    if creds.client_secret_from_env:
-        value = os.environ.get(creds.client_secret_from_env)
-        if not value:
-            raise ClientSecretMissing(f"client {creds.client_id!r}: ${creds.client_secret_from_env} is not set")
-        return value
-    return None  # a public client
+@dataclass(frozen=True)
+class Client:
+    """A client id with its secret as read for this request (Connections.client); None: a public client."""
+
+    client_id: str
+    secret: str | None = None
 
 
 def authorization_url(
@@ -117,36 +104,36 @@ async def discover(http: httpx.AsyncClient, issuer: str) -> Endpoints:
 
 
 async def exchange_code(
-    http: httpx.AsyncClient, token_url: str, creds: ClientCredentials, code: str, verifier: str, redirect_uri: str
+    http: httpx.AsyncClient, token_url: str, creds: Client, code: str, verifier: str, redirect_uri: str
 ) -> TokenSet:
     form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier, "redirect_uri": redirect_uri}
     return await _token_request(http, token_url, creds, form)
 
 
-async def refresh(http: httpx.AsyncClient, token_url: str, creds: ClientCredentials, refresh_token: str) -> TokenSet:
+async def refresh(http: httpx.AsyncClient, token_url: str, creds: Client, refresh_token: str) -> TokenSet:
     return await _token_request(http, token_url, creds, {"grant_type": "refresh_token", "refresh_token": refresh_token})
 
 
-async def revoke(http: httpx.AsyncClient, url: str, creds: ClientCredentials, token: str) -> None:
+async def revoke(http: httpx.AsyncClient, url: str, creds: Client, token: str) -> None:
     """RFC 7009, best effort: the stored row is deleted whatever the provider answers."""
     form = {"token": token, "token_type_hint": "refresh_token"}
     await http.post(url, data=form | _client_form(creds), headers=_client_headers(creds), timeout=TIMEOUT)
 
 
-def _client_form(creds: ClientCredentials) -> dict[str, str]:
-    return {} if client_secret(creds) else {"client_id": creds.client_id}
+def _client_form(creds: Client) -> dict[str, str]:
+    return {} if creds.secret else {"client_id": creds.client_id}
 
 
-def _client_headers(creds: ClientCredentials) -> dict[str, str]:
-    secret = client_secret(creds)
-    if secret is None:
+def _client_headers(creds: Client) -> dict[str, str]:
+    secret = creds.secret
+    if not secret:
         return {}
     # client_secret_basic: both parts form-urlencoded first (RFC 6749 §2.3.1).
     pair = f"{quote(creds.client_id, safe='')}:{quote(secret, safe='')}".encode()
     return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
 
 
-async def _token_request(http: httpx.AsyncClient, url: str, creds: ClientCredentials, form: dict[str, str]) -> TokenSet:
+async def _token_request(http: httpx.AsyncClient, url: str, creds: Client, form: dict[str, str]) -> TokenSet:
     headers = _client_headers(creds) | {"Accept": "application/json"}
     try:
         response = await http.post(url, data=form | _client_form(creds), headers=headers, timeout=TIMEOUT)

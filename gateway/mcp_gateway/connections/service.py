@@ -22,8 +22,9 @@ from mcp_common.jsonlog import register_secret
 
 from mcp_gateway.connections import oauth
 from mcp_gateway.connections.crypto import KEYS_ENV, KeyRing, Unreadable
-from mcp_gateway.connections.settings import OAuthConnection
+from mcp_gateway.connections.settings import ClientCredentials, OAuthConnection
 from mcp_gateway.connections.store import ConnectionKey, ConnectionStore, StoredConnection, now
+from mcp_gateway.token_exchange import ExchangeRefused, ExchangeUnavailable, SecretReader
 
 log = logging.getLogger("mcp_gateway.connections")
 
@@ -43,6 +44,14 @@ class ConnectionsDisabled(Exception):
     pass
 
 
+class _Refused(Exception):
+    """A stored connection that cannot give a token (becomes NotConnected); `outcome` for the metrics."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
 @dataclass(frozen=True)
 class _Cached:
     token: str
@@ -50,16 +59,19 @@ class _Cached:
 
 
 class Connections:
-    def __init__(self, env: Mapping[str, str], store: ConnectionStore) -> None:
+    def __init__(self, env: Mapping[str, str], store: ConnectionStore, secrets: SecretReader | None = None) -> None:
         value = env.get(KEYS_ENV, "")
         for item in value.split(","):
             register_secret(item.partition(":")[2].strip() or None)
         self.ring = KeyRing.parse(value) if value.strip() else None
         self.store = store
+        self.secrets = secrets or SecretReader()
         self.http = httpx.AsyncClient(follow_redirects=False)
         self._endpoints: dict[str, oauth.Endpoints] = {}
         self._tokens: dict[ConnectionKey, _Cached] = {}
         self._locks: dict[ConnectionKey, asyncio.Lock] = {}
+        # Metrics (runtime.py: Metrics.connection_event): (event, tenant, profile, upstream, outcome).
+        self.count: Callable[[str, str, str, str, str], None] = lambda *event: None
         # Other replicas drop their cached access token of a deleted connection (runtime.py relays it).
         self.publish: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
@@ -70,6 +82,21 @@ class Connections:
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    async def client(self, creds: ClientCredentials) -> oauth.Client:
+        """The client id and its secret, read now (a rotated Secret applies at once).
+
+        Raises oauth.ClientSecretMissing (the operator must fix it), oauth.ProviderUnavailable (the
+        Kubernetes API could not be asked: try again later).
+        """
+        if not creds.secret_sources():
+            return oauth.Client(creds.client_id)
+        try:
+            return oauth.Client(creds.client_id, await self.secrets.read(creds, "connection"))
+        except ExchangeRefused as exc:
+            raise oauth.ClientSecretMissing(f"client {creds.client_id!r}: {exc}") from None
+        except ExchangeUnavailable as exc:
+            raise oauth.ProviderUnavailable(str(exc)) from None
 
     async def endpoints(self, settings: OAuthConnection | None, issuer: str | None = None) -> oauth.Endpoints:
         """The upstream's endpoints (configured, or discovered once from its issuer)."""
@@ -101,7 +128,25 @@ class Connections:
             cached = self._tokens.get(key)
             if cached is not None and cached.expires_at > time.monotonic():
                 return cached.token
-            return await self._refresh(key, settings)
+            return await self._counted_refresh(key, settings)
+
+    def counted(self, event: str, key: ConnectionKey, outcome: str = "") -> None:
+        self.count(event, key.tenant, key.profile, key.upstream, outcome)
+
+    async def _counted_refresh(self, key: ConnectionKey, settings: OAuthConnection) -> str:
+        try:
+            token = await self._refresh(key, settings)
+        except _Refused as refused:
+            self.counted("refresh", key, refused.outcome)
+            raise NotConnected(str(refused)) from None
+        except oauth.ProviderUnavailable:
+            self.counted("refresh", key, "unavailable")
+            raise
+        except ConnectionsDisabled:
+            self.counted("refresh", key, "misconfigured")
+            raise
+        self.counted("refresh", key, "ok")
+        return token
 
     async def _refresh(self, key: ConnectionKey, settings: OAuthConnection) -> str:
         ring = self.keys()
@@ -112,12 +157,13 @@ class Connections:
             refresh_token = ring.open(row.key_id, row.sealed_refresh, key.aad()).decode()
         except Unreadable as exc:
             log.warning("connection of %s to %s/%s is unreadable: %s", key.caller, key.profile, key.upstream, exc)
-            raise NotConnected(
-                f"your connection to {label(settings, key.upstream)} can no longer be read; connect again"
+            raise _Refused(
+                "unreadable", f"your connection to {label(settings, key.upstream)} can no longer be read; connect again"
             ) from None
         endpoints = await self.endpoints(settings)
         try:
-            tokens = await oauth.refresh(self.http, endpoints.token, settings, refresh_token)
+            client = await self.client(settings)
+            tokens = await oauth.refresh(self.http, endpoints.token, client, refresh_token)
         except oauth.GrantRefused as refused:
             await self._deleted(key)
             log.info(
@@ -127,9 +173,10 @@ class Connections:
                 key.upstream,
                 refused.error,
             )
-            raise NotConnected(
+            raise _Refused(
+                "refused",
                 f"your connection to {label(settings, key.upstream)} expired or was revoked at the provider "
-                f"({refused.error}); connect again"
+                f"({refused.error}); connect again",
             ) from None
         except oauth.ClientSecretMissing as exc:
             raise ConnectionsDisabled(str(exc)) from None
@@ -167,7 +214,7 @@ class Connections:
                 endpoints = await self.endpoints(settings)
                 if endpoints.revocation:
                     token = self.ring.open(row.key_id, row.sealed_refresh, key.aad()).decode()
-                    await oauth.revoke(self.http, endpoints.revocation, settings, token)
+                    await oauth.revoke(self.http, endpoints.revocation, await self.client(settings), token)
             except (Unreadable, oauth.ProviderUnavailable, oauth.ClientSecretMissing, httpx.HTTPError) as exc:
                 log.info("provider-side revocation skipped: %s", type(exc).__name__)
         return True

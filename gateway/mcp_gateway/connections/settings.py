@@ -2,25 +2,78 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import logging
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+
+log = logging.getLogger("mcp_gateway.connections")
+
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Released in the README and examples/routing-connections.yaml before the names were aligned with
+# tokenExchange's; still read, with a warning.
+_DEPRECATED = {"clientSecretFromEnv": "clientSecretEnv", "client_secret_from_env": "client_secret_env"}
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
 
-class ClientCredentials(_Model):
-    """An OAuth client registered at a provider; the secret from the environment or a mounted Secret file."""
+class SecretKeyRef(_Model):
+    """One key of a Kubernetes Secret (the gateway reads it through the API; its Role must allow `get`)."""
+
+    namespace: str
+    name: str = Field(min_length=1, max_length=253)
+    key: str = Field(min_length=1, max_length=253)
+
+    @field_validator("namespace")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if len(value) > 63 or not _LABEL.match(value):
+            raise ValueError(f"{value!r} must be a DNS label: lowercase letters, digits and '-', at most 63 characters")
+        return value
+
+
+class ClientSecretSource(_Model):
+    """Where the gateway reads a client secret: a file (a mounted Secret), an environment variable, or a
+    Kubernetes Secret key. Read at each use, so a rotated Secret applies without a restart; never the
+    value itself in the routing config. tokenExchange and connections name these alike."""
+
+    client_secret_file: str | None = Field(default=None, max_length=1024)
+    client_secret_env: str | None = Field(default=None, max_length=256)
+    client_secret_ref: SecretKeyRef | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        old = [name for name in _DEPRECATED if name in data]
+        if not old:
+            return data
+        new = _DEPRECATED[old[0]]
+        log.warning("routing config: %s is deprecated, use %s (same meaning)", old[0], new)
+        if new in data or len(old) > 1:
+            raise ValueError(f"{old[0]} is the deprecated name of {new}: set only {new}")
+        return {(new if k == old[0] else k): v for k, v in data.items()}
+
+    def secret_sources(self) -> list[object]:
+        return [s for s in (self.client_secret_file, self.client_secret_env, self.client_secret_ref) if s]
+
+
+class ClientCredentials(ClientSecretSource):
+    """An OAuth client registered at a provider; no secret source means a public client."""
 
     client_id: str = Field(min_length=1, max_length=256)
-    client_secret_from_env: str | None = Field(default=None, max_length=256)
-    client_secret_file: str | None = Field(default=None, max_length=1024)
 
     @model_validator(mode="after")
     def _one_secret(self) -> ClientCredentials:
-        if self.client_secret_from_env and self.client_secret_file:
-            raise ValueError(f"client {self.client_id!r}: set clientSecretFromEnv or clientSecretFile, not both")
+        if len(self.secret_sources()) > 1:
+            raise ValueError(
+                f"client {self.client_id!r}: set at most one of clientSecretFile, clientSecretEnv and clientSecretRef"
+            )
         return self
 
 

@@ -31,7 +31,7 @@ from mcp_gateway.connections import oauth
 from mcp_gateway.connections.crypto import Unreadable
 from mcp_gateway.connections.inject import connect_base
 from mcp_gateway.connections.service import STATE_AAD, USER_AAD, Connections, ConnectionsDisabled, NotConnected
-from mcp_gateway.connections.settings import OAuthConnection
+from mcp_gateway.connections.settings import ClientCredentials, OAuthConnection
 from mcp_gateway.connections.store import ConnectionKey
 from mcp_gateway.console.render import page
 from mcp_gateway.console.web import PREFIX, Refused, router
@@ -45,6 +45,8 @@ STATE_SECONDS = 600
 USER_SECONDS = 3600
 NOTHING = "Nothing was stored"
 AGAIN = "open the link from your MCP client again"
+# How _exchange's refusals are counted (mcp_gateway_connection_connects_total).
+_CONNECT_OUTCOMES = {400: "refused", 502: "unavailable", 503: "misconfigured"}
 
 
 def _gateway(request: Request) -> Gateway:
@@ -192,11 +194,16 @@ async def _connected(request: Request, gateway: Gateway, body: dict[str, Any], c
     profile = _profile(gateway.holder.config, key.profile)
     settings = _upstream_settings(profile, key.upstream)
     endpoints = await _endpoints(gateway.connections, settings, None)
-    tokens = await _exchange(gateway, endpoints, settings, code, str(body.get("v")))
     try:
+        tokens = await _exchange(gateway, endpoints, settings, code, str(body.get("v")))
         await gateway.connections.save(key, tokens)
+    except Refused as refused:
+        gateway.connections.counted("connect", key, _CONNECT_OUTCOMES.get(refused.status, "error"))
+        raise
     except NotConnected as exc:
+        gateway.connections.counted("connect", key, "no_refresh_token")
         raise Refused(502, f"{exc}. {NOTHING}.") from None
+    gateway.connections.counted("connect", key, "ok")
     log.info("connection made", extra={"tenant": key.tenant, "profile": key.profile, "upstream": key.upstream})
     name = settings.display_name or key.upstream
     response = page("connected.html", 200, viewer=None, name=name, profile=key.profile)
@@ -205,9 +212,10 @@ async def _connected(request: Request, gateway: Gateway, body: dict[str, Any], c
 
 
 async def _exchange(
-    gateway: Gateway, endpoints: oauth.Endpoints, client: Any, code: str, verifier: str
+    gateway: Gateway, endpoints: oauth.Endpoints, creds: ClientCredentials, code: str, verifier: str
 ) -> oauth.TokenSet:
     try:
+        client = await gateway.connections.client(creds)
         return await oauth.exchange_code(
             gateway.connections.http, endpoints.token, client, code, verifier, _redirect_uri(gateway)
         )
@@ -264,5 +272,6 @@ async def revoke(request: Request) -> Response:
     settings = next((u.connection for u in profile.upstreams if u.name == key.upstream), None) if profile else None
     if not await gateway.connections.revoke(key, settings):
         raise Refused(404, "connection not found")
+    gateway.connections.counted("revoke", key)
     log.info("connection revoked", extra={"tenant": key.tenant, "profile": key.profile, "upstream": key.upstream})
     return RedirectResponse(f"{PREFIX}/connections?revoked={quote(key.upstream)}", status_code=303)

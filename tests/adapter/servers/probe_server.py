@@ -4,6 +4,8 @@
 - `cancellations()` answers how many `slow` calls were cancelled so far.
 - `pid()` answers the process id (which child process served the caller).
 - `trace_meta()` answers the `traceparent` its request's `_meta` carried ("" without one).
+
+With `PROBE_START_DELAY=<seconds>` it waits that long before it reads stdin (a slow start).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -47,4 +50,5 @@ def trace_meta(ctx: Context) -> str:
 
 
 if __name__ == "__main__":
+    time.sleep(float(os.environ.get("PROBE_START_DELAY", "0")))
     mcp.run("stdio")
