@@ -20,6 +20,8 @@ def test_configured_claim_names() -> None:
     names = IdentityClaims(subject="preferred_username", groups="roles", email="mail")
     claims = {"sub": "u-1", "preferred_username": "alice", "roles": "admin", "mail": "a@example.com"}
     assert oidc_identity(claims, names) == {"sub": "alice", "groups": ["admin"], "email": "a@example.com"}
+    # A token without the configured subject claim is recorded under its `sub`.
+    assert oidc_identity({"sub": "u-1"}, names) == {"sub": "u-1"}
 
 
 def test_claims_of_the_wrong_type_are_left_out() -> None:

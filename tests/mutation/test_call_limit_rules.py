@@ -125,3 +125,14 @@ async def test_long_subjects_and_tools_are_keyed_by_their_digest() -> None:
     assert await store.usage(f"limit:p:acme:p:each:s={exact}:t={digest}") != []
     longer_digest = "sha256=" + hashlib.sha256(longer.encode()).hexdigest()
     assert await store.usage(f"limit:p:acme:p:each:s={longer_digest}:t={digest}") != []
+
+
+async def test_a_subject_cannot_pose_as_another_subjects_key() -> None:
+    """'%' and '=' are percent-encoded in keys, so "a:t=x" as a subject is not subject "a" on tool "x"."""
+    cfg = config([{"name": "each", "per": ["subject", "tool"], "quota": {"daily": 1}}])
+    store = MemoryStore()
+    limiter = Limiter(store)
+    await admit(limiter, cfg, subject="a:t=x%", tool="y=1")
+    assert await store.usage("limit:p:acme:p:each:s=a:t%3Dx%25:t=y%3D1") != []
+    await admit(limiter, cfg, subject="a", tool="x%3D")  # a different caller and tool: its own count
+    assert await store.usage("limit:p:acme:p:each:s=a:t=x%253D") != []

@@ -171,3 +171,22 @@ def test_the_store_down_refusal_says_what_happened_and_when_to_retry() -> None:
         "rate limits and quotas cannot be checked: the gateway's database is unreachable; "
         "retry after 5 s (gateway.limitsWhenStoreDown: closed)"
     )
+
+
+async def test_a_quota_refusal_in_the_periods_last_second_says_retry_after_one_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    late = datetime(2026, 12, 3, 23, 59, 59, 500_000, tzinfo=UTC)
+
+    class LastSecond(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> LastSecond:
+            return cls.fromtimestamp(late.timestamp(), tz)
+
+    monkeypatch.setattr(limits, "datetime", LastSecond)
+    cfg = config({"quota": {"daily": 1}})
+    limiter = Limiter(MemoryStore())
+    await limiter.admit(cfg, cfg.profiles[0], "key:1", rate=False, charge=True)
+    with pytest.raises(LimitExceeded) as refused:
+        await limiter.admit(cfg, cfg.profiles[0], "key:1", rate=False, charge=True)
+    assert refused.value.retry_after == 1  # half a second to midnight, rounded up, never 0

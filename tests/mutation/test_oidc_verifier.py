@@ -213,19 +213,21 @@ async def auth_refused(auth: Authenticator, profile: Profile, headers: Headers) 
 
 async def test_the_authenticator_maps_oidc_outcomes(issuer: Issuer) -> None:
     auth = authenticator()
-    profile = oidc_profile(issuer, requiredScopes=["mcp:tools"], tenantClaim="org")
+    profile = oidc_profile(issuer, requiredScopes=["mcp:tools", "mcp:read"], tenantClaim="org")
     metadata = "https://gw/.well-known/oauth-protected-resource/sso/mcp"
-    principal = await auth.authenticate(profile, bearer(issuer.token("k1", org="acme", scope="mcp:tools x")), metadata)
-    assert principal == Principal("oidc", "acme", "sub:alice", ("mcp:tools", "x"))
+    token = issuer.token("k1", org="acme", scope="mcp:tools x mcp:read")
+    principal = await auth.authenticate(profile, bearer(token), metadata)
+    assert principal == Principal("oidc", "acme", "sub:alice", ("mcp:tools", "x", "mcp:read"))
     challenge = f'Bearer resource_metadata="{metadata}"'
     missing = await auth_refused(auth, profile, Headers({}))
-    assert (missing.status, missing.challenge) == (401, challenge) and "OAuth bearer token" in missing.message
+    assert (missing.status, missing.challenge) == (401, challenge)
+    assert missing.message == "this profile needs an OAuth bearer token"
     bad = await auth_refused(auth, profile, bearer("garbage"))
     assert (bad.status, bad.challenge) == (401, f'{challenge}, error="invalid_token"')
-    scope = await auth_refused(auth, profile, bearer(issuer.token("k1", org="acme", scope="other")))
-    assert scope.status == 403
-    assert scope.challenge == f'{challenge}, error="insufficient_scope", scope="mcp:tools"'
-    tenant = await auth_refused(auth, profile, bearer(issuer.token("k1", org="globex", scope="mcp:tools")))
+    scope = await auth_refused(auth, profile, bearer(issuer.token("k1", org="acme", scope="mcp:tools")))
+    assert (scope.status, scope.message) == (403, "token lacks required scopes ['mcp:read']")
+    assert scope.challenge == f'{challenge}, error="insufficient_scope", scope="mcp:tools mcp:read"'
+    tenant = await auth_refused(auth, profile, bearer(issuer.token("k1", org="globex", scope="mcp:tools mcp:read")))
     assert (tenant.status, tenant.message) == (403, "the token's tenant does not own profile 'sso'")
 
 
