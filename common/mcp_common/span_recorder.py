@@ -67,9 +67,8 @@ class Recorder:
         self.limit = _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
         self._start()
         atexit.register(self.shutdown)
-        os.register_at_fork(
-            after_in_child=self._start
-        )  # a forked child exports its own spans, with a thread of its own
+        # A forked child exports its own spans, with a thread of its own.
+        os.register_at_fork(after_in_child=self._start)
 
     def _start(self) -> None:
         self.queue: deque[LightSpan] = deque()
