@@ -164,7 +164,8 @@ async def test_a_2026_07_28_clients_trace_context_in_meta_is_continued(
     """A stateless client names its span in `params._meta` (SEP-414), not in a header: the trace goes on from it."""
     env = otel_env(receiver)
     adapter = start_traced_adapter(spawn, tmp_path, start_feature(spawn)[1], env)
-    config = routing({"tenants": [{"id": "acme"}], "profiles": [profile("acme-dev", "acme", [("feat", adapter)])]})
+    acme = profile("acme-dev", "acme", [("feat", adapter)])
+    config = routing({"gateway": {"maxRequestBytes": 4096}, "tenants": [{"id": "acme"}], "profiles": [acme]})
     gateway = start_gateway(spawn, config, env=env)
     auth = new_key(gateway, "acme")
 
@@ -196,6 +197,12 @@ async def test_a_2026_07_28_clients_trace_context_in_meta_is_continued(
     assert answer.status_code == 200, answer.text
     spans = trace_of(receiver, header_trace, lambda found: any(s.kind == SPAN_KIND_SERVER for s in found))
     assert one(spans, "mcp-gateway", "tools/call echo", SPAN_KIND_SERVER).parent_span_id == header_span
+
+    # The body is read ahead for its `_meta` only within the gateway's limit: a larger one is still refused.
+    big = modern_call("echo", {"text": "x" * 8192})
+    big["params"]["_meta"]["traceparent"] = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    answer = httpx.post(gateway.url("acme-dev"), json=big, headers=modern_headers("tools/call", "echo", **auth))
+    assert answer.status_code == 413, answer.text
 
 
 async def test_meta_trace_context_passes_through_a_gateway_without_tracing(
