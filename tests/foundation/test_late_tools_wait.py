@@ -12,6 +12,10 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
+from tests.support import tools
+
 ROOT = Path(__file__).resolve().parents[2]
 
 LATE_TEST = """
@@ -62,3 +66,25 @@ def test_a_late_test_waits_for_the_build_outside_its_timeout(tmp_path: Path) -> 
         folder.rmdir()
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed" in run.stdout
+
+
+def test_a_tool_built_early_is_not_held_back_by_the_rest_of_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keycloak is built first, in about a minute; its tests start it as soon as its link exists,
+    while the Go builds and images after it still run (a fresh machine's whole build took over
+    45 minutes once on a loaded machine, and Keycloak's start, waiting for all of it, failed)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    status = tmp_path / "build-tools.status"  # never written: the build is still running
+    monkeypatch.setenv("MCP_TEST_BIN", str(bin_dir))
+    monkeypatch.setenv("MCP_TEST_BUILD_STATUS", str(status))
+    linker = threading.Timer(0.5, lambda: (bin_dir / "keycloak").symlink_to("/bin/true"))
+    linker.start()
+    try:
+        assert tools.require_tool("keycloak", timeout=30) == bin_dir / "keycloak"
+    finally:
+        linker.join()
+    assert not status.exists()
+    with pytest.raises(RuntimeError, match="etcd was not built within 1s"):
+        tools.require_tool("etcd", timeout=1)

@@ -39,11 +39,20 @@ def wait_for_background_build(timeout: float = BUILD_WAIT_SECONDS) -> None:
         time.sleep(1)
 
 
-def require_tool(name: str) -> Path:
-    """Path of a built tool, waiting for the background build if `make test` started one."""
+def require_tool(name: str, timeout: float = BUILD_WAIT_SECONDS) -> Path:
+    """Path of a built tool, waiting for it if `make test`'s background build is still running.
+
+    Waits for this tool only: the build links each tool under its stable name as soon as that
+    tool is complete, so e.g. Keycloak (built first, in about a minute) is not held back by the
+    Go builds and image builds after it.
+    """
     path = tool_bin_dir() / name
-    if not path.exists():
-        wait_for_background_build()
+    status = _build_status_file()
+    deadline = time.monotonic() + timeout
+    while not path.exists() and status is not None and not status.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} was not built within {timeout:.0f}s{_build_log_tail()}")
+        time.sleep(1)
     if not path.exists():
         hint = _build_log_tail()
         raise RuntimeError(f"{path} is missing: run scripts/build-tools.sh (make test does) to build it{hint}")
