@@ -28,8 +28,12 @@ test:
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
+# The benchmarks' load generator, from Debian's packages.
+INSTALL_WRK = command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
+
 bench:
 	@scripts/setup-python.sh
+	@$(INSTALL_WRK)
 	@scripts/start-postgres.sh
 	@scripts/build-tools.sh
 	.venv/bin/python -m bench
@@ -37,6 +41,7 @@ bench:
 # Not part of `make test`: installs the peers into their own venvs (scripts/install-peers.sh).
 bench-peers:
 	@scripts/setup-python.sh
+	@$(INSTALL_WRK)
 	@scripts/install-peers.sh
 	.venv/bin/python -m bench.peers $(BENCH_ARGS)
 
