@@ -44,6 +44,13 @@ TESTS=(
   tests/gateway/test_call_limits.py::test_in_memory_store_keys_limits_by_tool_subject_both_or_neither
 )
 if [ "$#" -gt 0 ]; then MODULES=("$@"); fi
+# Only auth/secret_keys.py's Secret watch needs a kube-apiserver (tests/mutation/test_secret_key_watch.py).
+# A run that does not mutate it leaves those tests out and starts no control plane; that can only
+# lower another module's score (a mutant those tests alone would kill survives), never raise it.
+needs_plane=false
+for module in "${MODULES[@]}"; do [ "$module" = mcp_gateway/auth/secret_keys.py ] && needs_plane=true; done
+ignore=""
+$needs_plane || ignore=', "--ignore=tests/mutation/test_secret_key_watch.py"'
 
 "$python" -c "import mutmut" 2>/dev/null || { echo "mutmut missing: .venv/bin/pip install -e '.[mutation]'" >&2; exit 2; }
 rm -rf "$work"
@@ -58,7 +65,7 @@ cat > "$work/pyproject.toml" <<TOML
 source_paths = ["src"]
 only_mutate = [$(quote "${MODULES[@]/#/src/}")]
 pytest_add_cli_args_test_selection = [$(quote "${TESTS[@]}")]
-pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"$ignore]
 process_isolation = "fork"
 
 [tool.pytest.ini_options]
@@ -71,16 +78,18 @@ TOML
 # control plane serves the whole run (tests/mutation/conftest.py). Its stdin is a FIFO this script
 # holds open: however the script ends, the control plane sees EOF and stops.
 export MCP_TEST_BIN=${MCP_TEST_BIN:-$HOME/.cache/mcp-gateway/bin}
-mkfifo "$work/control-plane.stdin"
-(cd "$root" && exec "$python" -m tests.mutation.control_plane) \
-  < "$work/control-plane.stdin" > "$work/control-plane.out" 2> "$work/control-plane.log" &
-plane_pid=$!
-exec 3> "$work/control-plane.stdin"
-trap 'exec 3>&-; wait "$plane_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 240); do [ -s "$work/control-plane.out" ] || ! kill -0 "$plane_pid" 2>/dev/null && break; sleep 0.5; done
-[ -s "$work/control-plane.out" ] || { echo "control plane did not start: $work/control-plane.log" >&2; exit 2; }
-MCP_MUTATION_KUBECONFIG="$(head -1 "$work/control-plane.out")"
-export MCP_MUTATION_KUBECONFIG
+if $needs_plane; then
+  mkfifo "$work/control-plane.stdin"
+  (cd "$root" && exec "$python" -m tests.mutation.control_plane) \
+    < "$work/control-plane.stdin" > "$work/control-plane.out" 2> "$work/control-plane.log" &
+  plane_pid=$!
+  exec 3> "$work/control-plane.stdin"
+  trap 'exec 3>&-; wait "$plane_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 240); do [ -s "$work/control-plane.out" ] || ! kill -0 "$plane_pid" 2>/dev/null && break; sleep 0.5; done
+  [ -s "$work/control-plane.out" ] || { echo "control plane did not start: $work/control-plane.log" >&2; exit 2; }
+  MCP_MUTATION_KUBECONFIG="$(head -1 "$work/control-plane.out")"
+  export MCP_MUTATION_KUBECONFIG
+fi
 
 cd "$work"
 status=0

@@ -132,6 +132,7 @@ class SealedByName:
     def __init__(self, **bodies: dict[str, Any]) -> None:
         self.bodies = bodies
         self.revoked: list[Any] = []
+        self.events: list[str] = []
 
     def open(self, sealed: str, aad: bytes) -> dict[str, Any]:
         if sealed not in self.bodies:
@@ -143,7 +144,7 @@ class SealedByName:
         return True
 
     def counted(self, event: str, key: Any, outcome: str = "") -> None:
-        """The metrics the real `Connections` keeps are not what this test is about."""
+        self.events.append(event)
 
 
 def connections_gateway(connections: SealedByName) -> Any:
@@ -175,6 +176,7 @@ async def test_connections_revoke_csrf_field(spy: Spy) -> None:
     body = "profile=p&upstream=crm&csrf="
     response = await connections_web.revoke(form_request(body + "csrf-of-this-user", gateway, cookie=cookie))
     assert response.status_code == 303 and len(gateway.connections.revoked) == 1
+    assert gateway.connections.events == ["revoke"]
     assert spy.saw("csrf-of-this-user")
     with pytest.raises(Refused):
         await connections_web.revoke(form_request(body + "forged", gateway, cookie=cookie))

@@ -80,12 +80,24 @@ def test_unmark_restores_the_upstreams_own_state() -> None:
     assert unmark_params(odd) is odd
 
 
-def test_oversized_upstream_state_is_an_internal_error() -> None:
+def test_oversized_upstream_state_is_an_internal_error(caplog: pytest.LogCaptureFixture) -> None:
     check_size({"resultType": "input_required", "requestState": "x" * MAX_ENVELOPE_CHARS})
     check_size({"resultType": "complete", "requestState": "x" * (MAX_ENVELOPE_CHARS + 1)})
     with pytest.raises(MCPError) as too_big:
         check_size({"resultType": "input_required", "requestState": "x" * (MAX_ENVELOPE_CHARS + 1)})
     assert too_big.value.error.code == INTERNAL_ERROR and str(MAX_ENVELOPE_CHARS) in too_big.value.error.message
+    # The operator's log says how large it was.
+    logged = [r.getMessage() for r in caplog.records if r.name == "mcp_gateway.request_state"]
+    assert logged == [f"an upstream's requestState is too large to relay ({MAX_ENVELOPE_CHARS + 1} characters sealed)"]
+    # Typed results are measured as well as dicts.
+    question = types.ElicitRequest(
+        params=types.ElicitRequestFormParams(message="?", requested_schema={"type": "object", "properties": {}})
+    )
+    typed = types.InputRequiredResult(input_requests={"q": question}, request_state="x" * MAX_ENVELOPE_CHARS)
+    check_size(typed)
+    with pytest.raises(MCPError) as typed_too_big:
+        check_size(typed.model_copy(update={"request_state": "x" * (MAX_ENVELOPE_CHARS + 1)}))
+    assert typed_too_big.value.error.code == INTERNAL_ERROR
 
 
 def test_the_sdk_refusal_is_reworded_and_others_pass_through() -> None:

@@ -9,6 +9,7 @@ covers the same through a gateway process)."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -105,6 +106,9 @@ async def test_state_travels_sealed_and_the_upstream_gets_its_own() -> None:
         first = await ask(client, "ask")
         assert isinstance(first, types.InputRequiredResult) and isinstance(first.request_state, str)
         assert "upstream-1" not in first.request_state and len(first.request_state) > 40
+        # Inside the seal: the profile as audience, and the upstream's own state, marked.
+        claims = json.loads(state_codec([b"k" * 32]).unseal(first.request_state))
+        assert (claims["aud"], claims["s"]) == ("mcp-gateway/p1", "u:upstream-1")
         assert upstream.continuations == []  # a first call is no continuation
         done = await ask(client, "ask", first.request_state, answer=True)
         assert isinstance(done, types.CallToolResult) and done.content[0].text == "state=upstream-1"

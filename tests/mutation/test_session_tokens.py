@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from mcp_gateway import sessions
 from mcp_gateway.sessions import RevokedSessions, SessionInfo, SessionSigner, parse_keys
+from mcp_gateway.store.memory import MemoryStore
 
 
 def payload_of(token: str) -> dict[str, object]:
@@ -137,3 +138,17 @@ def test_expired_revocations_are_pruned_as_the_table_grows(monkeypatch: pytest.M
     table.add("fresh")  # past it: the expired ones go
     assert len(table) == 1 and "fresh" in table and table._mark == 2
     assert table._nonces["fresh"] == pytest.approx(now + 100, abs=5)
+
+
+async def test_a_nonce_revoked_with_its_expiry_keeps_it_here_and_in_the_store() -> None:
+    """revoke_nonce records the token's own expiry (not the longest lifetime) in this replica's table,
+    which prunes by it, and hands the store a UTC time (the real in-memory store compares it)."""
+    store = MemoryStore()
+    table = RevokedSessions(store, max_age_seconds=3600)
+    now = time.time()
+    await table.revoke_nonce("ended", now - 1)  # its token has expired since
+    await table.revoke_nonce("live", now + 60)
+    assert await store.revoked_sessions() == [("live", datetime.fromtimestamp(now + 60, UTC))]
+    for i in range(sessions.PRUNE_MIN):
+        table.add(f"n{i}", now + 60)
+    assert "ended" not in table and "live" in table
