@@ -191,3 +191,33 @@ async def test_a_stopped_batcher_releases_every_waiting_request(batcher: tuple[A
     await faults.control.execute("SELECT pg_advisory_unlock($1)", PARK)
     assert admissions._queue == []
     assert await admissions.admit(bucket("tenant:z")) == (None, None, None)  # not stuck "sending"
+
+
+async def test_a_drain_cancelled_before_its_first_step_still_releases_the_queue(
+    batcher: tuple[AdmissionBatcher, Faults],
+) -> None:
+    """The loop may cancel the drain task before it ever runs (the gateway stopping right after a
+    lone admission finished): its own cleanup never runs, so the queue is released by its callback."""
+    admissions, faults = batcher
+    holder = await hold(admissions, faults)
+    queued = [asyncio.ensure_future(admissions.admit(bucket(f"late:{i}"))) for i in range(2)]
+    await asyncio.sleep(0)
+    await faults.control.execute("SELECT pg_advisory_unlock($1)", HOLD)
+    started = asyncio.get_running_loop().create_future()
+    real_start_next = admissions._start_next
+
+    def start_then_cancel() -> None:  # the drain task is cancelled in the step that creates it
+        real_start_next()
+        assert admissions._draining is not None
+        admissions._draining.cancel()
+        started.set_result(None)
+
+    admissions._start_next = start_then_cancel  # type: ignore[method-assign]
+    assert await holder == (None, None, None)
+    await started
+    for waiter in queued:
+        with pytest.raises(RuntimeError, match="the gateway is stopping"):
+            await asyncio.wait_for(waiter, 10)
+    admissions._start_next = real_start_next  # type: ignore[method-assign]
+    assert admissions._queue == [] and admissions._draining is None
+    assert await admissions.admit(bucket("late:z")) == (None, None, None)  # not stuck "sending"

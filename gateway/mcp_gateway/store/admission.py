@@ -66,6 +66,18 @@ class AdmissionBatcher:
         if self._queue and not self._sending:
             self._sending = True
             self._draining = asyncio.get_running_loop().create_task(self._drain())
+            self._draining.add_done_callback(self._cancelled_before_start)
+
+    def _cancelled_before_start(self, task: asyncio.Task[None]) -> None:
+        """A task cancelled before its first step never runs `_drain`'s cleanup: do it here.
+
+        `_drain` clears `_draining` when it ends, so a task still named there never ran.
+        """
+        if self._draining is task:
+            self._draining = None
+            _fail(self._queue, RuntimeError("admission interrupted: the gateway is stopping"))
+            self._queue = []
+            self._sending = False
 
     async def _drain(self) -> None:
         """Send what queued up, batch after batch, until nothing waits (then a lone call goes at once again)."""
@@ -91,6 +103,7 @@ class AdmissionBatcher:
             raise
         finally:
             self._sending = False
+            self._draining = None
 
     async def _send(self, admissions: list[Admission]) -> list[Outcome]:
         for attempt in range(DEADLOCK_RETRIES + 1):
