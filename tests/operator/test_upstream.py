@@ -179,8 +179,11 @@ def test_spec_change_rolls_the_adapter(operator_env: OperatorEnv) -> None:
         what="status for generation 2",
     )
     assert second["status"]["observedGeneration"] == first["status"]["observedGeneration"] + 1
-    reasons = [r for r, _, _ in res.events(namespace, "tools")]
-    assert "Updated" in reasons
+    # Kopf posts events from a queue of its own, so the event may land after the status it follows.
+    reasons = wait_for(
+        lambda: (found := [r for r, _, _ in res.events(namespace, "tools")]) and "Updated" in found and found,
+        what="the Updated event",
+    )
     # The Deployment controller's own status updates are not drift.
     assert "DriftRepaired" not in reasons
 
