@@ -191,3 +191,17 @@ class Resources:
     def events(self, namespace: str, name: str) -> list[tuple[str, str, str]]:
         items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
         return [(e.reason, e.type, e.message) for e in items]
+
+    def wait_event(
+        self, namespace: str, name: str, reason: str, kind: str | None = None, timeout: float = 30.0
+    ) -> list[tuple[str, str, str]]:
+        """Wait until an Event with `reason` (and `kind`: Normal/Warning) is filed about `name`; return all its Events.
+
+        Kopf posts Events from a queue of its own, so one may land after the status it follows."""
+
+        def found() -> list[tuple[str, str, str]] | None:
+            events = self.events(namespace, name)
+            hit = any(r == reason and (kind is None or t == kind) for r, t, _ in events)
+            return events if hit else None
+
+        return wait_for(found, timeout=timeout, what=f"a {kind or ''} {reason!r} Event about {namespace}/{name}")

@@ -84,7 +84,7 @@ def test_operator_works_with_namespaced_roles_only(
         wait_for(lambda: _adapter_objects(api, second), what=f"the adapter and its policy in {second}")
         wait_for(lambda: _ready(res, "profiles", first, "p"), what="Profile Ready")
         assert res.routed_profile(system, profile_id)  # the routing ConfigMap, created by name
-        assert any(r == "AdapterReady" for r, _, _ in res.events(first, "live-tools"))
+        res.wait_event(first, "live-tools", "AdapterReady")
         # Events about the (cluster-scoped) Tenant, filed in "default".
         wait_for(lambda: res.events("default", tenant), what="a Tenant event")
 

@@ -83,7 +83,7 @@ def test_profile_is_rendered_into_routing(operator_env: OperatorEnv) -> None:
     assert status["tenant"] == tenant
     adapters = next(c for c in status["conditions"] if c["type"] == "UpstreamsReady")
     assert (adapters["status"], adapters["reason"]) == ("False", "AdaptersNotReady")
-    assert any(r == "Routed" for r, _, _ in res.events(namespace, "dev"))
+    res.wait_event(namespace, "dev", "Routed")
     (row,) = res.table("profiles", namespace)  # `kubectl get profiles`
     assert (row["Name"], row["Tenant"], row["Ready"]) == ("dev", tenant, "True")
     assert row["Endpoint"] == status["endpoint"]
@@ -122,7 +122,7 @@ def test_cross_tenant_and_missing_upstreams_are_refused_without_breaking_others(
     assert absent["reason"] == "UpstreamNotFound" and f"Upstream {ours}/later does not exist" in absent["message"]
     no_tenant = wait_for(lambda: _ready(env, orphan, homeless, "False"), what="tenantless namespace refused")
     assert no_tenant["reason"] == "NoTenant" and "add it to a Tenant" in no_tenant["message"]
-    assert any(r == "ForeignUpstream" and t == "Warning" for r, t, _ in res.events(ours, bad))
+    res.wait_event(ours, bad, "ForeignUpstream", "Warning")
 
     wait_for(lambda: _ready(env, ours, good), what="the valid profile still Ready")
     routed = {p["id"] for p in res.routing(env.system_namespace)["profiles"]}

@@ -180,10 +180,7 @@ def test_spec_change_rolls_the_adapter(operator_env: OperatorEnv) -> None:
     )
     assert second["status"]["observedGeneration"] == first["status"]["observedGeneration"] + 1
     # Kopf posts events from a queue of its own, so the event may land after the status it follows.
-    reasons = wait_for(
-        lambda: (found := [r for r, _, _ in res.events(namespace, "tools")]) and "Updated" in found and found,
-        what="the Updated event",
-    )
+    reasons = [r for r, _, _ in res.wait_event(namespace, "tools", "Updated")]
     # The Deployment controller's own status updates are not drift.
     assert "DriftRepaired" not in reasons
 
@@ -203,7 +200,7 @@ def test_answering_adapter_reports_ready_with_tool_count(operator_env: OperatorE
     status = (res.get("upstreams", namespace, "live-tools") or {})["status"]
     assert status["toolCount"] > 10
     assert f"with {status['toolCount']} tools" in condition["message"]
-    assert any(r == "AdapterReady" and t == "Normal" for r, t, _ in res.events(namespace, "live-tools"))
+    res.wait_event(namespace, "live-tools", "AdapterReady", "Normal")
     # `kubectl get upstreams` shows it.
     (row,) = res.table("upstreams", namespace)
     assert {k: row[k] for k in ("Name", "Type", "Ready", "Tools")} == {
@@ -255,8 +252,14 @@ def test_deleted_or_edited_deployment_is_restored(operator_env: OperatorEnv) -> 
         lambda: (p := _policy(env, namespace, "drift")) and p.metadata.uid != declared.metadata.uid,
         what="the deleted NetworkPolicy to come back",
     )
-    messages = [m for r, _, m in res.events(namespace, "drift") if r == "DriftRepaired"]
-    assert any("was deleted" in m for m in messages) and any("changed by someone else" in m for m in messages)
+    wait_for(
+        lambda: (
+            (messages := [m for r, _, m in res.events(namespace, "drift") if r == "DriftRepaired"])
+            and any("was deleted" in m for m in messages)
+            and any("changed by someone else" in m for m in messages)
+        ),
+        what="DriftRepaired Events for both repairs",
+    )
 
 
 def test_deleting_the_upstream_removes_its_workload(operator_env: OperatorEnv) -> None:

@@ -88,9 +88,8 @@ def test_healthy_follows_a_real_upstream_that_dies_and_recovers_without_flapping
         upstream = start_upstream(env.port)
         up = wait_status(env, "tools", "Healthy", "True")
         assert up["reason"] == "ProbesPassing" and up["lastTransitionTime"] >= down["lastTransitionTime"]
-        events = env.res.events(env.namespace, "tools")
-        assert ("ProbesFailing", "Warning") in {(r, t) for r, t, _ in events}
-        assert ("ProbesPassing", "Normal") in {(r, t) for r, t, _ in events}
+        env.res.wait_event(env.namespace, "tools", "ProbesFailing", "Warning")
+        events = env.res.wait_event(env.namespace, "tools", "ProbesPassing", "Normal")
         # One transition each way, no flapping in between.
         assert [r for r, _, _ in events if r in ("ProbesFailing", "ProbesPassing")].count("ProbesFailing") == 1
     finally:
