@@ -18,6 +18,7 @@ Failures are `RelayUnsent` (nothing was sent: retry is safe) or `RelaySent`
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -30,6 +31,9 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 """Waiting for a pooled connection plus opening one."""
 READ_IDLE_TIMEOUT_SECONDS = 300.0
 """Longest silence between two chunks of an answer (an SSE stream may wait long for a tool)."""
+DRAIN_SECONDS = 1.0
+DRAIN_MAX_BYTES = 64 * 1024
+"""How long, and how much, an answer's unread rest is read off the caller's path to keep its connection."""
 
 
 class RelayUnsent(Exception):
@@ -78,6 +82,7 @@ class RelayClient:
         self._extra_headers = extra_headers
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._draining: set[asyncio.Task[None]] = set()  # referenced, or the loop may drop them
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running event loop, as aiohttp requires.
@@ -112,12 +117,47 @@ class RelayClient:
         except BaseException:
             response.close()  # a half-read answer (or a cancelled call): drop the connection
             raise
-        response.release()
+        if response.content.is_eof():
+            response.release()
+        else:
+            self._finish_later(response)
+
+    def _finish_later(self, response: aiohttp.ClientResponse) -> None:
+        """Read what is left of an answer in the background, then give its connection back to the pool.
+
+        The relay stops at an SSE answer's final event, and the stream's terminating chunk often
+        follows in another segment (at once, but after the caller moved on). Releasing a response
+        with unread body closes its connection, so under load most calls cost a new one; waiting
+        for the chunk on the caller's path would cost latency instead.
+        """
+        task = asyncio.get_running_loop().create_task(_drain(response))
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
 
     async def aclose(self) -> None:
+        for task in list(self._draining):
+            task.cancel()
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read `response` to its end, bounded in time and bytes; release it if it ended, else close it."""
+    read = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for chunk in response.content.iter_any():
+                read += len(chunk)
+                if read > DRAIN_MAX_BYTES:
+                    break
+    except (aiohttp.ClientError, TimeoutError):
+        pass  # a broken or still-open stream: closed below
+    finally:
+        if response.content.is_eof():
+            response.release()
+        else:
+            response.close()
 
 
 def _describe(exc: BaseException) -> str:

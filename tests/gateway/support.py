@@ -149,14 +149,20 @@ def modern_headers(method: str, name: str | None = None, **extra: str) -> dict[s
     return headers
 
 
+END_CHUNK = b"0\r\n\r\n"  # a chunked body's terminating chunk
+
+
 class TcpProxy:
     """A loopback TCP forwarder whose target can be switched or cut (a load balancer / network stand-in).
 
     It runs its own event loop in a thread, so it keeps forwarding while the test blocks.
     """
 
-    def __init__(self, target_port: int | None) -> None:
+    def __init__(self, target_port: int | None, end_chunk_delay: float = 0.0) -> None:
         self.target_port = target_port
+        # Answers' ends held back this long: a chunked body's terminating chunk in a later segment, as
+        # a busy upstream sends it, after the final SSE event the client acts on.
+        self.end_chunk_delay = end_chunk_delay
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -183,9 +189,14 @@ class TcpProxy:
             return
         self._conns.update({writer, up_writer})
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delay: float = 0.0) -> None:
             try:
                 while data := await src.read(65536):
+                    if delay and data.endswith(b"\r\n" + END_CHUNK):  # held back after the last data chunk
+                        dst.write(data[: -len(END_CHUNK)])
+                        await dst.drain()
+                        await asyncio.sleep(delay)
+                        data = END_CHUNK
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.CancelledError):
@@ -193,7 +204,7 @@ class TcpProxy:
             finally:
                 dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, self.end_chunk_delay))
         self._conns.difference_update({writer, up_writer})
 
     def _cut(self) -> None:

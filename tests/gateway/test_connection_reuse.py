@@ -170,3 +170,61 @@ async def test_new_upstream_sessions_share_one_pool_of_connections(
             assert opened <= per_session[era] * CALLERS + SDK_PATH_ALLOWED, (
                 f"{opened} connections, {CALLERS} {era} sessions"
             )
+
+
+LATE_END_SECONDS = 0.02
+LATE_END_CALLS = 300
+
+
+@pytest.fixture
+async def late_ending(feature: str) -> AsyncIterator[TcpProxy]:
+    """A forwarder in front of the upstream that holds each chunked answer's terminating chunk back 20 ms."""
+    port = int(feature.rsplit(":", 1)[1].split("/")[0])
+    proxy = await TcpProxy(port, end_chunk_delay=LATE_END_SECONDS).start()
+    yield proxy
+    await proxy.close()
+
+
+def _streamed_calls(http: httpx.Client, url: str, headers: dict[str, str], count: int) -> None:
+    """Calls answered as SSE on every hop: each reports progress (one step) before its result."""
+    for i in range(count):
+        params = {"name": "progress_steps", "arguments": {"steps": 1, "delay": 0}, "_meta": {"progressToken": i}}
+        response = http.post(url, json=rpc("tools/call", params, i), headers=headers)
+        assert response.status_code == 200 and "text/event-stream" in response.headers["content-type"], response.text
+        assert '"progress"' in response.text and '"isError":false' in response.text, response.text
+
+
+async def test_answers_that_end_late_keep_their_connection(
+    spawn: Spawn, late_ending: TcpProxy, routing: Callable[[dict[str, Any]], Path], tmp_path: Path
+) -> None:
+    """A busy upstream's SSE answer ends (the chunked body's terminating chunk) a moment after its final
+    event. The relay answers at the final event and reads the end off the caller's path, so the connection
+    goes back to the pool; released unread it was closed, and each such call opened a new one."""
+    adapter = start_adapter(spawn, tmp_path, f"http://127.0.0.1:{late_ending.port}/mcp")
+    in_front = await TcpProxy(int(adapter.rsplit(":", 1)[1].split("/")[0]), LATE_END_SECONDS).start()
+    try:
+        config = routing(
+            {
+                "tenants": [{"id": "acme"}],
+                "profiles": [
+                    _unprobed_during(
+                        profile(
+                            "open", "acme", [("feat", f"http://127.0.0.1:{in_front.port}/mcp")], auth={"mode": "none"}
+                        )
+                    )
+                ],
+            }
+        )
+        gateway = start_gateway(spawn, config)
+        url = gateway.url("open")
+        with httpx.Client(timeout=30) as http:
+            headers = _session(http, url, {})
+            _streamed_calls(http, url, headers, WARM_UP)  # the pools grow to the calls in flight and those ending
+            before = (in_front.accepted, late_ending.accepted)
+            _streamed_calls(http, url, headers, LATE_END_CALLS)
+        opened = (in_front.accepted - before[0], late_ending.accepted - before[1])
+    finally:
+        await in_front.close()
+    assert max(opened) <= SDK_PATH_ALLOWED, (
+        f"new connections in {LATE_END_CALLS} calls (gateway → adapter, adapter → upstream)"
+    )
