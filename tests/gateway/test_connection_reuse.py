@@ -9,6 +9,7 @@ also what its metric says (`mcp_gateway_http_connections_total`, `mcp_adapter_ht
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -228,3 +229,45 @@ async def test_answers_that_end_late_keep_their_connection(
     assert max(opened) <= SDK_PATH_ALLOWED, (
         f"new connections in {LATE_END_CALLS} calls (gateway → adapter, adapter → upstream)"
     )
+
+
+IN_FLIGHT = 40  # over httpx's default of 20 kept-alive connections
+ROUNDS = 3
+
+
+async def test_sdk_path_keeps_every_pooled_connection_under_concurrency(
+    spawn: Spawn, counted: TcpProxy, routing: Callable[[dict[str, Any]], Path]
+) -> None:
+    """40 SDK-path calls in flight at once, round after round: the upstream client's pool keeps all the
+    connections it opened. With httpx's default (20 kept alive) each round closed 20 on release and the
+    next round opened 20 anew."""
+    upstream = f"http://127.0.0.1:{counted.port}/mcp"
+    config = routing(
+        {
+            "tenants": [{"id": "acme"}],
+            "profiles": [_unprobed_during(profile("open", "acme", [("feat", upstream)], auth={"mode": "none"}))],
+        }
+    )
+    gateway = start_gateway(spawn, config)
+    url = gateway.url("open")
+    with httpx.Client(timeout=30) as http:
+        headers = _session(http, url, SDK_PATH_CAPABILITIES)
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def call(i: int) -> None:
+            body = rpc("tools/call", {"name": "slow", "arguments": {"seconds": 0.3}}, i)
+            response = await client.post(url, json=body, headers=headers)
+            assert response.status_code == 200 and "slept" in response.text.lower(), response.text
+
+        async def one_round() -> None:
+            async with asyncio.TaskGroup() as group:
+                for i in range(IN_FLIGHT):
+                    group.create_task(call(i))
+
+        await one_round()  # the pools grow to 40 connections
+        warm = counted.accepted
+        for _ in range(ROUNDS):
+            await one_round()
+    opened = counted.accepted - warm
+    assert opened <= SDK_PATH_ALLOWED, f"{opened} new upstream connections in {ROUNDS} rounds of {IN_FLIGHT} calls"

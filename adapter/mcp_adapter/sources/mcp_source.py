@@ -45,10 +45,11 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
+import httpx2
 import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import BaseModel
@@ -72,6 +73,8 @@ R = TypeVar("R", bound=BaseModel)
 _MAX_PAGES = 1000
 RELAY_MAX_CONNECTIONS = 128
 """Pooled connections of a source's pass-through client (`relay_target`), all kept alive when idle."""
+POOL_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=5.0)
+"""The SDK-path sessions' shared client (`ClientPool`): httpx's own ceiling and idle expiry, all kept alive."""
 _MAX_REMEMBERED_LEVELS = 10_000
 _RESERVED_META = ("io.modelcontextprotocol/", "progressToken")
 
@@ -150,7 +153,10 @@ class McpSource(Source):
         return open_http
 
     def _http_client(self, headers: dict[str, str]) -> Any:
-        return create_mcp_http_client(headers=headers, auth=self.http_auth)
+        # The SDK's client (create_mcp_http_client) with every pooled connection kept alive: httpx keeps
+        # 20, so beyond 20 calls in flight each closed its connection on release and the next opened one.
+        timeout = httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT)
+        return httpx2.AsyncClient(headers=headers, auth=self.http_auth, timeout=timeout, limits=POOL_LIMITS)
 
     def relay_target(self) -> RelayTarget | None:
         """Where 2026-07-28 `tools/call` requests may be passed through (`passthrough.py`), else None.
