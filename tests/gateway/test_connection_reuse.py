@@ -24,6 +24,7 @@ from tests.gateway.support import (
     ADMIN_HEADERS,
     LEGACY,
     MODERN,
+    GatewayProc,
     Spawn,
     TcpProxy,
     modern_call,
@@ -48,6 +49,18 @@ def _unprobed_during(config: dict[str, Any]) -> dict[str, Any]:
     (health.py), every 10 s by default, so on a slow machine one lands among the calls and is no churn."""
     config["upstreams"][0]["healthCheck"] = {"intervalSeconds": 3600}
     return config
+
+
+def _open_gateway(spawn: Spawn, routing: Callable[[dict[str, Any]], Path], upstream: str) -> tuple[GatewayProc, str]:
+    """A gateway with one open profile on `upstream`; it and the profile's MCP URL."""
+    config = routing(
+        {
+            "tenants": [{"id": "acme"}],
+            "profiles": [_unprobed_during(profile("open", "acme", [("feat", upstream)], auth={"mode": "none"}))],
+        }
+    )
+    gateway = start_gateway(spawn, config)
+    return gateway, gateway.url("open")
 
 
 @pytest.fixture
@@ -79,15 +92,7 @@ async def test_sdk_path_opens_no_upstream_connection_per_call(
 ) -> None:
     """A session whose declared capabilities are not kept in its token takes the SDK path; the fast path
     is the next test's."""
-    upstream = f"http://127.0.0.1:{counted.port}/mcp"
-    config = routing(
-        {
-            "tenants": [{"id": "acme"}],
-            "profiles": [_unprobed_during(profile("open", "acme", [("feat", upstream)], auth={"mode": "none"}))],
-        }
-    )
-    gateway = start_gateway(spawn, config)
-    url = gateway.url("open")
+    gateway, url = _open_gateway(spawn, routing, f"http://127.0.0.1:{counted.port}/mcp")
     with httpx.Client(timeout=30) as http:
         headers = _session(http, url, SDK_PATH_CAPABILITIES)
         _calls(http, url, headers, WARM_UP)
@@ -241,15 +246,7 @@ async def test_sdk_path_keeps_every_pooled_connection_under_concurrency(
     """40 SDK-path calls in flight at once, round after round: the upstream client's pool keeps all the
     connections it opened. With httpx's default (20 kept alive) each round closed 20 on release and the
     next round opened 20 anew."""
-    upstream = f"http://127.0.0.1:{counted.port}/mcp"
-    config = routing(
-        {
-            "tenants": [{"id": "acme"}],
-            "profiles": [_unprobed_during(profile("open", "acme", [("feat", upstream)], auth={"mode": "none"}))],
-        }
-    )
-    gateway = start_gateway(spawn, config)
-    url = gateway.url("open")
+    _, url = _open_gateway(spawn, routing, f"http://127.0.0.1:{counted.port}/mcp")
     with httpx.Client(timeout=30) as http:
         headers = _session(http, url, SDK_PATH_CAPABILITIES)
     limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
