@@ -253,7 +253,8 @@ async def test_sdk_path_keeps_every_pooled_connection_under_concurrency(
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
 
         async def call(i: int) -> None:
-            body = rpc("tools/call", {"name": "slow", "arguments": {"seconds": 0.3}}, i)
+            # Long enough that all 40 are in flight upstream together, however slowly the gateway starts them.
+            body = rpc("tools/call", {"name": "slow", "arguments": {"seconds": 1.0}}, i)
             response = await client.post(url, json=body, headers=headers)
             assert response.status_code == 200 and "slept" in response.text.lower(), response.text
 
@@ -262,7 +263,8 @@ async def test_sdk_path_keeps_every_pooled_connection_under_concurrency(
                 for i in range(IN_FLIGHT):
                     group.create_task(call(i))
 
-        await one_round()  # the pools grow to 40 connections
+        for _ in range(2):  # the pools grow to 40 connections
+            await one_round()
         warm = counted.accepted
         for _ in range(ROUNDS):
             await one_round()
