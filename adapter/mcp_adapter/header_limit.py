@@ -9,7 +9,8 @@ so far and the bytes fed while a field is still incomplete, and answers
 before the app sees the request. The gateway and the adapter both serve through it.
 
 It also reports each accepted TCP connection (`on_connection`), which the gateway and the
-adapter count as a metric: new connections per call is how connection churn on a hop shows.
+adapter count as a metric: new connections per call is how connection churn on a hop shows,
+and sends each response's writes of one event-loop turn together (`TurnCoalescedWrites`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import asyncio
 from collections.abc import Callable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from mcp_adapter.turn_writes import TurnCoalescedWrites
 
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 # How long the gateway and the adapter keep an idle client connection open (uvicorn's default is 5 s).
@@ -76,7 +79,17 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         if self._head_bytes > self.max_head_bytes:
             self._refuse()
             return
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not previous:  # a new request's cycle, its task not started yet
+            self.cycle.transport = TurnCoalescedWrites(self.transport, self.loop)  # type: ignore[assignment]
+
+    def shutdown(self) -> None:
+        # The server stopping closes the connection at once: a response finished this turn goes first.
+        writes = getattr(self.cycle, "transport", None)
+        if isinstance(writes, TurnCoalescedWrites):
+            writes.flush()
+        super().shutdown()
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
