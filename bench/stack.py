@@ -36,12 +36,16 @@ def _python_path() -> str:
     """ROOT, behind another checkout's components when MCP_BENCH_CODE names one.
 
     `MCP_BENCH_CODE=/tmp/old-tree python -m bench` runs that tree's adapter and
-    gateway under the same load generator and machine load: before/after side by side.
+    gateway under the same load generator and machine load (`bench.ab` runs both trees in one run).
     """
+    return code_path(os.environ.get("MCP_BENCH_CODE"))
+
+
+def code_path(tree: str | None) -> str:
+    """The PYTHONPATH that runs `tree`'s adapter, gateway and common code (this checkout's when None)."""
     paths = [str(ROOT)]
-    other = os.environ.get("MCP_BENCH_CODE")
-    if other:
-        paths = [str(Path(other) / part) for part in ("adapter", "gateway", "common")] + paths
+    if tree:
+        paths = [str(Path(tree) / part) for part in ("adapter", "gateway", "common")] + paths
     return os.pathsep.join(paths)
 
 
