@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from mcp_gateway.config import Discovery, parse_config
+from mcp_gateway.discovery import structure
 from mcp_gateway.discovery.index import MAX_QUERY_CHARS, QueryError, Ranker, ToolDoc, ToolIndex, allow_all
 from mcp_gateway.discovery.text import name_terms, query_terms, split_words, stem
 
@@ -136,5 +137,85 @@ def test_evaluation_set_meets_the_retrieval_floor() -> None:
         ranked = names(index, q["query"])
         top1 += ranked[0] in q["expected"]
         top5 += bool(set(ranked) & set(q["expected"]))
-    assert top1 / len(queries) >= 0.65
-    assert top5 / len(queries) >= 0.85
+    assert top1 / len(queries) >= 0.70  # 69.3 % without the structural reranking, 72.7 % with it
+    assert top5 / len(queries) >= 0.86
+
+
+def rest_tools() -> list[ToolDoc]:
+    """Operations on one kind as an OpenAPI conversion names them, all described alike: words alone
+    cannot tell them apart, their structure can."""
+    namespaced = {"type": "object", "properties": {"namespace": {"type": "string"}}, "required": ["namespace"]}
+    names = [
+        "listCoreV1NamespacedPod",
+        "listCoreV1PodForAllNamespaces",
+        "readCoreV1NamespacedPod",
+        "readCoreV1NamespacedPodStatus",
+        "patchCoreV1NamespacedPod",
+        "patchCoreV1NamespacedPodStatus",
+        "deleteCoreV1NamespacedPod",
+        "deleteCoreV1CollectionNamespacedPod",
+        "listCoreV1NamespacedPodTemplate",
+        "readCoreV1NamespacedPodTemplate",
+    ]
+    return [ToolDoc.from_tool(n, None, "Pod operation", {} if "AllNamespaces" in n else namespaced) for n in names]
+
+
+def test_tool_structure_is_read_from_names_and_required_parameters() -> None:
+    docs = [*rest_tools(), doc("get-sum", "Returns the sum of two numbers"), doc("echo", "Echoes text")]
+    tool_names = [d.name for d in docs]
+    shapes = dict(zip(tool_names, structure.tool_shapes(tool_names, [d.required for d in docs]), strict=True))
+    status, pods, everywhere = (
+        shapes["readCoreV1NamespacedPodStatus"],
+        shapes["listCoreV1NamespacedPod"],
+        shapes["listCoreV1PodForAllNamespaces"],
+    )
+    assert status is not None and (status.action, status.scope, status.sub) == ("read", "namespaced", {"status"})
+    assert pods is not None and (pods.action, pods.scope, pods.sub, pods.siblings) == (
+        "list",
+        "namespaced",
+        set(),
+        {"status"},
+    )
+    assert everywhere is not None and everywhere.scope == "all"
+    collection = shapes["deleteCoreV1CollectionNamespacedPod"]
+    assert collection is not None and collection.action == "deletecollection"
+    # PodTemplate has a list operation of its own: a kind, not a subresource of Pod.
+    template = shapes["readCoreV1NamespacedPodTemplate"]
+    assert template is not None and not template.sub
+    # One operation on its object (a loose verb) or no leading verb: no structure, no adjustment.
+    assert shapes["get-sum"] is None and shapes["echo"] is None
+
+
+def catalog_index() -> ToolIndex:
+    tools = json.loads((DATA / "catalog.json").read_text())["tools"]
+    return ToolIndex(
+        ToolDoc.from_tool(t["name"], t.get("title"), t.get("description"), t.get("inputSchema")) for t in tools
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("list every pod across the whole cluster", "listCoreV1PodForAllNamespaces"),  # scope: all namespaces
+        ("list replicasets cluster wide", "listAppsV1ReplicaSetForAllNamespaces"),
+        ("which persistent volumes are available", "listCoreV1PersistentVolume"),  # many, not one
+        ("read the web pod", "readCoreV1NamespacedPod"),  # no subresource asked for: not …PodLog
+    ],
+)
+def test_structure_decides_between_operations_on_one_kind(
+    query: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = catalog_index()
+    assert names(index, query)[0] == expected
+    monkeypatch.setattr(structure, "WEIGHT", 0.0)  # the words alone rank another operation first
+    assert names(index, query)[0] != expected
+
+
+def test_structure_leaves_unstructured_tools_alone_and_scores_fall_down_the_list() -> None:
+    index = ToolIndex([*rest_tools(), doc("get-sum", "Returns the sum of two numbers", a="First number")])
+    assert names(index, "add two numbers")[0] == "get-sum"  # "add" is create, but get-sum has no structure
+    hits = index.search("pods in the staging namespace", 50, allow_all)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(0.0 <= h.score <= 1.0 for h in hits)
+    short = index.search("pods in the staging namespace", 3, allow_all)
+    assert [h.name for h in short] == [h.name for h in hits[:3]]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from mcp.shared.exceptions import MCPError
-from mcp_gateway.discovery import semantic
+from mcp_gateway.discovery import semantic, structure
 from mcp_gateway.discovery.encoder import Encoder, OnnxEncoder, SentenceEncoder
 from mcp_gateway.discovery.index import QueryError, ToolDoc, ToolIndex
 from mcp_gateway.discovery.meta import Indexes
@@ -90,6 +90,26 @@ def test_semantic_ranking_finds_a_request_worded_unlike_the_tool(index: semantic
     assert index.kind == "semantic" and len(index) == len(SAMPLE)
     assert names(index, "what values does the process environment hold", 3)[0] == "get-env"
     assert "get-sum" in names(index, "total of 5 and 7", 3)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("suspend a job", "patchBatchV1NamespacedJob"),  # not its status subresource
+        ("list jobs in the batch namespace", "listBatchV1NamespacedJob"),  # not all namespaces
+    ],
+)
+def test_the_fused_ranking_is_reordered_by_structure(
+    query: str, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools = json.loads((DATA / "catalog.json").read_text())["tools"]
+    jobs = [t for t in tools if "BatchV1" in t["name"] and "CronJob" not in t["name"] and "Resources" not in t["name"]]
+    index = semantic.SemanticIndex(
+        ToolIndex(ToolDoc.from_tool(t["name"], None, t["description"], t["inputSchema"]) for t in jobs)
+    )
+    assert names(index, query)[0] == expected
+    monkeypatch.setattr(structure, "WEIGHT", 0.0)  # the fused ranking alone puts another operation first
+    assert names(index, query)[0] != expected
 
 
 def test_policy_hidden_tools_are_never_ranked(index: semantic.SemanticIndex) -> None:

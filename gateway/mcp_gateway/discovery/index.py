@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mcp_gateway.discovery import structure
 from mcp_gateway.discovery.text import SYNONYMS, name_terms, query_terms, terms
 
 MAX_QUERY_CHARS = 1000
@@ -47,6 +48,7 @@ class ToolDoc:
     title: str
     description: str
     params: tuple[tuple[str, str], ...]  # (parameter name, its description)
+    required: tuple[str, ...] = ()  # the required parameters' names
 
     @classmethod
     def from_tool(cls, name: str, title: str | None, description: str | None, schema: Any) -> ToolDoc:
@@ -56,7 +58,9 @@ class ToolDoc:
             for pname, pschema in properties.items():
                 doc = pschema.get("description") if isinstance(pschema, dict) else None
                 params.append((str(pname), doc if isinstance(doc, str) else ""))
-        return cls(name, title or "", description or "", tuple(params))
+        needed = schema.get("required") if isinstance(schema, dict) else None
+        required = tuple(str(r) for r in needed) if isinstance(needed, list) else ()
+        return cls(name, title or "", description or "", tuple(params), required)
 
     def fields(self) -> dict[str, str]:
         return {
@@ -127,6 +131,7 @@ class ToolIndex:
                 postings.setdefault(term, []).append((i, wtf))
         self._postings = postings
         self._idf = {t: math.log(1 + (count - len(p) + 0.5) / (len(p) + 0.5)) for t, p in postings.items()}
+        self.shapes = structure.tool_shapes(self.names, [d.required for d in self.docs])
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -158,7 +163,10 @@ class ToolIndex:
         limit = max(1, min(limit, MAX_RESULTS))
         ranked = (item for item in scores.items() if allowed(self.names[item[0]]))
         # Ties break by name, so results are stable across replicas and runs.
-        best = heapq.nsmallest(limit, ranked, key=lambda item: (-item[1], self.names[item[0]]))
+        depth = max(limit, structure.DEPTH)
+        best = heapq.nsmallest(depth, ranked, key=lambda item: (-item[1], self.names[item[0]]))
+        # Then reordered by how well each tool's structure fits the request (structure.py).
+        best = structure.rerank(query, best, self.shapes)[:limit]
         return [Hit(self.names[i], round(score, 4)) for i, score in best]
 
 

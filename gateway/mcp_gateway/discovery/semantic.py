@@ -19,6 +19,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mcp_gateway.discovery import structure
 from mcp_gateway.discovery.index import MAX_RESULTS, Allowed, Hit, ToolDoc, ToolIndex, parse_query
 from mcp_gateway.discovery.text import split_words
 
@@ -147,5 +148,8 @@ class SemanticIndex:
             for rank, i in enumerate(ranking, start=1):
                 fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank)
         limit = max(1, min(limit, MAX_RESULTS))
-        best = heapq.nsmallest(limit, fused.items(), key=lambda item: (-item[1], self.names[item[0]]))
+        # The best fused candidates, reordered by how well their structure fits the request (structure.py).
+        depth = max(limit, structure.DEPTH)
+        best = heapq.nsmallest(depth, fused.items(), key=lambda item: (-item[1], self.names[item[0]]))
+        best = structure.rerank(query, best, self.lexical.shapes)[:limit]
         return [Hit(self.names[i], round(score, 5)) for i, score in best]

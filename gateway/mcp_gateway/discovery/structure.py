@@ -1,0 +1,260 @@
+"""Structure-aware reranking: what a request asks to *do*, to *which* object, *where*.
+
+A bag of words ranks `readAppsV1NamespacedDeploymentStatus` next to `readAppsV1NamespacedDeployment`
+and `listCoreV1PodForAllNamespaces` next to `listCoreV1NamespacedPod`: they share every word that
+matters. Tools converted from REST operations (OpenAPI operationIds) and most `verb_noun` MCP tools
+carry structure a bag ignores, read here from the name and the input schema alone:
+
+- action: the name's leading verb (list, read/get, create, replace, patch/update, delete, watch);
+  a name with `Collection` after `delete` deletes many;
+- scope: namespaced (`Namespaced` in the name, or a required `namespace` parameter) or across all
+  namespaces (`ForAllNamespaces`);
+- many vs one: list / watch…List / delete…Collection act on a collection, the rest on one object;
+- subresource: a name that extends another tool's name by a suffix (`…Pod` → `…PodStatus`,
+  `…PodLog`, `…DeploymentScale`) where the longer name has no collection operation of its own.
+  Derived from the catalog, so no list of kinds or subresources is built in.
+
+The request is read with general English→REST knowledge (the verb groups of text.py, "all
+namespaces"/"cluster wide" for scope, plural nouns for many), and the top candidates of the
+existing ranking are moved down for each point where the tool's structure contradicts it. A tool
+with no recognisable structure (no leading verb), or the only operation on its object (`get-sum`:
+its verb says little), is never moved. Measured in bench/README.md (session 9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mcp_gateway.discovery.text import ABBREVIATIONS, SYNONYM_GROUPS, SYNONYMS, split_words, stem
+
+# Canonical actions and the verbs that name them in a tool name.
+NAME_VERBS: dict[str, str] = {
+    "list": "list",
+    "read": "read",
+    "get": "read",
+    "fetch": "read",
+    "describe": "read",
+    "create": "create",
+    "add": "create",
+    "new": "create",
+    "replace": "replace",
+    "put": "replace",
+    "set": "replace",
+    "patch": "patch",
+    "update": "patch",
+    "edit": "patch",
+    "modify": "patch",
+    "delete": "delete",
+    "remove": "delete",
+    "watch": "watch",
+}
+COLLECTION_ACTIONS = frozenset({"list", "deletecollection", "watchlist"})
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
+
+
+def _group(word: str) -> set[str]:
+    out = {stem(word)}
+    for group in SYNONYM_GROUPS:
+        if word in group:
+            out.update(stem(w) for w in group)
+    return out
+
+
+# What a request's words say about the action: the verb groups text.py already knows.
+QUERY_ACTIONS: dict[str, frozenset[str]] = {
+    "list": frozenset(_group("list") | {"which"}),
+    "read": frozenset(_group("read") | _group("describe")),
+    "create": frozenset(_group("create")),
+    "delete": frozenset(_group("delete")),
+    "patch": frozenset(_group("update") | _group("patch")),
+    "replace": frozenset(_group("replace") | _group("update")),
+    "watch": frozenset(_group("watch")),
+}
+QUANTIFIERS = frozenset({"all", "every", "each", "which", "many"})
+SCOPE_ALL_WORDS = frozenset({"all", "every", "each", "across", "whole", "entire", "wide"})
+SCOPE_PREPOSITIONS = frozenset({"in", "inside", "within", "from", "of", "under"})
+
+# Penalties for each contradiction, and how far they move a tool: the top DEPTH candidates of the
+# ranking are rescaled to 0..1 (best 1) and WEIGHT x the summed penalties is added. Chosen on the
+# tuned requests (bench/README.md); WEIGHT 0 gives the plain ranking.
+W_ACTION = 1.0
+W_SCOPE = 1.0
+W_MANY = 0.5
+W_SUB = 1.0
+WEIGHT = 0.25
+DEPTH = 20
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A tool's structure; `action` None means the name has no recognisable leading verb."""
+
+    action: str | None
+    scope: str | None  # "namespaced", "all" or None
+    base: tuple[str, ...]  # the object's words (action, scope and markers removed)
+    sub: frozenset[str]  # the subresource's terms, empty for the object itself
+    resource: frozenset[str]  # the object's terms (including joined compounds)
+    siblings: frozenset[str] = frozenset()  # terms of the subresources the same object has
+
+
+def _tool_words(name: str, required: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
+    words = split_words(name)
+    if not words or words[0] not in NAME_VERBS:
+        return None, None, tuple(words)
+    action = NAME_VERBS[words[0]]
+    rest = words[1:]
+    scope = None
+    if "namespaced" in rest or "namespace" in required:
+        scope = "namespaced"
+    if len(rest) >= 3 and rest[-3:] == ["for", "all", "namespaces"]:
+        scope, rest = "all", rest[:-3]
+    if action == "delete" and "collection" in rest:
+        action = "deletecollection"
+        rest = [w for w in rest if w != "collection"]
+    if action == "watch" and rest and rest[-1] == "list":
+        action, rest = "watchlist", rest[:-1]
+    rest = [w for w in rest if w != "namespaced"]
+    return action, scope, tuple(rest)
+
+
+def _connect_words(name: str) -> tuple[str, ...] | None:
+    words = split_words(name)
+    if not words or words[0] != "connect":
+        return None
+    rest = [w for w in words[1:] if w not in HTTP_METHODS and w != "namespaced"]
+    if len(rest) >= 2 and rest[-2:] == ["with", "path"]:
+        rest = rest[:-2]
+    return tuple(rest)
+
+
+def _terms(words: Sequence[str]) -> frozenset[str]:
+    stems = [stem(w) for w in words if not w.isdigit()]
+    joined = [stem("".join(words[i : i + n])) for n in (2, 3) for i in range(len(words) - n + 1)]
+    return frozenset(stems + joined)
+
+
+def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list[Shape | None]:
+    """The structure of each tool of a catalog (None: none recognised), from names and required parameters."""
+    raw = [_tool_words(n, r) for n, r in zip(names, required, strict=True)]
+    bases = {base for action, _, base in raw if action is not None}
+    collections = {base for action, _, base in raw if action in COLLECTION_ACTIONS}
+    shapes: list[Shape | None] = []
+    for name, (action, scope, base) in zip(names, raw, strict=True):
+        connect = _connect_words(name)
+        if connect is not None:
+            action, scope, base = "connect", "namespaced" if "namespaced" in split_words(name) else None, connect
+        if action is None:
+            shapes.append(None)
+            continue
+        sub: tuple[str, ...] = ()
+        if base not in collections:
+            # the longest other object this name extends: what follows it is a subresource
+            for cut in range(len(base) - 1, 0, -1):
+                if base[:cut] in bases and base[:cut] != base:
+                    base, sub = base[:cut], base[cut:]
+                    break
+        shapes.append(Shape(action, scope, base, _terms(sub) if sub else frozenset(), _terms(base)))
+    # Structure tells apart operations on one object; a tool whose object has no other operation
+    # (`get-sum`, `getCoreV1APIResources`) keeps its verb only loosely, so it gets no adjustment.
+    actions: dict[tuple[str, ...], set[str]] = {}
+    for shape in shapes:
+        if shape is not None:
+            actions.setdefault(shape.base, set()).add(shape.action or "")
+    shapes = [sh if sh is not None and len(actions[sh.base]) > 1 else None for sh in shapes]
+    subs: dict[tuple[str, ...], set[str]] = {}
+    for shape in shapes:
+        if shape is not None and shape.sub:
+            subs.setdefault(shape.base, set()).update(shape.sub)
+    return [
+        Shape(sh.action, sh.scope, sh.base, sh.sub, sh.resource, frozenset(subs.get(sh.base, ())))
+        if sh is not None and not sh.sub
+        else sh
+        for sh in shapes
+    ]
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request's structure, as far as its words tell it."""
+
+    actions: frozenset[str]
+    scope: str | None
+    quantified: frozenset[str]  # stems right after "all", "every", "which", "how many"
+    plural: frozenset[str]  # stems whose word was plural
+    singular: frozenset[str]
+    terms: frozenset[str]  # stems, joined pairs and their synonyms
+
+
+def parse_request(query: str) -> Request:
+    """What a request's words say about action, scope, many-or-one and subresource."""
+    words = [ABBREVIATIONS.get(w, w) for w in split_words(query)]
+    stems = [stem(w) for w in words]
+    actions = {a for a, vocab in QUERY_ACTIONS.items() if vocab.intersection(stems)}
+    if "rid" in words and "get" in words:  # "get rid of"
+        actions.discard("read")
+        actions.add("delete")
+    scope = None
+    for i, w in enumerate(words):
+        before, around = set(words[max(0, i - 2) : i]), set(words[max(0, i - 2) : i + 2])
+        if w in ("namespace", "namespaces"):
+            if before & SCOPE_ALL_WORDS:
+                scope = "all"
+            elif scope is None and set(words[max(0, i - 3) : i]) & SCOPE_PREPOSITIONS:
+                scope = "namespaced"
+        elif (w == "cluster" and around & SCOPE_ALL_WORDS) or w == "everywhere":
+            scope = "all"
+    plural = frozenset(s for w, s in zip(words, stems, strict=True) if s != w and w.endswith("s"))
+    singular = frozenset(s for w, s in zip(words, stems, strict=True) if s == w)
+    joined = [stem(words[i] + words[i + 1]) for i in range(len(words) - 1)]
+    terms = set(stems) | set(joined)
+    for s in list(terms):
+        terms.update(SYNONYMS.get(s, ()))
+    quantified = frozenset(
+        stems[j] for i, w in enumerate(words) if w in QUANTIFIERS for j in range(i + 1, min(i + 4, len(words)))
+    )
+    return Request(frozenset(actions), scope, quantified, plural, singular, frozenset(terms))
+
+
+def agreement(req: Request, shape: Shape | None) -> float:
+    """How much a tool's structure contradicts the request: 0 when nothing does, else negative.
+    Only contradictions count, so a tool without structure (no leading verb) is not put behind
+    structured ones that merely agree."""
+    if shape is None:
+        return 0.0
+    score = 0.0
+    family = {"deletecollection": "delete", "watchlist": "watch"}.get(shape.action or "", shape.action)
+    if req.actions and family in QUERY_ACTIONS and family not in req.actions:
+        score -= W_ACTION
+    if req.scope and shape.scope and req.scope != shape.scope:
+        score -= W_SCOPE
+    many = shape.action in COLLECTION_ACTIONS
+    if (req.plural | req.quantified) & shape.resource:
+        score -= 0.0 if many else W_MANY
+    elif req.singular & shape.resource and many:
+        score -= W_MANY
+    if shape.action == "connect":
+        if req.actions and not shape.sub & req.terms:
+            score -= W_ACTION  # a request for a REST verb, not for a connection (exec, proxy...)
+    else:
+        if shape.sub and not shape.sub & req.terms:
+            score -= W_SUB  # a subresource the request does not ask for
+        elif not shape.sub and shape.siblings & req.terms:
+            score -= W_SUB  # the request asks for a subresource this object has, and this is not it
+    return score
+
+
+def rerank(query: str, ranked: Sequence[tuple[int, float]], shapes: Sequence[Shape | None]) -> list[tuple[int, float]]:
+    """`ranked` (tool index, score), best first: the first DEPTH reordered by their score rescaled
+    to 0..1 plus WEIGHT x `agreement` (never positive); the rest follow in their order (so a shorter
+    limit gives a prefix of a longer one)."""
+    if not ranked or not WEIGHT:
+        return list(ranked)
+    head, tail = ranked[:DEPTH], ranked[DEPTH:]
+    high, low = head[0][1], head[-1][1]
+    spread = (high - low) or 1.0
+    request = parse_request(query)
+    scored = [(i, 1 - (high - s) / spread + WEIGHT * agreement(request, shapes[i])) for i, s in head]
+    scored.sort(key=lambda item: -item[1])  # stable: ties keep the ranking's order
+    # Reported scores: 0..1, relative to this request's candidates, never rising down the list.
+    return [(i, max(0.0, s)) for i, s in scored] + [(i, 0.0) for i, _ in tail]
