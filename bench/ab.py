@@ -71,6 +71,7 @@ def run(before_tree: str, store: str, concurrency: list[int], rounds: int, secon
             dsn = databases.enter_context(ThrowawayDatabase()).dsn if store == "postgres" else None
             targets[name] = _start(stack, name, tree, f"{upstream}/mcp", dsn)
         for era in (LEGACY, MODERN):
+            direct_headers = open_session(f"{upstream}/mcp") if era == LEGACY else {}
             headers = {}
             for name, target in targets.items():
                 headers[name] = open_session(target.url, target.key) if era == LEGACY else target.key
@@ -78,7 +79,7 @@ def run(before_tree: str, store: str, concurrency: list[int], rounds: int, secon
                 run_wrk(target.url, headers=headers[name], concurrency=16, seconds=1, era=era)  # warm pools
             for c in concurrency:
                 for turn in range(rounds):
-                    direct = run_wrk(f"{upstream}/mcp", concurrency=c, seconds=seconds, era=era)
+                    direct = run_wrk(f"{upstream}/mcp", headers=direct_headers, concurrency=c, seconds=seconds, era=era)
                     samples.setdefault((era, c, "direct"), []).append(Sample(direct.p50_ms, direct.calls_per_s))
                     for name in TREES if turn % 2 == 0 else TREES[::-1]:
                         sample = _measure(targets[name], headers[name], c, seconds, era)
