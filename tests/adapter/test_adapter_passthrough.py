@@ -18,7 +18,6 @@ import anyio.abc
 import httpx
 import mcp_types as types
 import pytest
-import uvicorn
 from mcp.shared.exceptions import MCPError
 from mcp_adapter.aggregate import Aggregator, Proceed, ToolCall, ToolResult
 from mcp_adapter.app import make_source
@@ -29,6 +28,7 @@ from mcp_adapter.server import Runtime, build_app, build_mcp_server
 from mcp_adapter.upstream import UNAVAILABLE
 
 from tests.adapter.support import FEATURE_SERVER, PYTHON, connect, start_adapter
+from tests.support.asgi_server import uvicorn_serving
 from tests.support.processes import free_port
 
 
@@ -131,17 +131,8 @@ async def _in_process_adapter(upstream: str, interceptor: Any) -> AsyncIterator[
                 await agg.stop()
 
     app = build_app(runtime, build_mcp_server(runtime), lifespan_hook=started)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(20):
-            while not server.started:
-                await anyio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}/mcp"
-        finally:
-            server.should_exit = True
+    async with uvicorn_serving(app) as base:
+        yield f"{base}/mcp"
 
 
 async def test_the_interceptor_sees_and_can_replace_relayed_calls(feature_http: str) -> None:

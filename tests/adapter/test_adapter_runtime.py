@@ -21,7 +21,6 @@ import anyio
 import anyio.abc
 import mcp_types as types
 import pytest
-import uvicorn
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp_adapter import metrics
 from mcp_adapter.aggregate import Aggregator
@@ -30,7 +29,7 @@ from mcp_adapter.server import Runtime, build_app, build_mcp_server
 from mcp_adapter.sources.base import Source
 
 from tests.adapter.support import connect
-from tests.support.processes import free_port
+from tests.support.asgi_server import uvicorn_serving
 
 WATCHED = "test://watched"
 
@@ -92,17 +91,8 @@ async def serve(*, trust_caller_header: bool) -> AsyncIterator[Served]:
         yield
 
     app = build_app(runtime, build_mcp_server(runtime), lifespan_hook=started)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.02)
-        try:
-            yield Served(f"http://127.0.0.1:{port}/mcp", runtime, source)
-        finally:
-            server.should_exit = True
+    async with uvicorn_serving(app, start_seconds=10) as base:
+        yield Served(f"{base}/mcp", runtime, source)
 
 
 async def _whoami(url: str, mode: str, caller: str | None) -> str:

@@ -13,15 +13,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import anyio
 import httpx
 import pytest
-import uvicorn
 from mcp_adapter.header_limit import DEFAULT_MAX_HEADER_BYTES, HeaderLimitedProtocol, header_limited
 from mcp_adapter.turn_writes import COALESCE_MAX_BYTES
 from starlette.types import Receive, Scope, Send
 
-from tests.support.processes import free_port
+from tests.support.asgi_server import uvicorn_serving
 
 pytestmark = pytest.mark.anyio
 
@@ -79,18 +77,8 @@ async def served() -> AsyncIterator[tuple[str, App, list[bytes]]]:
 
     assert issubclass(Recorded, HeaderLimitedProtocol)
     app = App()
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=Recorded, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(20):
-            while not server.started:
-                await anyio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}", app, writes
-        finally:
-            server.should_exit = True
+    async with uvicorn_serving(app, http=Recorded, lifespan="off") as base:
+        yield base, app, writes
 
 
 async def test_a_response_head_and_body_leave_in_one_send() -> None:
