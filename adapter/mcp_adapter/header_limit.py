@@ -84,12 +84,19 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         if self.cycle is not previous:  # a new request's cycle, its task not started yet
             self.cycle.transport = TurnCoalescedWrites(self.transport, self.loop)  # type: ignore[assignment]
 
-    def shutdown(self) -> None:
-        # The server stopping closes the connection at once: a response finished this turn goes first.
+    def _flush_response(self) -> None:
+        """Send what the current response holds back, before the protocol writes or closes by itself."""
         writes = getattr(self.cycle, "transport", None)
         if isinstance(writes, TurnCoalescedWrites):
             writes.flush()
+
+    def shutdown(self) -> None:
+        self._flush_response()  # the server is stopping: a response finished this turn goes first
         super().shutdown()
+
+    def send_400_response(self, msg: str) -> None:
+        self._flush_response()  # a bad pipelined request's 400 must follow the answer before it
+        super().send_400_response(msg)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -106,6 +113,7 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         destroy the 431 before the client reads it.
         """
         self._refused = True
+        self._flush_response()
         message = f"request header fields exceed {self.max_head_bytes} bytes".encode()
         head = [b"HTTP/1.1 431 Request Header Fields Too Large\r\n"]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
