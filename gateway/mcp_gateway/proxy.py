@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,6 +42,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import Receive, Scope, Send
 
 from mcp_gateway import errors, retry
+from mcp_gateway.after_response import defer
 from mcp_gateway.audit import render_arguments
 from mcp_gateway.backchannel import serve_handshake
 from mcp_gateway.caching import LIST_KINDS, LiveCacheHints, list_hint
@@ -359,7 +361,8 @@ class ProfileBackend:
         finally:
             if trial:
                 self.health.release(call.source)
-            self._record(profile, caller, call, outcome, error, time.monotonic() - started)
+            seconds = time.monotonic() - started
+            defer(partial(self._record, profile, caller, call, outcome, error, seconds))
 
     async def _attempts(self, call: ToolCall, proceed: Proceed, limit: float | None, profile: Profile) -> ToolResult:
         # asyncio's own timeout, not anyio.fail_after: as cancellable, and far cheaper per call.
