@@ -1,13 +1,16 @@
 """Before/after in one run: another checkout's gateway and adapter beside this one's, taking turns.
 
     .venv/bin/python -m bench.ab /path/to/before-tree [--store memory|postgres] [--concurrency 1,64]
-        [--rounds 5] [--seconds 3]
+        [--rounds 5] [--seconds 3] [--think-ms 2]
 
 On a shared machine two separate runs differ by more than most changes do. Here both
 stacks (gateway → adapter, each tree's own code) sit behind the same echo upstream, and
 each round measures direct, before and after back to back, in alternating order, in both
 protocol eras, so drift in machine speed weighs on both. Medians over the rounds: p50,
 calls/s, and CPU ms per call of each tree's gateway and adapter (from /proc).
+With `--think-ms`, each round also times calls made one at a time with that pause between
+them (`loadgen.run_paced`), as an agent makes them: work a server does after answering then
+costs the caller nothing, which wrk's back-to-back calls cannot show.
 Make the before tree with `git worktree add --detach /tmp/before <commit>`.
 """
 
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
 from bench import report
-from bench.loadgen import LEGACY, MODERN, call_once, open_session, run_wrk
+from bench.loadgen import LEGACY, MODERN, LoadResult, call_once, open_session, run_paced, run_wrk
 from bench.overhead import echo_adapter_config, limited_routing
 from bench.stack import Stack, ThrowawayDatabase, code_path, cpu_seconds
 
@@ -50,9 +54,13 @@ def _start(stack: Stack, name: str, tree: str | None, upstream: str, dsn: str | 
     return Target(gateway.url("bench"), key, gateway.pid, adapter_pid)
 
 
-def _measure(target: Target, headers: dict[str, str], concurrency: int, seconds: int, era: str) -> Sample:
+Load = Callable[[str, dict[str, str]], LoadResult]
+"""One point's load on a URL with these headers."""
+
+
+def _measure(target: Target, headers: dict[str, str], load: Load) -> Sample:
     gateway_before, adapter_before = cpu_seconds(target.gateway_pid), cpu_seconds(target.adapter_pid)
-    result = run_wrk(target.url, headers=headers, concurrency=concurrency, seconds=seconds, era=era)
+    result = load(target.url, headers)
     calls = max(result.calls, 1)
     return Sample(
         result.p50_ms,
@@ -62,8 +70,25 @@ def _measure(target: Target, headers: dict[str, str], concurrency: int, seconds:
     )
 
 
-def run(before_tree: str, store: str, concurrency: list[int], rounds: int, seconds: int) -> str:
-    samples: dict[tuple[str, int, str], list[Sample]] = {}
+def _points(era: str, concurrency: list[int], seconds: int, think_ms: float) -> list[tuple[str, Load]]:
+    """Each point's label and load: wrk at each concurrency, then (with think time) paced calls."""
+
+    def wrk(c: int) -> Load:
+        return lambda url, headers: run_wrk(url, headers=headers, concurrency=c, seconds=seconds, era=era)
+
+    points = [(str(c), wrk(c)) for c in concurrency]
+    if think_ms > 0:
+        think = think_ms / 1000
+
+        def paced(url: str, headers: dict[str, str]) -> LoadResult:
+            return run_paced(url, headers=headers, era=era, think_seconds=think)
+
+        points.append((f"1, {think_ms:g} ms think", paced))
+    return points
+
+
+def run(before_tree: str, store: str, concurrency: list[int], rounds: int, seconds: int, think_ms: float = 0) -> str:
+    samples: dict[tuple[str, str, str], list[Sample]] = {}
     with Stack("ab") as stack, ExitStack() as databases:
         upstream, _ = stack.python_module("echo", "bench.echo_server", ready_path="/mcp")
         targets = {}
@@ -77,19 +102,19 @@ def run(before_tree: str, store: str, concurrency: list[int], rounds: int, secon
                 headers[name] = open_session(target.url, target.key) if era == LEGACY else target.key
                 call_once(target.url, headers=headers[name], era=era)
                 run_wrk(target.url, headers=headers[name], concurrency=16, seconds=1, era=era)  # warm pools
-            for c in concurrency:
+            for label, load in _points(era, concurrency, seconds, think_ms):
                 for turn in range(rounds):
-                    direct = run_wrk(f"{upstream}/mcp", headers=direct_headers, concurrency=c, seconds=seconds, era=era)
-                    samples.setdefault((era, c, "direct"), []).append(Sample(direct.p50_ms, direct.calls_per_s))
+                    direct = load(f"{upstream}/mcp", direct_headers)
+                    samples.setdefault((era, label, "direct"), []).append(Sample(direct.p50_ms, direct.calls_per_s))
                     for name in TREES if turn % 2 == 0 else TREES[::-1]:
-                        sample = _measure(targets[name], headers[name], c, seconds, era)
-                        samples.setdefault((era, c, name), []).append(sample)
+                        sample = _measure(targets[name], headers[name], load)
+                        samples.setdefault((era, label, name), []).append(sample)
     return _table(samples, store, rounds, seconds)
 
 
-def _table(samples: dict[tuple[str, int, str], list[Sample]], store: str, rounds: int, seconds: int) -> str:
+def _table(samples: dict[tuple[str, str, str], list[Sample]], store: str, rounds: int, seconds: int) -> str:
     rows = []
-    for (era, c, name), taken in sorted(samples.items()):
+    for (era, c, name), taken in samples.items():
         p50 = statistics.median(s.p50_ms for s in taken)
         rate = statistics.median(s.calls_per_s for s in taken)
         direct = samples[(era, c, "direct")]
@@ -112,9 +137,10 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,64", help="comma-separated wrk connection counts")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--think-ms", type=float, default=0, help="also time paced calls this far apart (0: off)")
     args = parser.parse_args()
     concurrency = [int(c) for c in args.concurrency.split(",")]
-    print(run(args.before, args.store, concurrency, args.rounds, args.seconds))
+    print(run(args.before, args.store, concurrency, args.rounds, args.seconds, args.think_ms))
 
 
 if __name__ == "__main__":

@@ -3,17 +3,25 @@
 A 2026-07-28 request is one self-contained POST, so wrk (C, epoll) can replay
 it at a rate no Python client reaches on two cores. Its ceiling is measured
 against a trivial ASGI app in the same run (see `ceiling_app`).
+
+wrk sends the next call the moment an answer arrives, so whatever a server does after
+answering still delays the next call. An agent thinks between calls: `run_paced` makes
+one call at a time with a pause between them, and times each one.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -152,4 +160,45 @@ def run_wrk(
         calls_per_s=float(rate.group(1)),
         errors=int(errors.group(1)) if errors else 0,
         calls=int(calls.group(1)) if calls else 0,
+    )
+
+
+def run_paced(
+    url: str,
+    *,
+    tool: str = "echo",
+    headers: dict[str, str] | None = None,
+    era: str = MODERN,
+    calls: int = 300,
+    think_seconds: float = 0.002,
+) -> LoadResult:
+    """`calls` calls one at a time on one kept-alive connection, `think_seconds` apart; p50/p99 of each call.
+
+    The client is Python, so its own time is in every figure: compare targets measured alike.
+    """
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    body = tools_call_body(tool, {"text": "hello"}, era)
+    all_headers = _call_headers(tool, headers, era)
+    taken: list[float] = []
+    errors = 0
+    try:
+        for _ in range(calls):
+            started = time.perf_counter()
+            connection.request("POST", parts.path, body=body, headers=all_headers)
+            answer = connection.getresponse()
+            content = answer.read()
+            taken.append(time.perf_counter() - started)
+            errors += answer.status != 200 or b'"error"' in content
+            time.sleep(think_seconds)
+    finally:
+        connection.close()
+    ordered = sorted(taken)
+    return LoadResult(
+        concurrency=1,
+        p50_ms=1000 * statistics.median(ordered),
+        p99_ms=1000 * ordered[int(0.99 * (len(ordered) - 1))],
+        calls_per_s=len(taken) / (sum(taken) + think_seconds * len(taken)),
+        errors=errors,
+        calls=len(taken),
     )
