@@ -82,9 +82,7 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         previous = self.cycle
         super().on_headers_complete()
         if self.cycle is not previous:  # a new request's cycle, its task not started yet
-            writes = TurnCoalescedWrites(self.transport, self.loop, self.cycle.on_response)
-            self.cycle.transport = writes  # type: ignore[assignment]
-            self.cycle.on_response = writes.response_complete
+            self.cycle.transport = TurnCoalescedWrites(self.transport, self.loop)  # type: ignore[assignment]
 
     def _flush_response(self) -> None:
         """Send what the current response holds back, before the protocol writes or closes by itself."""

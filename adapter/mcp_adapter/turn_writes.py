@@ -4,14 +4,12 @@ uvicorn writes a response's head and its body separately, and a streamed body's 
 chunk apart from the end marker: each is a send, and on loopback each send wakes the
 reader (the gateway's relay client, or the caller) once more, on every hop of a call.
 Held to the end of the turn, they go out together. A response's head is not held longer
-than that: an SSE stream whose first event comes later still starts at once. A response that
-completes is sent at once: the app's work after its last byte (audit, metrics) must not delay it.
+than that: an SSE stream whose first event comes later still starts at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 # Held writes are sent at once beyond this, so flow control still sees a large body as it grows.
 COALESCE_MAX_BYTES = 64 * 1024
@@ -20,14 +18,11 @@ COALESCE_MAX_BYTES = 64 * 1024
 class TurnCoalescedWrites:
     """The transport a response is written to (uvicorn uses `write`, `is_closing` and `close`)."""
 
-    __slots__ = ("_loop", "_on_response", "_pending", "_size", "_transport")
+    __slots__ = ("_loop", "_pending", "_size", "_transport")
 
-    def __init__(
-        self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop, on_response: Callable[[], None]
-    ) -> None:
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
-        self._on_response = on_response
         self._pending: list[bytes] = []
         self._size = 0
 
@@ -46,11 +41,6 @@ class TurnCoalescedWrites:
         self._pending, self._size = [], 0
         if not self._transport.is_closing():
             self._transport.write(data)
-
-    def response_complete(self) -> None:
-        """uvicorn's end-of-response callback: the last bytes leave now, then the protocol goes on."""
-        self.flush()
-        self._on_response()
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
