@@ -48,6 +48,7 @@ from mcp_common import tracing
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_adapter.after_response import deferring
 from mcp_adapter.aggregate import CURRENT_CALLER, Aggregator, ToolCall, ToolResult, measured
 from mcp_adapter.downstream import EXCHANGE_PREFIX
 from mcp_adapter.metrics import METRICS
@@ -212,17 +213,20 @@ class _Relay:
         relayed call, where anyio's bookkeeping was a measurable share of the CPU.
         """
         loop = asyncio.get_running_loop()
-        answer = loop.create_task(self._answer())
-        watcher = loop.create_task(_cancel_on_disconnect(receive, answer))
-        try:
-            await answer
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # this request itself is being cancelled
-            # else the client left: nobody to answer
-        finally:
-            watcher.cancel()
+        # Bookkeeping the interceptor defers (after_response.py) runs as this block ends: the
+        # answer task's last write has left by then (turn_writes.py sends it as that task's turn ends).
+        with deferring():
+            answer = loop.create_task(self._answer())
+            watcher = loop.create_task(_cancel_on_disconnect(receive, answer))
+            try:
+                await answer
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # this request itself is being cancelled
+                # else the client left: nobody to answer
+            finally:
+                watcher.cancel()
 
     async def _answer(self) -> None:
         call = ToolCall(self.caller, self.request.name, self.source, self.upstream, self.request.arguments)

@@ -35,7 +35,6 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from mcp_gateway import errors
-from mcp_gateway.after_response import deferring
 from mcp_gateway.audit import render_arguments
 from mcp_gateway.auth import AuthFailure, Principal
 from mcp_gateway.body_limit import TooLarge, read_body, replay
@@ -294,7 +293,7 @@ class McpFront:
         trace = inbound_trace.set(trace_headers(headers) or trace_headers(tracing.meta_carrier(message)))
         upstream_token = exchanged_token.set(exchanged)
         try:
-            with self._relay_span(message), deferring():
+            with self._relay_span(message):
                 await backend(forwarded, receive, send)
         finally:
             exchanged_token.reset(upstream_token)

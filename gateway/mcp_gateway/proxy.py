@@ -32,6 +32,7 @@ import mcp_types as types
 from mcp.server.caching import CacheHint
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
+from mcp_adapter.after_response import defer
 from mcp_adapter.aggregate import AccessPolicy, Proceed, ToolCall, ToolResult, UnknownToolError
 from mcp_adapter.config import FromEnv, McpRemoteSource
 from mcp_adapter.downstream import Downstream
@@ -42,7 +43,6 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import Receive, Scope, Send
 
 from mcp_gateway import errors, retry
-from mcp_gateway.after_response import defer
 from mcp_gateway.audit import render_arguments
 from mcp_gateway.backchannel import serve_handshake
 from mcp_gateway.caching import LIST_KINDS, LiveCacheHints, list_hint

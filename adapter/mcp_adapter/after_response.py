@@ -1,10 +1,11 @@
-"""Bookkeeping a request does once its answer is sent: the caller does not wait for it.
+"""Bookkeeping a relayed call does once its answer is sent: the caller does not wait for it.
 
-A tool call's metrics and audit record are complete when the upstream's answer arrives, but
-writing them before relaying that answer puts them on every call's latency. Inside a request
-the front serves (`deferring`), `defer` holds them until the backend has sent the response;
-anywhere else (a background task, an SDK session's own task, a batch already run) it runs them
-at once, so nothing deferred is ever dropped.
+A tool call's metrics and audit record (the gateway's interceptor) are complete when the
+upstream's answer arrives, but writing them before relaying that answer puts them on every
+call's latency. While a relayed call runs (`passthrough._Relay.run` opens `deferring`),
+`defer` holds them until the answer has been sent; anywhere else (the SDK path, a background
+task, a call already over) it runs them at once, so nothing deferred is ever dropped or held
+for longer than its own call.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class _Batch:
         self.open = True
 
 
-_current: ContextVar[_Batch | None] = ContextVar("mcp_gateway_after_response", default=None)
+_current: ContextVar[_Batch | None] = ContextVar("mcp_adapter_after_response", default=None)
 
 
 def defer(call: Callable[[], None]) -> None:

@@ -1,4 +1,4 @@
-"""Bookkeeping deferred to after a request's response (mcp_gateway/after_response.py).
+"""Bookkeeping deferred to after a request's response (mcp_adapter/after_response.py).
 
 A tool call's metrics and audit record wait until the answer is sent, but are never lost:
 they run when the request ends, in the context they were deferred in, and anywhere outside a
@@ -12,7 +12,7 @@ import logging
 from contextvars import ContextVar
 
 import pytest
-from mcp_gateway.after_response import defer, deferring
+from mcp_adapter.after_response import defer, deferring
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +49,7 @@ def test_a_failing_call_is_logged_and_the_rest_still_run(caplog: pytest.LogCaptu
     def broken() -> None:
         raise RuntimeError("metrics backend gone")
 
-    with caplog.at_level(logging.ERROR, logger="mcp_gateway.after_response"), deferring():
+    with caplog.at_level(logging.ERROR, logger="mcp_adapter.after_response"), deferring():
         defer(broken)
         defer(lambda: done.append("audit"))
     assert done == ["audit"]
