@@ -151,5 +151,5 @@ class SemanticIndex:
         # The best fused candidates, reordered by how well their structure fits the request (structure.py).
         depth = max(limit, structure.DEPTH)
         best = heapq.nsmallest(depth, fused.items(), key=lambda item: (-item[1], self.names[item[0]]))
-        best = structure.rerank(query, best, self.lexical.shapes)[:limit]
+        best = structure.rerank(query, best, self.lexical.shapes, self.lexical.kinds)[:limit]
         return [Hit(self.names[i], round(score, 5)) for i, score in best]

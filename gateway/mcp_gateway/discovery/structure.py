@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mcp_gateway.discovery.text import ABBREVIATIONS, SYNONYM_GROUPS, SYNONYMS, split_words, stem
+from mcp_gateway.discovery.text import ABBREVIATIONS, STOP_WORDS, SYNONYM_GROUPS, SYNONYMS, split_words, stem
 
 # Canonical actions and the verbs that name them in a tool name.
 NAME_VERBS: dict[str, str] = {
@@ -82,8 +82,10 @@ W_ACTION = 1.0
 W_SCOPE = 1.0
 W_MANY = 0.5
 W_SUB = 1.0
-WEIGHT = 0.25
-DEPTH = 20
+W_KIND = 1.0
+W_PARTIAL = 1.0
+WEIGHT = 0.5
+DEPTH = 40
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Shape:
     sub: frozenset[str]  # the subresource's terms, empty for the object itself
     resource: frozenset[str]  # the object's terms (including joined compounds)
     siblings: frozenset[str] = frozenset()  # terms of the subresources the same object has
+    kind: str = ""  # the object's kind as one stemmed word (`persistentvolumeclaim`), API group and version cut
+    kind_words: tuple[str, ...] = ()  # the kind's words, stemmed (`persistent`, `volume`, `claim`)
 
 
 def _tool_words(name: str, required: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
@@ -128,6 +132,18 @@ def _connect_words(name: str) -> tuple[str, ...] | None:
     return tuple(rest)
 
 
+def _kind_words(base: Sequence[str]) -> tuple[str, ...]:
+    """The kind's words of an object: what follows the API version (`core v 1 pod` -> `pod`,
+    `networking v 1 beta 1 ip address` -> `ip address`); the whole object when there is none."""
+    for i in range(len(base) - 2, -1, -1):
+        if base[i] == "v" and base[i + 1].isdigit():
+            rest = list(base[i + 2 :])
+            if len(rest) >= 2 and rest[0] in ("alpha", "beta") and rest[1].isdigit():
+                rest = rest[2:]
+            return tuple(rest)
+    return tuple(base)
+
+
 def _terms(words: Sequence[str]) -> frozenset[str]:
     stems = [stem(w) for w in words if not w.isdigit()]
     joined = [stem("".join(words[i : i + n])) for n in (2, 3) for i in range(len(words) - n + 1)]
@@ -154,7 +170,18 @@ def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list
                 if base[:cut] in bases and base[:cut] != base:
                     base, sub = base[:cut], base[cut:]
                     break
-        shapes.append(Shape(action, scope, base, _terms(sub) if sub else frozenset(), _terms(base)))
+        kind = _kind_words(base)
+        shapes.append(
+            Shape(
+                action,
+                scope,
+                base,
+                _terms(sub) if sub else frozenset(),
+                _terms(base),
+                kind=stem("".join(kind)),
+                kind_words=tuple(stem(w) for w in kind),
+            )
+        )
     # Structure tells apart operations on one object; a tool whose object has no other operation
     # (`get-sum`, `getCoreV1APIResources`) keeps its verb only loosely, so it gets no adjustment.
     actions: dict[tuple[str, ...], set[str]] = {}
@@ -167,11 +194,46 @@ def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list
         if shape is not None and shape.sub:
             subs.setdefault(shape.base, set()).update(shape.sub)
     return [
-        Shape(sh.action, sh.scope, sh.base, sh.sub, sh.resource, frozenset(subs.get(sh.base, ())))
+        Shape(
+            sh.action,
+            sh.scope,
+            sh.base,
+            sh.sub,
+            sh.resource,
+            frozenset(subs.get(sh.base, ())),
+            sh.kind,
+            sh.kind_words,
+        )
         if sh is not None and not sh.sub
         else sh
         for sh in shapes
     ]
+
+
+@dataclass(frozen=True)
+class Kinds:
+    """The catalog's kinds, for finding the ones a request names: each kind by its stemmed words
+    joined (`persistentvolumeclaim`: "persistent volume claims", "PersistentVolumeClaim" and
+    "persistentvolumeclaims" all join to it), plus the abbreviations text.py knows and the initials
+    of kinds of three words or more ("pvc", "hpa"), when those are no kind or stop word themselves."""
+
+    keys: frozenset[str] = frozenset()
+    short: tuple[tuple[str, str], ...] = ()  # (abbreviation, kind key)
+    longest: int = 0  # words in the longest kind
+
+    @property
+    def abbreviations(self) -> dict[str, str]:
+        return dict(self.short)
+
+
+def kind_table(shapes: Sequence[Shape | None]) -> Kinds:
+    words = {sh.kind: sh.kind_words for sh in shapes if sh is not None and sh.kind}
+    short = {a: stem(full) for a, full in ABBREVIATIONS.items() if stem(full) in words}
+    for key, kind in words.items():
+        initials = "".join(w[0] for w in kind)
+        if len(kind) >= 3 and initials not in words and initials not in STOP_WORDS:
+            short.setdefault(initials, key)
+    return Kinds(frozenset(words), tuple(sorted(short.items())), max((len(k) for k in words.values()), default=0))
 
 
 @dataclass(frozen=True)
@@ -184,24 +246,56 @@ class Request:
     plural: frozenset[str]  # stems whose word was plural
     singular: frozenset[str]
     terms: frozenset[str]  # stems, joined pairs and their synonyms
+    kinds: frozenset[str] = frozenset()  # the catalog kinds the request names (`Kinds` keys)
+    left: frozenset[str] = frozenset()  # stems of the words that name no kind
+    stems: frozenset[str] = frozenset()  # the request's own stems, without synonyms or abbreviations
 
 
-def parse_request(query: str) -> Request:
-    """What a request's words say about action, scope, many-or-one and subresource."""
-    words = [ABBREVIATIONS.get(w, w) for w in split_words(query)]
+def named_kinds(
+    words: Sequence[str], kinds: Kinds, skip: frozenset[int] = frozenset()
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The kinds named in a request's words, longest first ("cluster role binding" is that kind,
+    not "cluster role" and "role"; words at the `skip` positions name none), and the stems of the
+    words left over."""
+    found: set[str] = set()
+    left: set[str] = set()
+    short = kinds.abbreviations
+    i = 0
+    while i < len(words):
+        for n in range(min(kinds.longest, len(words) - i), 0, -1):
+            if any(j in skip for j in range(i, i + n)):
+                continue
+            key = stem("".join(words[i : i + n]))
+            if key in kinds.keys or (n == 1 and words[i] in short):
+                found.add(key if key in kinds.keys else short[words[i]])
+                i += n
+                break
+        else:
+            left.add(stem(words[i]))
+            i += 1
+    return frozenset(found), frozenset(left)
+
+
+def parse_request(query: str, kinds: Kinds | None = None) -> Request:
+    """What a request's words say about action, scope, many-or-one, subresource and kind."""
+    raw = split_words(query)
+    words = [ABBREVIATIONS.get(w, w) for w in raw]
     stems = [stem(w) for w in words]
     actions = {a for a, vocab in QUERY_ACTIONS.items() if vocab.intersection(stems)}
     if "rid" in words and "get" in words:  # "get rid of"
         actions.discard("read")
         actions.add("delete")
     scope = None
+    scoping: set[int] = set()  # positions of "namespace" words that say where, not what
     for i, w in enumerate(words):
         before, around = set(words[max(0, i - 2) : i]), set(words[max(0, i - 2) : i + 2])
         if w in ("namespace", "namespaces"):
             if before & SCOPE_ALL_WORDS:
                 scope = "all"
-            elif scope is None and set(words[max(0, i - 3) : i]) & SCOPE_PREPOSITIONS:
-                scope = "namespaced"
+                scoping.add(i)
+            elif set(words[max(0, i - 3) : i]) & SCOPE_PREPOSITIONS:
+                scope = scope or "namespaced"
+                scoping.add(i)
         elif (w == "cluster" and around & SCOPE_ALL_WORDS) or w == "everywhere":
             scope = "all"
     plural = frozenset(s for w, s in zip(words, stems, strict=True) if s != w and w.endswith("s"))
@@ -213,7 +307,23 @@ def parse_request(query: str) -> Request:
     quantified = frozenset(
         stems[j] for i, w in enumerate(words) if w in QUANTIFIERS for j in range(i + 1, min(i + 4, len(words)))
     )
-    return Request(frozenset(actions), scope, quantified, plural, singular, frozenset(terms))
+    named: frozenset[str] = frozenset()
+    left = frozenset(stem(w) for w in raw)
+    if kinds is not None and kinds.keys:
+        named, left = named_kinds(raw, kinds, frozenset(scoping))
+        if not named and scoping:  # "list all namespaces": the scope words are the only kind named
+            named, left = named_kinds(raw, kinds)
+    return Request(
+        frozenset(actions),
+        scope,
+        quantified,
+        plural,
+        singular,
+        frozenset(terms),
+        named,
+        left,
+        frozenset(stem(w) for w in raw),
+    )
 
 
 def agreement(req: Request, shape: Shape | None) -> float:
@@ -228,6 +338,17 @@ def agreement(req: Request, shape: Shape | None) -> float:
         score -= W_ACTION
     if req.scope and shape.scope and req.scope != shape.scope:
         score -= W_SCOPE
+    if shape.kind and req.kinds:
+        # The request names a kind and this tool acts on another one (its head noun, "revision" of
+        # `ControllerRevision`, counts as naming it when that word names no kind of its own).
+        if shape.kind not in req.kinds and shape.kind_words[-1] not in req.left:
+            score -= W_KIND
+    elif len(shape.kind_words) > 1:
+        # No kind named, and the request has a modifier of this tool's kind but not its head noun:
+        # "out of the cluster" is not about `ClusterRole`, "the web service" not `ServiceAccount`.
+        head, modifiers = shape.kind_words[-1], shape.kind_words[:-1]
+        if head not in req.stems and req.stems.intersection(modifiers):
+            score -= W_PARTIAL
     many = shape.action in COLLECTION_ACTIONS
     if (req.plural | req.quantified) & shape.resource:
         score -= 0.0 if many else W_MANY
@@ -244,7 +365,9 @@ def agreement(req: Request, shape: Shape | None) -> float:
     return score
 
 
-def rerank(query: str, ranked: Sequence[tuple[int, float]], shapes: Sequence[Shape | None]) -> list[tuple[int, float]]:
+def rerank(
+    query: str, ranked: Sequence[tuple[int, float]], shapes: Sequence[Shape | None], kinds: Kinds | None = None
+) -> list[tuple[int, float]]:
     """`ranked` (tool index, score), best first: the first DEPTH reordered by their score rescaled
     to 0..1 plus WEIGHT x `agreement` (never positive); the rest follow in their order (so a shorter
     limit gives a prefix of a longer one)."""
@@ -253,7 +376,7 @@ def rerank(query: str, ranked: Sequence[tuple[int, float]], shapes: Sequence[Sha
     head, tail = ranked[:DEPTH], ranked[DEPTH:]
     high, low = head[0][1], head[-1][1]
     spread = (high - low) or 1.0
-    request = parse_request(query)
+    request = parse_request(query, kinds)
     scored = [(i, 1 - (high - s) / spread + WEIGHT * agreement(request, shapes[i])) for i, s in head]
     scored.sort(key=lambda item: -item[1])  # stable: ties keep the ranking's order
     # Reported scores: 0..1, relative to this request's candidates, never rising down the list.

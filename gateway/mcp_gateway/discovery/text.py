@@ -125,12 +125,21 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in split_words(text) if w not in STOP_WORDS]
 
 
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
+STRIP_CONNECT_METHODS = True
+
+
 def name_terms(name: str) -> list[str]:
     """Terms of a tool name, plus its adjacent words joined: `StatefulSet` also yields `statefulset`,
-    `PersistentVolumeClaim` `persistentvolumeclaim`, since users write such names as one word."""
-    words = [w for w in split_words(name) if not w.isdigit()]
+    `PersistentVolumeClaim` `persistentvolumeclaim`, since users write such names as one word.
+    A connect operation's HTTP method (`connectCoreV1GetNamespacedPodExec`) is how the tool is
+    called, not what it does: "get the pod's details" is not a request for its exec stream."""
+    every = split_words(name)
+    if STRIP_CONNECT_METHODS and every and every[0] == "connect":
+        every = [w for w in every if w not in HTTP_METHODS]
+    words = [w for w in every if not w.isdigit()]
     joined = [stem("".join(words[i : i + n])) for n in (2, 3) for i in range(len(words) - n + 1)]
-    return terms(name) + joined
+    return [stem(w) for w in every if w not in STOP_WORDS] + joined
 
 
 def query_terms(text: str) -> list[str]:
