@@ -23,7 +23,7 @@ its verb says little), is never moved. Measured in bench/README.md (session 9).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mcp_gateway.discovery.text import ABBREVIATIONS, STOP_WORDS, SYNONYM_GROUPS, SYNONYMS, split_words, stem
@@ -84,6 +84,7 @@ W_MANY = 0.5
 W_SUB = 1.0
 W_KIND = 1.0
 W_PARTIAL = 1.0
+RECALL = 10  # tools of a named kind added to the candidates (`with_named_kinds`)
 WEIGHT = 0.5
 DEPTH = 40
 
@@ -220,6 +221,7 @@ class Kinds:
     keys: frozenset[str] = frozenset()
     short: tuple[tuple[str, str], ...] = ()  # (abbreviation, kind key)
     longest: int = 0  # words in the longest kind
+    members: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (kind key, the tools acting on it)
 
     @property
     def abbreviations(self) -> dict[str, str]:
@@ -233,7 +235,40 @@ def kind_table(shapes: Sequence[Shape | None]) -> Kinds:
         initials = "".join(w[0] for w in kind)
         if len(kind) >= 3 and initials not in words and initials not in STOP_WORDS:
             short.setdefault(initials, key)
-    return Kinds(frozenset(words), tuple(sorted(short.items())), max((len(k) for k in words.values()), default=0))
+    members: dict[str, list[int]] = {}
+    for i, sh in enumerate(shapes):
+        if sh is not None and sh.kind:
+            members.setdefault(sh.kind, []).append(i)
+    return Kinds(
+        frozenset(words),
+        tuple(sorted(short.items())),
+        max((len(k) for k in words.values()), default=0),
+        tuple((k, tuple(v)) for k, v in sorted(members.items())),
+    )
+
+
+def with_named_kinds(
+    query: str, best: list[tuple[int, float]], scores: Mapping[int, float], kinds: Kinds, allowed: Callable[[int], bool]
+) -> list[tuple[int, float]]:
+    """`best` plus the tools of the kinds the request names that the ranking left out (those it
+    scored at all, best first): "list all the namespaces" must reach `listCoreV1Namespace` even
+    when every `…Namespaced…` tool outscores it on the word. They join at the end, so the rescaled
+    ranking above them is unchanged; the reranking then weighs their structure like the others'."""
+    if not RECALL or not kinds.keys:
+        return best
+    named = parse_request(query, kinds).kinds
+    if not named:
+        return best
+    present = {i for i, _ in best}
+    members = dict(kinds.members)
+    extra = [
+        (i, scores[i])
+        for kind in named
+        for i in members.get(kind, ())
+        if i not in present and i in scores and allowed(i)
+    ]
+    extra.sort(key=lambda item: -item[1])
+    return best[:DEPTH] + extra[:RECALL] + best[DEPTH:]
 
 
 @dataclass(frozen=True)
@@ -266,10 +301,14 @@ def named_kinds(
             if any(j in skip for j in range(i, i + n)):
                 continue
             key = stem("".join(words[i : i + n]))
-            if key in kinds.keys or (n == 1 and words[i] in short):
-                found.add(key if key in kinds.keys else short[words[i]])
-                i += n
-                break
+            if key in kinds.keys:
+                found.add(key)
+            elif n == 1 and (words[i] in short or key in short):  # "pvc", "pvcs"
+                found.add(short.get(words[i]) or short[key])
+            else:
+                continue
+            i += n
+            break
         else:
             left.add(stem(words[i]))
             i += 1
@@ -287,12 +326,13 @@ def parse_request(query: str, kinds: Kinds | None = None) -> Request:
         actions.add("delete")
     scope = None
     scoping: set[int] = set()  # positions of "namespace" words that say where, not what
+    every: set[int] = set()  # those saying "all namespaces": the kind itself when no other is named
     for i, w in enumerate(words):
         before, around = set(words[max(0, i - 2) : i]), set(words[max(0, i - 2) : i + 2])
         if w in ("namespace", "namespaces"):
             if before & SCOPE_ALL_WORDS:
                 scope = "all"
-                scoping.add(i)
+                every.add(i)
             elif set(words[max(0, i - 3) : i]) & SCOPE_PREPOSITIONS:
                 scope = scope or "namespaced"
                 scoping.add(i)
@@ -310,9 +350,9 @@ def parse_request(query: str, kinds: Kinds | None = None) -> Request:
     named: frozenset[str] = frozenset()
     left = frozenset(stem(w) for w in raw)
     if kinds is not None and kinds.keys:
-        named, left = named_kinds(raw, kinds, frozenset(scoping))
-        if not named and scoping:  # "list all namespaces": the scope words are the only kind named
-            named, left = named_kinds(raw, kinds)
+        named, left = named_kinds(raw, kinds, frozenset(scoping | every))
+        if not named and every:  # "list all namespaces": the scope words are the only kind named
+            named, left = named_kinds(raw, kinds, frozenset(scoping))
     return Request(
         frozenset(actions),
         scope,
@@ -366,7 +406,11 @@ def agreement(req: Request, shape: Shape | None) -> float:
 
 
 def rerank(
-    query: str, ranked: Sequence[tuple[int, float]], shapes: Sequence[Shape | None], kinds: Kinds | None = None
+    query: str,
+    ranked: Sequence[tuple[int, float]],
+    shapes: Sequence[Shape | None],
+    kinds: Kinds | None = None,
+    added: int = 0,
 ) -> list[tuple[int, float]]:
     """`ranked` (tool index, score), best first: the first DEPTH reordered by their score rescaled
     to 0..1 plus WEIGHT x `agreement` (never positive); the rest follow in their order (so a shorter
@@ -375,9 +419,11 @@ def rerank(
         return list(ranked)
     head, tail = ranked[:DEPTH], ranked[DEPTH:]
     high, low = head[0][1], head[-1][1]
+    head, tail = list(ranked[: DEPTH + added]), ranked[DEPTH + added :]
     spread = (high - low) or 1.0
     request = parse_request(query, kinds)
-    scored = [(i, 1 - (high - s) / spread + WEIGHT * agreement(request, shapes[i])) for i, s in head]
+    # (a candidate added below the ranking's DEPTH, `with_named_kinds`, rescales to 0 at most)
+    scored = [(i, max(0.0, 1 - (high - s) / spread) + WEIGHT * agreement(request, shapes[i])) for i, s in head]
     scored.sort(key=lambda item: -item[1])  # stable: ties keep the ranking's order
     # Reported scores: 0..1, relative to this request's candidates, never rising down the list.
     return [(i, max(0.0, s)) for i, s in scored] + [(i, 0.0) for i, _ in tail]

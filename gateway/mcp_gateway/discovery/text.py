@@ -44,7 +44,7 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("commit", "checkin"),
     ("branch", "checkout"),
     ("difference", "diff", "compare", "changes"),
-    ("status", "state", "health", "running", "finished", "complete", "progress", "bound", "ready", "condition"),
+    ("status", "state", "health", "running", "finished", "complete", "progress", "bound", "ready", "condition", "phase", "healthy"),
     ("binding", "bind", "grant", "permission", "access", "authorize", "allow"),
     ("watch", "stream", "follow", "subscribe", "monitor"),
     ("echo", "repeat", "parrot"),
@@ -126,7 +126,6 @@ def terms(text: str) -> list[str]:
 
 
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
-STRIP_CONNECT_METHODS = True
 
 
 def name_terms(name: str) -> list[str]:
@@ -135,7 +134,7 @@ def name_terms(name: str) -> list[str]:
     A connect operation's HTTP method (`connectCoreV1GetNamespacedPodExec`) is how the tool is
     called, not what it does: "get the pod's details" is not a request for its exec stream."""
     every = split_words(name)
-    if STRIP_CONNECT_METHODS and every and every[0] == "connect":
+    if every and every[0] == "connect":
         every = [w for w in every if w not in HTTP_METHODS]
     words = [w for w in every if not w.isdigit()]
     joined = [stem("".join(words[i : i + n])) for n in (2, 3) for i in range(len(words) - n + 1)]
@@ -146,8 +145,9 @@ def query_terms(text: str) -> list[str]:
     """A query's terms, abbreviations also standing for the compound term they abbreviate."""
     out: list[str] = []
     for word in split_words(text):
-        if word in ABBREVIATIONS:
-            out.append(ABBREVIATIONS[word])
+        full = ABBREVIATIONS.get(word) or ABBREVIATIONS.get(stem(word))  # "pvc", "pvcs"
+        if full:
+            out.append(full)
         if word not in STOP_WORDS:
             out.append(stem(word))
     return out
