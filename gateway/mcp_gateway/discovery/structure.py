@@ -26,7 +26,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from mcp_gateway.discovery.text import ABBREVIATIONS, STOP_WORDS, SYNONYM_GROUPS, SYNONYMS, split_words, stem
+from mcp_gateway.discovery.text import (
+    ABBREVIATIONS,
+    HTTP_METHODS,
+    STOP_WORDS,
+    SYNONYM_GROUPS,
+    SYNONYMS,
+    split_words,
+    stem,
+)
 
 # Canonical actions and the verbs that name them in a tool name.
 NAME_VERBS: dict[str, str] = {
@@ -50,7 +58,6 @@ NAME_VERBS: dict[str, str] = {
     "watch": "watch",
 }
 COLLECTION_ACTIONS = frozenset({"list", "deletecollection", "watchlist"})
-HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
 
 
 def _group(word: str) -> set[str]:
@@ -145,6 +152,12 @@ def _kind_words(base: Sequence[str]) -> tuple[str, ...]:
     return tuple(base)
 
 
+def kind_key(words: Sequence[str]) -> str:
+    """A kind's words joined and stemmed twice, so plurals of -ing nouns meet their singular
+    ("role bindings" -> `rolebindings` -> `rolebinding` -> `rolebind`, as `RoleBinding`)."""
+    return stem(stem("".join(words)))
+
+
 def _terms(words: Sequence[str]) -> frozenset[str]:
     stems = [stem(w) for w in words if not w.isdigit()]
     joined = [stem("".join(words[i : i + n])) for n in (2, 3) for i in range(len(words) - n + 1)]
@@ -179,8 +192,8 @@ def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list
                 base,
                 _terms(sub) if sub else frozenset(),
                 _terms(base),
-                kind=stem("".join(kind)),
-                kind_words=tuple(stem(w) for w in kind),
+                kind=kind_key(kind),
+                kind_words=tuple(kind_key([w]) for w in kind),
             )
         )
     # Structure tells apart operations on one object; a tool whose object has no other operation
@@ -230,7 +243,7 @@ class Kinds:
 
 def kind_table(shapes: Sequence[Shape | None]) -> Kinds:
     words = {sh.kind: sh.kind_words for sh in shapes if sh is not None and sh.kind}
-    short = {a: stem(full) for a, full in ABBREVIATIONS.items() if stem(full) in words}
+    short = {a: kind_key([full]) for a, full in ABBREVIATIONS.items() if kind_key([full]) in words}
     for key, kind in words.items():
         initials = "".join(w[0] for w in kind)
         if len(kind) >= 3 and initials not in words and initials not in STOP_WORDS:
@@ -300,7 +313,7 @@ def named_kinds(
         for n in range(min(kinds.longest, len(words) - i), 0, -1):
             if any(j in skip for j in range(i, i + n)):
                 continue
-            key = stem("".join(words[i : i + n]))
+            key = kind_key(words[i : i + n])
             if key in kinds.keys:
                 found.add(key)
             elif n == 1 and (words[i] in short or key in short):  # "pvc", "pvcs"
@@ -310,7 +323,7 @@ def named_kinds(
             i += n
             break
         else:
-            left.add(stem(words[i]))
+            left.add(kind_key(words[i : i + 1]))
             i += 1
     return frozenset(found), frozenset(left)
 
@@ -348,7 +361,7 @@ def parse_request(query: str, kinds: Kinds | None = None) -> Request:
         stems[j] for i, w in enumerate(words) if w in QUANTIFIERS for j in range(i + 1, min(i + 4, len(words)))
     )
     named: frozenset[str] = frozenset()
-    left = frozenset(stem(w) for w in raw)
+    left = frozenset(kind_key([w]) for w in raw)
     if kinds is not None and kinds.keys:
         named, left = named_kinds(raw, kinds, frozenset(scoping | every))
         if not named and every:  # "list all namespaces": the scope words are the only kind named
@@ -362,7 +375,7 @@ def parse_request(query: str, kinds: Kinds | None = None) -> Request:
         frozenset(terms),
         named,
         left,
-        frozenset(stem(w) for w in raw),
+        frozenset(kind_key([w]) for w in raw),
     )
 
 
