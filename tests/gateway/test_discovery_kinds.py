@@ -106,16 +106,17 @@ def test_tools_of_a_named_kind_join_the_candidates(monkeypatch: pytest.MonkeyPat
     index = ToolIndex(rest(*RBAC))
     query = "list all the namespaces"
     scores = index.scores(query)
+    request = structure.parse_request(query, index.kinds)
     kind = {i for i, n in enumerate(index.names) if "V1Namespace" in n and "Namespaced" not in n}
     best = sorted(((i, s) for i, s in scores.items() if i not in kind), key=lambda item: -item[1])
     best = best[: structure.DEPTH]
-    wider = structure.with_named_kinds(query, best, scores, index.kinds, lambda i: True)
+    wider = structure.with_named_kinds(request, best, scores, index.kinds, lambda i: True)
     assert wider[: len(best)] == best and {i for i, _ in wider[len(best) :]} == kind & set(scores)
     assert "listCoreV1Namespace" in {index.names[i] for i, _ in wider}
-    hidden = structure.with_named_kinds(query, best, scores, index.kinds, lambda i: i not in kind)
+    hidden = structure.with_named_kinds(request, best, scores, index.kinds, lambda i: i not in kind)
     assert hidden == best  # a tool the caller may not see is never added
     monkeypatch.setattr(structure, "RECALL", 0)
-    assert structure.with_named_kinds(query, best, scores, index.kinds, lambda i: True) == best
+    assert structure.with_named_kinds(request, best, scores, index.kinds, lambda i: True) == best
 
 
 def test_a_connect_operations_http_method_is_not_its_verb() -> None:

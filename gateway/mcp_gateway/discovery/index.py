@@ -167,8 +167,9 @@ class ToolIndex:
         depth = max(limit, structure.DEPTH)
         best = heapq.nsmallest(depth, ranked, key=lambda item: (-item[1], self.names[item[0]]))
         # Then reordered by how well each tool's structure fits the request (structure.py).
-        wider = structure.with_named_kinds(query, best, scores, self.kinds, lambda i: allowed(self.names[i]))
-        best = structure.rerank(query, wider, self.shapes, self.kinds, len(wider) - len(best))[:limit]
+        request = structure.parse_request(query, self.kinds)
+        wider = structure.with_named_kinds(request, best, scores, self.kinds, lambda i: allowed(self.names[i]))
+        best = structure.rerank(query, wider, self.shapes, self.kinds, len(wider) - len(best), request)[:limit]
         return [Hit(self.names[i], round(score, 4)) for i, score in best]
 
 

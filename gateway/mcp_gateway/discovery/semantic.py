@@ -152,6 +152,7 @@ class SemanticIndex:
         depth = max(limit, structure.DEPTH)
         best = heapq.nsmallest(depth, fused.items(), key=lambda item: (-item[1], self.names[item[0]]))
         kinds = self.lexical.kinds
-        wider = structure.with_named_kinds(query, best, fused, kinds, lambda i: bool(visible[i]))
-        best = structure.rerank(query, wider, self.lexical.shapes, kinds, len(wider) - len(best))[:limit]
+        request = structure.parse_request(query, kinds)
+        wider = structure.with_named_kinds(request, best, fused, kinds, lambda i: bool(visible[i]))
+        best = structure.rerank(query, wider, self.lexical.shapes, kinds, len(wider) - len(best), request)[:limit]
         return [Hit(self.names[i], round(score, 5)) for i, score in best]

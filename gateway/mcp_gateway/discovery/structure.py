@@ -24,7 +24,7 @@ its verb says little), is never moved. Measured in bench/README.md (session 9).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mcp_gateway.discovery.text import (
     ABBREVIATIONS,
@@ -224,7 +224,7 @@ def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list
     ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Kinds:
     """The catalog's kinds, for finding the ones a request names: each kind by its stemmed words
     joined (`persistentvolumeclaim`: "persistent volume claims", "PersistentVolumeClaim" and
@@ -232,13 +232,9 @@ class Kinds:
     of kinds of three words or more ("pvc", "hpa"), when those are no kind or stop word themselves."""
 
     keys: frozenset[str] = frozenset()
-    short: tuple[tuple[str, str], ...] = ()  # (abbreviation, kind key)
+    abbreviations: Mapping[str, str] = field(default_factory=dict)  # abbreviation -> kind key
     longest: int = 0  # words in the longest kind
-    members: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (kind key, the tools acting on it)
-
-    @property
-    def abbreviations(self) -> dict[str, str]:
-        return dict(self.short)
+    members: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # kind key -> the tools acting on it
 
 
 def kind_table(shapes: Sequence[Shape | None]) -> Kinds:
@@ -254,30 +250,30 @@ def kind_table(shapes: Sequence[Shape | None]) -> Kinds:
             members.setdefault(sh.kind, []).append(i)
     return Kinds(
         frozenset(words),
-        tuple(sorted(short.items())),
+        short,
         max((len(k) for k in words.values()), default=0),
-        tuple((k, tuple(v)) for k, v in sorted(members.items())),
+        {k: tuple(v) for k, v in members.items()},
     )
 
 
 def with_named_kinds(
-    query: str, best: list[tuple[int, float]], scores: Mapping[int, float], kinds: Kinds, allowed: Callable[[int], bool]
+    request: Request,
+    best: list[tuple[int, float]],
+    scores: Mapping[int, float],
+    kinds: Kinds,
+    allowed: Callable[[int], bool],
 ) -> list[tuple[int, float]]:
     """`best` plus the tools of the kinds the request names that the ranking left out (those it
     scored at all, best first): "list all the namespaces" must reach `listCoreV1Namespace` even
     when every `…Namespaced…` tool outscores it on the word. They join at the end, so the rescaled
     ranking above them is unchanged; the reranking then weighs their structure like the others'."""
-    if not RECALL or not kinds.keys:
-        return best
-    named = parse_request(query, kinds).kinds
-    if not named:
+    if not RECALL or not request.kinds:
         return best
     present = {i for i, _ in best}
-    members = dict(kinds.members)
     extra = [
         (i, scores[i])
-        for kind in named
-        for i in members.get(kind, ())
+        for kind in request.kinds
+        for i in kinds.members.get(kind, ())
         if i not in present and i in scores and allowed(i)
     ]
     extra.sort(key=lambda item: -item[1])
@@ -424,6 +420,7 @@ def rerank(
     shapes: Sequence[Shape | None],
     kinds: Kinds | None = None,
     added: int = 0,
+    request: Request | None = None,
 ) -> list[tuple[int, float]]:
     """`ranked` (tool index, score), best first: the first DEPTH reordered by their score rescaled
     to 0..1 plus WEIGHT x `agreement` (never positive); the rest follow in their order (so a shorter
@@ -434,7 +431,7 @@ def rerank(
     high, low = head[0][1], head[-1][1]
     head, tail = list(ranked[: DEPTH + added]), ranked[DEPTH + added :]
     spread = (high - low) or 1.0
-    request = parse_request(query, kinds)
+    request = request or parse_request(query, kinds)
     # (a candidate added below the ranking's DEPTH, `with_named_kinds`, rescales to 0 at most)
     scored = [(i, max(0.0, 1 - (high - s) / spread) + WEIGHT * agreement(request, shapes[i])) for i, s in head]
     scored.sort(key=lambda item: -item[1])  # stable: ties keep the ranking's order
