@@ -126,3 +126,22 @@ def test_a_connect_operations_http_method_is_not_its_verb() -> None:
     connect = [f"connectCoreV1{m}NamespacedPod{sub}" for m in ("Get", "Post") for sub in ("Exec", "Attach", "Proxy")]
     index = ToolIndex(rest(*pod, *connect))
     assert names(index, "get the details of pod web")[0] == "readCoreV1NamespacedPod"
+
+
+def test_a_subresource_without_its_kind_in_the_catalog_is_read_as_that_kinds() -> None:
+    # The caller sees `…DeploymentStatus` but no `…Deployment` operation: a status, not a kind of its own.
+    index = ToolIndex(
+        rest(
+            "readAppsV1NamespacedDeploymentStatus",
+            "patchAppsV1NamespacedDeploymentStatus",
+            *ops("RbacAuthorization", "ClusterRole", False),
+            *ops("Batch", "CronJob", True),
+        )
+    )
+    status = index.shapes[0]
+    assert status is not None and status.kind == "deploymentstatus" and not status.listed
+    for query in ("is the rollout of my deployment finished", "status of the deployment and the cronjob"):
+        assert structure.agreement(structure.parse_request(query, index.kinds), status) == 0.0
+    # a listed compound kind is its own: "cluster" alone does not name `ClusterRole`
+    role = index.shapes[index.names.index("readRbacAuthorizationV1ClusterRole")]
+    assert structure.agreement(structure.parse_request("read the cluster's state", index.kinds), role) < 0

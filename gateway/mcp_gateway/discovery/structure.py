@@ -108,6 +108,7 @@ class Shape:
     siblings: frozenset[str] = frozenset()  # terms of the subresources the same object has
     kind: str = ""  # the object's kind as one stemmed word (`persistentvolumeclaim`), API group and version cut
     kind_words: tuple[str, ...] = ()  # the kind's words, stemmed (`persistent`, `volume`, `claim`)
+    listed: bool = True  # the object has a collection operation (list...): a kind, not a subresource
 
 
 def _tool_words(name: str, required: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
@@ -194,6 +195,7 @@ def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list
                 _terms(base),
                 kind=kind_key(kind),
                 kind_words=tuple(kind_key([w]) for w in kind),
+                listed=base in collections,
             )
         )
     # Structure tells apart operations on one object; a tool whose object has no other operation
@@ -217,6 +219,7 @@ def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list
             frozenset(subs.get(sh.base, ())),
             sh.kind,
             sh.kind_words,
+            sh.listed,
         )
         if sh is not None and not sh.sub
         else sh
@@ -375,6 +378,15 @@ def parse_request(query: str, kinds: Kinds | None = None) -> Request:
     )
 
 
+def _extends(shape: Shape, named: frozenset[str]) -> bool:
+    """An object without a collection operation whose kind begins with a named kind: that kind's
+    subresource when the catalog (or the caller's view of it) lacks the kind's own operations
+    (`readAppsV1NamespacedDeploymentStatus` without `readAppsV1NamespacedDeployment`)."""
+    if shape.listed:
+        return False
+    return any(kind_key(shape.kind_words[:n]) in named for n in range(1, len(shape.kind_words)))
+
+
 def agreement(req: Request, shape: Shape | None) -> float:
     """How much a tool's structure contradicts the request: 0 when nothing does, else negative.
     Only contradictions count, so a tool without structure (no leading verb) is not put behind
@@ -390,9 +402,9 @@ def agreement(req: Request, shape: Shape | None) -> float:
     if shape.kind and req.kinds:
         # The request names a kind and this tool acts on another one (its head noun, "revision" of
         # `ControllerRevision`, counts as naming it when that word names no kind of its own).
-        if shape.kind not in req.kinds and shape.kind_words[-1] not in req.left:
+        if shape.kind not in req.kinds and shape.kind_words[-1] not in req.left and not _extends(shape, req.kinds):
             score -= W_KIND
-    elif len(shape.kind_words) > 1:
+    elif len(shape.kind_words) > 1 and shape.listed:  # (unlisted: a subresource of the modifier, see `_extends`)
         # No kind named, and the request has a modifier of this tool's kind but not its head noun:
         # "out of the cluster" is not about `ClusterRole`, "the web service" not `ServiceAccount`.
         head, modifiers = shape.kind_words[-1], shape.kind_words[:-1]
