@@ -137,8 +137,10 @@ def test_evaluation_set_meets_the_retrieval_floor() -> None:
         ranked = names(index, q["query"])
         top1 += ranked[0] in q["expected"]
         top5 += bool(set(ranked) & set(q["expected"]))
-    assert top1 / len(queries) >= 0.70  # 69.3 % without the structural reranking, 72.7 % with it
-    assert top5 / len(queries) >= 0.86
+    # 69.3 / 86.6 % without the structural reranking, 72.7 / 87.0 % with it (session 9), 77.1 / 92.2 %
+    # with the kind signals (session 10)
+    assert top1 / len(queries) >= 0.75
+    assert top5 / len(queries) >= 0.90
 
 
 def rest_tools() -> list[ToolDoc]:

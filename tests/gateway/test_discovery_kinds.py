@@ -1,7 +1,6 @@
 """The kind signals of the structural reranking (discovery/structure.py): which of the catalog's
-kinds a request names, tools acting on another kind moved down, a modifier of a compound kind
-("cluster" of `ClusterRole`) not taken for the kind, the tools of a named kind brought into the
-candidates, and a connect operation's HTTP method not read as the request's verb."""
+kinds a request names, tools acting on another kind moved down, the tools of a named kind brought
+into the candidates, and a connect operation's HTTP method not read as the request's verb."""
 
 from __future__ import annotations
 
@@ -91,15 +90,6 @@ def test_a_tool_acting_on_another_kind_than_the_one_named_moves_down(monkeypatch
     assert names(index, query)[0] == "readRbacAuthorizationV1NamespacedRole"
 
 
-def test_a_modifier_of_a_compound_kind_is_not_that_kind(monkeypatch: pytest.MonkeyPatch) -> None:
-    # "cluster" is in `ClusterRole`'s name; the request names no kind, and is about a machine.
-    index = ToolIndex(rest(*RBAC, extra={n: ", a worker machine" for n in RBAC if n.endswith("CoreV1Node")}))
-    query = "remove the broken machine from the cluster"
-    assert names(index, query)[0] == "deleteCoreV1Node"
-    monkeypatch.setattr(structure, "W_PARTIAL", 0.0)
-    assert names(index, query)[0] == "deleteRbacAuthorizationV1ClusterRole"
-
-
 def test_tools_of_a_named_kind_join_the_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
     # The ranking's candidates (here: every tool but the Namespace kind's, as when many
     # `…Namespaced…` names outscore them on the word) gain the named kind's tools, at the end.
@@ -142,6 +132,3 @@ def test_a_subresource_without_its_kind_in_the_catalog_is_read_as_that_kinds() -
     assert status is not None and status.kind == "deploymentstatus" and not status.listed
     for query in ("is the rollout of my deployment finished", "status of the deployment and the cronjob"):
         assert structure.agreement(structure.parse_request(query, index.kinds), status) == 0.0
-    # a listed compound kind is its own: "cluster" alone does not name `ClusterRole`
-    role = index.shapes[index.names.index("readRbacAuthorizationV1ClusterRole")]
-    assert structure.agreement(structure.parse_request("read the cluster's state", index.kinds), role) < 0

@@ -90,7 +90,6 @@ W_SCOPE = 1.0
 W_MANY = 0.5
 W_SUB = 1.0
 W_KIND = 1.0
-W_PARTIAL = 1.0
 RECALL = 10  # tools of a named kind added to the candidates (`with_named_kinds`)
 WEIGHT = 0.5
 DEPTH = 40
@@ -295,7 +294,6 @@ class Request:
     terms: frozenset[str]  # stems, joined pairs and their synonyms
     kinds: frozenset[str] = frozenset()  # the catalog kinds the request names (`Kinds` keys)
     left: frozenset[str] = frozenset()  # stems of the words that name no kind
-    stems: frozenset[str] = frozenset()  # the request's own stems, without synonyms or abbreviations
 
 
 def named_kinds(
@@ -374,7 +372,6 @@ def parse_request(query: str, kinds: Kinds | None = None) -> Request:
         frozenset(terms),
         named,
         left,
-        frozenset(kind_key([w]) for w in raw),
     )
 
 
@@ -385,6 +382,12 @@ def _extends(shape: Shape, named: frozenset[str]) -> bool:
     if shape.listed:
         return False
     return any(kind_key(shape.kind_words[:n]) in named for n in range(1, len(shape.kind_words)))
+
+
+def _other_kind(shape: Shape, req: Request) -> bool:
+    """The request names a kind and this tool acts on another one. Its head noun ("revision" of
+    `ControllerRevision`) counts as naming it when that word names no kind of its own."""
+    return shape.kind not in req.kinds and shape.kind_words[-1] not in req.left and not _extends(shape, req.kinds)
 
 
 def agreement(req: Request, shape: Shape | None) -> float:
@@ -399,17 +402,8 @@ def agreement(req: Request, shape: Shape | None) -> float:
         score -= W_ACTION
     if req.scope and shape.scope and req.scope != shape.scope:
         score -= W_SCOPE
-    if shape.kind and req.kinds:
-        # The request names a kind and this tool acts on another one (its head noun, "revision" of
-        # `ControllerRevision`, counts as naming it when that word names no kind of its own).
-        if shape.kind not in req.kinds and shape.kind_words[-1] not in req.left and not _extends(shape, req.kinds):
-            score -= W_KIND
-    elif len(shape.kind_words) > 1 and shape.listed:  # (unlisted: a subresource of the modifier, see `_extends`)
-        # No kind named, and the request has a modifier of this tool's kind but not its head noun:
-        # "out of the cluster" is not about `ClusterRole`, "the web service" not `ServiceAccount`.
-        head, modifiers = shape.kind_words[-1], shape.kind_words[:-1]
-        if head not in req.stems and req.stems.intersection(modifiers):
-            score -= W_PARTIAL
+    if shape.kind and req.kinds and _other_kind(shape, req):
+        score -= W_KIND
     many = shape.action in COLLECTION_ACTIONS
     if (req.plural | req.quantified) & shape.resource:
         score -= 0.0 if many else W_MANY
