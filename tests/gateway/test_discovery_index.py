@@ -184,8 +184,11 @@ def test_tool_structure_is_read_from_names_and_required_parameters() -> None:
     # PodTemplate has a list operation of its own: a kind, not a subresource of Pod.
     template = shapes["readCoreV1NamespacedPodTemplate"]
     assert template is not None and not template.sub
-    # One operation on its object (a loose verb) or no leading verb: no structure, no adjustment.
-    assert shapes["get-sum"] is None and shapes["echo"] is None
+    # One operation on its object (a loose verb): only its kind is read; no leading verb: no structure.
+    loose = shapes["get-sum"]
+    assert loose is not None and loose.loose and loose.action is None and loose.kind == "sum"
+    assert structure.agreement(structure.parse_request("add two numbers"), loose) == 0.0
+    assert shapes["echo"] is None
 
 
 def catalog_index() -> ToolIndex:

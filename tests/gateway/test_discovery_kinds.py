@@ -132,3 +132,17 @@ def test_a_subresource_without_its_kind_in_the_catalog_is_read_as_that_kinds() -
     assert status is not None and status.kind == "deploymentstatus" and not status.listed
     for query in ("is the rollout of my deployment finished", "status of the deployment and the cronjob"):
         assert structure.agreement(structure.parse_request(query, index.kinds), status) == 0.0
+
+
+def test_the_only_operation_on_its_object_still_has_a_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `readCoreV1NamespacedEndpoints` is the only Endpoints tool: its verb says little, its kind does.
+    pod = ops("Core", "Pod", True, ("list", "read", "create", "delete"))
+    index = ToolIndex(rest(*pod, "readCoreV1NamespacedEndpoints"))
+    endpoints = index.shapes[-1]
+    assert endpoints is not None and endpoints.loose and endpoints.kind == "endpoint"
+    assert "endpoint" not in index.kinds.keys  # it names no kind a request is matched against
+    request = structure.parse_request("read the logs of pod web", index.kinds)
+    assert structure.agreement(request, endpoints) == -structure.W_KIND
+    assert structure.agreement(structure.parse_request("read the service's addresses", index.kinds), endpoints) == 0
+    monkeypatch.setattr(structure, "LOOSE", False)
+    assert ToolIndex(rest(*pod, "readCoreV1NamespacedEndpoints")).shapes[-1] is None

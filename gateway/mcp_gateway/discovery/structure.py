@@ -90,6 +90,7 @@ W_SCOPE = 1.0
 W_MANY = 0.5
 W_SUB = 1.0
 W_KIND = 1.0
+LOOSE = True  # the only operation on its object still has a kind (`loose` shapes)
 RECALL = 10  # tools of a named kind added to the candidates (`with_named_kinds`)
 WEIGHT = 0.5
 DEPTH = 40
@@ -108,6 +109,7 @@ class Shape:
     kind: str = ""  # the object's kind as one stemmed word (`persistentvolumeclaim`), API group and version cut
     kind_words: tuple[str, ...] = ()  # the kind's words, stemmed (`persistent`, `volume`, `claim`)
     listed: bool = True  # the object has a collection operation (list...): a kind, not a subresource
+    loose: bool = False  # the only operation on its object: only its kind is read
 
 
 def _tool_words(name: str, required: Sequence[str]) -> tuple[str | None, str | None, tuple[str, ...]]:
@@ -198,17 +200,19 @@ def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list
             )
         )
     # Structure tells apart operations on one object; a tool whose object has no other operation
-    # (`get-sum`, `getCoreV1APIResources`) keeps its verb only loosely, so it gets no adjustment.
+    # (`get-sum`, `getCoreV1APIResources`) keeps its verb only loosely, so only its kind is read
+    # (a `loose` shape: moved down when the request names another kind, nothing else).
     actions: dict[tuple[str, ...], set[str]] = {}
     for shape in shapes:
         if shape is not None:
             actions.setdefault(shape.base, set()).add(shape.action or "")
+    every = shapes
     shapes = [sh if sh is not None and len(actions[sh.base]) > 1 else None for sh in shapes]
     subs: dict[tuple[str, ...], set[str]] = {}
     for shape in shapes:
         if shape is not None and shape.sub:
             subs.setdefault(shape.base, set()).update(shape.sub)
-    return [
+    out = [
         Shape(
             sh.action,
             sh.scope,
@@ -223,6 +227,16 @@ def tool_shapes(names: Sequence[str], required: Sequence[Sequence[str]]) -> list
         if sh is not None and not sh.sub
         else sh
         for sh in shapes
+    ]
+    if not LOOSE:
+        return out
+    return [
+        sh
+        if sh is not None or raw is None
+        else Shape(
+            None, None, raw.base, frozenset(), raw.resource, frozenset(), raw.kind, raw.kind_words, raw.listed, True
+        )
+        for sh, raw in zip(out, every, strict=True)
     ]
 
 
@@ -240,7 +254,7 @@ class Kinds:
 
 
 def kind_table(shapes: Sequence[Shape | None]) -> Kinds:
-    words = {sh.kind: sh.kind_words for sh in shapes if sh is not None and sh.kind}
+    words = {sh.kind: sh.kind_words for sh in shapes if sh is not None and sh.kind and not sh.loose}
     short = {a: kind_key([full]) for a, full in ABBREVIATIONS.items() if kind_key([full]) in words}
     for key, kind in words.items():
         initials = "".join(w[0] for w in kind)
@@ -248,7 +262,7 @@ def kind_table(shapes: Sequence[Shape | None]) -> Kinds:
             short.setdefault(initials, key)
     members: dict[str, list[int]] = {}
     for i, sh in enumerate(shapes):
-        if sh is not None and sh.kind:
+        if sh is not None and sh.kind and not sh.loose:
             members.setdefault(sh.kind, []).append(i)
     return Kinds(
         frozenset(words),
@@ -396,6 +410,8 @@ def agreement(req: Request, shape: Shape | None) -> float:
     structured ones that merely agree."""
     if shape is None:
         return 0.0
+    if shape.loose:
+        return -W_KIND if shape.kind and req.kinds and _other_kind(shape, req) else 0.0
     score = 0.0
     family = {"deletecollection": "delete", "watchlist": "watch"}.get(shape.action or "", shape.action)
     if req.actions and family in QUERY_ACTIONS and family not in req.actions:
