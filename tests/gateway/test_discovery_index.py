@@ -137,8 +137,10 @@ def test_evaluation_set_meets_the_retrieval_floor() -> None:
         ranked = names(index, q["query"])
         top1 += ranked[0] in q["expected"]
         top5 += bool(set(ranked) & set(q["expected"]))
-    assert top1 / len(queries) >= 0.70  # 69.3 % without the structural reranking, 72.7 % with it
-    assert top5 / len(queries) >= 0.86
+    # 69.3 / 86.6 % without the structural reranking, 72.7 / 87.0 % with it (session 9), 77.1 / 92.2 %
+    # with the kind signals (session 10)
+    assert top1 / len(queries) >= 0.75
+    assert top5 / len(queries) >= 0.90
 
 
 def rest_tools() -> list[ToolDoc]:
@@ -182,8 +184,11 @@ def test_tool_structure_is_read_from_names_and_required_parameters() -> None:
     # PodTemplate has a list operation of its own: a kind, not a subresource of Pod.
     template = shapes["readCoreV1NamespacedPodTemplate"]
     assert template is not None and not template.sub
-    # One operation on its object (a loose verb) or no leading verb: no structure, no adjustment.
-    assert shapes["get-sum"] is None and shapes["echo"] is None
+    # One operation on its object (a loose verb): only its kind is read; no leading verb: no structure.
+    loose = shapes["get-sum"]
+    assert loose is not None and loose.loose and loose.action is None and loose.kind == "sum"
+    assert structure.agreement(structure.parse_request("add two numbers"), loose) == 0.0
+    assert shapes["echo"] is None
 
 
 def catalog_index() -> ToolIndex:

@@ -132,6 +132,7 @@ class ToolIndex:
         self._postings = postings
         self._idf = {t: math.log(1 + (count - len(p) + 0.5) / (len(p) + 0.5)) for t, p in postings.items()}
         self.shapes = structure.tool_shapes(self.names, [d.required for d in self.docs])
+        self.kinds = structure.kind_table(self.shapes)
 
     def __len__(self) -> int:
         return len(self.docs)
@@ -166,7 +167,9 @@ class ToolIndex:
         depth = max(limit, structure.DEPTH)
         best = heapq.nsmallest(depth, ranked, key=lambda item: (-item[1], self.names[item[0]]))
         # Then reordered by how well each tool's structure fits the request (structure.py).
-        best = structure.rerank(query, best, self.shapes)[:limit]
+        request = structure.parse_request(query, self.kinds)
+        wider = structure.with_named_kinds(request, best, scores, self.kinds, lambda i: allowed(self.names[i]))
+        best = structure.rerank(query, wider, self.shapes, self.kinds, len(wider) - len(best), request)[:limit]
         return [Hit(self.names[i], round(score, 4)) for i, score in best]
 
 

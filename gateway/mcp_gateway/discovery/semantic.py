@@ -151,5 +151,8 @@ class SemanticIndex:
         # The best fused candidates, reordered by how well their structure fits the request (structure.py).
         depth = max(limit, structure.DEPTH)
         best = heapq.nsmallest(depth, fused.items(), key=lambda item: (-item[1], self.names[item[0]]))
-        best = structure.rerank(query, best, self.lexical.shapes)[:limit]
+        kinds = self.lexical.kinds
+        request = structure.parse_request(query, kinds)
+        wider = structure.with_named_kinds(request, best, fused, kinds, lambda i: bool(visible[i]))
+        best = structure.rerank(query, wider, self.lexical.shapes, kinds, len(wider) - len(best), request)[:limit]
         return [Hit(self.names[i], round(score, 5)) for i, score in best]

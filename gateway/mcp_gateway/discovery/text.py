@@ -44,7 +44,20 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("commit", "checkin"),
     ("branch", "checkout"),
     ("difference", "diff", "compare", "changes"),
-    ("status", "state", "health", "running", "finished", "complete", "progress", "bound", "ready", "condition"),
+    (
+        "status",
+        "state",
+        "health",
+        "running",
+        "finished",
+        "complete",
+        "progress",
+        "bound",
+        "ready",
+        "condition",
+        "phase",
+        "healthy",
+    ),
     ("binding", "bind", "grant", "permission", "access", "authorize", "allow"),
     ("watch", "stream", "follow", "subscribe", "monitor"),
     ("echo", "repeat", "parrot"),
@@ -125,20 +138,29 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in split_words(text) if w not in STOP_WORDS]
 
 
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
+
+
 def name_terms(name: str) -> list[str]:
     """Terms of a tool name, plus its adjacent words joined: `StatefulSet` also yields `statefulset`,
-    `PersistentVolumeClaim` `persistentvolumeclaim`, since users write such names as one word."""
-    words = [w for w in split_words(name) if not w.isdigit()]
+    `PersistentVolumeClaim` `persistentvolumeclaim`, since users write such names as one word.
+    A connect operation's HTTP method (`connectCoreV1GetNamespacedPodExec`) is how the tool is
+    called, not what it does: "get the pod's details" is not a request for its exec stream."""
+    every = split_words(name)
+    if every and every[0] == "connect":
+        every = [w for w in every if w not in HTTP_METHODS]
+    words = [w for w in every if not w.isdigit()]
     joined = [stem("".join(words[i : i + n])) for n in (2, 3) for i in range(len(words) - n + 1)]
-    return terms(name) + joined
+    return [stem(w) for w in every if w not in STOP_WORDS] + joined
 
 
 def query_terms(text: str) -> list[str]:
     """A query's terms, abbreviations also standing for the compound term they abbreviate."""
     out: list[str] = []
     for word in split_words(text):
-        if word in ABBREVIATIONS:
-            out.append(ABBREVIATIONS[word])
+        full = ABBREVIATIONS.get(word) or ABBREVIATIONS.get(stem(word))  # "pvc", "pvcs"
+        if full:
+            out.append(full)
         if word not in STOP_WORDS:
             out.append(stem(word))
     return out
