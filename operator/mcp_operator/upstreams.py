@@ -39,6 +39,9 @@ class UpstreamReconciler:
         # (kind, ns, name) -> (resourceVersion, generation) of our last write
         self._applied: dict[tuple[str, str, str], tuple[str, int]] = {}
         self._last_apply: dict[tuple[str, str], float] = {}
+        # (ns, name) -> config hash last applied here: the body a handler gets may predate our own
+        # status write, so its `configHash` alone would call an update a creation (or miss it).
+        self._applied_hash: dict[tuple[str, str], str] = {}
         self.health = upstream_health.HealthTracker()
 
     def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
@@ -48,6 +51,7 @@ class UpstreamReconciler:
         key = (namespace, name)
         self._locks.pop(key, None)
         self._last_apply.pop(key, None)
+        self._applied_hash.pop(key, None)
         self.health.forget(key)
         for kind in OWNED_KINDS:
             self._applied.pop((kind, namespace, naming.adapter_name(name)), None)
@@ -116,7 +120,8 @@ class UpstreamReconciler:
                 await self._write_status(upstream, Condition("Ready", False, "ApplyFailed", message), digest=digest)
                 raise
             self._last_apply[(namespace, name)] = time.monotonic()
-            previous = (upstream.get("status") or {}).get("configHash")
+            previous = self._applied_hash.get((namespace, name)) or (upstream.get("status") or {}).get("configHash")
+            self._applied_hash[(namespace, name)] = digest
             if previous != digest:
                 verb = "Created" if previous is None else "Updated"
                 await events.post(
