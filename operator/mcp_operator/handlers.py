@@ -18,7 +18,7 @@ import kopf
 
 from mcp_operator import naming
 from mcp_operator.context import OperatorContext
-from mcp_operator.monitor import needs_apply
+from mcp_operator.upstreams import needs_apply
 
 log = logging.getLogger("mcp_operator.handlers")
 

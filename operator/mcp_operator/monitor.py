@@ -15,17 +15,11 @@ from typing import Any
 from mcp_operator import metrics, naming, scope
 from mcp_operator.kube import Kube
 from mcp_operator.settings import Settings
-from mcp_operator.upstreams import UpstreamReconciler
+from mcp_operator.upstreams import UpstreamReconciler, needs_apply
 
 log = logging.getLogger("mcp_operator.monitor")
 
 CONCURRENCY = 16
-
-
-def needs_apply(upstream: dict[str, Any]) -> bool:
-    """The spec changed since we last applied it (or we never did)."""
-    status = upstream.get("status") or {}
-    return status.get("observedGeneration") != upstream["metadata"].get("generation") or not status.get("configHash")
 
 
 class UpstreamMonitor:

@@ -30,6 +30,12 @@ def upstream_path(namespace: str, name: str) -> str:
     return object_path(naming.API_VERSION, naming.UPSTREAMS, namespace, name)
 
 
+def needs_apply(upstream: dict[str, Any]) -> bool:
+    """The spec changed since we last applied it (or we never did)."""
+    status = upstream.get("status") or {}
+    return status.get("observedGeneration") != upstream["metadata"].get("generation") or not status.get("configHash")
+
+
 class UpstreamReconciler:
     def __init__(self, kube: Kube, settings: Settings, on_status: Callable[[], None] | None = None) -> None:
         self.kube = kube
@@ -78,7 +84,9 @@ class UpstreamReconciler:
             if upstream is None or upstream["metadata"].get("deletionTimestamp"):
                 self.forget(namespace, name)
                 return  # the garbage collector removes the workload via owner references
-            await self._reconcile(upstream, apply=apply, check=check)
+            # The caller judged `apply` on an older copy (the monitor's list): a spec changed since
+            # is applied now, so the status never reports a generation whose workload is not there.
+            await self._reconcile(upstream, apply=apply or needs_apply(upstream), check=check)
 
     async def repair(self, namespace: str, name: str, changed: Obj, deleted: bool) -> None:
         """An owned object was deleted or edited by someone else: re-apply and record an Event if it drifted."""
